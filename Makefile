@@ -1,0 +1,59 @@
+# vibe-mocap — the two commands a newcomer runs: `make demo` and `make test`.
+# Each installs what it needs (venvs with pinned wheels, Debian packages) and is idempotent.
+SHELL := /bin/bash
+PY311 ?= $(shell command -v python3.11 || echo python3.11)
+PY313 ?= $(shell command -v python3.13 || ls $$HOME/.pyenv/versions/3.13.*/bin/python3.13 2>/dev/null | tail -1 || echo python3.13)
+PIP_FLAGS := -q --disable-pip-version-check
+APT_PACKAGES := ffmpeg
+export OMP_WAIT_POLICY := PASSIVE
+
+.PHONY: test test-fast demo venvs apt extension bench clean
+
+# Main venv: engine (torch CPU, smplx, OpenCV, LiteRT) + bpy 5.0 + pytest.
+.venv/.stamp: requirements/engine.txt pyproject.toml
+	$(PY311) -m venv .venv
+	.venv/bin/pip install $(PIP_FLAGS) -r requirements/engine.txt
+	.venv/bin/pip install $(PIP_FLAGS) --no-deps --no-build-isolation -e .
+	touch $@
+
+# Oldest supported Blender (4.2 LTS, Python 3.11) for the add-on matrix.
+.venv-bpy42/.stamp: requirements/bpy42.txt
+	$(PY311) -m venv .venv-bpy42
+	.venv-bpy42/bin/pip install $(PIP_FLAGS) -r requirements/bpy42.txt
+	touch $@
+
+# Newest Blender LTS (5.2, Python 3.13) for the add-on matrix.
+.venv-bpy52/.stamp: requirements/bpy52.txt
+	$(PY313) -m venv .venv-bpy52
+	.venv-bpy52/bin/pip install $(PIP_FLAGS) -r requirements/bpy52.txt
+	touch $@
+
+venvs: .venv/.stamp .venv-bpy42/.stamp .venv-bpy52/.stamp
+
+apt:
+	@missing=""; for p in $(APT_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+
+# Whole suite: every tier in the main venv, then the Blender tier on 4.2 and 5.2.
+test: venvs apt
+	.venv/bin/python -m pytest -q tests
+	PYTHONPATH=$(CURDIR) .venv-bpy42/bin/python -m pytest -q -p no:cacheprovider tests/blender
+	PYTHONPATH=$(CURDIR) .venv-bpy52/bin/python -m pytest -q -p no:cacheprovider tests/blender
+
+test-fast: .venv/.stamp
+	.venv/bin/python -m pytest -q -x tests/unit
+
+demo: venvs apt
+	.venv/bin/python tools/demo.py
+
+extension: .venv/.stamp
+	.venv/bin/python tools/build_extension.py
+
+bench: .venv/.stamp
+	.venv/bin/python benchmarks/generator.py
+
+clean:
+	rm -rf build dist out .pytest_cache

@@ -1,0 +1,1 @@
+"""Process plumbing for the engine subprocess (stdlib only, no bpy)."""
