@@ -1,0 +1,99 @@
+"""Ground plane from the feet of a tilted synthetic scene, and foot-contact detection."""
+import numpy as np
+
+from vibe_blender.core.rotations import aa_to_matrix
+from vibe_engine.postprocess.contacts import detect_contacts
+from vibe_engine.postprocess.ground import estimate_ground, world_from_camera
+
+FPS = 30.0
+
+
+def _walk(num_frames=150, speed=1.2, step_period=1.0):
+    """World-frame (z up) heel/toe points of a walker: alternate stance (planted) and swing."""
+    t = np.arange(num_frames) / FPS
+    feet = np.zeros((num_frames, 4, 3))
+    contact = np.zeros((num_frames, 4), bool)
+    for side, (y_off, phase) in enumerate([(0.1, 0.0), (-0.1, 0.5)]):
+        cycle = (t / step_period + phase) % 1.0
+        swing = cycle > 0.6
+        # position along x advances only during swing (planted otherwise): piecewise plant points
+        n_cycles = np.floor(t / step_period + phase)
+        progress = np.where(swing, (cycle - 0.6) / 0.4, 0.0)
+        x = (n_cycles + progress) * speed * step_period
+        lift = np.where(swing, 0.12 * np.sin(np.pi * progress), 0.0)
+        for k, dx in enumerate([0.0, 0.2]):  # heel, toe
+            feet[:, 2 * side + k] = np.stack([x + dx, np.full(num_frames, y_off), lift + 0.03], 1)
+            contact[:, 2 * side + k] = ~swing
+    return t, feet, contact
+
+
+def _camera(pitch_deg, roll_deg, height):
+    """camera_from_world (4x4) for a camera at `height` m, 4 m behind the walk, looking along +x."""
+    level = np.array([[0, -1, 0], [0, 0, -1], [1, 0, 0]], float)  # world (x fwd, z up) → OpenCV
+    tilt = aa_to_matrix(np.array([np.radians(pitch_deg), 0, 0])) @ aa_to_matrix(np.array([0, 0, np.radians(roll_deg)]))
+    rot = tilt @ level
+    centre = np.array([-4.0, 0.5, height])
+    m = np.eye(4)
+    m[:3, :3] = rot
+    m[:3, 3] = -rot @ centre
+    return m
+
+
+def test_tilted_ground_recovered_within_one_degree():
+    rng = np.random.default_rng(1)
+    t, feet_w, _ = _walk()
+    cam = _camera(pitch_deg=-18.0, roll_deg=6.0, height=1.6)
+    feet_c = feet_w @ cam[:3, :3].T + cam[:3, 3] + rng.normal(0, 0.01, feet_w.shape)
+    plane = estimate_ground(feet_c, t)
+    true_up = cam[:3, :3] @ np.array([0, 0, 1.0])
+    angle = np.degrees(np.arccos(np.clip(plane.normal @ true_up, -1, 1)))
+    assert angle < 1.0
+    assert abs(plane.offset - 1.57) < 0.03  # camera height above the plane of the stance feet (3 cm up)
+
+
+def test_world_frame_puts_feet_on_the_ground():
+    t, feet_w, _ = _walk()
+    cam = _camera(pitch_deg=-10.0, roll_deg=-4.0, height=1.2)
+    feet_c = feet_w @ cam[:3, :3].T + cam[:3, 3]
+    m = world_from_camera(estimate_ground(feet_c, t))
+    np.testing.assert_allclose(m[:3, :3] @ m[:3, :3].T, np.eye(3), atol=1e-12)
+    back = feet_c @ m[:3, :3].T + m[:3, 3]
+    stance_heights = np.sort(back[..., 2].ravel())[: back.shape[0]]
+    assert np.all(np.abs(stance_heights) < 0.01)  # the ground passes through the planted feet
+
+
+def test_level_camera_world_matches_default_convention():
+    from vibe_engine.postprocess.ground import GroundPlane
+
+    m = world_from_camera(GroundPlane(normal=np.array([0.0, -1.0, 0.0]), offset=1.5))
+    np.testing.assert_allclose(m[:3, :3], [[1, 0, 0], [0, 0, 1], [0, -1, 0]], atol=1e-12)
+    np.testing.assert_allclose(m[:3, 3], [0, 0, 1.5], atol=1e-12)
+
+
+def test_standing_still_falls_back_to_body_axis():
+    t = np.arange(60) / FPS
+    # Two ankles side by side: a line, which cannot fix the ground's tilt about it.
+    feet = np.tile(np.array([[0.1, 1.5, 4.0], [-0.1, 1.5, 4.0]]), (60, 1, 1))
+    up = np.tile([0.0, -0.9961947, 0.0871557], (60, 1))  # camera pitched by 5°
+    plane = estimate_ground(feet, t, body_up=up)
+    np.testing.assert_allclose(plane.normal, up[0], atol=1e-9)
+
+
+def test_contacts_match_the_walk():
+    t, feet_w, truth = _walk()
+    found = detect_contacts(feet_w, t)
+    agree = (found == truth).mean()
+    assert agree > 0.9
+    # never a contact while the foot is high in the air
+    assert not np.any(found & (feet_w[..., 2] > 0.12))
+
+
+def test_contact_flicker_is_cleaned():
+    t = np.arange(30) / FPS
+    pts = np.zeros((30, 1, 3))
+    pts[:, 0, 2] = 0.3
+    pts[10:20, 0, 2] = 0.0
+    pts[14, 0, 2] = 0.3  # a one-frame glitch inside a contact
+    pts[25, 0, 2] = 0.0  # a one-frame touch
+    found = detect_contacts(pts, t, speed_max=100.0)[:, 0]
+    assert found[10:20].all() and not found[25] and found.sum() == 10

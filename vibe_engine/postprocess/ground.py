@@ -1,0 +1,119 @@
+"""Ground plane and world frame from a static camera, estimated from the feet over time.
+
+Input points are in the OpenCV camera frame (x right, y down, z forward), metres. Feet on the
+ground lie on one plane: per frame we take the slow foot points near the lowest
+one (along the current up estimate), fit a plane to those points with outlier rejection, and iterate
+with the plane's normal as the new up. When the stance points do not span a plane (a person
+standing still), the body's own vertical axis gives the normal instead.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+CAMERA_UP = np.array([0.0, -1.0, 0.0])  # a level OpenCV camera: y points down
+STANCE_SPEED_MAX = 0.5  # m/s: faster foot points are not on the ground
+STANCE_BAND = 0.10  # m: foot points this far above the frame's lowest one still count as planted
+MIN_SPREAD = 0.15  # m: second principal extent needed for the stance points to define a plane
+OUTLIER_MADS = 3.0
+ITERATIONS = 3
+
+
+@dataclass(frozen=True)
+class GroundPlane:
+    """Plane n·x + offset = 0 in the camera frame; ``normal`` (3,) unit, pointing up (to the body).
+
+    ``offset`` (m) is then the camera's height above the ground.
+    """
+
+    normal: np.ndarray
+    offset: float
+
+    def height(self, points: np.ndarray) -> np.ndarray:
+        """Signed height (m) of camera-frame points (..., 3) above the plane."""
+        return points @ self.normal + self.offset
+
+
+def _speeds(points: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Speed (T,K) m/s of points (T,K,3) by central differences over timestamps (T,) s."""
+    vel = np.gradient(points, np.asarray(times, np.float64), axis=0) if len(times) > 1 else np.zeros_like(points)
+    return np.linalg.norm(vel, axis=-1)
+
+
+def _stance_points(feet: np.ndarray, speeds: np.ndarray, up: np.ndarray) -> np.ndarray:
+    """Slow foot points (M,3) no higher than STANCE_BAND above their frame's lowest point along ``up``."""
+    heights = feet @ up
+    low = heights <= heights.min(axis=1, keepdims=True) + STANCE_BAND
+    return feet[low & (speeds <= STANCE_SPEED_MAX)]
+
+
+def _fit_plane(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Least-squares plane through points (M,3): centroid (3,), normal (3,), singular values (3,)."""
+    centroid = points.mean(axis=0)
+    _, sing, vt = np.linalg.svd(points - centroid, full_matrices=False)
+    return centroid, vt[2], sing / np.sqrt(max(len(points), 1))
+
+
+def _robust_plane(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Plane fit, then refit without points beyond OUTLIER_MADS median absolute deviations."""
+    centroid, normal, spread = _fit_plane(points)
+    resid = np.abs((points - centroid) @ normal)
+    mad = np.median(resid) + 1e-4
+    inliers = points[resid <= OUTLIER_MADS * mad]
+    return _fit_plane(inliers) if len(inliers) >= 3 else (centroid, normal, spread)
+
+
+def estimate_ground(feet: np.ndarray, times: np.ndarray, body_up: np.ndarray | None = None) -> GroundPlane:
+    """Estimate the ground plane from foot points (T,K,3) in the camera frame over times (T,) s.
+
+    Stance points: every slow foot point within STANCE_BAND of its frame's lowest one (both
+    feet and heel and toe, so they span the ground's width, not only the walking line).
+
+    ``body_up`` (T,3), optional: the body's vertical axis per frame (e.g. pelvis → neck), used
+    when the stance points do not span a plane. Raises ValueError with fewer than 3 frames.
+    """
+    feet = np.asarray(feet, dtype=np.float64)
+    if feet.shape[0] < 3:
+        raise ValueError("need at least 3 frames of feet to estimate the ground")
+    speeds = _speeds(feet, times)
+    up = CAMERA_UP if body_up is None else _mean_direction(body_up)
+    for _ in range(ITERATIONS):
+        stance = _stance_points(feet, speeds, up)
+        if len(stance) < 3:
+            break
+        centroid, normal, spread = _robust_plane(stance)
+        if spread[1] < MIN_SPREAD / 2:
+            break  # a line or a point: the normal is not determined by the feet
+        up = normal if normal @ up > 0 else -normal
+    return _plane_below(feet, up)
+
+
+def _mean_direction(vectors: np.ndarray) -> np.ndarray:
+    """Unit mean direction of vectors (T,3) (median per axis, robust to outlier frames)."""
+    v = np.median(np.asarray(vectors, np.float64), axis=0)
+    return v / np.linalg.norm(v)
+
+
+def _plane_below(feet: np.ndarray, up: np.ndarray) -> GroundPlane:
+    """The plane with normal ``up`` through the typical lowest foot height (10th percentile)."""
+    lowest = np.min(feet @ up, axis=1)
+    return GroundPlane(normal=up, offset=-float(np.percentile(lowest, 10)))
+
+
+def world_from_camera(plane: GroundPlane) -> np.ndarray:
+    """4×4 float64 transform camera → z-up world with the ground at z = 0.
+
+    World z is the plane normal, world x the camera's x projected onto the ground, y = z × x
+    (so a level camera looks along +y), and the origin the point of the ground below the camera.
+    For a level camera this equals (x_cv, z_cv, −y_cv + height).
+    """
+    z = plane.normal / np.linalg.norm(plane.normal)
+    x = np.array([1.0, 0.0, 0.0]) - z[0] * z
+    x /= np.linalg.norm(x)
+    rot = np.stack([x, np.cross(z, x), z])
+    origin = -plane.offset * z
+    m = np.eye(4)
+    m[:3, :3] = rot
+    m[:3, 3] = -rot @ origin
+    return m
