@@ -1,0 +1,368 @@
+"""Job: the state machine of one engine run, fed by an ``EngineProcess``.
+
+PENDING → RUNNING → DONE | FAILED | CANCELLED. ``update()`` is non-blocking (Blender's modal
+timer calls it); ``run_blocking()`` drives the same object to the end (background mode, scripts).
+
+Outcome rules, applied once the process has exited and all its lines were read:
+- cancel requested, ``done`` status ``cancelled`` or exit code 3 → CANCELLED (result file removed);
+- an ``error`` message → FAILED with the engine's one-line message (result file removed);
+- ``done`` ``ok``, exit 0 and the result file present → DONE;
+- anything else (no ``done``: crash, kill) → FAILED with the last stderr line, the tail in ``detail``.
+Garbage stdout lines are counted and surfaced as warnings, never fatal.
+"""
+from __future__ import annotations
+
+import enum
+import logging
+import os
+import time
+from pathlib import Path
+from typing import Callable
+
+from .engine_process import PROTOCOL_VERSION, CancelLadder, EngineLine, EngineProcess
+from .errors import EngineCancelledError, EngineCrashedError, EngineProtocolError, EngineRunError
+
+log = logging.getLogger(__name__)
+
+EXIT_OK = 0
+EXIT_CANCELLED = 3
+STDERR_DETAIL_LINES = 40
+MIN_FRACTION_FOR_ETA = 0.02
+POLL_S = 0.1
+# Plain commands (venv, pip) do not read the cancel line: terminate them almost at once.
+PLAIN_COMMAND_LADDER = CancelLadder(grace_s=0.2, term_s=3.0)
+
+
+class JobState(enum.Enum):
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    DONE = "DONE"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+
+FINAL_STATES = (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
+
+
+class Job:
+    """One engine run. ``result_path``: the motion file the command was told to write (or None)."""
+
+    def __init__(self, argv: list[str], *, result_path: str | os.PathLike | None = None,
+                 ladder: CancelLadder = CancelLadder(), env: dict | None = None,
+                 clock: Callable[[], float] = time.monotonic) -> None:
+        self.process = EngineProcess(argv, env=env, ladder=ladder, clock=clock)
+        self.result_path = None if result_path is None else Path(result_path)
+        self._clock = clock
+        self.state = JobState.PENDING
+        self.hello: dict = {}
+        self.result: dict = {}
+        self.stage, self.stage_index, self.stage_count = "", 0, 0
+        self.done, self.total = 0, 0
+        self.warnings: list[str] = []
+        self.garbage_lines: list[str] = []
+        self.error = self.error_code = self.error_detail = ""
+        self.exit_code: int | None = None
+        self._done_status: str | None = None
+        self._started_at = self._stage_started_at = 0.0
+
+    # -- driving ----------------------------------------------------------------------------
+    def start(self) -> None:
+        """Start the engine. A command that cannot start ends the job as FAILED (no exception)."""
+        self._started_at = self._stage_started_at = self._clock()
+        try:
+            self.process.start()
+        except OSError as exc:
+            self._fail(f"Cannot start the engine ({exc.strerror or exc}): check the engine Python "
+                       "in the preferences", "NOT_STARTED")
+            return
+        self.state = JobState.RUNNING
+
+    def update(self) -> bool:
+        """Non-blocking: apply every new engine line; returns True when something changed."""
+        if self.state is not JobState.RUNNING:
+            return False
+        lines = self.process.poll()
+        for line in lines:
+            self.apply(line)
+        if self.process.finished:
+            self._finish()
+            return True
+        return bool(lines)
+
+    def run_blocking(self, on_update: Callable[["Job"], None] | None = None) -> JobState:
+        """Start (if needed) and run to the end; Ctrl-C becomes a cancel. Returns the final state."""
+        if self.state is JobState.PENDING:
+            self.start()
+        while self.state is JobState.RUNNING:
+            try:
+                for line in self.process.read(POLL_S):
+                    self.apply(line)
+                    if on_update is not None:
+                        on_update(self)
+                if self.process.finished:
+                    self._finish()
+            except KeyboardInterrupt:
+                self.request_cancel()
+        if on_update is not None:
+            on_update(self)
+        return self.state
+
+    def request_cancel(self) -> None:
+        """Ask the engine to stop; the ladder (terminate, kill) runs from update()/run_blocking()."""
+        if self.state is JobState.RUNNING:
+            self.process.request_cancel()
+
+    def close(self) -> None:
+        """Kill and reap the engine if it still runs (unregister, errors); the job ends CANCELLED."""
+        if self.state is JobState.RUNNING:
+            self.process.close()
+            self.state = JobState.CANCELLED
+            self._remove_result()
+
+    # -- progress view --------------------------------------------------------------------------
+    @property
+    def finished(self) -> bool:
+        return self.state in FINAL_STATES
+
+    @property
+    def stage_fraction(self) -> float:
+        """Progress of the current stage in [0, 1]."""
+        return min(1.0, self.done / self.total) if self.total > 0 else 0.0
+
+    @property
+    def fraction(self) -> float:
+        """Overall progress in [0, 1]: finished stages count as whole, the current one in part."""
+        if self.state is JobState.DONE:
+            return 1.0
+        if self.stage_count <= 0:
+            return 0.0
+        return min(1.0, (min(self.stage_index, self.stage_count - 1) + self.stage_fraction) / self.stage_count)
+
+    @property
+    def eta_s(self) -> float | None:
+        """Seconds left in the current stage, from its elapsed time and progress; None if unknown."""
+        frac = self.stage_fraction
+        if self.state is not JobState.RUNNING or frac < MIN_FRACTION_FOR_ETA:
+            return None
+        elapsed = self._clock() - self._stage_started_at
+        return elapsed * (1.0 - frac) / frac
+
+    @property
+    def last_warning(self) -> str:
+        return self.warnings[-1] if self.warnings else ""
+
+    def raise_for_state(self) -> None:
+        """Raise the EngineRunError subclass matching a FAILED/CANCELLED job (no-op when DONE)."""
+        kwargs = {"code": self.error_code or "INTERNAL", "detail": self.error_detail,
+                  "exit_code": self.exit_code}
+        if self.state is JobState.CANCELLED:
+            raise EngineCancelledError(self.error or "Cancelled", **kwargs)
+        if self.state is JobState.FAILED:
+            cls = {"CRASHED": EngineCrashedError, "PROTOCOL": EngineProtocolError}.get(
+                self.error_code, EngineRunError)
+            raise cls(self.error, **kwargs)
+        if self.state is not JobState.DONE:
+            raise EngineRunError("The engine run has not finished yet", code="NOT_FINISHED")
+
+    # -- message handling -----------------------------------------------------------------------
+    def apply(self, line: EngineLine) -> None:
+        """Apply one engine line to the job's view (used by update(); tests feed transcripts)."""
+        if line.kind != "message":
+            self._garbage(line.text)
+            return
+        msg = line.data
+        handler = getattr(self, f"_on_{msg['type']}", None)
+        if msg.get("v") != PROTOCOL_VERSION:
+            self._protocol_mismatch(msg.get("v"))
+        elif handler is None:
+            log.info("ignoring unknown engine message type %r", msg["type"])
+        else:
+            handler(msg)
+
+    def _garbage(self, text: str) -> None:
+        self.garbage_lines.append(text)
+        shown = text if len(text) <= 80 else text[:77] + "..."
+        self.warnings.append(f"Engine printed a line that is not protocol JSON: {shown!r}")
+        log.warning("engine garbage line: %r", text)
+
+    def _protocol_mismatch(self, version: object) -> None:
+        if not self.error:
+            self.error = (f"Engine speaks protocol version {version}, the add-on expects "
+                          f"{PROTOCOL_VERSION}: update the add-on and the engine to the same release")
+            self.error_code = "PROTOCOL"
+        self.process.request_cancel()
+
+    def _on_hello(self, msg: dict) -> None:
+        self.hello = dict(msg)
+
+    def _on_stage(self, msg: dict) -> None:
+        self.stage = str(msg.get("name", ""))
+        self.stage_index = int(msg.get("index", self.stage_index))
+        self.stage_count = int(msg.get("count", self.stage_count))
+        self.done, self.total = 0, 0
+        self._stage_started_at = self._clock()
+
+    def _on_progress(self, msg: dict) -> None:
+        if msg.get("stage") and msg["stage"] != self.stage:
+            self.stage = str(msg["stage"])
+            self._stage_started_at = self._clock()
+        self.done, self.total = int(msg.get("done", 0)), int(msg.get("total", 0))
+
+    def _on_warning(self, msg: dict) -> None:
+        self.warnings.append(str(msg.get("message") or msg.get("code") or "warning"))
+
+    def _on_result(self, msg: dict) -> None:
+        self.result = dict(msg)
+        if self.result_path is None and msg.get("path"):
+            self.result_path = Path(msg["path"])
+
+    def _on_error(self, msg: dict) -> None:
+        if self.error_code == "PROTOCOL":
+            return
+        self.error = str(msg.get("message") or "The engine reported an error")
+        self.error_code = str(msg.get("code") or "INTERNAL")
+        self.error_detail = str(msg.get("detail") or "")
+
+    def _on_done(self, msg: dict) -> None:
+        self._done_status = str(msg.get("status", ""))
+
+    # -- outcome --------------------------------------------------------------------------------
+    def _finish(self) -> None:
+        self.exit_code = self.process.returncode
+        cancelled = self.process.cancel_requested or self._done_status == "cancelled" or \
+            self.exit_code == EXIT_CANCELLED
+        if self.error_code == "PROTOCOL":
+            self._fail(self.error, self.error_code)
+        elif cancelled:
+            self.state = JobState.CANCELLED
+            self.error = "Cancelled"
+            self.error_code = "CANCELLED"
+            self._remove_result()
+        elif self.error:
+            self._fail(self.error, self.error_code or "INTERNAL", self.error_detail)
+        elif self._done_status == "ok" and self.exit_code == EXIT_OK:
+            self._succeed_or_fail_on_missing_file()
+        else:
+            self._fail_crashed()
+
+    def _succeed_or_fail_on_missing_file(self) -> None:
+        if self.result_path is not None and not self.result_path.is_file():
+            self._fail(f"The engine finished but wrote no motion file at {self.result_path}: "
+                       "check the disk space and the output folder", "NO_RESULT")
+            return
+        self.state = JobState.DONE
+
+    def _fail_crashed(self) -> None:
+        tail = self.process.stderr_tail(STDERR_DETAIL_LINES)
+        last = next((t.strip() for t in reversed(tail) if t.strip()), "no error output")
+        how = "was killed" if self.exit_code is not None and self.exit_code < 0 else \
+            f"stopped unexpectedly (exit code {self.exit_code})"
+        self._fail(f"The engine {how}: {last}", "CRASHED", "\n".join(tail))
+
+    def _fail(self, message: str, code: str, detail: str = "") -> None:
+        self.state = JobState.FAILED
+        self.error, self.error_code = message, code
+        self.error_detail = detail or "\n".join(self.process.stderr_tail(STDERR_DETAIL_LINES))
+        self._remove_result()
+        log.info("engine job failed (%s): %s", code, message)
+
+    def _remove_result(self) -> None:
+        if self.result_path is not None and self.result_path.exists():
+            try:
+                self.result_path.unlink()
+            except OSError as exc:
+                log.warning("could not remove %s: %s", self.result_path, exc)
+
+
+class CommandJob:
+    """Named plain-text commands run one after another (``Set up engine``: venv, then pip).
+
+    Same driving API as ``Job`` (start/update/run_blocking/request_cancel/close). Progress is
+    the step index; ``last_line`` is the newest output line (pip's "Collecting torch…").
+    """
+
+    def __init__(self, steps: list[tuple[str, list[str]]], *, env: dict | None = None,
+                 ladder: CancelLadder = PLAIN_COMMAND_LADDER) -> None:
+        if not steps:
+            raise ValueError("CommandJob needs at least one step")
+        self.steps = list(steps)
+        self._env, self._ladder = env, ladder
+        self.state = JobState.PENDING
+        self.step_index = 0
+        self.last_line = ""
+        self.error = self.error_detail = ""
+        self.process: EngineProcess | None = None
+        self._cancel = False
+
+    @property
+    def step_name(self) -> str:
+        return self.steps[min(self.step_index, len(self.steps) - 1)][0]
+
+    @property
+    def fraction(self) -> float:
+        return 1.0 if self.state is JobState.DONE else self.step_index / len(self.steps)
+
+    @property
+    def finished(self) -> bool:
+        return self.state in FINAL_STATES
+
+    def start(self) -> None:
+        self.state = JobState.RUNNING
+        self._start_step()
+
+    def _start_step(self) -> None:
+        name, argv = self.steps[self.step_index]
+        self.process = EngineProcess(argv, env=self._env, protocol=False, ladder=self._ladder)
+        try:
+            self.process.start()
+        except OSError as exc:
+            self.state = JobState.FAILED
+            self.error = f"{name}: cannot start {argv[0]} ({exc.strerror or exc}): check the path"
+
+    def update(self, block_s: float = 0.0) -> bool:
+        if self.state is not JobState.RUNNING or self.process is None:
+            return False
+        lines = self.process.read(block_s)
+        if lines:
+            self.last_line = lines[-1].text
+        if self.process.finished:
+            self._step_finished()
+            return True
+        return bool(lines)
+
+    def _step_finished(self) -> None:
+        code = self.process.returncode if self.process else None
+        if self._cancel:
+            self.state, self.error = JobState.CANCELLED, "Cancelled"
+        elif code != EXIT_OK:
+            tail = self.process.stderr_tail(STDERR_DETAIL_LINES) if self.process else []
+            last = next((t.strip() for t in reversed(tail) if t.strip()), self.last_line or "no output")
+            self.state = JobState.FAILED
+            self.error = f"{self.step_name} failed (exit code {code}): {last}"
+            self.error_detail = "\n".join(tail)
+        elif self.step_index + 1 < len(self.steps):
+            self.step_index += 1
+            self._start_step()
+        else:
+            self.state = JobState.DONE
+
+    def run_blocking(self, on_update: Callable[["CommandJob"], None] | None = None) -> JobState:
+        if self.state is JobState.PENDING:
+            self.start()
+        while self.state is JobState.RUNNING:
+            try:
+                if self.update(POLL_S) and on_update is not None:
+                    on_update(self)
+            except KeyboardInterrupt:
+                self.request_cancel()
+        return self.state
+
+    def request_cancel(self) -> None:
+        if self.state is JobState.RUNNING and self.process is not None:
+            self._cancel = True
+            self.process.request_cancel()
+
+    def close(self) -> None:
+        if self.state is JobState.RUNNING and self.process is not None:
+            self.process.close()
+            self.state = JobState.CANCELLED
