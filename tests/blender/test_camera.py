@@ -1,0 +1,109 @@
+"""Camera match in real Blender: Blender's own projection equals the motion file's OpenCV pinhole."""
+import math
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+from vibe_blender.bl import camera as blcam  # noqa: E402
+from vibe_blender.core import camera_match as cm  # noqa: E402
+from vibe_blender.core.errors import MotionFileError, UserInputError  # noqa: E402
+
+MAX_PIXEL_ERROR = 0.01  # px
+VIDEO_FRAMES = 12
+
+
+@pytest.fixture(autouse=True)
+def empty_scene():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    yield
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    """A 12-frame 160×90 H.264 clip made with the ffmpeg CLI (installed by `make apt`)."""
+    path = tmp_path_factory.mktemp("video") / "clip.mp4"
+    ffmpeg = shutil.which("ffmpeg")
+    assert ffmpeg, "ffmpeg is needed for this test: run `make apt`"
+    subprocess.run([ffmpeg, "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=160x90:rate=30",
+                    "-frames:v", str(VIDEO_FRAMES), "-pix_fmt", "yuv420p", str(path)], check=True, timeout=60)
+    return str(path)
+
+
+def _rotation(axis, angle):
+    axis = np.asarray(axis, float) / np.linalg.norm(axis)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    return np.eye(3) + math.sin(angle) * k + (1 - math.cos(angle)) * k @ k
+
+
+def _meta(width, height, world=None):
+    return {"camera": {"model": "pinhole", "focal_px": 1100.0, "cx": 0.43 * width, "cy": 0.58 * height,
+                       "width": width, "height": height, "source": "user"},
+            "world": {"world_from_camera": world}}
+
+
+def _tilted_world():
+    """A camera 1.6 m above the ground, pitched down 15° and yawed 20° (OpenCV → z-up world)."""
+    m = np.eye(4)
+    base = np.array([[1.0, 0, 0], [0, 0, 1], [0, -1, 0]])
+    m[:3, :3] = _rotation([0, 0, 1], math.radians(20)) @ base @ _rotation([1, 0, 0], math.radians(-15))
+    m[:3, 3] = [0.3, -4.0, 1.6]
+    return m
+
+
+@pytest.mark.parametrize("size", [(1280, 720), (720, 1280)], ids=["landscape", "portrait"])
+@pytest.mark.parametrize("world", [None, "tilted"])
+def test_blender_projection_matches_pinhole(size, world):
+    wfc = _tilted_world() if world else None
+    meta = _meta(*size, None if wfc is None else wfc.tolist())
+    cam = blcam.create_camera(meta)
+    scene = bpy.context.scene
+    assert scene.camera == cam
+    assert (scene.render.resolution_x, scene.render.resolution_y) == size
+    rng = np.random.default_rng(7)
+    pts_cv = np.column_stack([rng.uniform(-1.5, 1.5, (40, 2)), rng.uniform(2.0, 9.0, 40)])
+    wfc = np.eye(4) if wfc is None else wfc
+    if world is None:
+        wfc[:3, :3] = [[1, 0, 0], [0, 0, 1], [0, -1, 0]]
+    pts_world = pts_cv @ wfc[:3, :3].T + wfc[:3, 3]
+    expected = cm.PinholeCamera.from_meta(meta).project(pts_cv)
+    got = blcam.project_world_points(scene, cam, pts_world)
+    assert np.abs(got - expected).max() < MAX_PIXEL_ERROR
+    assert (np.abs(expected - [0.43 * size[0], 0.58 * size[1]]) > 50).any()  # points spread over the image
+
+
+def test_video_is_camera_background(video):
+    cam = blcam.create_camera(_meta(160, 90), video_path=video, frame_start=5)
+    data = cam.data
+    assert data.show_background_images and len(data.background_images) == 1
+    bg = data.background_images[0]
+    assert bg.source == "MOVIE_CLIP" and bg.clip is not None
+    assert bg.clip.frame_start == 5 and bg.clip.frame_duration == VIDEO_FRAMES
+    assert tuple(bg.clip.size) == (160, 90)
+
+
+def test_image_movie_fallback_background(video):
+    image = bpy.data.images.load(video)
+    data = bpy.data.cameras.new("c")
+    bg = blcam.attach_footage(data, image, frame_start=3)
+    assert bg.source == "IMAGE" and bg.image == image and image.source == "MOVIE"
+    assert bg.image_user.frame_start == 3 and bg.image_user.frame_duration == VIDEO_FRAMES
+
+
+def test_bad_video_leaves_scene_untouched(tmp_path):
+    bad = tmp_path / "bad.mp4"
+    bad.write_bytes(b"not a video")
+    for path, message in [(bad, "cannot decode"), (tmp_path / "missing.mp4", "not found")]:
+        with pytest.raises(UserInputError, match=message):
+            blcam.create_camera(_meta(160, 90), video_path=str(path))
+    assert len(bpy.data.objects) == 0 and len(bpy.data.cameras) == 0
+    assert len(bpy.data.movieclips) == 0 and len(bpy.data.images) == 0
+
+
+def test_bad_camera_header_raises_before_creating():
+    with pytest.raises(MotionFileError, match="meta.camera"):
+        blcam.create_camera({"camera": {"focal_px": 0, "cx": 1, "cy": 1, "width": 2, "height": 2}})
+    assert len(bpy.data.objects) == 0
