@@ -7,7 +7,7 @@ Usage (the options before the sub-command pick the behaviour; the rest is the re
     fake_engine.py [--scenario NAME] doctor
 
 Scenarios:
-  ok          hello, 5 stages with progress, one warning, result file, done ok, exit 0
+  ok          hello, 6 stages with progress, one warning, result file, done ok, exit 0
   slow        like ok with 50 progress steps per stage (cancel-aware)
   cancel      runs ~forever (10 min) until cancelled: done cancelled, exit 3, no result file
   garbage     like ok, plus a non-JSON stdout line in the middle
@@ -33,7 +33,7 @@ import threading
 import time
 
 PROTOCOL_VERSION = 1
-STAGES = ("decode", "detect", "track", "regress", "write")
+STAGES = ("decode", "detect", "track", "features", "regress", "write")
 CANCEL_TIMEOUT_S = 600.0
 T0 = time.monotonic()
 CANCELLED = threading.Event()
@@ -94,7 +94,7 @@ def run_stages(args: argparse.Namespace, steps: int, garbage: bool = False) -> N
             if CANCELLED.is_set():
                 cancelled_exit()
             time.sleep(args.step_s)
-            emit("progress", stage=name, done=k, total=steps)
+            emit("progress", stage=name, done=k, total=steps, fps=None, eta_s=None)
         if garbage and i == 1:
             sys.stdout.write("Loading weights... this is not JSON\n")
             sys.stdout.flush()
@@ -102,7 +102,7 @@ def run_stages(args: argparse.Namespace, steps: int, garbage: bool = False) -> N
             emit("warning", code="SHORT_TRACK_DROPPED", message="Track 7 dropped: shorter than 8 frames")
 
 
-def write_result(args: argparse.Namespace) -> None:
+def write_result(args: argparse.Namespace, announce: bool = True) -> None:
     tmp = f"{args.out}.tmp-{os.getpid()}"
     if args.result_from:
         shutil.copyfile(args.result_from, tmp)
@@ -112,7 +112,9 @@ def write_result(args: argparse.Namespace) -> None:
     if CANCELLED.is_set():
         cancelled_exit(tmp)
     os.replace(tmp, args.out)
-    emit("result", path=args.out, schema=1, people=[{"id": 1, "first": 0, "last": 9}], fps=30.0, frames=10)
+    if announce:
+        emit("result", path=args.out, schema="vibe-mocap-motion/1",
+             people=[{"id": 1, "frames": 10, "first": 0, "last": 9}], fps=30.0, frames=10)
 
 
 def scenario_run(args: argparse.Namespace) -> int:
@@ -155,7 +157,7 @@ def scenario_run(args: argparse.Namespace) -> int:
 
 def replay(args: argparse.Namespace) -> int:
     """Replay a golden transcript; a ``result`` line gets the real --out path and a file."""
-    status = "ok"
+    exit_code = 0
     with open(args.transcript, encoding="utf-8") as fh:
         for raw in fh:
             line = raw.rstrip("\n")
@@ -164,14 +166,16 @@ def replay(args: argparse.Namespace) -> int:
             except ValueError:
                 msg = None
             if isinstance(msg, dict) and msg.get("type") == "result" and args.cmd == "run":
-                write_result(args)
-                continue
+                write_result(args, announce=False)
+                line = json.dumps({**msg, "path": args.out})
             if isinstance(msg, dict) and msg.get("type") == "done":
-                status = msg.get("status", status)
+                exit_code = {"ok": 0, "cancelled": 3}.get(msg.get("status"), exit_code)
+            if isinstance(msg, dict) and msg.get("type") == "error":
+                exit_code = 1 if msg.get("code") in ("INTERNAL", "OUT_OF_MEMORY") else 4
             sys.stdout.write(line + "\n")
             sys.stdout.flush()
             time.sleep(args.step_s)
-    return {"ok": 0, "cancelled": 3}.get(status, 4)
+    return exit_code
 
 
 def main(argv: list[str]) -> int:

@@ -51,7 +51,7 @@ def test_ok_run_reports_stages_progress_warning_and_result(video, tmp_path):
     assert job.result["path"] == str(job.result_path)
     assert job.hello["engine_version"] == "0.0.0-fake"
     stages = [s for s, _ in seen]
-    assert list(dict.fromkeys(stages)) == ["", "decode", "detect", "track", "regress", "write"]
+    assert list(dict.fromkeys(stages)) == ["", "decode", "detect", "track", "features", "regress", "write"]
     fractions = [f for _, f in seen]
     assert fractions == sorted(fractions) and job.fraction == 1.0
     assert job.last_warning == "Track 7 dropped: shorter than 8 frames"
@@ -152,7 +152,7 @@ def test_protocol_version_mismatch_fails_clearly(video, tmp_path):
     job = make_job("version", video, tmp_path)
     assert job.run_blocking() is JobState.FAILED
     assert job.error_code == "PROTOCOL"
-    assert "protocol version 2" in job.error and "expects 1" in job.error
+    assert job.error.startswith("engine speaks protocol v2, this add-on speaks v1")
 
 
 def test_success_without_result_file_is_a_failure(video, tmp_path):
@@ -191,15 +191,44 @@ def test_eta_from_stage_progress_with_a_fake_clock():
     job.apply(decode_line('{"v":1,"type":"stage","name":"detect","index":1,"count":4}'))
     assert job.eta_s is None
     now[0] += 10.0
-    job.apply(decode_line('{"v":1,"type":"progress","stage":"detect","done":25,"total":100}'))
+    job.apply(decode_line('{"v":1,"type":"progress","stage":"detect","done":25,"total":100,'
+                          '"fps":null,"eta_s":null}'))
     assert job.eta_s == pytest.approx(30.0)
     assert job.fraction == pytest.approx((1 + 0.25) / 4)
+    job.apply(decode_line('{"v":1,"type":"progress","stage":"detect","done":50,"total":100,'
+                          '"fps":5.0,"eta_s":12.0}'))
+    now[0] += 2.0
+    assert job.eta_s == pytest.approx(10.0)  # the engine's own estimate, aged by 2 s
 
 
 def test_decode_line_classifies_garbage_and_messages():
-    assert decode_line('{"v":1,"type":"done","status":"ok","extra":5}').data["extra"] == 5
-    for text in ("hello", "[1, 2]", '{"v": 1}', '{"type": 3}'):
-        assert decode_line(text) == EngineLine("garbage", text)
+    assert decode_line('{"v":1,"type":"done","status":"ok","extra":5}').message["extra"] == 5
+    for text in ("hello", "[1, 2]", '{"v": 1}', '{"type": 3}', '{"v":1,"type":"progress"}'):
+        line = decode_line(text)
+        assert (line.kind, line.text, line.message) == ("garbage", text, None) and line.error
+    assert decode_line('{"v":2,"type":"done","status":"ok"}').kind == "version"
+
+
+TRANSCRIPTS = Path(__file__).resolve().parents[2] / "assets" / "protocol"
+
+
+@pytest.mark.parametrize("name, state, code", [
+    ("ok", JobState.DONE, ""),
+    ("cancelled", JobState.CANCELLED, "CANCELLED"),
+    ("error", JobState.FAILED, "NO_PERSON"),
+    ("garbage", JobState.FAILED, "INTERNAL"),
+])
+def test_golden_transcripts_replayed_by_the_fake(name, state, code, video, tmp_path):
+    job = make_job("ok", video, tmp_path, "--step-s", "0", "--transcript", str(TRANSCRIPTS / f"{name}.jsonl"))
+    assert job.run_blocking() is state
+    assert job.error_code == code
+    assert job.result_path.exists() == (state is JobState.DONE)
+    if name == "ok":
+        assert job.stage == "write" and job.result["people"][1]["id"] == 2
+        assert job.last_warning.startswith("track 3 (12 frames)")
+    if name == "garbage":
+        assert job.garbage_lines[0].startswith("Traceback") and len(job.garbage_lines) == 3
+        assert job.error.startswith("internal error: ZeroDivisionError")
 
 
 def _wait_for(cond, timeout_s: float = 20.0) -> None:

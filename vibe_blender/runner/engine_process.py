@@ -15,20 +15,21 @@ The process is always reaped (``wait``), so no zombie is left behind.
 from __future__ import annotations
 
 import collections
-import json
 import logging
 import os
 import queue
 import subprocess
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Callable
+
+from ..core import protocol
 
 log = logging.getLogger(__name__)
 
-PROTOCOL_VERSION = 1
-CANCEL_LINE = json.dumps({"v": PROTOCOL_VERSION, "type": "cancel"}) + "\n"
+PROTOCOL_VERSION = protocol.PROTOCOL_VERSION
+CANCEL_LINE = protocol.cancel_line() + "\n"
 STDERR_RING_LINES = 200
 POLL_INTERVAL_S = 0.1
 # After the process has exited, how long its pipes may stay open (a grandchild holding them).
@@ -45,24 +46,28 @@ class CancelLadder:
 
 @dataclass(frozen=True)
 class EngineLine:
-    """One stdout line. kind: "message" (a decoded protocol object in ``data``), "garbage" (not
-    a JSON object: kept verbatim in ``text``) or "text" (protocol off: plain output, e.g. pip)."""
+    """One stdout line.
+
+    kind: "message" (a valid protocol message in ``message``), "version" (a message from another
+    protocol version: ``error`` says so), "garbage" (not a valid protocol line: ``text`` verbatim,
+    ``error`` why) or "text" (protocol off: plain output such as pip's).
+    """
 
     kind: str
     text: str
-    data: dict = field(default_factory=dict)
+    message: protocol.Message | None = None
+    error: str = ""
 
 
 def decode_line(text: str) -> EngineLine:
-    """Parse one stdout line; anything that is not a JSON object with a string ``type`` is garbage."""
+    """Classify one stdout line with ``core.protocol``; invalid lines become garbage, not errors."""
     stripped = text.strip()
     try:
-        data = json.loads(stripped)
-    except ValueError:
-        return EngineLine("garbage", stripped)
-    if not isinstance(data, dict) or not isinstance(data.get("type"), str):
-        return EngineLine("garbage", stripped)
-    return EngineLine("message", stripped, data)
+        return EngineLine("message", stripped, protocol.decode_line(stripped))
+    except protocol.ProtocolVersionError as exc:
+        return EngineLine("version", stripped, error=str(exc))
+    except protocol.ProtocolError as exc:
+        return EngineLine("garbage", stripped, error=str(exc))
 
 
 class EngineProcess:

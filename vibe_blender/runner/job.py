@@ -19,7 +19,8 @@ import time
 from pathlib import Path
 from typing import Callable
 
-from .engine_process import PROTOCOL_VERSION, CancelLadder, EngineLine, EngineProcess
+from ..core.protocol import Message
+from .engine_process import CancelLadder, EngineLine, EngineProcess
 from .errors import EngineCancelledError, EngineCrashedError, EngineProtocolError, EngineRunError
 
 log = logging.getLogger(__name__)
@@ -29,6 +30,7 @@ EXIT_CANCELLED = 3
 STDERR_DETAIL_LINES = 40
 MIN_FRACTION_FOR_ETA = 0.02
 POLL_S = 0.1
+GARBAGE_SHOWN_CHARS = 80
 # Plain commands (venv, pip) do not read the cancel line: terminate them almost at once.
 PLAIN_COMMAND_LADDER = CancelLadder(grace_s=0.2, term_s=3.0)
 
@@ -63,6 +65,7 @@ class Job:
         self.error = self.error_code = self.error_detail = ""
         self.exit_code: int | None = None
         self._done_status: str | None = None
+        self._engine_eta: tuple[float, float] | None = None  # (eta_s, clock when received)
         self._started_at = self._stage_started_at = 0.0
 
     # -- driving ----------------------------------------------------------------------------
@@ -140,12 +143,17 @@ class Job:
 
     @property
     def eta_s(self) -> float | None:
-        """Seconds left in the current stage, from its elapsed time and progress; None if unknown."""
-        frac = self.stage_fraction
-        if self.state is not JobState.RUNNING or frac < MIN_FRACTION_FOR_ETA:
+        """Seconds left in the current stage: the engine's own estimate when it sends one (aged by
+        the time since), else from the stage's elapsed time and progress; None if unknown."""
+        if self.state is not JobState.RUNNING:
             return None
-        elapsed = self._clock() - self._stage_started_at
-        return elapsed * (1.0 - frac) / frac
+        now = self._clock()
+        if self._engine_eta is not None:
+            return max(0.0, self._engine_eta[0] - (now - self._engine_eta[1]))
+        frac = self.stage_fraction
+        if frac < MIN_FRACTION_FOR_ETA:
+            return None
+        return (now - self._stage_started_at) * (1.0 - frac) / frac
 
     @property
     def last_warning(self) -> str:
@@ -167,64 +175,63 @@ class Job:
     # -- message handling -----------------------------------------------------------------------
     def apply(self, line: EngineLine) -> None:
         """Apply one engine line to the job's view (used by update(); tests feed transcripts)."""
-        if line.kind != "message":
+        if line.kind == "version":
+            self._protocol_mismatch(line.error)
+            return
+        if line.kind != "message" or line.message is None:
             self._garbage(line.text)
             return
-        msg = line.data
-        handler = getattr(self, f"_on_{msg['type']}", None)
-        if msg.get("v") != PROTOCOL_VERSION:
-            self._protocol_mismatch(msg.get("v"))
-        elif handler is None:
-            log.info("ignoring unknown engine message type %r", msg["type"])
+        msg = line.message
+        handler = getattr(self, f"_on_{msg.type}", None)
+        if handler is None:
+            log.info("ignoring engine message of unknown type %r", msg.type)
         else:
             handler(msg)
 
     def _garbage(self, text: str) -> None:
         self.garbage_lines.append(text)
-        shown = text if len(text) <= 80 else text[:77] + "..."
+        shown = text if len(text) <= GARBAGE_SHOWN_CHARS else text[:GARBAGE_SHOWN_CHARS - 3] + "..."
         self.warnings.append(f"Engine printed a line that is not protocol JSON: {shown!r}")
         log.warning("engine garbage line: %r", text)
 
-    def _protocol_mismatch(self, version: object) -> None:
-        if not self.error:
-            self.error = (f"Engine speaks protocol version {version}, the add-on expects "
-                          f"{PROTOCOL_VERSION}: update the add-on and the engine to the same release")
-            self.error_code = "PROTOCOL"
+    def _protocol_mismatch(self, why: str) -> None:
+        if self.error_code != "PROTOCOL":
+            self.error, self.error_code = why, "PROTOCOL"
         self.process.request_cancel()
 
-    def _on_hello(self, msg: dict) -> None:
-        self.hello = dict(msg)
+    def _on_hello(self, msg: Message) -> None:
+        self.hello = msg.to_dict()
 
-    def _on_stage(self, msg: dict) -> None:
-        self.stage = str(msg.get("name", ""))
-        self.stage_index = int(msg.get("index", self.stage_index))
-        self.stage_count = int(msg.get("count", self.stage_count))
-        self.done, self.total = 0, 0
+    def _on_stage(self, msg: Message) -> None:
+        self.stage = str(msg["name"])
+        self.stage_index, self.stage_count = int(msg["index"]), int(msg["count"])
+        self.done, self.total, self._engine_eta = 0, 0, None
         self._stage_started_at = self._clock()
 
-    def _on_progress(self, msg: dict) -> None:
-        if msg.get("stage") and msg["stage"] != self.stage:
+    def _on_progress(self, msg: Message) -> None:
+        if msg["stage"] != self.stage:
             self.stage = str(msg["stage"])
             self._stage_started_at = self._clock()
-        self.done, self.total = int(msg.get("done", 0)), int(msg.get("total", 0))
+        self.done, self.total = int(msg["done"]), int(msg["total"] or 0)
+        eta = msg.get("eta_s")
+        self._engine_eta = None if eta is None else (float(eta), self._clock())
 
-    def _on_warning(self, msg: dict) -> None:
-        self.warnings.append(str(msg.get("message") or msg.get("code") or "warning"))
+    def _on_warning(self, msg: Message) -> None:
+        self.warnings.append(str(msg["message"]))
 
-    def _on_result(self, msg: dict) -> None:
-        self.result = dict(msg)
-        if self.result_path is None and msg.get("path"):
+    def _on_result(self, msg: Message) -> None:
+        self.result = msg.to_dict()
+        if self.result_path is None:
             self.result_path = Path(msg["path"])
 
-    def _on_error(self, msg: dict) -> None:
+    def _on_error(self, msg: Message) -> None:
         if self.error_code == "PROTOCOL":
             return
-        self.error = str(msg.get("message") or "The engine reported an error")
-        self.error_code = str(msg.get("code") or "INTERNAL")
+        self.error, self.error_code = str(msg["message"]), str(msg["code"])
         self.error_detail = str(msg.get("detail") or "")
 
-    def _on_done(self, msg: dict) -> None:
-        self._done_status = str(msg.get("status", ""))
+    def _on_done(self, msg: Message) -> None:
+        self._done_status = str(msg["status"])
 
     # -- outcome --------------------------------------------------------------------------------
     def _finish(self) -> None:
