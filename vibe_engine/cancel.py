@@ -14,7 +14,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from typing import Callable, TextIO
+from typing import Callable, Iterator
 
 from vibe_blender.core.protocol import is_cancel
 
@@ -25,6 +25,8 @@ log = logging.getLogger(__name__)
 PAUSE_ENV = "VIBE_ENGINE_PAUSE_AT"
 #: Longest time the test pause waits for a cancel before carrying on (seconds).
 PAUSE_TIMEOUT_S = 60.0
+#: Bytes per read from stdin.
+READ_CHUNK_BYTES = 4096
 
 
 class CancelToken:
@@ -69,18 +71,33 @@ class CancelToken:
             raise CancelledError(f"cancelled during {stage} ({self.reason})")
 
 
-def watch_stdin(token: CancelToken, stream: TextIO) -> threading.Thread:
-    """Start a daemon thread that cancels ``token`` on a cancel line or at end of ``stream``."""
+def _lines(fd: int) -> Iterator[bytes]:
+    """Yield lines read from a raw file descriptor (no Python buffer lock, so a daemon thread
+    blocked here never stalls interpreter shutdown); ends at EOF."""
+    pending = b""
+    while True:
+        chunk = os.read(fd, READ_CHUNK_BYTES)
+        if not chunk:
+            if pending:
+                yield pending
+            return
+        pending += chunk
+        *lines, pending = pending.split(b"\n")
+        yield from lines
+
+
+def watch_stdin(token: CancelToken, fd: int = 0) -> threading.Thread:
+    """Start a daemon thread that cancels ``token`` on a cancel line or at EOF of ``fd``."""
 
     def _watch() -> None:
         try:
-            for line in stream:
+            for line in _lines(fd):
                 if is_cancel(line):
                     token.cancel("cancel line on stdin")
                     return
                 if line.strip():
-                    log.warning("ignored stdin line: %.80s", line.strip())
-        except (OSError, ValueError) as exc:
+                    log.warning("ignored stdin line: %.80r", line.strip())
+        except OSError as exc:
             log.info("stdin watcher stopped: %s", exc)
         token.cancel("stdin closed")
 

@@ -27,6 +27,7 @@ WARNING = "warning"
 RESULT = "result"
 ERROR = "error"
 DONE = "done"
+REPORT = "report"
 CANCEL = "cancel"
 
 #: Stage names in the order the engine runs them (``stage.index`` is 0-based into this tuple).
@@ -51,10 +52,11 @@ REQUIRED_FIELDS: dict[str, dict[str, tuple[type, ...]]] = {
              "frames": (int,)},
     ERROR: {"code": (str,), "message": (str,), "detail": (str, type(None))},
     DONE: {"status": (str,)},
+    REPORT: {"kind": (str,), "data": (dict,)},
     CANCEL: {},
 }
 #: Message types the engine sends; ``CANCEL`` is the only one the add-on sends.
-ENGINE_TYPES = (HELLO, STAGE, PROGRESS, WARNING, RESULT, ERROR, DONE)
+ENGINE_TYPES = (HELLO, STAGE, PROGRESS, WARNING, RESULT, ERROR, DONE, REPORT)
 
 
 class ProtocolError(VibeError):
@@ -194,11 +196,12 @@ def is_cancel(line: str | bytes) -> bool:
         return False
 
 
-def check_transcript(messages: list[Message]) -> None:
+def check_transcript(messages: list[Message], require_result: bool = True) -> None:
     """Check the ordering rules of a whole engine transcript.
 
-    ``hello`` first, ``done`` last and exactly once, ``result`` only with ``done ok``, ``error``
-    only with ``done error``, and stage indices strictly increasing. Raises ProtocolError.
+    ``hello`` first, ``done`` last and exactly once, ``result`` exactly with ``done ok`` (only
+    with it when ``require_result`` is False, as for ``doctor``), ``error`` exactly with
+    ``done error``, and stage indices strictly increasing. Raises ProtocolError.
     """
     if not messages or messages[0].type != HELLO:
         raise ProtocolError("transcript must start with 'hello'")
@@ -207,7 +210,7 @@ def check_transcript(messages: list[Message]) -> None:
         raise ProtocolError("transcript must end with exactly one 'done'")
     status = dones[0]["status"]
     types = [m.type for m in messages]
-    if (RESULT in types) != (status == "ok"):
+    if (RESULT in types and status != "ok") or (require_result and status == "ok" and RESULT not in types):
         raise ProtocolError("'result' is sent exactly when the run ends 'ok'")
     if (ERROR in types) != (status == "error"):
         raise ProtocolError("'error' is sent exactly when the run ends 'error'")

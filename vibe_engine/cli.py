@@ -1,0 +1,211 @@
+"""Command line: ``python -m vibe_engine run|doctor|inspect`` (docs/engine-protocol.md).
+
+``run`` and ``doctor`` speak the JSON-lines protocol on stdout (the original stdout is kept for
+the protocol; ``sys.stdout`` is pointed at stderr so no stray print can corrupt it). Logs go to
+stderr. ``inspect`` prints a table, or one JSON object with ``--json``.
+
+Exit codes: 0 ok, 1 internal error, 2 usage, 3 cancelled, 4 bad input.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import traceback
+from importlib import metadata
+from pathlib import Path
+from typing import Sequence, TextIO
+
+from . import __version__
+from .config import DEFAULT_BATCH_SIZE, DEFAULT_MIN_FRAMES, OOM_ENV, EngineConfig, resolve_models
+from .errors import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, CancelledError, EngineError, ModelError
+
+log = logging.getLogger(__name__)
+
+
+class UsageError(Exception):
+    """A command-line usage error (argparse), exit 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    """ArgumentParser that raises UsageError instead of printing and exiting."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see --help)")
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
+    return value
+
+
+def _id_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(x) for x in text.split(",") if x.strip())
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected comma-separated track ids such as 1,3, got {text}") from None
+
+
+def _add_model_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--vibe-data", metavar="DIR", help="folder with the official VIBE data files")
+    p.add_argument("--vibe-checkpoint", metavar="F", help="vibe_model_wo_3dpw.pth.tar (overrides --vibe-data)")
+    p.add_argument("--spin-checkpoint", metavar="F", help="spin_model_checkpoint.pth.tar")
+    p.add_argument("--body-model", metavar="F", help="SMPL body model (.pkl or .npz)")
+
+
+def _add_run(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="video → motion file")
+    p.add_argument("video", help="input video file")
+    p.add_argument("--out", required=True, metavar="FILE", help="motion file to write (*.motion.npz)")
+    _add_model_args(p)
+    p.add_argument("--boxes", metavar="FILE", help="per-frame person boxes (JSON/CSV) instead of the detector")
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--focal", type=_positive_float, metavar="PX",
+                   help="focal length in pixels (default: the image diagonal)")
+    p.add_argument("--min-frames", type=_positive_int, default=DEFAULT_MIN_FRAMES, metavar="N",
+                   help=f"drop tracks shorter than N frames (default {DEFAULT_MIN_FRAMES})")
+    p.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
+                   help=f"crops per backbone batch (default {DEFAULT_BATCH_SIZE})")
+    p.add_argument("--tracks", type=_id_list, metavar="IDS", help="keep only these track ids, e.g. 1,3")
+    p.add_argument("--max-people", type=_positive_int, metavar="N", help="keep the N longest tracks")
+    p.add_argument("--official-chunks", action="store_true",
+                   help="restart the GRU every 450 frames like the official demo")
+    p.add_argument("--ignore-stdin", action="store_true",
+                   help="do not treat end of stdin as cancel (for shell use with </dev/null)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argparse tree of every sub-command."""
+    parser = _Parser(prog="vibe_engine", description="VIBE motion-capture engine")
+    parser.add_argument("--version", action="version", version=__version__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="debug logs on stderr")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+    _add_run(sub)
+    doctor = sub.add_parser("doctor", help="report versions, device and model files")
+    _add_model_args(doctor)
+    inspect = sub.add_parser("inspect", help="summarise a motion file")
+    inspect.add_argument("file")
+    inspect.add_argument("--json", action="store_true", help="print one JSON object")
+    return parser
+
+
+def torch_version() -> str | None:
+    """Installed torch version without importing torch (None when missing)."""
+    try:
+        return metadata.version("torch")
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _oom_hook() -> int | None:
+    import os
+
+    value = os.environ.get(OOM_ENV)
+    return int(value) if value else None
+
+
+def make_config(args: argparse.Namespace) -> EngineConfig:
+    """EngineConfig from parsed `run` arguments (resolves model files; ModelError if missing)."""
+    models = resolve_models(args.vibe_data, args.vibe_checkpoint, args.spin_checkpoint, args.body_model)
+    if models is None:
+        raise ModelError("no model files given, and the built-in BlazePose backend is not available "
+                         "yet; pass --vibe-data DIR (the official data/vibe_data folder)", code="MODEL_MISSING")
+    return EngineConfig(
+        video=Path(args.video).expanduser().resolve(), out=Path(args.out).expanduser().resolve(),
+        models=models, boxes=Path(args.boxes).expanduser().resolve() if args.boxes else None,
+        device=args.device, precision=args.precision, focal_px=args.focal, min_frames=args.min_frames,
+        batch_size=args.batch_size, tracks=args.tracks, max_people=args.max_people,
+        official_chunks=args.official_chunks, oom_above=_oom_hook())
+
+
+def _run(args: argparse.Namespace, out: TextIO) -> int:
+    import torch
+
+    from .cancel import CancelToken, watch_stdin
+    from .pipeline import SCHEMA, run_pipeline
+    from .protocol import ProtocolWriter
+
+    writer = ProtocolWriter(out)
+    token = CancelToken.from_env(lambda stage: writer.warning("TEST_PAUSE", f"paused in stage {stage}"))
+    writer.hello(args.device, torch.cuda.is_available(), torch.__version__)
+    if not args.ignore_stdin:
+        watch_stdin(token)
+
+    def body() -> int:
+        result = run_pipeline(make_config(args), writer, token)
+        writer.result(str(result.path), SCHEMA, result.people, result.fps, result.frames)
+        writer.done("ok")
+        return EXIT_OK
+
+    return guarded(writer, body)
+
+
+def guarded(writer: object, body) -> int:
+    """Run ``body``; map exceptions to protocol error/done lines and exit codes."""
+    try:
+        return body()
+    except (CancelledError, KeyboardInterrupt) as exc:
+        log.info("cancelled: %s", exc)
+        writer.done("cancelled")
+        return EXIT_CANCELLED
+    except EngineError as exc:
+        log.error("%s", exc)
+        writer.error(exc.code, str(exc), None)
+        writer.done("error")
+        return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: report, never a bare crash
+        detail = traceback.format_exc()
+        log.error("internal error\n%s", detail)
+        writer.error("INTERNAL", f"internal error: {type(exc).__name__}: {str(exc)[:200]} "
+                     "(please report this with the log)", detail)
+        writer.done("error")
+        return EXIT_INTERNAL
+
+
+def _usage_failure(argv: Sequence[str], message: str, out: TextIO) -> int:
+    """Exit 2 with one line on stderr; `run` also gets hello/error/done on stdout."""
+    sys.stderr.write(message + "\n")
+    if argv and argv[0] == "run":
+        from .protocol import ProtocolWriter
+
+        writer = ProtocolWriter(out)
+        writer.hello("cpu", False, torch_version())
+        writer.error("USAGE", message, None)
+        writer.done("error")
+    return EXIT_USAGE
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point; returns the exit code."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    protocol_out = sys.stdout
+    try:
+        args = build_parser().parse_args(argv)
+    except UsageError as exc:
+        return _usage_failure(argv, str(exc), protocol_out)
+    logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "inspect":
+        from .inspect_cmd import inspect_main
+
+        return inspect_main(args.file, args.json, protocol_out)
+    sys.stdout = sys.stderr
+    try:
+        if args.command == "doctor":
+            from .doctor import doctor_main
+
+            return doctor_main(args, protocol_out)
+        return _run(args, protocol_out)
+    finally:
+        protocol_out.flush()
+        sys.stdout = protocol_out

@@ -1,0 +1,92 @@
+"""``python -m vibe_engine doctor [--vibe-data DIR]``: versions, device and model files.
+
+Protocol lines on stdout: ``hello``, one ``report`` (``kind: "doctor"``, ``data``: versions,
+devices, backends, files with size and sha256), then ``done``. A VIBE data folder missing files
+gives an ``error`` (MODEL_MISSING, exit 4). A readable summary goes to stderr.
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import platform
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+import numpy as np
+
+from . import __version__
+from .config import OPTIONAL_DATA_NAMES, ModelFiles, resolve_models
+from .errors import EXIT_OK
+from .pipeline import sha256_file
+
+log = logging.getLogger(__name__)
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DETECTOR_ASSET = REPO_ROOT / "assets" / "models" / "pose_detection.tflite"
+
+
+def _file_entry(role: str, path: Path) -> dict[str, Any]:
+    return {"role": role, "name": path.name, "path": str(path), "bytes": path.stat().st_size,
+            "sha256": sha256_file(path)}
+
+
+def model_entries(models: ModelFiles | None) -> list[dict[str, Any]]:
+    """One entry per model file found (role, name, path, bytes, sha256)."""
+    entries = []
+    if DETECTOR_ASSET.is_file():
+        entries.append(_file_entry("person_detector", DETECTOR_ASSET))
+    if models is not None:
+        roles = {"vibe_checkpoint": models.vibe_checkpoint, "spin_checkpoint": models.spin_checkpoint,
+                 "body_model": models.body_model, **models.extra}
+        entries += [_file_entry(role, p) for role, p in roles.items() if p is not None]
+    return entries
+
+
+def device_report() -> dict[str, Any]:
+    """torch version, CUDA availability and GPU names, CPU threads."""
+    import torch
+
+    cuda = torch.cuda.is_available()
+    return {"torch": torch.__version__, "cuda": cuda, "cuda_version": torch.version.cuda,
+            "gpus": [torch.cuda.get_device_name(i) for i in range(torch.cuda.device_count())] if cuda else [],
+            "cpu_threads": torch.get_num_threads(), "bf16_cpu": True}
+
+
+def _summary_text(data: dict[str, Any]) -> str:
+    dev = data["device"]
+    lines = [f"vibe_engine {data['engine_version']} · Python {data['python']} · torch {dev['torch']} · "
+             f"numpy {data['numpy']}",
+             f"CUDA: {'yes ' + ', '.join(dev['gpus']) if dev['cuda'] else 'no'}; CPU threads {dev['cpu_threads']}",
+             f"VIBE backend: {'ready' if data['vibe_ready'] else 'no model files (pass --vibe-data DIR)'}"]
+    lines += [f"  {f['role']:<22} {f['name']:<32} {f['bytes'] / 1e6:9.1f} MB  sha256 {f['sha256'][:16]}…"
+              for f in data["files"]]
+    lines += [f"  missing optional file: {name}" for name in data["missing_optional"]]
+    return "\n".join(lines)
+
+
+def doctor_main(args: argparse.Namespace, out: TextIO) -> int:
+    """Emit the doctor transcript; returns the exit code."""
+    from .cli import guarded
+    from .protocol import ProtocolWriter
+
+    dev = device_report()
+    writer = ProtocolWriter(out)
+    writer.hello("cuda" if dev["cuda"] else "cpu", dev["cuda"], dev["torch"])
+
+    def body() -> int:
+        models = resolve_models(args.vibe_data, args.vibe_checkpoint, args.spin_checkpoint, args.body_model)
+        missing = [n for n in OPTIONAL_DATA_NAMES
+                   if args.vibe_data and not (Path(args.vibe_data) / n).is_file()]
+        data = {"engine_version": __version__, "python": platform.python_version(), "numpy": np.__version__,
+                "device": dev, "vibe_ready": models is not None, "files": model_entries(models),
+                "missing_optional": missing}
+        writer.send("report", kind="doctor", data=data)
+        for name in missing:
+            writer.warning("OPTIONAL_FILE_MISSING", f"{name} is not in the VIBE data folder; "
+                           "the checkpoint's embedded data is used instead")
+        sys.stderr.write(_summary_text(data) + "\n")
+        writer.done("ok")
+        return EXIT_OK
+
+    return guarded(writer, body)

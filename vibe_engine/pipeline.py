@@ -1,0 +1,507 @@
+"""Video → people → VIBE → one motion file, in two streaming passes (memory flat in video length).
+
+Stages (protocol ``stage`` names, docs/engine-protocol.md):
+
+- ``decode``: open and probe the video, load the generator (fail fast on bad checkpoints).
+- ``detect``: pass 1 streams the video: decode → detect (or user boxes) → tracker update.
+- ``track``: close the tracks, interpolate gaps, drop short ones, select ``--tracks``/``--max-people``.
+- ``features``: pass 2 streams the video again: for every track present in a frame, crop; backbone
+  features batched across tracks (``--batch-size``); per track, each time ``GRU_CHUNK_FRAMES``
+  features are buffered, the GRU runs on them with its hidden state carried over from the previous
+  chunk, then the regressor. Only small per-frame outputs are kept (theta, 49 joints), never verts.
+- ``regress``: the GRU/regressor on each track's last partial chunk, then the camera maths.
+- ``write``: assemble the motion file and write it atomically.
+
+Chunking: carrying the GRU hidden state across chunks gives exactly the result of one sequence over
+the whole track. The official demo instead feeds the GRU 450-frame batches with the hidden state
+restarted at zero for each (vibe-facts.md §3 step 6); ``official_chunks=True`` reproduces that.
+"""
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import platform
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import numpy as np
+
+from vibe_blender.core import motion_file as mf
+
+from . import __version__, camera
+from .cancel import CancelToken
+from .config import OFFICIAL_CHUNK_FRAMES, EngineConfig
+from .errors import BadInputError, ModelError, NoPersonError, OutOfMemoryError, OutputError, VideoError
+from .protocol import ProtocolWriter
+
+log = logging.getLogger(__name__)
+
+SCHEMA = f"{mf.FORMAT}/{mf.VERSION}"
+#: Frames whose detector score is at least this are "confident" for the per-track betas median.
+CONFIDENT_SCORE = 0.5
+#: Bytes per read when hashing files.
+HASH_BLOCK_BYTES = 1 << 20
+#: The 49 output joints of VIBE/SPIN: 25 OpenPose joints, then 24 ground-truth joints.
+SPIN49_NAMES = (
+    "OP Nose", "OP Neck", "OP RShoulder", "OP RElbow", "OP RWrist", "OP LShoulder", "OP LElbow",
+    "OP LWrist", "OP MidHip", "OP RHip", "OP RKnee", "OP RAnkle", "OP LHip", "OP LKnee", "OP LAnkle",
+    "OP REye", "OP LEye", "OP REar", "OP LEar", "OP LBigToe", "OP LSmallToe", "OP LHeel", "OP RBigToe",
+    "OP RSmallToe", "OP RHeel", "Right Ankle", "Right Knee", "Right Hip", "Left Hip", "Left Knee",
+    "Left Ankle", "Right Wrist", "Right Elbow", "Right Shoulder", "Left Shoulder", "Left Elbow",
+    "Left Wrist", "Neck (LSP)", "Top of Head (LSP)", "Pelvis (MPII)", "Thorax (MPII)", "Spine (H36M)",
+    "Jaw (H36M)", "Head (H36M)", "Nose", "Left Eye", "Right Eye", "Left Ear", "Right Ear",
+)
+
+
+@dataclass
+class RunResult:
+    """What a successful run produced: the file, its track summaries, and stage timings (s)."""
+
+    path: Path
+    people: list[dict[str, Any]]
+    fps: float
+    frames: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Timings:
+    """Accumulated wall time per named step (seconds)."""
+
+    def __init__(self) -> None:
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+
+@dataclass
+class _Run:
+    """Everything one run carries between stages."""
+
+    cfg: EngineConfig
+    writer: ProtocolWriter
+    token: CancelToken
+    timings: Timings = field(default_factory=Timings)
+
+
+# ----------------------------------------------------------------------------- checks
+
+
+def sha256_file(path: str | os.PathLike) -> str:
+    """Hex SHA-256 of a file, streamed."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for block in iter(lambda: fh.read(HASH_BLOCK_BYTES), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def check_output_path(out: Path) -> None:
+    """OutputError unless ``out`` can be created (checked before any heavy work)."""
+    if out.is_dir():
+        raise OutputError(f"output path is a folder: {out}; pass a file name such as clip.motion.npz")
+    if not out.parent.is_dir():
+        raise OutputError(f"output folder does not exist: {out.parent}; create it or choose another --out")
+    probe = out.parent / f".{out.name}.probe-{os.getpid()}"
+    try:
+        probe.open("wb").close()
+        probe.unlink()
+    except OSError as exc:
+        raise OutputError(f"cannot write to {out.parent} ({exc.strerror}); choose another --out") from None
+
+
+def check_video_path(video: Path) -> None:
+    """VideoError when the video file does not exist or is empty."""
+    if not video.is_file():
+        raise VideoError(f"video not found: {video}; check the path")
+    if video.stat().st_size == 0:
+        raise VideoError(f"video file is empty (0 bytes): {video}; pass a real video file")
+
+
+# ----------------------------------------------------------------------------- models
+
+
+def load_model(cfg: EngineConfig) -> Any:
+    """Load the VIBE generator; ModelError (exit 4) for unreadable or foreign checkpoints."""
+    from .models import load_generator
+
+    if cfg.models is None:
+        raise ModelError("no model given: the default BlazePose backend is not available yet; pass "
+                         "--vibe-data DIR (the official data/vibe_data folder)", code="MODEL_MISSING")
+    _check_device(cfg.device)
+    m = cfg.models
+    try:
+        return load_generator(m.vibe_checkpoint, m.spin_checkpoint, body_model=m.body_model,
+                              device=cfg.device, precision=cfg.precision)
+    except (ModelError, BadInputError):
+        raise
+    except Exception as exc:  # noqa: BLE001 - any loader failure means the file is unusable
+        raise ModelError(f"cannot load the VIBE checkpoint {m.vibe_checkpoint.name} "
+                         f"({type(exc).__name__}: {str(exc)[:160]}); pass the official "
+                         "vibe_model_wo_3dpw.pth.tar") from exc
+
+
+def _check_device(device: str) -> None:
+    import torch
+
+    if device == "cuda" and not torch.cuda.is_available():
+        raise BadInputError("--device cuda was asked for but no CUDA GPU is available; use --device cpu")
+
+
+# ----------------------------------------------------------------------------- pass 1
+
+
+def _detector(cfg: EngineConfig) -> Callable[[int, np.ndarray], np.ndarray]:
+    """A function (frame index, image) → (K,5) detections x1,y1,x2,y2,score."""
+    if cfg.boxes is not None:
+        from .boxes import load_boxes
+
+        boxes = load_boxes(cfg.boxes)
+        empty = np.zeros((0, 5), np.float32)
+        return lambda index, image: np.asarray(boxes.get(index, empty), np.float32).reshape(-1, 5)
+    from .detect import PersonDetector
+
+    detector = PersonDetector()
+    return lambda index, image: detector.detect(image)
+
+
+def detect_and_track(run: _Run, reader: Any) -> tuple[Any, np.ndarray, list[Any]]:
+    """Pass 1. Returns (video info after the pass, frame times (N,) s, all tracks ≥ 1 frame)."""
+    from .track import Tracker
+
+    detect = _detector(run.cfg)
+    tracker = Tracker()
+    times: list[float] = []
+    total = reader.info.frame_count
+    frames = iter(reader)
+    while True:
+        with run.timings("decode"):
+            frame = next(frames, None)
+        if frame is None:
+            break
+        with run.timings("detect"):
+            dets = detect(frame.index, frame.image)
+        with run.timings("track"):
+            tracker.update(frame.index, dets)
+        times.append(frame.time)
+        run.writer.progress("detect", frame.index + 1, max(total, frame.index + 1))
+        run.token.check("detect")
+    if not times:
+        raise VideoError(f"no frame could be decoded from {run.cfg.video.name}; pass a playable video")
+    with run.timings("track"):
+        tracks = tracker.finish(1)
+    return reader.info, np.asarray(times, np.float64), tracks
+
+
+def select_tracks(run: _Run, tracks: list[Any]) -> list[Any]:
+    """Drop tracks shorter than min_frames (warning each), apply --tracks and --max-people."""
+    cfg = run.cfg
+    if not tracks:
+        raise NoPersonError("no person was detected in the video; use a video where a person is "
+                            "clearly visible, or pass --boxes FILE")
+    kept = [t for t in tracks if len(t.frames) >= cfg.min_frames]
+    for t in tracks:
+        if len(t.frames) < cfg.min_frames:
+            run.writer.warning("SHORT_TRACK_DROPPED", f"track {t.id} ({len(t.frames)} frames) is shorter "
+                               f"than --min-frames {cfg.min_frames} and was dropped")
+    if not kept:
+        longest = max(len(t.frames) for t in tracks)
+        raise NoPersonError(f"no person was followed for at least {cfg.min_frames} frames (longest "
+                            f"track: {longest} frames); lower --min-frames or use a longer video")
+    if cfg.tracks is not None:
+        chosen = [t for t in kept if t.id in cfg.tracks]
+        if not chosen:
+            ids = ", ".join(str(t.id) for t in kept)
+            raise BadInputError(f"--tracks {','.join(map(str, cfg.tracks))} matches no track (tracks: {ids})")
+        kept = chosen
+    if cfg.max_people is not None:
+        kept = sorted(kept, key=lambda t: (-len(t.frames), t.id))[: cfg.max_people]
+    return sorted(kept, key=lambda t: t.id)
+
+
+# ----------------------------------------------------------------------------- pass 2
+
+
+@dataclass
+class _Stream:
+    """Streaming generator state of one track: buffered features, GRU hidden, outputs."""
+
+    track: Any
+    next_row: int = 0
+    buffer: list[np.ndarray] = field(default_factory=list)
+    hidden: Any = None
+    done: int = 0
+    outputs: dict[str, list[np.ndarray]] = field(
+        default_factory=lambda: {"theta": [], "kp_3d": [], "kp_2d": []})
+
+
+def _is_oom(exc: BaseException) -> bool:
+    import torch
+
+    return isinstance(exc, torch.cuda.OutOfMemoryError) or (
+        isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
+
+
+def _features_once(run: _Run, model: Any, crops: Any) -> Any:
+    """Backbone on one batch; the OOM test hook (config.OOM_ENV) raises for big batches."""
+    import torch
+
+    limit = run.cfg.oom_above
+    if limit is not None and crops.shape[0] > limit:
+        raise torch.cuda.OutOfMemoryError(
+            f"CUDA out of memory (injected: batch {crops.shape[0]} > {limit})")
+    return model.extract_features(crops)
+
+
+class _Backbone:
+    """Backbone runner that halves its batch on out-of-memory, down to 1."""
+
+    def __init__(self, run: _Run, model: Any) -> None:
+        self.run, self.model, self.batch = run, model, run.cfg.batch_size
+
+    def __call__(self, crops: Any) -> np.ndarray:
+        """crops (B,3,224,224) → features (B,2048) float32 numpy."""
+        out, i = [], 0
+        while i < crops.shape[0]:
+            n = min(self.batch, crops.shape[0] - i)
+            try:
+                feats = _features_once(self.run, self.model, crops[i:i + n])
+            except RuntimeError as exc:
+                if not _is_oom(exc):
+                    raise
+                self._shrink(n)
+                continue
+            out.append(feats.float().cpu().numpy())
+            i += n
+        return np.concatenate(out)
+
+    def _shrink(self, failed: int) -> None:
+        import torch
+
+        if failed <= 1:
+            raise OutOfMemoryError(f"the {self.run.cfg.device} device ran out of memory even with one "
+                                   "crop per batch; free GPU memory or use --device cpu") from None
+        self.batch = max(1, failed // 2)
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
+        self.run.writer.warning("OOM_RETRY", f"out of memory with {failed} crops per batch; "
+                                f"retrying with {self.batch}")
+
+
+def _run_chunks(run: _Run, model: Any, stream: _Stream, final: bool) -> None:
+    """GRU + regressor over the buffered features, one chunk at a time, hidden state carried."""
+    import torch
+
+    chunk = run.cfg.chunk_frames
+    while len(stream.buffer) >= chunk or (final and stream.buffer):
+        n = min(chunk, len(stream.buffer))
+        if run.cfg.official_chunks:
+            n = min(n, OFFICIAL_CHUNK_FRAMES - stream.done % OFFICIAL_CHUNK_FRAMES)
+            if stream.done % OFFICIAL_CHUNK_FRAMES == 0:
+                stream.hidden = None
+        with run.timings("generator_temporal"), torch.inference_mode():
+            x = torch.from_numpy(np.stack(stream.buffer[:n]))[None]
+            y, stream.hidden = model.encode(x, stream.hidden)
+            out = model.regress(y, with_verts=False)
+        for key in stream.outputs:
+            stream.outputs[key].append(out[key][0].float().cpu().numpy())
+        del stream.buffer[:n]
+        stream.done += n
+
+
+def _flush_batch(run: _Run, model: Any, backbone: _Backbone, crops: list, owners: list,
+                 streams: list[_Stream]) -> None:
+    """Backbone on the pending crops, features to their tracks, then full GRU chunks."""
+    import torch
+
+    from .crops import normalise
+
+    if not crops:
+        return
+    with run.timings("crop"):
+        batch = torch.from_numpy(np.ascontiguousarray(normalise(np.stack(crops))))
+    with run.timings("generator_backbone"), torch.inference_mode():
+        feats = backbone(batch)
+    for k, feat in zip(owners, feats):
+        streams[k].buffer.append(feat)
+    for k in set(owners):
+        _run_chunks(run, model, streams[k], final=False)
+    crops.clear()
+    owners.clear()
+
+
+def _crops_at(frame: Any, streams: list[_Stream], crops: list, owners: list) -> None:
+    """Crop every track present in this frame (tracks' frames are strictly increasing)."""
+    from .crops import crop_person
+
+    for k, s in enumerate(streams):
+        frames = s.track.frames
+        if s.next_row < len(frames) and frames[s.next_row] == frame.index:
+            crops.append(crop_person(frame.image, s.track.bbox[s.next_row]))
+            owners.append(k)
+            s.next_row += 1
+
+
+def features_pass(run: _Run, reader: Any, model: Any, tracks: list[Any]) -> list[_Stream]:
+    """Pass 2: stream the video again; crops → batched backbone → per-track streaming GRU."""
+    streams = [_Stream(t) for t in tracks]
+    backbone = _Backbone(run, model)
+    total = sum(len(t.frames) for t in tracks)
+    last = max(int(t.frames[-1]) for t in tracks)
+    crops: list[np.ndarray] = []
+    owners: list[int] = []
+    done = 0
+    frames = iter(reader)
+    while True:
+        with run.timings("decode"):
+            frame = next(frames, None)
+        if frame is None or frame.index > last:
+            break
+        with run.timings("crop"):
+            _crops_at(frame, streams, crops, owners)
+        if len(crops) >= backbone.batch:
+            done += len(crops)
+            _flush_batch(run, model, backbone, crops, owners, streams)
+            run.writer.progress("features", done, total)
+            run.token.check("features")
+    done += len(crops)
+    _flush_batch(run, model, backbone, crops, owners, streams)
+    run.writer.progress("features", done, total)
+    run.token.check("features")
+    _check_complete(streams)
+    return streams
+
+
+def _check_complete(streams: list[_Stream]) -> None:
+    for s in streams:
+        if s.next_row != len(s.track.frames):
+            raise VideoError(f"the second pass over the video ended early (track {s.track.id}: "
+                             f"{s.next_row} of {len(s.track.frames)} frames); the file changed or "
+                             "cannot be decoded twice")
+
+
+# ----------------------------------------------------------------------------- assembly
+
+
+def _camera_meta(cfg: EngineConfig, info: Any) -> dict[str, Any]:
+    focal = cfg.focal_px if cfg.focal_px is not None else camera.default_focal(info.width, info.height)
+    return {"model": "pinhole", "focal_px": float(focal), "cx": info.width / 2.0, "cy": info.height / 2.0,
+            "width": int(info.width), "height": int(info.height),
+            "source": "user" if cfg.focal_px is not None else "default"}
+
+
+def _robust_betas(betas: np.ndarray, confidence: np.ndarray, detected: np.ndarray) -> np.ndarray:
+    """Median betas over confident detected frames (all frames when none is confident)."""
+    good = detected & (confidence >= CONFIDENT_SCORE)
+    return np.median(betas[good] if good.any() else betas, axis=0)
+
+
+def assemble_track(stream: _Stream, times: np.ndarray, cam_meta: dict[str, Any]) -> mf.Track:
+    """One motion-file track from the generator outputs and the tracker's boxes."""
+    t = stream.track
+    theta = np.concatenate(stream.outputs["theta"]).astype(np.float64)
+    kp_3d = np.concatenate(stream.outputs["kp_3d"])
+    kp_2d = np.concatenate(stream.outputs["kp_2d"])
+    frames = np.asarray(t.frames, np.int64)
+    bbox = np.asarray(t.bbox, np.float64)
+    cam_crop, pose, betas = theta[:, :3], theta[:, 3:75].reshape(-1, 24, 3), theta[:, 75:]
+    conf = np.asarray(t.confidence, np.float32)
+    detected = np.asarray(t.detected, bool)
+    w, h = cam_meta["width"], cam_meta["height"]
+    return mf.Track(
+        id=int(t.id), frames=frames, times=times[frames], pose=pose.astype(np.float32),
+        betas=betas.astype(np.float32), betas_track=_robust_betas(betas, conf, detected).astype(np.float32),
+        transl=camera.root_translation(cam_crop, bbox, cam_meta["focal_px"], cam_meta["cx"],
+                                       cam_meta["cy"]).astype(np.float32),
+        cam_crop=cam_crop.astype(np.float32), cam_orig=camera.orig_cam(cam_crop, bbox, w, h).astype(np.float32),
+        bbox=bbox.astype(np.float32), joints3d=kp_3d.astype(np.float32),
+        joints2d=camera.crop_to_image(kp_2d, bbox).astype(np.float32), confidence=conf, detected=detected)
+
+
+def _versions() -> dict[str, str]:
+    import torch
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
+
+
+def _video_meta(cfg: EngineConfig, info: Any, times: np.ndarray) -> dict[str, Any]:
+    n = int(times.shape[0])
+    duration = float(info.duration) if info.duration else float(times[-1])
+    return {"path": str(cfg.video), "sha256": sha256_file(cfg.video), "width": int(info.width),
+            "height": int(info.height), "rotation": int(info.rotation),
+            "fps": float(n / duration) if duration > 0 else float(info.fps), "frames": n,
+            "duration": duration, "vfr": bool(info.vfr)}
+
+
+def build_motion(run: _Run, model: Any, info: Any, times: np.ndarray, streams: list[_Stream]) -> mf.Motion:
+    """The complete Motion (header, body model, tracks)."""
+    cfg = run.cfg
+    cam_meta = _camera_meta(cfg, info)
+    tracks = [assemble_track(s, times, cam_meta) for s in streams]
+    b = model.body
+    body = mf.BodyModel(v_template=b.v_template, shapedirs=b.shapedirs, J_regressor=b.J_regressor,
+                        weights=b.weights, parents=np.asarray(b.parents, np.int32),
+                        faces=np.asarray(b.faces, np.int32), posedirs=b.posedirs)
+    checkpoints = {name: sha256_file(p) for name, p in cfg.models.named().items()}
+    manifest = {"engine_version": __version__, "backend": "vibe", "device": cfg.device,
+                "precision": cfg.precision, "settings": cfg.settings(), "checkpoints": checkpoints,
+                "timings_s": {k: round(v, 4) for k, v in run.timings.seconds.items()}, **_versions()}
+    meta = mf.new_meta(
+        video=_video_meta(cfg, info, times), camera=cam_meta, world={"world_from_camera": None},
+        body={"kind": "smpl", "name": "SMPL neutral", "num_betas": body.num_betas,
+              "source": "file" if cfg.models.body_model else "checkpoint",
+              "licence": "SMPL-derived: the SMPL Model License applies (non-commercial)"},
+        joints={"set": "spin49", "names": list(SPIN49_NAMES)}, manifest=manifest)
+    return mf.Motion(meta=meta, body=body, tracks=tracks)
+
+
+# ----------------------------------------------------------------------------- run
+
+
+def _open(run: _Run) -> Any:
+    from .video import open_video
+
+    return open_video(run.cfg.video, on_warning=lambda m: run.writer.warning("VIDEO", m))
+
+
+def run_pipeline(cfg: EngineConfig, writer: ProtocolWriter, token: CancelToken) -> RunResult:
+    """Run every stage; raises EngineError subclasses (CancelledError on cancel)."""
+    run = _Run(cfg, writer, token)
+    writer.stage("decode")
+    check_output_path(cfg.out)
+    check_video_path(cfg.video)
+    with _open(run) as reader:
+        log.info("video %s: %s", cfg.video.name, reader.info)
+        token.check("decode")
+        with run.timings("load_model"):
+            model = load_model(cfg)
+        token.check("decode")
+        writer.stage("detect")
+        info, times, all_tracks = detect_and_track(run, reader)
+        writer.stage("track")
+        token.check("track")
+        tracks = select_tracks(run, all_tracks)
+        writer.stage("features")
+        streams = features_pass(run, reader, model, tracks)
+    writer.stage("regress")
+    for k, s in enumerate(streams):
+        _run_chunks(run, model, s, final=True)
+        writer.progress("regress", k + 1, len(streams))
+        token.check("regress")
+    writer.stage("write")
+    motion = build_motion(run, model, info, times, streams)
+    token.check("write")
+    with run.timings("write"):
+        mf.write_motion(cfg.out, motion)
+    people = [mf.track_summary(t) for t in motion.tracks]
+    return RunResult(cfg.out, [{k: p[k] for k in ("id", "frames", "first", "last")} for p in people],
+                     motion.meta["video"]["fps"], int(times.shape[0]), run.timings.seconds)
