@@ -1,0 +1,96 @@
+"""Foot locking on a skeleton with known answers: planted feet stay put, clean motion is unchanged."""
+import numpy as np
+import pytest
+
+from vibe_blender.core import motion_file as mf
+from vibe_blender.core.body import forward_kinematics, shaped_rest
+from vibe_blender.core.rotations import aa_to_matrix
+from vibe_engine.postprocess.footlock import CONTACT_JOINTS, lock_feet
+from vibe_engine.postprocess.ground import GroundPlane, world_from_camera
+
+# Plausible SMPL-like rest joints (y up, facing +z, metres), one vertex per joint.
+REST = np.array([
+    [0, 0, 0], [0.06, -0.09, 0], [-0.06, -0.09, 0], [0, 0.11, 0], [0.1, -0.47, 0], [-0.1, -0.47, 0],
+    [0, 0.25, 0], [0.09, -0.88, -0.04], [-0.09, -0.88, -0.04], [0, 0.3, 0], [0.12, -0.94, 0.08],
+    [-0.12, -0.94, 0.08], [0, 0.52, 0], [0.07, 0.44, 0], [-0.07, 0.44, 0], [0, 0.6, 0.05],
+    [0.17, 0.45, 0], [-0.17, 0.45, 0], [0.43, 0.45, 0], [-0.43, 0.45, 0], [0.68, 0.45, 0],
+    [-0.68, 0.45, 0], [0.77, 0.45, 0], [-0.77, 0.45, 0]], float)
+
+
+@pytest.fixture(scope="module")
+def body():
+    eye = np.eye(24, dtype=np.float32)
+    return mf.BodyModel(v_template=REST.astype(np.float32), shapedirs=np.zeros((24, 3, 10), np.float32),
+                        J_regressor=eye, weights=eye, parents=np.array(mf.SMPL_PARENTS, np.int32),
+                        faces=np.array([[0, 1, 2]], np.int32))
+
+
+# Level camera 1.5 m above the ground; the body stands 4 m in front with its feet on the ground.
+M = world_from_camera(GroundPlane(normal=np.array([0.0, -1.0, 0.0]), offset=1.5))
+UPRIGHT_IN_CAMERA = np.array([np.pi, 0.0, 0.0])  # SMPL y-up → camera y-down, facing the camera
+
+
+def _camera_points(pose, transl):
+    rot = aa_to_matrix(pose)
+    g = forward_kinematics(rot, REST, np.array(mf.SMPL_PARENTS))
+    return g[:, :, :3, 3] + transl[:, None]
+
+
+def _world(points_cam):
+    return points_cam @ M[:3, :3].T + M[:3, 3]
+
+
+def _standing(num_frames, rng, noise=0.0):
+    pose = np.zeros((num_frames, 24, 3))
+    pose[:, 0] = UPRIGHT_IN_CAMERA
+    pose[:, 1:] += rng.normal(0, noise, (num_frames, 23, 3))
+    feet_y = 0.94  # lowest rest joint below the pelvis
+    transl = np.tile([0.0, 1.5 - feet_y, 4.0], (num_frames, 1))
+    return pose, transl
+
+
+def test_sliding_body_is_pinned_within_1mm(body):
+    rng = np.random.default_rng(0)
+    pose, transl = _standing(40, rng, noise=0.03)
+    transl[:, 0] += np.linspace(0, 0.08, 40)  # the whole body slides 8 cm sideways
+    transl[:, 2] += 0.02 * np.sin(np.arange(40))  # and jitters in depth
+    contacts = np.ones((40, 4), bool)
+    new_pose, new_transl = lock_feet(body, np.zeros(10), pose, transl, M, contacts)
+    feet = _world(_camera_points(new_pose, new_transl))[:, CONTACT_JOINTS]
+    drift = np.linalg.norm(feet - feet[0], axis=-1).max()
+    assert drift < 1e-3
+    # bone lengths come from the skeleton: unchanged by construction, check a thigh anyway
+    pts = _camera_points(new_pose, new_transl)
+    np.testing.assert_allclose(np.linalg.norm(pts[:, 4] - pts[:, 1], axis=-1), np.linalg.norm(REST[4] - REST[1]), atol=1e-9)
+
+
+def test_clean_motion_is_unchanged(body):
+    rng = np.random.default_rng(1)
+    pose, transl = _standing(30, rng, noise=0.0)
+    pose[:, 16:] += rng.normal(0, 0.2, (30, 8, 3))  # arms move, legs and root still
+    contacts = np.ones((30, 4), bool)
+    new_pose, new_transl = lock_feet(body, np.zeros(10), pose, transl, M, contacts)
+    np.testing.assert_allclose(_camera_points(new_pose, new_transl), _camera_points(pose, transl), atol=1e-6)
+
+
+def test_feet_lifted_out_of_the_ground(body):
+    rng = np.random.default_rng(2)
+    pose, transl = _standing(10, rng)
+    transl[:, 1] += 0.05  # 5 cm into the ground (camera y points down)
+    new_pose, new_transl = lock_feet(body, np.zeros(10), pose, transl, M, np.zeros((10, 4), bool))
+    heights = _world(_camera_points(new_pose, new_transl))[..., 2]
+    assert heights.min() > -1e-6
+
+
+def test_only_the_planted_foot_is_pinned(body):
+    rng = np.random.default_rng(3)
+    pose, transl = _standing(20, rng)
+    transl[:, 0] += np.linspace(0, 0.05, 20)
+    contacts = np.zeros((20, 4), bool)
+    contacts[:, :2] = True  # left foot planted, right foot free
+    new_pose, new_transl = lock_feet(body, np.zeros(10), pose, transl, M, contacts)
+    feet = _world(_camera_points(new_pose, new_transl))
+    left = feet[:, 7]
+    assert np.linalg.norm(left - left[0], axis=-1).max() < 1e-3
+    # the root no longer slides: the body is held by its planted foot
+    assert np.ptp(feet[:, 0, 0]) < 1e-3

@@ -1,0 +1,219 @@
+"""Foot locking: pin the feet while in contact by moving the root and solving the legs (IK).
+
+Works in a z-up world frame (ground at z = 0, from :mod:`ground`) and returns the pose and the
+root translation in the camera frame again (the motion file's frame). Contact points are the
+SMPL joints (left ankle, left foot, right ankle, right foot) = indices (7, 10, 8, 11), in the
+order of the motion file's ``contacts`` member (heel ≈ ankle joint, toe ≈ foot joint).
+
+Steps, per frame in time order:
+1. Root: a horizontal correction, carried from frame to frame, that cancels the mean slide of
+   the planted points from their anchors (the point's position when its contact began). This
+   removes root sliding instead of hiding it in the legs. Feet below the ground lift the root.
+2. Legs: an analytic two-bone IK (hip, knee) per planted ankle puts it exactly on its anchor,
+   keeping the knee in its bending plane and the ankle's world orientation; blended over a few
+   frames around each contact so nothing pops.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+
+from vibe_blender.core.body import forward_kinematics, shaped_rest
+from vibe_blender.core.rotations import aa_to_matrix, matrix_to_aa
+
+CONTACT_JOINTS = (7, 10, 8, 11)  # left ankle, left foot, right ankle, right foot
+LEGS = ((1, 4, 7, 10), (2, 5, 8, 11))  # (hip, knee, ankle, foot) left, right
+BLEND_FRAMES = 3
+REACH_MARGIN = 0.9995  # planted legs stay 0.05 % short of full extension (IK stays well-posed)
+_EPS = 1e-9
+
+
+def _world_rotations(pose_aa: np.ndarray, world_from_camera: np.ndarray) -> np.ndarray:
+    """Local rotations (T,24,3,3) with the root expressed in the world frame."""
+    rot = aa_to_matrix(np.asarray(pose_aa, np.float64))
+    rot[:, 0] = world_from_camera[:3, :3] @ rot[:, 0]
+    return rot
+
+
+def _root_world(rest: np.ndarray, transl: np.ndarray, m: np.ndarray) -> np.ndarray:
+    """World position (T,3) of the root joint for camera-frame smplx ``transl`` (T,3)."""
+    return (rest[0] + transl) @ m[:3, :3].T + m[:3, 3]
+
+
+def _joints(rot: np.ndarray, rest: np.ndarray, parents: np.ndarray, root: np.ndarray) -> np.ndarray:
+    """World transforms (T,24,4,4) with the root joint placed at ``root`` (T,3)."""
+    g = forward_kinematics(rot, rest, parents)
+    g[:, :, :3, 3] += (root - rest[0])[:, None]
+    return g
+
+
+def _anchors(points: np.ndarray, contacts: np.ndarray) -> np.ndarray:
+    """Per frame and point the anchor (T,K,3): position at the start of its contact run; NaN off-contact."""
+    anchors = np.full_like(points, np.nan)
+    for k in range(points.shape[1]):
+        start = None
+        for t in range(points.shape[0]):
+            start = (t if start is None else start) if contacts[t, k] else None
+            if start is not None:
+                anchors[t, k] = points[start, k]
+    return anchors
+
+
+def _root_correction(points: np.ndarray, contacts: np.ndarray) -> np.ndarray:
+    """Horizontal root offsets (T,3) that cancel the mean slide of planted points (carried forward)."""
+    offset = np.zeros(3)
+    out = np.zeros((points.shape[0], 3))
+    anchors = np.full(points.shape[1:], np.nan)
+    for t in range(points.shape[0]):
+        moved = points[t] + offset
+        for k in range(points.shape[1]):
+            if not contacts[t, k]:
+                anchors[k] = np.nan
+            elif np.isnan(anchors[k, 0]):
+                anchors[k] = moved[k]
+        planted = contacts[t]
+        if planted.any():
+            offset[:2] = np.mean(anchors[planted, :2] - points[t, planted, :2], axis=0)
+        out[t] = offset
+    return out
+
+
+def _ground_lift(points: np.ndarray) -> np.ndarray:
+    """Vertical root offsets (T,3) that lift feet out of the ground (never push down)."""
+    lift = np.zeros((points.shape[0], 3))
+    lift[:, 2] = np.maximum(-points[..., 2].min(axis=1), 0.0)
+    return lift
+
+
+def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Smallest rotation (3,3) turning direction a (3,) onto b (3,)."""
+    a = a / (np.linalg.norm(a) + _EPS)
+    b = b / (np.linalg.norm(b) + _EPS)
+    axis = np.cross(a, b)
+    s, c = np.linalg.norm(axis), float(np.clip(a @ b, -1.0, 1.0))
+    if s < 1e-12:
+        return np.eye(3)
+    return aa_to_matrix(axis / s * np.arctan2(s, c))
+
+
+def _two_bone(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """New knee and ankle positions (3,), (3,) reaching ``target`` with fixed bone lengths.
+
+    The knee stays on the side of the hip→target line it was on (its bending plane).
+    """
+    l1, l2 = np.linalg.norm(knee - hip), np.linalg.norm(ankle - knee)
+    to_target = target - hip
+    d = float(np.clip(np.linalg.norm(to_target), abs(l1 - l2) + 1e-6, l1 + l2 - 1e-6))
+    u = to_target / (np.linalg.norm(to_target) + _EPS)
+    pole = (knee - hip) - ((knee - hip) @ u) * u
+    v = pole / (np.linalg.norm(pole) + _EPS) if np.linalg.norm(pole) > 1e-6 else _any_perpendicular(u)
+    cos_a = np.clip((l1 * l1 + d * d - l2 * l2) / (2 * l1 * d), -1.0, 1.0)
+    new_knee = hip + l1 * (cos_a * u + np.sqrt(1 - cos_a * cos_a) * v)
+    return new_knee, hip + d * u
+
+
+def _any_perpendicular(u: np.ndarray) -> np.ndarray:
+    """A unit vector perpendicular to u (3,)."""
+    other = np.array([1.0, 0.0, 0.0]) if abs(u[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
+    w = np.cross(u, other)
+    return w / np.linalg.norm(w)
+
+
+def _solve_leg(g: np.ndarray, rot: np.ndarray, leg: tuple[int, ...], target: np.ndarray,
+               toe_dir: np.ndarray | None, parents: np.ndarray) -> None:
+    """Rewrite local rotations ``rot`` (24,3,3) of one frame so the leg's ankle reaches ``target``.
+
+    The ankle keeps its world orientation, or turns so the foot points along ``toe_dir`` (3,).
+    """
+    hip, knee, ankle, foot = leg
+    p_hip, p_knee, p_ankle = (g[j, :3, 3] for j in (hip, knee, ankle))
+    new_knee, new_ankle = _two_bone(p_hip, p_knee, p_ankle, target)
+    d1 = _rotation_between(p_knee - p_hip, new_knee - p_hip)
+    d2 = _rotation_between(d1 @ (p_ankle - p_knee), new_ankle - new_knee)
+    g_hip, g_knee = d1 @ g[hip, :3, :3], d2 @ d1 @ g[knee, :3, :3]
+    g_ankle = g[ankle, :3, :3]
+    if toe_dir is not None:
+        g_ankle = _rotation_between(g[foot, :3, 3] - p_ankle, toe_dir) @ g_ankle
+    rot[hip] = g[parents[hip], :3, :3].T @ g_hip
+    rot[knee] = g_hip.T @ g_knee
+    rot[ankle] = g_knee.T @ g_ankle
+
+
+def _reach_drop(g: np.ndarray, targets: list[np.ndarray], weights: list[np.ndarray]) -> np.ndarray:
+    """Vertical root offsets (T,3) (≤ 0) that bring every planted ankle target within leg reach."""
+    drop = np.zeros((g.shape[0], 3))
+    for leg, target, weight in zip(LEGS, targets, weights):
+        hip, knee, ankle = (g[:, j, :3, 3] for j in leg[:3])
+        reach = REACH_MARGIN * (np.linalg.norm(knee - hip, axis=-1) + np.linalg.norm(ankle - knee, axis=-1))
+        horiz = np.linalg.norm((target - hip)[:, :2], axis=-1)
+        vert = np.sqrt(np.maximum(reach**2 - horiz**2, 0.0))
+        need = np.minimum(target[:, 2] + vert - hip[:, 2], 0.0)
+        drop[:, 2] = np.minimum(drop[:, 2], np.where(weight > 0, need, 0.0))
+    return drop
+
+
+def _blend_weights(contacts: np.ndarray) -> np.ndarray:
+    """IK weights (T,) in [0,1]: 1 in contact, ramping to 0 over BLEND_FRAMES frames around it."""
+    t = np.arange(len(contacts))
+    idx = np.flatnonzero(contacts)
+    if idx.size == 0:
+        return np.zeros(len(contacts))
+    dist = np.min(np.abs(t[:, None] - idx[None]), axis=1)
+    return np.clip(1.0 - dist / (BLEND_FRAMES + 1), 0.0, 1.0)
+
+
+def _nearest_anchor(anchors: np.ndarray, contacts: np.ndarray) -> np.ndarray:
+    """Anchors (T,3) extended to non-contact frames from the nearest contact frame."""
+    idx = np.flatnonzero(contacts)
+    nearest = idx[np.argmin(np.abs(np.arange(len(contacts))[:, None] - idx[None]), axis=1)]
+    return anchors[nearest]
+
+
+def _leg_targets(g: np.ndarray, contacts: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per leg: ankle targets (T,3), blend weights (T,) and foot directions (T,3) (NaN: keep)."""
+    out = []
+    for side, leg in enumerate(LEGS):
+        ankle, foot = leg[2], leg[3]
+        heel_c, toe_c = contacts[:, 2 * side], contacts[:, 2 * side + 1]
+        pts = g[:, [ankle, foot]][..., :3, 3]
+        anchors = _anchors(pts, np.stack([heel_c, toe_c], 1))
+        # toe only: move the ankle by the toe's slide (keeps the foot's orientation)
+        target = np.where(heel_c[:, None], anchors[:, 0], pts[:, 0] + anchors[:, 1] - pts[:, 1])
+        toe_dir = np.where((heel_c & toe_c)[:, None], anchors[:, 1] - anchors[:, 0], np.nan)
+        any_c = heel_c | toe_c
+        if any_c.any():
+            target = _nearest_anchor(np.where(any_c[:, None], target, 0.0), any_c)
+        out.append((target, _blend_weights(any_c), toe_dir))
+    return out
+
+
+def lock_feet(body: Any, betas: np.ndarray, pose_aa: np.ndarray, transl: np.ndarray,
+              world_from_camera: np.ndarray, contacts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Pin planted feet. Returns (pose (T,24,3) axis-angle, transl (T,3)) in the camera frame.
+
+    body: SMPL-layout body (motion_file.BodyModel); betas (B,); pose_aa (T,24,3) and transl (T,3)
+    in the OpenCV camera frame (smplx conventions); world_from_camera (4,4) to a z-up world with
+    the ground at z = 0; contacts (T,4) bool for CONTACT_JOINTS.
+    """
+    m = np.asarray(world_from_camera, np.float64)
+    parents = np.asarray(body.parents)
+    _, rest = shaped_rest(body, betas)
+    rot = _world_rotations(pose_aa, m)
+    root = _root_world(rest, np.asarray(transl, np.float64), m)
+    points = _joints(rot, rest, parents, root)[:, list(CONTACT_JOINTS)][..., :3, 3]
+    root = root + _root_correction(points, contacts)
+    root = root + _ground_lift(points + (root - _root_world(rest, np.asarray(transl, np.float64), m))[:, None])
+    g = _joints(rot, rest, parents, root)
+    legs = _leg_targets(g, contacts)
+    root = root + _reach_drop(g, [lg[0] for lg in legs], [lg[1] for lg in legs])
+    g = _joints(rot, rest, parents, root)
+    for leg, (target, weight, toe_dir) in zip(LEGS, legs):
+        for t in np.flatnonzero(weight > 0):
+            current = g[t, leg[2], :3, 3]
+            toe = None if np.isnan(toe_dir[t, 0]) else toe_dir[t]
+            _solve_leg(g[t], rot[t], leg, current + weight[t] * (target[t] - current), toe, parents)
+        g = _joints(rot, rest, parents, root)
+    rot[:, 0] = m[:3, :3].T @ rot[:, 0]
+    transl_cam = (root - m[:3, 3]) @ m[:3, :3] - rest[0]
+    return matrix_to_aa(rot), transl_cam

@@ -1,0 +1,97 @@
+"""Apply the post-processing steps to every track of a Motion (each step switchable).
+
+Order: smoothing (rotations on quaternions, root translation) → ground plane and world frame
+(from every track's feet: one static camera, one ground) → foot contacts → foot locking. The raw
+network output stays in the file as ``pose_raw``/``transl_raw``; ``contacts`` and
+``meta["world"]["world_from_camera"]`` are added.
+"""
+from __future__ import annotations
+
+import logging
+from dataclasses import asdict, dataclass
+
+import numpy as np
+
+from vibe_blender.core import motion_file as mf
+from vibe_blender.core.body import forward_kinematics, shaped_rest
+from vibe_blender.core.rotations import aa_to_matrix
+
+from .contacts import detect_contacts
+from .footlock import CONTACT_JOINTS, lock_feet
+from .ground import estimate_ground, world_from_camera
+from .smoothing import smooth_rotations, smooth_vectors
+
+log = logging.getLogger(__name__)
+PELVIS, NECK = 0, 12
+MIN_GROUND_FRAMES = 10
+
+
+@dataclass(frozen=True)
+class PostSettings:
+    """Which steps run (all on by default)."""
+
+    smooth: bool = True
+    ground: bool = True
+    foot_lock: bool = True
+
+    def as_dict(self) -> dict:
+        """Settings for the manifest."""
+        return asdict(self)
+
+
+def _camera_joints(body: mf.BodyModel, track: mf.Track) -> np.ndarray:
+    """SMPL joints (T,24,3) of a track in the camera frame (with transl), metres."""
+    _, rest = shaped_rest(body, track.betas_track)
+    g = forward_kinematics(aa_to_matrix(np.asarray(track.pose, np.float64)), rest, np.asarray(body.parents))
+    return g[:, :, :3, 3] + np.asarray(track.transl, np.float64)[:, None]
+
+
+def _estimate_world(body: mf.BodyModel, tracks: list[mf.Track]) -> np.ndarray | None:
+    """world_from_camera (4,4) from all tracks' feet, or None with too little data."""
+    feet, ups = [], []
+    for track in tracks:
+        if track.num_frames < 3:
+            continue
+        joints = _camera_joints(body, track)
+        feet.append((joints[:, list(CONTACT_JOINTS)], np.asarray(track.times, np.float64)))
+        ups.append(joints[:, NECK] - joints[:, PELVIS])
+    if sum(len(t) for _, t in feet) < MIN_GROUND_FRAMES:
+        return None
+    longest = max(range(len(feet)), key=lambda i: len(feet[i][1]))
+    plane = estimate_ground(feet[longest][0], feet[longest][1], body_up=ups[longest] if ups else None)
+    return world_from_camera(plane)
+
+
+def _smooth_track(track: mf.Track) -> None:
+    """Smooth pose and translation in place (times from the track's timestamps)."""
+    track.pose = smooth_rotations(track.pose, track.times).astype(np.float32)
+    track.transl = smooth_vectors(track.transl, track.times).astype(np.float32)
+
+
+def _lock_track(body: mf.BodyModel, track: mf.Track, m: np.ndarray) -> None:
+    """Detect contacts and lock the feet of one track in place."""
+    joints = _camera_joints(body, track)[:, list(CONTACT_JOINTS)]
+    world = joints @ m[:3, :3].T + m[:3, 3]
+    contacts = detect_contacts(world, track.times)
+    track.extra["contacts"] = contacts
+    pose, transl = lock_feet(body, track.betas_track, track.pose, track.transl, m, contacts)
+    track.pose, track.transl = pose.astype(np.float32), transl.astype(np.float32)
+
+
+def postprocess(motion: mf.Motion, settings: PostSettings = PostSettings()) -> mf.Motion:
+    """Run the enabled steps on every track of ``motion`` in place and return it."""
+    for track in motion.tracks:
+        track.extra.setdefault("pose_raw", np.asarray(track.pose, np.float32).copy())
+        track.extra.setdefault("transl_raw", np.asarray(track.transl, np.float32).copy())
+        if settings.smooth and track.num_frames > 2:
+            _smooth_track(track)
+    m = _estimate_world(motion.body, motion.tracks) if settings.ground else None
+    motion.meta.setdefault("world", {})["world_from_camera"] = None if m is None else m.tolist()
+    if m is None:
+        if settings.ground:
+            log.warning("too few frames to estimate the ground; no world frame, no foot locking")
+        return motion
+    if settings.foot_lock:
+        for track in motion.tracks:
+            _lock_track(motion.body, track, m)
+    return motion
