@@ -112,11 +112,24 @@ def _tails(heads: np.ndarray) -> np.ndarray:
 
 
 def build_skeleton(rest_joints: np.ndarray, rest_verts: np.ndarray) -> Skeleton:
-    """Skeleton from SMPL canonical rest joints (24,3) and rest vertices (V,3) (``body.shaped_rest``)."""
+    """Skeleton from SMPL canonical rest joints (24,3) and rest vertices (V,3) (``body.shaped_rest``).
+
+    The lowest rest vertex lands on z = 0 and the pelvis above the origin.
+    """
     rest_joints = np.asarray(rest_joints, np.float64)
     turned = np.asarray(rest_verts, np.float64) @ SMPL_TO_BLENDER.T
     pelvis = SMPL_TO_BLENDER @ rest_joints[0]
     offset = np.array([0.0, 0.0, pelvis[2] - turned[:, 2].min()]) - pelvis
+    return skeleton_from_joints(rest_joints, offset)
+
+
+def skeleton_from_joints(rest_joints: np.ndarray, canonical_offset: np.ndarray) -> Skeleton:
+    """Skeleton from SMPL canonical rest joints (24,3) and the canonical → armature offset (3,).
+
+    Deterministic: the same inputs (e.g. stored on an armature) give the same bones.
+    """
+    rest_joints = np.asarray(rest_joints, np.float64)
+    offset = np.asarray(canonical_offset, np.float64)
     heads = rest_joints @ SMPL_TO_BLENDER.T + offset
     tails = _tails(heads)
     rest_rot = np.stack([bone_rest_rotation(t - h) for h, t in zip(heads, tails)])

@@ -1,0 +1,166 @@
+"""Bake one track onto its character: one Action (``VIBE_<id>_action``) written in one pass.
+
+The animation is planned in numpy (``core.bake_plan``) and written with ``keyframe_points.add`` +
+``foreach_set`` per F-curve (through ``compat``). Channels of the Action (all on the armature):
+- ``pose.bones["<smpl joint>"].rotation_quaternion`` [0..3], LINEAR;
+- ``pose.bones["pelvis"].location`` [0..2] and ``pose.bones["root"].location`` [0..2], LINEAR
+  (see ``core.bake_plan`` for the root motion modes);
+- ``["vibe_confidence"]`` (detector score) and ``["vibe_flagged"]`` (1 where the frame was not
+  detected or its confidence is below ``bake_plan.LOW_CONFIDENCE``), CONSTANT, group "VIBE quality":
+  per-frame quality curves visible in the Graph Editor / Dope Sheet.
+Each run of flagged frames also gets one scene timeline marker ``VIBE_<id> low`` at its first frame.
+The Action carries ``["vibe_manifest"]`` (the file's manifest as JSON), ``["vibe_track_id"]``,
+``["vibe_root_motion"]`` and ``["vibe_fps"]``. Re-baking replaces the armature's action (the old one
+is removed when nothing else uses it) and its markers. Any exception leaves the scene as it was.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import math
+from typing import Any, Callable
+
+import bpy
+import numpy as np
+
+from ..core.bake_plan import BakePlan, flagged_runs, plan_track, scene_fps
+from ..core.frames import world_from_camera
+from ..core.skeleton import BONE_NAMES, NUM_SMPL_JOINTS, ROOT_INDEX
+from . import compat
+from .character import skeleton_of
+
+log = logging.getLogger(__name__)
+
+PROP_CONFIDENCE = "vibe_confidence"
+PROP_FLAGGED = "vibe_flagged"
+QUALITY_GROUP = "VIBE quality"
+
+
+def action_name(track_id: int) -> str:
+    """Name of a track's action: ``VIBE_<id>_action``."""
+    return f"VIBE_{int(track_id)}_action"
+
+
+def marker_prefix(track_id: int) -> str:
+    """Prefix of the timeline markers of a track (``VIBE_<id> low``)."""
+    return f"VIBE_{int(track_id)} "
+
+
+def resolve_fps(motion: Any, scene: bpy.types.Scene, fps: float | str | None) -> float:
+    """Frame rate to bake at: the scene's (None), the video's ("video"), or the number given."""
+    if fps is None:
+        return scene.render.fps / scene.render.fps_base
+    if fps == "video":
+        return float(motion.meta["video"]["fps"])
+    return float(fps)
+
+
+def bake_track(armature: bpy.types.Object, motion: Any, track_id: int, *, root_motion: str = "world",
+               frame_start: int = 1, fps: float | str | None = None) -> bpy.types.Action:
+    """Bake track ``track_id`` of ``motion`` onto ``armature`` (from ``build_character``).
+
+    ``fps``: None keeps the scene frame rate; a number or ``"video"`` (the file's average fps) sets
+    the scene's fps/fps_base to it. Keys land at ``frame_start + time · fps``. The scene frame range
+    becomes ``frame_start`` .. the last frame of the longest track. Returns the new action.
+    """
+    scene = bpy.context.scene
+    rate = resolve_fps(motion, scene, fps)
+    track = motion.track(track_id)
+    plan = plan_track(skeleton_of(armature), track.pose, track.transl, track.times,
+                      world_from_camera(motion.meta), fps=rate, frame_start=frame_start,
+                      root_motion=root_motion, confidence=track.confidence, detected=track.detected)
+    writer = compat.ActionWriter(action_name(track_id), armature)
+    undo: list[Callable[[], None]] = []
+    try:
+        _write_channels(writer, plan)
+        _tag_action(writer.action, motion, track_id, root_motion, rate)
+        last = max(float(t.times[-1]) for t in motion.tracks)
+        _commit(armature, writer, plan, track_id, fps is not None, rate, frame_start, last, undo)
+    except BaseException:
+        for step in reversed(undo):
+            step()
+        writer.discard()
+        raise
+    log.info("baked track %s: %d keys at %.3f fps", track_id, plan.num_keys, rate)
+    return writer.action
+
+
+def _write_channels(writer: compat.ActionWriter, plan: BakePlan) -> None:
+    """All F-curves of the plan."""
+    frames = plan.frames
+    for j in range(NUM_SMPL_JOINTS):
+        path = f'pose.bones["{BONE_NAMES[j]}"].rotation_quaternion'
+        for k in range(4):
+            writer.add_curve(path, k, BONE_NAMES[j], frames, plan.quats[:, j, k])
+    for j, loc in ((0, plan.pelvis_loc), (ROOT_INDEX, plan.root_loc)):
+        for k in range(3):
+            writer.add_curve(f'pose.bones["{BONE_NAMES[j]}"].location', k, BONE_NAMES[j], frames, loc[:, k])
+    writer.add_curve(f'["{PROP_CONFIDENCE}"]', 0, QUALITY_GROUP, frames, plan.confidence, "CONSTANT")
+    writer.add_curve(f'["{PROP_FLAGGED}"]', 0, QUALITY_GROUP, frames,
+                     plan.flagged.astype(np.float64), "CONSTANT")
+
+
+def _tag_action(action: bpy.types.Action, motion: Any, track_id: int, root_motion: str, rate: float) -> None:
+    action["vibe_manifest"] = json.dumps(motion.meta.get("manifest", {}), sort_keys=True)
+    action["vibe_track_id"] = int(track_id)
+    action["vibe_root_motion"] = root_motion
+    action["vibe_fps"] = float(rate)
+
+
+def _commit(armature, writer, plan, track_id, set_fps, rate, frame_start, last_time, undo) -> None:
+    """Change the scene: properties, markers, fps/range, action assignment; each step undoable."""
+    scene = bpy.context.scene
+    _set_props(armature, undo)
+    _replace_markers(scene, plan, track_id, undo)
+    _set_timing(scene, set_fps, rate, frame_start, last_time, undo)
+    old = compat.active_action(armature)
+    old_slot = getattr(armature.animation_data, "action_slot", None) if armature.animation_data else None
+    writer.assign(armature)
+    undo.append(lambda: _reassign(armature, old, old_slot))
+    if old is not None and old != writer.action and old.users == 0:
+        bpy.data.actions.remove(old)
+    if writer.action.name != action_name(track_id):
+        writer.action.name = action_name(track_id)
+
+
+def _reassign(armature, action, slot) -> None:
+    ad = armature.animation_data
+    ad.action = action
+    if slot is not None and action is not None:
+        ad.action_slot = slot
+
+
+def _set_props(armature, undo) -> None:
+    """The custom properties the quality curves animate (they must exist to be evaluated)."""
+    for prop, default in ((PROP_CONFIDENCE, 1.0), (PROP_FLAGGED, 0.0)):
+        had, before = prop in armature, armature.get(prop)
+        armature[prop] = default
+        undo.append(lambda p=prop, h=had, b=before: armature.__setitem__(p, b) if h else armature.pop(p))
+
+
+def _replace_markers(scene, plan, track_id, undo) -> None:
+    markers = scene.timeline_markers
+    prefix = marker_prefix(track_id)
+    old = [(m.name, m.frame) for m in markers if m.name.startswith(prefix)]
+    for m in [m for m in markers if m.name.startswith(prefix)]:
+        markers.remove(m)
+    undo.append(lambda: [markers.new(n, frame=f) for n, f in old])
+    for first, _last in flagged_runs(plan):
+        marker = markers.new(prefix + "low", frame=int(math.floor(first)))
+        undo.append(lambda m=marker: markers.remove(m))
+
+
+def _set_timing(scene, set_fps, rate, frame_start, last_time, undo) -> None:
+    r = scene.render
+    before = (r.fps, r.fps_base, scene.frame_start, scene.frame_end)
+    undo.append(lambda: _restore_timing(scene, before))
+    if set_fps:
+        r.fps, r.fps_base = scene_fps(rate)
+    end = max(int(frame_start), int(math.ceil(frame_start + last_time * rate - 1e-6)))
+    scene.frame_end = max(end, scene.frame_end)  # never below frame_start while moving it
+    scene.frame_start = int(frame_start)
+    scene.frame_end = end
+
+
+def _restore_timing(scene, before) -> None:
+    scene.render.fps, scene.render.fps_base, scene.frame_start, scene.frame_end = before

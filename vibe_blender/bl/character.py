@@ -1,0 +1,152 @@
+"""Build one person's character: an SMPL armature (``VIBE_<id>``) and its skinned mesh (``VIBE_<id>_body``).
+
+The mesh is the body model in the track's estimated shape (``betas_track``) at rest; skin weights
+become 24 vertex groups named after the bones; an Armature modifier deforms it. The rest skeleton
+and its conventions (root bone on the ground, bone axes) are defined in ``core.skeleton``. The
+armature stores what baking needs to rebuild that skeleton without the motion file:
+``["vibe_rest_joints"]`` (72 floats, SMPL canonical metres) and ``["vibe_canonical_offset"]`` (3).
+Pose correctives (``posedirs``) are not turned into shape keys: the mesh is linear-blend skinned.
+"""
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import bpy
+import numpy as np
+from mathutils import Matrix
+
+from ..core.body import shaped_rest
+from ..core.skeleton import (BONE_NAMES, NUM_SMPL_JOINTS, ROOT_INDEX, Skeleton, build_skeleton,
+                             skeleton_from_joints)
+
+log = logging.getLogger(__name__)
+
+PROP_REST_JOINTS = "vibe_rest_joints"
+PROP_OFFSET = "vibe_canonical_offset"
+PROP_TRACK = "vibe_track_id"
+WEIGHT_EPS = 0.0  # weights at or below this are not stored in vertex groups
+
+
+def armature_name(track_id: int) -> str:
+    """Name of the armature object and data of a track: ``VIBE_<id>``."""
+    return f"VIBE_{int(track_id)}"
+
+
+def build_character(motion: Any, track_id: int, *, name: str | None = None,
+                    collection: bpy.types.Collection | None = None) -> bpy.types.Object:
+    """Create the armature + skinned mesh for one track of ``motion`` and return the armature object.
+
+    ``motion``: a ``core.motion_file.Motion``. ``name`` defaults to ``VIBE_<id>``; the mesh is
+    ``<name>_body``. Objects go to ``collection`` (default: the scene's master collection). On any
+    error everything created so far is removed and the exception propagates (scene unchanged).
+    """
+    track = motion.track(track_id)
+    verts, joints = shaped_rest(motion.body, track.betas_track)
+    skel = build_skeleton(joints, verts)
+    name = name or armature_name(track_id)
+    collection = collection or bpy.context.scene.collection
+    created: list[bpy.types.ID] = []
+    try:
+        arm_obj = _armature_object(name, skel, collection, created)
+        mesh_obj = _mesh_object(f"{name}_body", skel.to_armature(verts), motion.body, collection, created)
+        _skin(mesh_obj, arm_obj, np.asarray(motion.body.weights))
+        arm_obj[PROP_TRACK] = int(track_id)
+    except BaseException:
+        _remove(created)
+        raise
+    log.info("built character %s (%d vertices)", name, len(verts))
+    return arm_obj
+
+
+def skeleton_of(armature: bpy.types.Object) -> Skeleton:
+    """The core Skeleton an armature made by :func:`build_character` was built from."""
+    if PROP_REST_JOINTS not in armature or PROP_OFFSET not in armature:
+        raise ValueError(f"{armature.name} was not made by build_character (no {PROP_REST_JOINTS}); "
+                         "build the character with vibe_blender first")
+    joints = np.asarray(armature[PROP_REST_JOINTS], np.float64).reshape(NUM_SMPL_JOINTS, 3)
+    return skeleton_from_joints(joints, np.asarray(armature[PROP_OFFSET], np.float64))
+
+
+def _armature_object(name: str, skel: Skeleton, collection, created: list) -> bpy.types.Object:
+    data = bpy.data.armatures.new(name)
+    created.append(data)
+    obj = bpy.data.objects.new(name, data)
+    created.append(obj)
+    collection.objects.link(obj)
+    _edit_bones(obj, skel)
+    obj[PROP_REST_JOINTS] = skel.rest_joints_canonical.ravel().tolist()
+    obj[PROP_OFFSET] = skel.canonical_offset.tolist()
+    for pb in obj.pose.bones:
+        pb.rotation_mode = "QUATERNION"
+    return obj
+
+
+def _edit_bones(obj: bpy.types.Object, skel: Skeleton) -> None:
+    """Create the 25 bones in EDIT mode (the only mode switch in the add-on)."""
+    view_layer = bpy.context.view_layer
+    previous = view_layer.objects.active
+    view_layer.objects.active = obj
+    bpy.ops.object.mode_set(mode="EDIT")
+    try:
+        bones = obj.data.edit_bones
+        rest = skel.rest_matrices()
+        order = [ROOT_INDEX] + list(range(NUM_SMPL_JOINTS))  # parents before children
+        made = {}
+        for j in order:
+            eb = bones.new(BONE_NAMES[j])
+            eb.head, eb.tail = skel.heads[j].tolist(), skel.tails[j].tolist()
+            eb.matrix = Matrix(rest[j].tolist())  # sets the roll; keeps the length
+            parent = int(skel.parents[j])
+            if parent >= 0:
+                eb.parent = made[parent]
+            made[j] = eb
+    finally:
+        bpy.ops.object.mode_set(mode="OBJECT")
+        view_layer.objects.active = previous
+
+
+def _mesh_object(name: str, verts: np.ndarray, body: Any, collection, created: list) -> bpy.types.Object:
+    """Mesh from armature-space vertices (V,3) and the body's faces (F,3), bulk-filled."""
+    faces = np.asarray(body.faces, np.int32)
+    mesh = bpy.data.meshes.new(name)
+    created.append(mesh)
+    mesh.vertices.add(len(verts))
+    mesh.vertices.foreach_set("co", np.asarray(verts, np.float32).ravel())
+    mesh.loops.add(faces.size)
+    mesh.loops.foreach_set("vertex_index", faces.ravel())
+    mesh.polygons.add(len(faces))
+    mesh.polygons.foreach_set("loop_start", np.arange(0, faces.size, 3, dtype=np.int32))
+    mesh.update(calc_edges=True)
+    obj = bpy.data.objects.new(name, mesh)
+    created.append(obj)
+    collection.objects.link(obj)
+    return obj
+
+
+def _skin(mesh_obj: bpy.types.Object, arm_obj: bpy.types.Object, weights: np.ndarray) -> None:
+    """24 vertex groups from weights (V,24) (one ``add`` call per distinct weight), Armature modifier."""
+    for j in range(NUM_SMPL_JOINTS):
+        group = mesh_obj.vertex_groups.new(name=BONE_NAMES[j])
+        col = weights[:, j]
+        idx = np.nonzero(col > WEIGHT_EPS)[0]
+        values, inverse = np.unique(col[idx], return_inverse=True)
+        order = np.argsort(inverse, kind="stable")
+        starts = np.searchsorted(inverse[order], np.arange(len(values) + 1))
+        for k, value in enumerate(values.tolist()):
+            group.add(idx[order[starts[k]:starts[k + 1]]].tolist(), value, "REPLACE")
+    mesh_obj.parent = arm_obj
+    mod = mesh_obj.modifiers.new("Armature", "ARMATURE")
+    mod.object = arm_obj
+    mod.use_vertex_groups = True
+    mod.use_deform_preserve_volume = False
+
+
+def _remove(ids: list) -> None:
+    """Remove datablocks created by a failed build (objects first, then their data)."""
+    collections = ((bpy.types.Object, bpy.data.objects), (bpy.types.Mesh, bpy.data.meshes),
+                   (bpy.types.Armature, bpy.data.armatures))
+    for block in reversed(ids):
+        for kind, coll in collections:
+            if isinstance(block, kind):
+                coll.remove(block)
