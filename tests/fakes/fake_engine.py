@@ -71,7 +71,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     run.add_argument("--device", default="cpu")
     run.add_argument("--precision", default="fp32")
     run.add_argument("--tracks")
-    sub.add_parser("doctor")
+    doctor = sub.add_parser("doctor")
+    doctor.add_argument("--vibe-data")
     return p.parse_args(argv)
 
 
@@ -146,6 +147,8 @@ def scenario_run(args: argparse.Namespace) -> int:
         return 1
     hello()
     if args.cmd == "doctor":
+        emit("report", kind="doctor", data={"engine_version": "0.0.0-fake", "vibe_ready": bool(args.vibe_data),
+                                            "files": [], "device": {"cuda": False}})
         emit("done", status="ok")
         return 0
     run_stages(args, 50 if s == "slow" else 3, garbage=(s == "garbage"))

@@ -171,9 +171,10 @@ def test_missing_interpreter_fails_without_exception(video, tmp_path):
 
 
 def test_doctor_through_the_runner():
-    job = Job(engine_cmd.doctor_argv(spec("ok")))
+    job = Job(engine_cmd.doctor_argv(spec("ok"), vibe_data="/data/vibe"))
     assert job.run_blocking() is JobState.DONE
     assert job.hello["device"] == "cpu" and job.hello["v"] == 1
+    assert job.reports["doctor"]["vibe_ready"] is True
 
 
 def test_stderr_ring_buffer_keeps_last_200_lines(tmp_path):

@@ -94,9 +94,10 @@ def run_argv(
     return argv
 
 
-def doctor_argv(spec: EngineSpec) -> list[str]:
-    """argv of ``doctor``: the engine reports its versions and devices, then exits."""
-    return spec.prefix() + ["doctor"]
+def doctor_argv(spec: EngineSpec, *, vibe_data: str | os.PathLike | None = None) -> list[str]:
+    """argv of ``doctor``: the engine reports versions, devices and model files, then exits."""
+    argv = spec.prefix() + ["doctor"]
+    return argv + ["--vibe-data", os.fspath(vibe_data)] if vibe_data else argv
 
 
 def venv_python(venv_dir: str | os.PathLike, *, windows: bool | None = None) -> str:

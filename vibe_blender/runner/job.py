@@ -58,6 +58,7 @@ class Job:
         self.state = JobState.PENDING
         self.hello: dict = {}
         self.result: dict = {}
+        self.reports: dict[str, dict] = {}  # report kind (e.g. "doctor") -> its data
         self.stage, self.stage_index, self.stage_count = "", 0, 0
         self.done, self.total = 0, 0
         self.warnings: list[str] = []
@@ -229,6 +230,9 @@ class Job:
             return
         self.error, self.error_code = str(msg["message"]), str(msg["code"])
         self.error_detail = str(msg.get("detail") or "")
+
+    def _on_report(self, msg: Message) -> None:
+        self.reports[str(msg["kind"])] = dict(msg["data"])
 
     def _on_done(self, msg: Message) -> None:
         self._done_status = str(msg["status"])
