@@ -71,6 +71,8 @@ def parse(argv: list[str]) -> argparse.Namespace:
     run.add_argument("--device", default="cpu")
     run.add_argument("--precision", default="fp32")
     run.add_argument("--tracks")
+    run.add_argument("--no-smooth", action="store_true")
+    run.add_argument("--no-foot-lock", action="store_true")
     doctor = sub.add_parser("doctor")
     doctor.add_argument("--vibe-data")
     return p.parse_args(argv)

@@ -26,6 +26,8 @@ def test_run_argv_minimal_and_launcher_override():
         "/usr/bin/python3", "fake.py", "--scenario", "ok", "run", "v.mp4", "--out", "o.npz",
         "--device", "cpu", "--precision", "fp32"]
     assert engine_cmd.doctor_argv(spec)[-1] == "doctor"
+    tail = engine_cmd.run_argv(spec, "v", "o", smoothing=False, foot_lock=False)[-2:]
+    assert tail == ["--no-smooth", "--no-foot-lock"]
 
 
 @pytest.mark.parametrize("kwargs, words", [

@@ -79,8 +79,14 @@ def run_argv(
     device: str = "cpu",
     precision: str = "fp32",
     tracks: tuple[int, ...] | None = None,
+    smoothing: bool = True,
+    foot_lock: bool = True,
 ) -> list[str]:
-    """argv of ``run``: VIDEO → motion file OUT. ``tracks`` None = every person."""
+    """argv of ``run``: VIDEO → motion file OUT. ``tracks`` None = every person.
+
+    smoothing / foot_lock False add ``--no-smooth`` / ``--no-foot-lock`` (the engine's
+    post-processing steps, on by default).
+    """
     if device not in DEVICES:
         raise UserInputError(f"Unknown device {device!r}: use one of {', '.join(DEVICES)}")
     if precision not in PRECISIONS:
@@ -91,7 +97,7 @@ def run_argv(
     argv += ["--device", device, "--precision", precision]
     if tracks:
         argv += ["--tracks", ",".join(str(int(t)) for t in tracks)]
-    return argv
+    return argv + ([] if smoothing else ["--no-smooth"]) + ([] if foot_lock else ["--no-foot-lock"])
 
 
 def doctor_argv(spec: EngineSpec, *, vibe_data: str | os.PathLike | None = None) -> list[str]:

@@ -1,0 +1,92 @@
+"""Import options as frozen dataclasses, built from operator properties or API arguments. Pure.
+
+Validation raises ``UserInputError`` with a one-line message naming the bad value and the fix.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .errors import UserInputError
+
+#: Where the body goes (see ``core.bake_plan``): travel in the world, stay in place, or no root keys.
+ROOT_MOTION_MODES = ("world", "in_place", "off")
+#: "scene": keep the scene frame rate (motion resampled to it); "video": set the scene to the video's.
+FPS_MODES = ("scene", "video")
+DEVICES = ("cpu", "cuda")
+PRECISIONS = ("fp32", "bf16")
+
+
+def parse_track_ids(text: str) -> tuple[int, ...] | None:
+    """"1, 3 4" → (1, 3, 4); empty text → None (every person). Raises UserInputError."""
+    words = text.replace(",", " ").split()
+    if not words:
+        return None
+    try:
+        ids = tuple(int(w) for w in words)
+    except ValueError:
+        raise UserInputError(f"People must be track ids such as '1, 3', got {text!r}") from None
+    if any(i < 0 for i in ids):
+        raise UserInputError(f"Track ids are not negative, got {text!r}")
+    return tuple(dict.fromkeys(ids))
+
+
+def _check_choice(what: str, value: str, choices: tuple[str, ...]) -> None:
+    if value not in choices:
+        raise UserInputError(f"Unknown {what} {value!r}: use one of {', '.join(choices)}")
+
+
+@dataclass(frozen=True)
+class ImportOptions:
+    """How a motion becomes characters in the scene.
+
+    tracks: track ids to import, None = all. frame_start: scene frame of video time 0.
+    smoothing / foot_lock: the engine's post-processing steps (raw output stays in the file).
+    """
+
+    tracks: tuple[int, ...] | None = None
+    root_motion: str = "world"
+    smoothing: bool = True
+    foot_lock: bool = True
+    fps_mode: str = "scene"
+    frame_start: int = 1
+
+    def __post_init__(self) -> None:
+        _check_choice("root motion", self.root_motion, ROOT_MOTION_MODES)
+        _check_choice("frame rate mode", self.fps_mode, FPS_MODES)
+        if self.tracks is not None and not self.tracks:
+            raise UserInputError("No people chosen: give track ids such as '1, 3' or choose all people")
+
+    @property
+    def bake_fps(self) -> str | None:
+        """The ``fps`` argument of ``bl.bake.bake_track``: None keeps the scene's, "video" sets it."""
+        return "video" if self.fps_mode == "video" else None
+
+    def chosen(self, available: list[int]) -> list[int]:
+        """The track ids to import out of ``available``; UserInputError names missing ones."""
+        if self.tracks is None:
+            return list(available)
+        missing = [t for t in self.tracks if t not in available]
+        if missing:
+            raise UserInputError(f"No track {', '.join(map(str, missing))} in the motion file "
+                                 f"(it has {', '.join(map(str, available)) or 'none'}): choose existing ids")
+        return list(self.tracks)
+
+
+@dataclass(frozen=True)
+class EngineOptions:
+    """Where the engine is and how it runs.
+
+    python: the engine's interpreter ("" = not set up). launcher: argv replacing
+    ``python -m vibe_engine`` (tests, developers; see ``runner.engine_cmd.EngineSpec``).
+    vibe_data: the VIBE data folder ("" = the engine's default backend).
+    """
+
+    python: str = ""
+    launcher: tuple[str, ...] = ()
+    vibe_data: str = ""
+    device: str = "cpu"
+    precision: str = "fp32"
+
+    def __post_init__(self) -> None:
+        _check_choice("device", self.device, DEVICES)
+        _check_choice("precision", self.precision, PRECISIONS)
