@@ -1,0 +1,81 @@
+"""The VIBE generator at inference time: backbone → temporal encoder → regressor + SMPL.
+
+The three stages are public so the engine can stream long tracks: features are extracted
+in batches of crops, the GRU state is carried across chunks, and the regressor runs per frame.
+``forward(crops) == regress(encode(extract_features(crops)))``.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+from vibe_engine.models.backbone import FEATURE_DIM, HMRBackbone
+from vibe_engine.models.body import BodyArrays
+from vibe_engine.models.regressor import Regressor
+from vibe_engine.models.temporal import TemporalEncoder
+
+CROP_SIDE = 224
+
+
+class VibeGenerator(nn.Module):
+    """VIBE_Demo equivalent. Sub-modules: ``backbone`` (SPIN ResNet-50), ``encoder`` (GRU),
+    ``regressor`` (IEF + SMPL). ``body`` holds the SMPL arrays (numpy) used by the regressor.
+
+    Args:
+        body: SMPL arrays (see BodyArrays).
+        compute_dtype: dtype of backbone and encoder weights (float32 or bfloat16); the
+            regressor and SMPL always run in float32.
+        channels_last: run the backbone in NHWC memory format (faster on CPU and GPU).
+    """
+
+    def __init__(self, body: BodyArrays, compute_dtype: torch.dtype = torch.float32,
+                 channels_last: bool = False) -> None:
+        super().__init__()
+        self.backbone = HMRBackbone()
+        self.encoder = TemporalEncoder()
+        self.regressor = Regressor(body)
+        self.body = body
+        self.compute_dtype = compute_dtype
+        self.channels_last = channels_last
+
+    @property
+    def device(self) -> torch.device:
+        """Device of the weights."""
+        return self.regressor.fc1.weight.device
+
+    def extract_features(self, crops: torch.Tensor) -> torch.Tensor:
+        """crops (B,3,224,224) ImageNet-normalised RGB → features (B,2048) float32."""
+        x = crops.to(device=self.device, dtype=self.compute_dtype)
+        if self.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return self.backbone(x).float()
+
+    def encode(self, feats: torch.Tensor, hidden: torch.Tensor | None = None
+               ) -> tuple[torch.Tensor, torch.Tensor]:
+        """feats (N,T,2048) → (y (N,T,2048) float32, hidden (2,N,1024) float32).
+
+        Pass the returned ``hidden`` with the next chunk of the same N sequences to get exactly
+        the result of one pass over the concatenated chunks; ``hidden=None`` starts at zero.
+        """
+        x = feats.to(device=self.device, dtype=self.compute_dtype)
+        y, hidden = self.encoder(x, hidden)
+        return y.float(), hidden.float()
+
+    def regress(self, y: torch.Tensor, with_verts: bool = True) -> dict[str, torch.Tensor]:
+        """y (N,T,2048) → dict, float32, each shaped (N,T,…):
+
+        theta (85: cam s,tx,ty · 72 axis-angle pose, SMPL joint order, global first · 10 betas),
+        rotmat (24,3,3), kp_3d (49,3) metres in the camera frame (x right, y down, z forward;
+        no translation), kp_2d (49,2) normalised crop coordinates in [-1,1], verts (6890,3)
+        metres if ``with_verts``.
+        """
+        n, t = y.shape[:2]
+        out = self.regressor(y.reshape(n * t, FEATURE_DIM).to(self.device), with_verts=with_verts)
+        return {k: v.reshape(n, t, *v.shape[1:]) for k, v in out.items()}
+
+    def forward(self, crops: torch.Tensor) -> dict[str, torch.Tensor]:
+        """crops (N,T,3,224,224) → the dict of :meth:`regress` (with vertices)."""
+        n, t = crops.shape[:2]
+        feats = self.extract_features(crops.reshape(n * t, 3, CROP_SIDE, CROP_SIDE))
+        y, _ = self.encode(feats.reshape(n, t, FEATURE_DIM))
+        return self.regress(y)
