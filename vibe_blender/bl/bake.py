@@ -146,7 +146,7 @@ def _replace_markers(scene, plan, track_id, undo) -> None:
         markers.remove(m)
     undo.append(lambda: [markers.new(n, frame=f) for n, f in old])
     for first, _last in flagged_runs(plan):
-        marker = markers.new(prefix + "low", frame=int(math.floor(first)))
+        marker = markers.new(prefix + "low", frame=int(round(first)))  # nearest scene frame
         undo.append(lambda m=marker: markers.remove(m))
 
 
