@@ -1,0 +1,147 @@
+"""Exports round-trip through Blender's own importers: every bone head within 1 mm, frames and fps kept."""
+import math
+import os
+
+import numpy as np
+import pytest
+
+bpy = pytest.importorskip("bpy")
+
+from tests.blender import export_rigs as rigs  # noqa: E402
+from vibe_blender.bl import export as ex  # noqa: E402
+from vibe_blender.core.errors import UserInputError  # noqa: E402
+
+NUM_FRAMES = 30
+FPS = 25
+CHECK_FRAMES = (1, 9, 17, 30)
+MAX_ERROR_M = 1e-3
+
+
+@pytest.fixture(autouse=True)
+def empty_scene():
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    yield
+
+
+def _character(seed=0):
+    """Animated armature + skinned mesh, placed off the origin and turned, scene at 25 fps."""
+    scene = bpy.context.scene
+    scene.render.fps, scene.render.fps_base = FPS, 1.0
+    scene.frame_start, scene.frame_end = 1, 250
+    arm = rigs.build_armature()
+    mesh = rigs.add_skinned_mesh(arm, seed)
+    rigs.animate(arm, NUM_FRAMES, seed=seed)
+    arm.location = (0.4, 2.0, 0.1)
+    arm.rotation_euler = (0.0, 0.0, math.radians(35))
+    bpy.context.view_layer.update()
+    return arm, mesh
+
+
+def _reference(arm, mesh):
+    return rigs.head_positions(arm, CHECK_FRAMES), rigs.evaluated_vertices(mesh, CHECK_FRAMES[2])
+
+
+def _only(kind):
+    found = [o for o in bpy.data.objects if o.type == kind]
+    assert len(found) == 1, [o.name for o in bpy.data.objects]
+    return found[0]
+
+
+def _frame_range(obj):
+    return tuple(round(f) for f in obj.animation_data.action.frame_range)
+
+
+@pytest.mark.parametrize("preset", ["generic", "unity", "unreal"])
+def test_fbx_round_trip(tmp_path, preset):
+    arm, mesh = _character()
+    heads, verts = _reference(arm, mesh)
+    path = ex.export_fbx_file(arm, tmp_path / f"char_{preset}.fbx", preset=preset)
+    assert os.listdir(tmp_path) == [f"char_{preset}.fbx"]  # no temp file left behind
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.import_scene.fbx(filepath=path, anim_offset=0)
+    arm2, mesh2 = _only("ARMATURE"), _only("MESH")
+    assert sorted(b.name for b in arm2.data.bones) == sorted(rigs.SMPL_JOINT_NAMES)  # no leaf bones
+    assert bpy.context.scene.render.fps / bpy.context.scene.render.fps_base == pytest.approx(FPS)
+    assert _frame_range(arm2) == (1, NUM_FRAMES)
+    assert np.abs(rigs.head_positions(arm2, CHECK_FRAMES) - heads).max() < MAX_ERROR_M
+    assert np.abs(rigs.evaluated_vertices(mesh2, CHECK_FRAMES[2]) - verts).max() < MAX_ERROR_M
+
+
+def test_bvh_round_trip(tmp_path):
+    arm, _ = _character(seed=1)
+    heads = rigs.head_positions(arm, CHECK_FRAMES)
+    path = ex.export_bvh_file(arm, tmp_path / "char.bvh")
+    lines = open(path).read().splitlines()
+    assert f"Frames: {NUM_FRAMES}" in lines and f"Frame Time: {1 / FPS:.6f}" in lines
+    assert lines[1] == "ROOT pelvis" and "CHANNELS 6 Xposition Yposition Zposition" in lines[4]
+    assert len(bpy.data.objects) == 2 and len(bpy.data.armatures) == 1  # temporary copy removed
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.import_anim.bvh(filepath=path, update_scene_fps=True, update_scene_duration=True)
+    arm2 = _only("ARMATURE")
+    assert bpy.context.scene.render.fps / bpy.context.scene.render.fps_base == pytest.approx(FPS)
+    assert _frame_range(arm2) == (1, NUM_FRAMES)
+    assert np.abs(rigs.head_positions(arm2, CHECK_FRAMES) - heads).max() < MAX_ERROR_M
+
+
+def test_gltf_round_trip(tmp_path):
+    arm, mesh = _character(seed=2)
+    heads, verts = _reference(arm, mesh)
+    path = ex.export_gltf_file([arm, mesh], tmp_path / "char.glb")
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.context.scene.render.fps = FPS  # glTF stores seconds; the importer keys at the scene fps
+    bpy.ops.import_scene.gltf(filepath=path)
+    arm2 = _only("ARMATURE")
+    mesh2 = next(o for o in bpy.data.objects if o.type == "MESH" and o.find_armature() == arm2)
+    assert {b.name for b in arm2.data.bones} == set(rigs.SMPL_JOINT_NAMES)
+    assert _frame_range(arm2) == (1, NUM_FRAMES)
+    assert np.abs(rigs.head_positions(arm2, CHECK_FRAMES) - heads).max() < MAX_ERROR_M
+    got = rigs.evaluated_vertices(mesh2, CHECK_FRAMES[2])
+    # glTF may reorder vertices: match each original vertex to its nearest re-imported one.
+    nearest = np.linalg.norm(verts[:, None] - got[None], axis=-1).min(1)
+    assert len(got) == len(verts) and nearest.max() < MAX_ERROR_M
+
+
+def test_export_restores_user_state(tmp_path):
+    arm, mesh = _character()
+    other = bpy.data.objects.new("Other", None)
+    bpy.context.scene.collection.objects.link(other)
+    for o in (arm, mesh):
+        o.select_set(False)
+    other.select_set(True)
+    bpy.context.view_layer.objects.active = mesh
+    scene = bpy.context.scene
+    scene.frame_set(7)
+    ex.export_fbx_file(arm, tmp_path / "a.fbx")
+    ex.export_bvh_file(arm, tmp_path / "a.bvh")
+    ex.export_gltf_file(arm, tmp_path / "a.glb")
+    assert [o.name for o in bpy.context.view_layer.objects if o.select_get()] == ["Other"]
+    assert bpy.context.view_layer.objects.active == mesh
+    assert (scene.frame_start, scene.frame_end, scene.frame_current) == (1, 250, 7)
+    assert sorted(os.listdir(tmp_path)) == ["a.bvh", "a.fbx", "a.glb"]
+
+
+@pytest.mark.parametrize("target, message", [
+    ("missing/char.fbx", "does not exist"), ("char.txt", "must end with .fbx"), ("folder.fbx", "is a folder")])
+def test_bad_target_path(tmp_path, target, message):
+    arm, _ = _character()
+    (tmp_path / "folder.fbx").mkdir()
+    with pytest.raises(UserInputError, match=message):
+        ex.export_fbx_file(arm, tmp_path / target)
+    assert sorted(os.listdir(tmp_path)) == ["folder.fbx"]
+
+
+def test_unwritable_folder():
+    arm, _ = _character()
+    with pytest.raises(UserInputError, match="cannot write"):  # /proc takes no new files, even for root
+        ex.export_bvh_file(arm, "/proc/vibe_char.bvh")
+
+
+def test_nothing_to_export(tmp_path):
+    arm = rigs.build_armature()
+    with pytest.raises(UserInputError, match="no animation"):
+        ex.export_fbx_file(arm, tmp_path / "a.fbx")
+    with pytest.raises(UserInputError, match="armature"):
+        ex.export_gltf_file([], tmp_path / "a.glb")
+    with pytest.raises(UserInputError, match="unknown FBX preset"):
+        ex.export_fbx_file(arm, tmp_path / "a.fbx", preset="godot")
+    assert os.listdir(tmp_path) == []
