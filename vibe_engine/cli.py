@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 import traceback
 from importlib import metadata
 from pathlib import Path
-from typing import Sequence, TextIO
+from typing import Callable, Sequence, TextIO
 
 from . import __version__
 from .config import DEFAULT_BATCH_SIZE, DEFAULT_MIN_FRAMES, OOM_ENV, EngineConfig, resolve_models
@@ -80,6 +81,10 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--max-people", type=_positive_int, metavar="N", help="keep the N longest tracks")
     p.add_argument("--official-chunks", action="store_true",
                    help="restart the GRU every 450 frames like the official demo")
+    p.add_argument("--no-smooth", action="store_true", help="keep the raw per-frame network output")
+    p.add_argument("--no-ground", action="store_true",
+                   help="do not estimate the ground plane (no world frame, no foot locking)")
+    p.add_argument("--no-foot-lock", action="store_true", help="do not pin feet in contact with the ground")
     p.add_argument("--ignore-stdin", action="store_true",
                    help="do not treat end of stdin as cancel (for shell use with </dev/null)")
 
@@ -125,7 +130,8 @@ def make_config(args: argparse.Namespace) -> EngineConfig:
         models=models, boxes=Path(args.boxes).expanduser().resolve() if args.boxes else None,
         device=args.device, precision=args.precision, focal_px=args.focal, min_frames=args.min_frames,
         batch_size=args.batch_size, tracks=args.tracks, max_people=args.max_people,
-        official_chunks=args.official_chunks, oom_above=_oom_hook())
+        official_chunks=args.official_chunks, smooth=not args.no_smooth, ground=not args.no_ground,
+        foot_lock=not args.no_foot_lock, oom_above=_oom_hook())
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
@@ -185,27 +191,47 @@ def _usage_failure(argv: Sequence[str], message: str, out: TextIO) -> int:
     return EXIT_USAGE
 
 
+def _protocol_stream() -> tuple[TextIO, Callable[[], None]]:
+    """A private stream on the real stdout for protocol lines; fd 1 and ``sys.stdout`` then point
+    at stderr, so stray prints from Python or native libraries cannot corrupt the protocol.
+
+    Returns the stream and a function that undoes the redirection.
+    """
+    sys.stdout.flush()
+    saved_fd, saved_stdout = os.dup(1), sys.stdout
+    stream = os.fdopen(os.dup(1), "w", encoding="utf-8", buffering=1)
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
+
+    def restore() -> None:
+        stream.flush()
+        os.dup2(saved_fd, 1)
+        os.close(saved_fd)
+        sys.stdout = saved_stdout
+        stream.close()
+
+    return stream, restore
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
-    protocol_out = sys.stdout
     try:
         args = build_parser().parse_args(argv)
     except UsageError as exc:
-        return _usage_failure(argv, str(exc), protocol_out)
+        return _usage_failure(argv, str(exc), sys.stdout)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "inspect":
         from .inspect_cmd import inspect_main
 
-        return inspect_main(args.file, args.json, protocol_out)
-    sys.stdout = sys.stderr
+        return inspect_main(args.file, args.json, sys.stdout)
+    out, restore = _protocol_stream()
     try:
         if args.command == "doctor":
             from .doctor import doctor_main
 
-            return doctor_main(args, protocol_out)
-        return _run(args, protocol_out)
+            return doctor_main(args, out)
+        return _run(args, out)
     finally:
-        protocol_out.flush()
-        sys.stdout = protocol_out
+        restore()

@@ -65,6 +65,9 @@ class EngineConfig:
     tracks: tuple[int, ...] | None = None
     max_people: int | None = None
     official_chunks: bool = False
+    smooth: bool = True
+    ground: bool = True
+    foot_lock: bool = True
     oom_above: int | None = None
 
     @property

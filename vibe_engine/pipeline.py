@@ -464,6 +464,15 @@ def build_motion(run: _Run, model: Any, info: Any, times: np.ndarray, streams: l
     return mf.Motion(meta=meta, body=body, tracks=tracks)
 
 
+def _postprocess(cfg: EngineConfig, motion: mf.Motion) -> None:
+    """Smoothing, ground plane and foot locking as configured (raw output kept as *_raw)."""
+    from .postprocess.run import PostSettings, postprocess
+
+    settings = PostSettings(smooth=cfg.smooth, ground=cfg.ground, foot_lock=cfg.foot_lock)
+    postprocess(motion, settings)
+    motion.meta["manifest"]["postprocess"] = settings.as_dict()
+
+
 # ----------------------------------------------------------------------------- run
 
 
@@ -499,6 +508,8 @@ def run_pipeline(cfg: EngineConfig, writer: ProtocolWriter, token: CancelToken) 
         token.check("regress")
     writer.stage("write")
     motion = build_motion(run, model, info, times, streams)
+    with run.timings("postprocess"):
+        _postprocess(cfg, motion)
     token.check("write")
     with run.timings("write"):
         mf.write_motion(cfg.out, motion)

@@ -1,0 +1,218 @@
+"""Pipeline pieces in-process: streaming GRU chunking, official chunks, track selection, checks,
+model-file discovery, the protocol writer and the cancel token."""
+from __future__ import annotations
+
+import io
+import json
+import os
+import threading
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+
+from tests.fixtures import synthetic
+from vibe_blender.core import protocol as P
+from vibe_engine import config as C
+from vibe_engine import pipeline as PL
+from vibe_engine.cancel import CancelToken, watch_stdin
+from vibe_engine.errors import BadInputError, CancelledError, ModelError, NoPersonError, OutputError
+from vibe_engine.protocol import ProtocolWriter
+
+
+class FakeClock:
+    """A settable clock for the writer (seconds)."""
+
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def _run(tmp_path: Path, **cfg) -> tuple[PL._Run, io.StringIO]:
+    stream = io.StringIO()
+    config = C.EngineConfig(video=tmp_path / "v.mp4", out=tmp_path / "o.npz", **cfg)
+    return PL._Run(config, ProtocolWriter(stream), CancelToken()), stream
+
+
+@pytest.fixture(scope="module")
+def generator(tmp_path_factory):
+    """A random-init VIBE generator (encoder + regressor are what the chunking exercises)."""
+    from vibe_engine.models.body_io import read_body_file
+    from vibe_engine.models.generator import VibeGenerator
+
+    root = tmp_path_factory.mktemp("body")
+    body = read_body_file(synthetic.write_smpl_npz(root / "smpl.npz", synthetic.make_smpl_arrays(0)))
+    torch.manual_seed(0)
+    model = VibeGenerator(body).eval().requires_grad_(False)
+    with torch.no_grad():  # keep the random GRU in a non-saturated regime
+        for p in model.encoder.parameters():
+            p.mul_(0.5)
+    return model
+
+
+def _stream_all(run, model, feats: np.ndarray, final_every: int | None = None) -> dict[str, np.ndarray]:
+    stream = PL._Stream(SimpleNamespace(id=1))
+    for i, f in enumerate(feats):
+        stream.buffer.append(f)
+        if final_every and (i + 1) % final_every == 0:
+            PL._run_chunks(run, model, stream, final=False)
+    PL._run_chunks(run, model, stream, final=True)
+    return {k: np.concatenate(v) for k, v in stream.outputs.items()}
+
+
+def _one_pass(model, feats: np.ndarray) -> dict[str, np.ndarray]:
+    with torch.inference_mode():
+        y, _ = model.encode(torch.from_numpy(feats)[None])
+        out = model.regress(y, with_verts=False)
+    return {k: out[k][0].numpy() for k in ("theta", "kp_3d", "kp_2d")}
+
+
+def test_streaming_chunks_equal_one_sequence(generator, tmp_path):
+    feats = np.random.default_rng(0).normal(0, 1, (200, 2048)).astype(np.float32)
+    run, _ = _run(tmp_path)
+    assert run.cfg.chunk_frames < 200
+    got = _stream_all(run, generator, feats, final_every=7)
+    ref = _one_pass(generator, feats)
+    for k in ref:
+        np.testing.assert_allclose(got[k], ref[k], atol=2e-5)
+
+
+def test_official_chunks_restart_the_gru_every_450_frames(generator, tmp_path):
+    feats = np.random.default_rng(1).normal(0, 1, (470, 2048)).astype(np.float32)
+    run, _ = _run(tmp_path, official_chunks=True)
+    got = _stream_all(run, generator, feats, final_every=13)
+    ref = {k: np.concatenate([a, b]) for (k, a), b in zip(
+        _one_pass(generator, feats[:450]).items(), _one_pass(generator, feats[450:]).values())}
+    for k in ref:
+        np.testing.assert_allclose(got[k], ref[k], atol=2e-5)
+    exact = _one_pass(generator, feats)
+    assert np.abs(got["theta"][450:] - exact["theta"][450:]).max() > 1e-4  # the reset matters
+
+
+def _tracks(*lengths: int):
+    return [SimpleNamespace(id=i + 1, frames=np.arange(n)) for i, n in enumerate(lengths)]
+
+
+def test_select_tracks_drops_short_ones_with_warnings_and_applies_options(tmp_path):
+    run, stream = _run(tmp_path, min_frames=10)
+    assert [t.id for t in PL.select_tracks(run, _tracks(30, 5, 12))] == [1, 3]
+    warnings = [json.loads(line) for line in stream.getvalue().splitlines()]
+    assert [w["code"] for w in warnings] == ["SHORT_TRACK_DROPPED"] and "track 2 (5 frames)" in warnings[0]["message"]
+    run, _ = _run(tmp_path, min_frames=1, max_people=2)
+    assert [t.id for t in PL.select_tracks(run, _tracks(3, 9, 7))] == [2, 3]
+    run, _ = _run(tmp_path, min_frames=1, tracks=(3, 1))
+    assert [t.id for t in PL.select_tracks(run, _tracks(3, 9, 7))] == [1, 3]
+    run, _ = _run(tmp_path, min_frames=1, tracks=(8,))
+    with pytest.raises(BadInputError, match=r"--tracks 8 matches no track \(tracks: 1, 2\)"):
+        PL.select_tracks(run, _tracks(3, 9))
+
+
+def test_select_tracks_no_person_messages(tmp_path):
+    run, _ = _run(tmp_path, min_frames=25)
+    with pytest.raises(NoPersonError, match="no person was detected"):
+        PL.select_tracks(run, [])
+    with pytest.raises(NoPersonError, match=r"longest track: 7 frames\); lower --min-frames"):
+        PL.select_tracks(run, _tracks(7, 3))
+
+
+def test_robust_betas_is_the_median_over_confident_detected_frames():
+    betas = np.arange(50, dtype=np.float64).reshape(5, 10)
+    conf = np.array([0.9, 0.1, 0.8, 0.0, 0.7])
+    detected = np.array([True, True, True, False, False])
+    np.testing.assert_array_equal(PL._robust_betas(betas, conf, detected), np.median(betas[[0, 2]], 0))
+    np.testing.assert_array_equal(PL._robust_betas(betas, conf * 0, detected), np.median(betas, 0))
+
+
+def test_output_path_checks(tmp_path):
+    PL.check_output_path(tmp_path / "ok.npz")
+    assert list(tmp_path.iterdir()) == []
+    with pytest.raises(OutputError, match="is a folder"):
+        PL.check_output_path(tmp_path)
+    with pytest.raises(OutputError, match="does not exist"):
+        PL.check_output_path(tmp_path / "no" / "x.npz")
+
+
+def test_resolve_models_from_a_data_folder_and_explicit_paths(tmp_path):
+    assert C.resolve_models(None, None, None, None) is None
+    for name in ("vibe_model_w_3dpw.pth.tar", "spin_model_checkpoint.pth.tar", "J_regressor_extra.npy"):
+        (tmp_path / name).write_bytes(b"x")
+    m = C.resolve_models(str(tmp_path), None, None, None)
+    assert m.vibe_checkpoint.name == "vibe_model_w_3dpw.pth.tar" and m.body_model is None
+    assert set(m.named()) == {"vibe_model_w_3dpw.pth.tar", "spin_model_checkpoint.pth.tar",
+                              "J_regressor_extra.npy"}
+    (tmp_path / "vibe_model_wo_3dpw.pth.tar").write_bytes(b"x")
+    assert C.resolve_models(str(tmp_path), None, None, None).vibe_checkpoint.name == "vibe_model_wo_3dpw.pth.tar"
+    with pytest.raises(ModelError, match="VIBE checkpoint not found"):
+        C.resolve_models(str(tmp_path), str(tmp_path / "nope.tar"), None, None)
+    os.remove(tmp_path / "spin_model_checkpoint.pth.tar")
+    with pytest.raises(ModelError, match=r"lacks spin_model_checkpoint.pth.tar;"):
+        C.resolve_models(str(tmp_path), None, None, None)
+
+
+def test_writer_throttles_progress_to_10_hz_and_computes_rate_and_eta():
+    clock, out = FakeClock(), io.StringIO()
+    w = ProtocolWriter(out, clock=clock)
+    w.hello("cpu", False, "2.13.0")
+    w.stage("features")
+    sent = []
+    for i in range(1, 101):
+        clock.now += 0.01
+        sent.append(w.progress("features", i, 100))
+    assert sum(sent) == 10
+    clock.now += 0.1
+    w.progress("features", 50, 100)
+    w.done("ok")
+    w.warning("LATE", "after done: never written")
+    msgs = [P.decode_line(line) for line in out.getvalue().splitlines()]
+    last = [m for m in msgs if m.type == "progress"][-1]
+    assert last["fps"] == pytest.approx(50 / 1.1, rel=1e-3) and last["eta_s"] == pytest.approx(1.1, rel=1e-3)
+    assert msgs[-1].type == "done" and [m.type for m in msgs].count("warning") == 0
+    P.check_transcript(msgs, require_result=False)
+
+
+def test_writer_matches_the_golden_ok_transcript_structure(tmp_path):
+    golden = [P.decode_line(line) for line in
+              (Path(P.__file__).resolve().parents[2] / "assets/protocol/ok.jsonl").read_text().splitlines()]
+    clock, out = FakeClock(), io.StringIO()
+    w = ProtocolWriter(out, clock=clock)
+    for m in golden:
+        clock.now = 100.0 + m.t
+        if m.type == "stage":
+            w.stage(m["name"])
+        else:
+            w.send(m.type, **m.fields)
+    assert [json.loads(line) for line in out.getvalue().splitlines()] == [m.to_dict() for m in golden]
+
+
+def test_cancel_token_check_and_test_pause():
+    token = CancelToken()
+    token.check("detect")
+    token.cancel("because")
+    with pytest.raises(CancelledError, match="cancelled during detect"):
+        token.check("detect")
+    announced = []
+    paused = CancelToken(pause_at="track", announce=announced.append)
+    threading.Timer(0.05, paused.cancel).start()
+    paused.check("detect")
+    with pytest.raises(CancelledError):
+        paused.check("track")
+    assert announced == ["track"]
+
+
+@pytest.mark.parametrize("payload,reason", [(b'{"v":1,"type":"cancel"}\n', "cancel line on stdin"),
+                                            (b'noise\n{"type": "cancel"}', "cancel line on stdin"),
+                                            (b"noise\n", "stdin closed")])
+def test_stdin_watcher_cancels_on_the_cancel_line_or_eof(payload, reason):
+    r, w = os.pipe()
+    token = CancelToken()
+    thread = watch_stdin(token, r)
+    os.write(w, payload)
+    assert not token.wait(0.05) or reason == "cancel line on stdin"
+    os.close(w)
+    thread.join(5)
+    os.close(r)
+    assert token.cancelled and token.reason == reason
