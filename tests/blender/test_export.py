@@ -145,3 +145,37 @@ def test_nothing_to_export(tmp_path):
     with pytest.raises(UserInputError, match="unknown FBX preset"):
         ex.export_fbx_file(arm, tmp_path / "a.fbx", preset="godot")
     assert os.listdir(tmp_path) == []
+
+
+def _reimport(fmt, path):
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.context.scene.render.fps = 30
+    if fmt == "fbx":
+        bpy.ops.import_scene.fbx(filepath=path, anim_offset=0)
+    elif fmt == "bvh":
+        bpy.ops.import_anim.bvh(filepath=path, update_scene_fps=True, update_scene_duration=True)
+    else:
+        bpy.ops.import_scene.gltf(filepath=path)
+    return _only("ARMATURE")
+
+
+def test_baked_character_round_trips_through_public_api(tmp_path):
+    from tests.fixtures.motion import make_motion
+    from vibe_blender.bl import api_export
+    from vibe_blender.bl.bake import bake_track
+    from vibe_blender.bl.character import build_character
+
+    motion = make_motion(num_tracks=1, num_frames=20, seed=3)
+    arm = build_character(motion, 1)
+    bake_track(arm, motion, 1, fps=30)
+    names = [b.name for b in arm.data.bones]
+    frames = list(range(1, 21))
+    heads = rigs.head_positions(arm, frames, names)
+    paths = {"fbx": api_export.export_fbx(arm, tmp_path / "p.fbx", preset="unreal"),
+             "bvh": api_export.export_bvh(arm, tmp_path / "p.bvh"),
+             "glb": api_export.export_gltf(arm, tmp_path / "p.glb")}
+    for fmt, path in paths.items():
+        arm2 = _reimport(fmt, path)
+        assert _frame_range(arm2) == (1, 20), fmt
+        err = np.abs(rigs.head_positions(arm2, frames, names) - heads).max()
+        assert err < MAX_ERROR_M, (fmt, err)

@@ -63,8 +63,9 @@ FBX_TARGET_UNIT_M = MappingProxyType({"generic": 1.0, "unity": 1.0, "unreal": 0.
 #: BVH importer's default axis conversion (forward −Z, up Y).
 BVH_FROM_BLENDER = ((1.0, 0.0, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0), (0.0, -1.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0))
 
-#: BVH: Euler channels in each bone's native order, root with 3 translation channels.
-BVH_OPTIONS = MappingProxyType({"global_scale": 1.0, "rotate_mode": "NATIVE", "root_transform_only": True})
+#: BVH: Euler channels in each bone's native order; every joint also has 3 position channels, because
+#: the character's pelvis moves relative to its ground root bone (root-only channels would drop that).
+BVH_OPTIONS = MappingProxyType({"global_scale": 1.0, "rotate_mode": "NATIVE", "root_transform_only": False})
 
 #: glTF binary (.glb), Y up (the glTF spec), skins + the active action only, sampled every frame.
 GLTF_OPTIONS = MappingProxyType({
