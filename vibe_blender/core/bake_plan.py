@@ -82,14 +82,17 @@ def scene_fps(fps: float) -> tuple[int, float]:
     return fps_int, fps_int / fps
 
 
-def local_rotations(skeleton: Skeleton, pose_aa: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
-    """Pose-bone rotation matrices B (T,24,3,3) for SMPL ``pose_aa`` (T,24,3) (camera-frame root)."""
-    r = aa_to_matrix(np.asarray(pose_aa, np.float64).reshape(-1, NUM_SMPL_JOINTS, 3))
+def local_rotations(skeleton: Skeleton, rot: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
+    """Pose-bone rotation matrices B (T,24,3,3) for SMPL local rotations ``rot`` (T,24,3,3).
+
+    The root rotation is in the camera frame; see the module docstring for the formula.
+    """
     q = skeleton.rest_rot[:NUM_SMPL_JOINTS]
-    c = SMPL_TO_BLENDER
-    outer = np.broadcast_to(c, r.shape).copy()
-    outer[:, 0] = np.asarray(cam_to_world, np.float64)[:3, :3]
-    return np.swapaxes(q, -1, -2) @ outer @ r @ c.T @ q
+    outer = np.broadcast_to(SMPL_TO_BLENDER, q.shape).copy()
+    outer[0] = np.asarray(cam_to_world, np.float64)[:3, :3]
+    left = np.swapaxes(q, -1, -2) @ outer  # (24,3,3) constant per bone
+    right = SMPL_TO_BLENDER.T @ q
+    return np.einsum("jab,tjbc,jcd->tjad", left, rot, right, optimize=True)
 
 
 def pelvis_world(skeleton: Skeleton, transl: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
@@ -120,11 +123,10 @@ def plan_track(skeleton: Skeleton, pose_aa: np.ndarray, transl: np.ndarray, time
                root_motion: str = "world", confidence: np.ndarray | None = None,
                detected: np.ndarray | None = None) -> BakePlan:
     """Plan one track: pose (T,24,3) axis-angle, transl (T,3) m and times (T,) s, camera frame."""
-    b = local_rotations(skeleton, pose_aa, cam_to_world)
-    quats = quat_continuity(matrix_to_quat(b), axis=0)
+    r = aa_to_matrix(np.asarray(pose_aa, np.float64).reshape(-1, NUM_SMPL_JOINTS, 3))
+    quats = quat_continuity(matrix_to_quat(local_rotations(skeleton, r, cam_to_world)), axis=0)
     pelvis_loc, root_loc = root_locations(skeleton, pelvis_world(skeleton, transl, cam_to_world),
                                           root_motion)
-    r = aa_to_matrix(np.asarray(pose_aa, np.float64).reshape(-1, NUM_SMPL_JOINTS, 3))
     feats = (r[:, 1:] - np.eye(3)).reshape(r.shape[0], -1)
     n = quats.shape[0]
     conf = np.ones(n) if confidence is None else np.asarray(confidence, np.float64)
