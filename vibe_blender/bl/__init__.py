@@ -1,9 +1,34 @@
-"""Thin bpy layer: the only package that imports bpy."""
+"""Thin bpy layer: the only package that imports bpy. ``register``/``unregister`` have no other
+side effects than the classes in ``CLASSES`` and the ``Scene.vibe`` pointer property."""
+from __future__ import annotations
+
+import bpy
+
+from . import operators, panels, prefs, props
+
+CLASSES = (
+    props.VibeSceneSettings,
+    prefs.VibePreferences,
+    operators.VIBE_OT_import_video,
+    operators.VIBE_OT_import_motion,
+    operators.VIBE_OT_cancel,
+    operators.VIBE_OT_check_engine,
+    operators.VIBE_OT_setup_engine,
+    operators.VIBE_OT_hash_vibe_data,
+    panels.VIBE_PT_main,
+)
 
 
 def register() -> None:
-    """Register Blender classes (filled in by the add-on issue)."""
+    """Register every class, then the scene settings pointer."""
+    for cls in CLASSES:
+        bpy.utils.register_class(cls)
+    props.register_props()
 
 
 def unregister() -> None:
-    """Unregister Blender classes."""
+    """Stop a running engine, then remove everything ``register`` added (reverse order)."""
+    operators.shutdown()
+    props.unregister_props()
+    for cls in reversed(CLASSES):
+        bpy.utils.unregister_class(cls)

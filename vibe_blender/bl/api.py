@@ -1,0 +1,170 @@
+"""Public headless API for scripts and ``blender -b``: video or motion file → animated characters.
+
+Every function raises a ``VibeError`` subclass on failure (never returns report strings) and leaves
+the scene as it was:
+- ``UserInputError``: a bad path or option (the message names the fix);
+- ``runner.errors.EngineRunError`` (``EngineCrashedError``, ``EngineCancelledError``, …): the engine
+  failed; ``.code`` is the protocol error code, ``.detail`` the traceback / stderr tail;
+- ``MotionFileError``: the motion file is unreadable;
+- ``VibeImportError``: building or baking a character failed.
+
+Example (``blender -b -P script.py``)::
+
+    from vibe_blender.bl import api   # or bl_ext.user_default.vibe_mocap.bl.api
+    arms = api.import_video("walk.mp4", out_motion="walk.motion.npz", engine_python="/opt/eng/bin/python")
+"""
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Callable, Iterator, Sequence
+
+import bpy
+
+from ..core.errors import UserInputError, VibeError
+from ..core.motion_file import read_motion
+from ..core.settings import EngineOptions, ImportOptions
+from ..runner import engine_cmd
+from ..runner.job import Job
+from . import prefs
+
+log = logging.getLogger(__name__)
+
+#: bpy.data collections an import may add to; rolled back on failure.
+_GUARDED_COLLECTIONS = ("objects", "meshes", "armatures", "actions", "materials")
+
+
+class VibeImportError(VibeError):
+    """Building or baking a character failed; the scene was restored."""
+
+
+def import_video(path: str | os.PathLike, *, out_motion: str | os.PathLike | None = None,
+                 vibe_data: str | None = None, device: str = "cpu", precision: str = "fp32",
+                 tracks: Sequence[int] | None = None, root_motion: str = "world",
+                 engine_python: str | None = None, progress: Callable[[Job], None] | None = None,
+                 smoothing: bool = True, foot_lock: bool = True, fps_mode: str = "scene",
+                 frame_start: int = 1, engine_command: Sequence[str] | None = None) -> list[bpy.types.Object]:
+    """Run the engine on a video, then build and bake one character per chosen track.
+
+    out_motion: where to keep the motion file (None: a temporary file, deleted afterwards).
+    vibe_data / engine_python / engine_command: None = the add-on preferences. engine_command
+    replaces ``<engine_python> -m vibe_engine`` (see ``runner.engine_cmd.EngineSpec.launcher``).
+    progress: called with the running ``Job`` (``.stage``, ``.fraction``, ``.eta_s``) after
+    every engine message. Returns the armature objects, in track order.
+    """
+    options = ImportOptions(tracks=_tracks(tracks), root_motion=root_motion, smoothing=smoothing,
+                            foot_lock=foot_lock, fps_mode=fps_mode, frame_start=frame_start)
+    engine = _engine_options(vibe_data, device, precision, engine_python, engine_command)
+    with _motion_target(out_motion) as out:
+        run_engine(path, out, engine, options, progress)
+        return bake_motion(out, options)
+
+
+def import_motion(path: str | os.PathLike, *, tracks: Sequence[int] | None = None,
+                  root_motion: str = "world", fps_mode: str = "scene",
+                  frame_start: int = 1) -> list[bpy.types.Object]:
+    """Bake an existing motion file (no engine): one armature per chosen track, in track order."""
+    options = ImportOptions(tracks=_tracks(tracks), root_motion=root_motion, fps_mode=fps_mode,
+                            frame_start=frame_start)
+    return bake_motion(path, options)
+
+
+# -- building blocks shared with the operators ---------------------------------------------------
+def start_job(video: str | os.PathLike, out: str | os.PathLike, engine: EngineOptions,
+              options: ImportOptions) -> Job:
+    """A Job (not started) that turns ``video`` into the motion file ``out``; checks the inputs."""
+    video = Path(bpy.path.abspath(os.fspath(video)))
+    if not video.is_file():
+        raise UserInputError(f"Video not found: {video}; choose an existing video file")
+    spec = engine_cmd.EngineSpec(python=engine.python, launcher=engine.launcher)
+    engine_cmd.check_engine_python(spec)
+    out = Path(out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    argv = engine_cmd.run_argv(spec, video, out, vibe_data=engine.vibe_data or None, device=engine.device,
+                               precision=engine.precision, tracks=options.tracks,
+                               smoothing=options.smoothing, foot_lock=options.foot_lock)
+    return Job(argv, result_path=out)
+
+
+def run_engine(video: str | os.PathLike, out: str | os.PathLike, engine: EngineOptions,
+               options: ImportOptions, progress: Callable[[Job], None] | None = None) -> Job:
+    """Run the engine to the end (blocking); raises the job's error unless it is DONE."""
+    job = start_job(video, out, engine, options)
+    job.run_blocking(progress)
+    job.raise_for_state()
+    return job
+
+
+def bake_motion(path: str | os.PathLike, options: ImportOptions) -> list[bpy.types.Object]:
+    """Read a motion file and bake the chosen tracks; on any failure the scene is restored."""
+    from . import bake, character
+
+    motion = read_motion(path)
+    chosen = options.chosen([t.id for t in motion.tracks])
+    armatures = []
+    with scene_guard(bpy.context.scene):
+        for track_id in chosen:
+            arm = character.build_character(motion, track_id)
+            bake.bake_track(arm, motion, track_id, root_motion=options.root_motion,
+                            frame_start=options.frame_start, fps=options.bake_fps)
+            armatures.append(arm)
+    return armatures
+
+
+@contextlib.contextmanager
+def scene_guard(scene: bpy.types.Scene) -> Iterator[None]:
+    """On an exception: remove data-blocks added inside the block, restore the frame rate, frame
+    range and markers; non-VibeError exceptions are re-raised as VibeImportError."""
+    before = {name: set(getattr(bpy.data, name)) for name in _GUARDED_COLLECTIONS}
+    timing = (scene.render.fps, scene.render.fps_base, scene.frame_start, scene.frame_end)
+    markers = set(scene.timeline_markers)
+    try:
+        yield
+    except BaseException as exc:
+        _rollback(scene, before, timing, markers)
+        if isinstance(exc, VibeError) or not isinstance(exc, Exception):
+            raise
+        raise VibeImportError(f"Import failed ({type(exc).__name__}: {exc}); the scene was left "
+                              "unchanged, see the console for details") from exc
+
+
+def _rollback(scene: bpy.types.Scene, before: dict, timing: tuple, markers: set) -> None:
+    for marker in [m for m in scene.timeline_markers if m not in markers]:
+        scene.timeline_markers.remove(marker)
+    for name in _GUARDED_COLLECTIONS:  # objects first, then their data
+        coll = getattr(bpy.data, name)
+        for block in [b for b in coll if b not in before[name]]:
+            coll.remove(block)
+    scene.render.fps, scene.render.fps_base, scene.frame_start, scene.frame_end = timing
+
+
+def _tracks(tracks: Sequence[int] | None) -> tuple[int, ...] | None:
+    return None if tracks is None else tuple(int(t) for t in tracks)
+
+
+def _engine_options(vibe_data: str | None, device: str, precision: str, engine_python: str | None,
+                    engine_command: Sequence[str] | None) -> EngineOptions:
+    """Explicit arguments win over the preferences."""
+    base = prefs.engine_options()
+    return EngineOptions(
+        python=base.python if engine_python is None else engine_python,
+        launcher=base.launcher if engine_command is None else tuple(engine_command),
+        vibe_data=base.vibe_data if vibe_data is None else vibe_data,
+        device=device, precision=precision)
+
+
+@contextlib.contextmanager
+def _motion_target(out_motion: str | os.PathLike | None) -> Iterator[Path]:
+    """The requested motion path, or a temporary one removed afterwards."""
+    if out_motion is not None:
+        yield Path(bpy.path.abspath(os.fspath(out_motion)))
+        return
+    tmp = tempfile.mkdtemp(prefix="vibe-motion-")
+    try:
+        yield Path(tmp, "take.motion.npz")
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)

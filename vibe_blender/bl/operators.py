@@ -1,0 +1,359 @@
+"""Operators: import a video (engine) or a motion file, cancel, check and set up the engine.
+
+Two paths for every long operator:
+- UI (``invoke``): start the job, ``wm.event_timer_add(TIMER_S)``, return RUNNING_MODAL; ``modal``
+  polls the job on each TIMER event (never blocks) and redraws the sidebar; ESC or
+  ``vibe.cancel`` cancels.
+- Background / scripts (``execute``; in ``blender -b`` Blender calls ``execute`` even for
+  INVOKE_DEFAULT): run the same job to the end, printing one progress line per stage change or
+  ``PRINT_STEP`` of progress.
+Failures report the one-line message and return CANCELLED with the scene unchanged.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+import bpy
+from bpy.props import StringProperty
+
+from ..core.errors import VibeError
+from ..core.settings import ImportOptions
+from ..core.vibe_data import HashCache, check_folder
+from ..runner import engine_cmd
+from ..runner.job import CommandJob, Job, JobState
+from . import api, prefs, ui_compat
+
+log = logging.getLogger(__name__)
+
+TIMER_S = 0.1
+PRINT_STEP = 0.1  # print a background progress line every 10 % (and at each stage change)
+TAKES_DIR_NAME = "takes"
+
+
+class ActiveRun:
+    """The one engine run the panel shows (runs are one at a time)."""
+
+    job: Job | None = None
+    message: str = ""
+    level: str = "INFO"
+
+
+def active_job() -> Job | None:
+    """The running import job, if any."""
+    job = ActiveRun.job
+    return job if job is not None and not job.finished else None
+
+
+def shutdown() -> None:
+    """Kill a running engine (unregister, quit): no orphan process is left behind."""
+    for job in (ActiveRun.job, prefs.RUNTIME.setup_job):
+        if job is not None and not job.finished:
+            job.close()
+    ActiveRun.job = None
+
+
+def _set_status(message: str, level: str = "INFO") -> None:
+    ActiveRun.message, ActiveRun.level = message, level
+
+
+class _PrintProgress:
+    """Background progress printer (the operator's console output in ``blender -b``)."""
+
+    def __init__(self, label: str) -> None:
+        self.label, self._stage, self._shown = label, None, -1.0
+
+    def __call__(self, job) -> None:
+        frac = job.fraction
+        if job.stage != self._stage or frac - self._shown >= PRINT_STEP or job.finished:
+            self._stage, self._shown = job.stage, frac
+            eta = f", about {job.eta_s:.0f} s left in stage" if getattr(job, "eta_s", None) else ""
+            print(f"{self.label}: {job.stage or 'starting'} {frac * 100.0:5.1f}%{eta}", flush=True)
+
+
+class _ModalJob:
+    """Mixin: drive ``self._job`` from a window-manager timer until it finishes."""
+
+    _timer = None
+    _job = None
+
+    def _start_modal(self, context: bpy.types.Context) -> set[str]:
+        wm = context.window_manager
+        self._timer = wm.event_timer_add(TIMER_S, window=context.window)
+        wm.modal_handler_add(self)
+        return {"RUNNING_MODAL"}
+
+    def modal(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if event.type == "ESC" and event.value == "PRESS":
+            self._job.request_cancel()
+            return {"RUNNING_MODAL"}
+        if event.type != "TIMER":
+            return {"PASS_THROUGH"}
+        self._job.update()
+        ui_compat.redraw_areas(context)
+        if not self._job.finished:
+            return {"PASS_THROUGH"}
+        context.window_manager.event_timer_remove(self._timer)
+        self._timer = None
+        return self._finish(context)
+
+    def cancel(self, context: bpy.types.Context) -> None:
+        """Blender cancels the modal (file load, quit): stop the process and the timer."""
+        if self._timer is not None:
+            context.window_manager.event_timer_remove(self._timer)
+            self._timer = None
+        if self._job is not None:
+            self._job.close()
+
+    def _finish(self, context: bpy.types.Context) -> set[str]:
+        raise NotImplementedError
+
+
+class VIBE_OT_import_video(_ModalJob, bpy.types.Operator):
+    """Run the engine on the video and bake one animated character per person"""
+
+    bl_idname = "vibe.import_video"
+    bl_label = "Import Video"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: StringProperty(name="Video", subtype="FILE_PATH", options={"SKIP_SAVE"},
+                             description="Video to capture (default: the panel's video)")
+    motion_path: StringProperty(name="Motion File", subtype="FILE_PATH", options={"SKIP_SAVE"},
+                                description="Where to write the motion file (default: a new take file)")
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return active_job() is None and context.scene is not None
+
+    def _prepare(self, context: bpy.types.Context) -> None:
+        settings = context.scene.vibe
+        self._video = self.filepath or settings.video_path
+        self._options = settings.import_options(frame_start=context.scene.frame_start)
+        self._out = Path(bpy.path.abspath(self.motion_path)) if self.motion_path else _new_take_path(self._video)
+        self._job = api.start_job(self._video, self._out, prefs.engine_options(context), self._options)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        try:
+            self._prepare(context)
+            ActiveRun.job = self._job
+            self._job.run_blocking(_PrintProgress("VIBE"))
+        except VibeError as exc:
+            return self._fail(str(exc))
+        return self._finish(context)
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if bpy.app.background:
+            return self.execute(context)
+        try:
+            self._prepare(context)
+        except VibeError as exc:
+            return self._fail(str(exc))
+        ActiveRun.job = self._job
+        _set_status("Starting the engine…")
+        self._job.start()
+        return self._start_modal(context)
+
+    def _finish(self, context: bpy.types.Context) -> set[str]:
+        job = self._job
+        for warning in job.warnings:
+            self.report({"WARNING"}, warning)
+        if job.state is not JobState.DONE:
+            if job.error_detail:
+                log.error("engine run failed (%s):\n%s", job.error_code, job.error_detail)
+            return self._fail(job.error)
+        context.scene.vibe.motion_path = os.fspath(self._out)
+        return _bake(self, self._out, self._options)
+
+    def _fail(self, message: str) -> set[str]:
+        _set_status(message, "ERROR")
+        self.report({"ERROR"}, message)
+        return {"CANCELLED"}
+
+
+class VIBE_OT_import_motion(bpy.types.Operator):
+    """Bake an existing motion file (no engine run)"""
+
+    bl_idname = "vibe.import_motion"
+    bl_label = "Import Motion File"
+    bl_options = {"REGISTER", "UNDO"}
+
+    filepath: StringProperty(name="Motion File", subtype="FILE_PATH", options={"SKIP_SAVE"},
+                             description="Motion file (default: the panel's motion file)")
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        path = bpy.path.abspath(self.filepath or context.scene.vibe.motion_path)
+        try:
+            options = context.scene.vibe.import_options(frame_start=context.scene.frame_start)
+        except VibeError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        return _bake(self, path, options)
+
+
+def _bake(op: bpy.types.Operator, path: str | os.PathLike, options: ImportOptions) -> set[str]:
+    """Shared end of both imports: bake, report, FINISHED; or report the error, CANCELLED."""
+    try:
+        armatures = api.bake_motion(path, options)
+    except VibeError as exc:
+        _set_status(str(exc), "ERROR")
+        op.report({"ERROR"}, str(exc))
+        return {"CANCELLED"}
+    names = ", ".join(a.name for a in armatures)
+    _set_status(f"Imported {len(armatures)} character(s): {names}")
+    op.report({"INFO"}, ActiveRun.message)
+    return {"FINISHED"}
+
+
+def _new_take_path(video: str) -> Path:
+    """``<user dir>/takes/<video stem>-<UTC time>.motion.npz`` (kept for re-baking)."""
+    stem = Path(bpy.path.abspath(video)).stem or "take"
+    stamp = time.strftime("%Y%m%d-%H%M%S", time.gmtime())
+    return ui_compat.user_dir(prefs.ADDON_ID) / TAKES_DIR_NAME / f"{stem}-{stamp}.motion.npz"
+
+
+class VIBE_OT_cancel(bpy.types.Operator):
+    """Cancel the running engine (it stops at the next batch; a stuck engine is killed)"""
+
+    bl_idname = "vibe.cancel"
+    bl_label = "Cancel"
+
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        return active_job() is not None or (prefs.RUNTIME.setup_job is not None
+                                             and not prefs.RUNTIME.setup_job.finished)
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        for job in (active_job(), prefs.RUNTIME.setup_job):
+            if job is not None and not job.finished:
+                job.request_cancel()
+        _set_status("Cancelling…")
+        return {"FINISHED"}
+
+
+class VIBE_OT_check_engine(_ModalJob, bpy.types.Operator):
+    """Run the engine's 'doctor': versions, device and model files"""
+
+    bl_idname = "vibe.check_engine"
+    bl_label = "Check Engine"
+
+    def _prepare(self, context: bpy.types.Context) -> None:
+        engine = prefs.engine_options(context)
+        spec = engine_cmd.EngineSpec(python=engine.python, launcher=engine.launcher)
+        engine_cmd.check_engine_python(spec)
+        self._job = Job(engine_cmd.doctor_argv(spec, vibe_data=engine.vibe_data or None))
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        try:
+            self._prepare(context)
+        except VibeError as exc:
+            return _doctor_answer(self, [str(exc)], False)
+        self._job.run_blocking()
+        return self._finish(context)
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if bpy.app.background:
+            return self.execute(context)
+        try:
+            self._prepare(context)
+        except VibeError as exc:
+            return _doctor_answer(self, [str(exc)], False)
+        prefs.RUNTIME.doctor_lines, prefs.RUNTIME.doctor_ok = ["Checking the engine…"], None
+        self._job.start()
+        return self._start_modal(context)
+
+    def _finish(self, context: bpy.types.Context) -> set[str]:
+        job = self._job
+        if job.state is not JobState.DONE:
+            return _doctor_answer(self, [job.error], False)
+        return _doctor_answer(self, doctor_lines(job), True)
+
+
+def doctor_lines(job: Job) -> list[str]:
+    """Readable lines from a finished doctor job (hello + the ``doctor`` report)."""
+    hello, data = job.hello, job.reports.get("doctor", {})
+    lines = [f"Engine {hello.get('engine_version', '?')}, Python {hello.get('python', '?')}, "
+             f"torch {hello.get('torch') or 'missing'}, device {hello.get('device', '?')}"
+             + (" (CUDA available)" if hello.get("cuda") else "")]
+    if data:
+        lines.append("VIBE backend ready" if data.get("vibe_ready") else
+                     "VIBE backend: no VIBE data folder (default backend only)")
+    return lines + [f"Warning: {w}" for w in job.warnings]
+
+
+def _doctor_answer(op: bpy.types.Operator, lines: list[str], ok: bool) -> set[str]:
+    prefs.RUNTIME.doctor_lines, prefs.RUNTIME.doctor_ok = lines, ok
+    op.report({"INFO"} if ok else {"ERROR"}, lines[0])
+    return {"FINISHED"} if ok else {"CANCELLED"}
+
+
+class VIBE_OT_setup_engine(_ModalJob, bpy.types.Operator):
+    """Create the engine's own Python environment and install the engine into it (pip, no admin)"""
+
+    bl_idname = "vibe.setup_engine"
+    bl_label = "Set Up Engine"
+
+    def _prepare(self, context: bpy.types.Context) -> None:
+        p = prefs.get_prefs(context)
+        if p is None:
+            raise VibeError("Enable the add-on first: the engine path is stored in its preferences")
+        base = bpy.path.abspath(p.base_python) if p.base_python else sys.executable
+        self._venv = prefs.engine_venv_dir()
+        packages = tuple(p.engine_packages.split())
+        self._job = CommandJob(engine_cmd.setup_steps(base, self._venv, packages))
+        prefs.RUNTIME.setup_job = self._job
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        try:
+            self._prepare(context)
+        except VibeError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self._job.run_blocking(_PrintProgress("VIBE engine setup"))
+        return self._finish(context)
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if bpy.app.background:
+            return self.execute(context)
+        try:
+            self._prepare(context)
+        except VibeError as exc:
+            self.report({"ERROR"}, str(exc))
+            return {"CANCELLED"}
+        self._job.start()
+        return self._start_modal(context)
+
+    def _finish(self, context: bpy.types.Context) -> set[str]:
+        job = self._job
+        if job.state is not JobState.DONE:
+            prefs.RUNTIME.setup_message = job.error
+            self.report({"ERROR"}, job.error)
+            return {"CANCELLED"}
+        prefs.get_prefs(context).engine_python = engine_cmd.venv_python(self._venv)
+        prefs.RUNTIME.setup_message = f"Engine installed in {self._venv}"
+        self.report({"INFO"}, prefs.RUNTIME.setup_message)
+        return {"FINISHED"}
+
+
+class VIBE_OT_hash_vibe_data(bpy.types.Operator):
+    """Compute the sha256 of every VIBE data file (reads each file once; cached afterwards)"""
+
+    bl_idname = "vibe.hash_vibe_data"
+    bl_label = "Compute Checksums"
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        p = prefs.get_prefs(context)
+        if p is None or not p.vibe_data:
+            self.report({"ERROR"}, "Choose the VIBE data folder in the preferences first")
+            return {"CANCELLED"}
+        cache = HashCache.from_json(p.vibe_data_hashes)
+        try:
+            report = check_folder(bpy.path.abspath(p.vibe_data), with_hashes=True, cache=cache)
+        except OSError as exc:
+            self.report({"ERROR"}, f"Cannot read the VIBE data folder ({exc}): check its permissions")
+            return {"CANCELLED"}
+        p.vibe_data_hashes = cache.to_json()
+        self.report({"INFO"}, report.message())
+        return {"FINISHED"}

@@ -1,0 +1,151 @@
+"""Add-on preferences: where the engine is, the VIBE data folder, device and precision.
+
+Why the engine Python is not ``sys.executable`` by default: inside Blender, ``sys.executable`` is
+Blender's bundled interpreter (or, with Debian's Blender, whatever python3 is first on PATH; in the
+bpy module, the host venv). It has no torch, and installing torch into it is the "pip into
+Blender" trap (admin rights, broken Blender updates). The engine therefore runs in its own
+interpreter: "Set up engine" creates ``<user dir>/vibe_engine_venv`` and installs the engine there,
+or the user points ``engine_python`` at an existing one.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, StringProperty
+
+from ..core.settings import EngineOptions
+from ..core.vibe_data import HashCache, check_folder
+from ..runner import engine_cmd
+from . import ui_compat
+
+#: ``bl_idname`` of the preferences = the add-on's module name (``vibe_blender`` when enabled as
+#: a legacy add-on from a checkout, ``bl_ext.<repo>.vibe_mocap`` as an extension).
+ADDON_ID = __package__.rpartition(".")[0]
+DEVICE_ITEMS = (("cpu", "CPU", "Run on the processor (always available)"),
+                ("cuda", "CUDA", "Run on an NVIDIA GPU (the engine venv needs a CUDA torch)"))
+PRECISION_ITEMS = (("fp32", "FP32", "Full precision"),
+                   ("bf16", "BF16", "bfloat16 autocast: faster on recent CPUs/GPUs, tiny differences"))
+BYTES_PER_MB = 1e6
+SHOWN_SHA_CHARS = 16
+
+
+@dataclass
+class PrefsRuntime:
+    """State shown in the preferences that is not saved: the engine check answer, setup job."""
+
+    doctor_lines: list[str] = field(default_factory=list)
+    doctor_ok: bool | None = None
+    setup_job: object | None = None
+    setup_message: str = ""
+
+
+RUNTIME = PrefsRuntime()
+
+
+def get_prefs(context: bpy.types.Context | None = None) -> "VibePreferences | None":
+    """The add-on's preferences, or None when it was registered without being enabled as an add-on."""
+    context = context or bpy.context
+    addon = context.preferences.addons.get(ADDON_ID)
+    return None if addon is None else addon.preferences
+
+
+def engine_options(context: bpy.types.Context | None = None) -> EngineOptions:
+    """EngineOptions from the preferences (defaults when there are none)."""
+    prefs = get_prefs(context)
+    if prefs is None:
+        return EngineOptions()
+    return EngineOptions(
+        python=bpy.path.abspath(prefs.engine_python) if prefs.engine_python else "",
+        launcher=engine_cmd.parse_launcher(prefs.engine_command) if prefs.engine_command.strip() else (),
+        vibe_data=bpy.path.abspath(prefs.vibe_data) if prefs.vibe_data else "",
+        device=prefs.device, precision=prefs.precision)
+
+
+def engine_venv_dir() -> str:
+    """Where "Set up engine" creates the engine venv."""
+    return os.fspath(ui_compat.user_dir(ADDON_ID) / engine_cmd.VENV_DIR_NAME)
+
+
+class VibePreferences(bpy.types.AddonPreferences):
+    """Engine location, model data, device; buttons to check and set up the engine."""
+
+    bl_idname = ADDON_ID
+
+    engine_python: StringProperty(
+        name="Engine Python", subtype="FILE_PATH",
+        description="Interpreter of the engine environment (has torch). Not Blender's own Python: "
+                    "use 'Set Up Engine' to create one")
+    vibe_data: StringProperty(
+        name="VIBE Data Folder", subtype="DIR_PATH",
+        description="Folder with the official VIBE files (vibe_model_wo_3dpw.pth.tar, "
+                    "spin_model_checkpoint.pth.tar, ...). Empty: the engine's default backend")
+    device: EnumProperty(name="Device", items=DEVICE_ITEMS, default="cpu")
+    precision: EnumProperty(name="Precision", items=PRECISION_ITEMS, default="fp32")
+    show_advanced: BoolProperty(name="Advanced", default=False)
+    base_python: StringProperty(
+        name="Base Python", subtype="FILE_PATH",
+        description="Python used only to create the engine venv. Empty: the Python Blender runs "
+                    "on (nothing is installed into it)")
+    engine_packages: StringProperty(
+        name="Engine Packages", default=" ".join(engine_cmd.DEFAULT_ENGINE_PACKAGES),
+        description="What 'Set Up Engine' installs with pip (names, wheel files or folders)")
+    engine_command: StringProperty(
+        name="Engine Command Override",
+        description="Replaces '<engine python> -m vibe_engine' (developers, tests); split like a "
+                    "shell command but never run by a shell")
+    vibe_data_hashes: StringProperty(name="Checksum Cache", options={"HIDDEN"},
+                                     description="sha256 of the VIBE data files, as JSON")
+
+    def draw(self, context: bpy.types.Context) -> None:
+        self._draw_engine(self.layout.box())
+        self._draw_data(self.layout.box())
+        self._draw_advanced(self.layout.box())
+
+    def _draw_engine(self, box: bpy.types.UILayout) -> None:
+        box.label(text="Engine", icon="SCRIPT")
+        box.prop(self, "engine_python")
+        if not self.engine_python and not self.engine_command:
+            box.label(text="Not set up: the engine runs in its own Python with torch, never in Blender's.",
+                      icon="INFO")
+        row = box.row()
+        row.prop(self, "device")
+        row.prop(self, "precision")
+        row = box.row()
+        row.operator("vibe.check_engine", icon="VIEWZOOM")
+        row.operator("vibe.setup_engine", icon="IMPORT")
+        _draw_setup_status(box)
+        for line in RUNTIME.doctor_lines:
+            box.label(text=line, icon="CHECKMARK" if RUNTIME.doctor_ok else "ERROR")
+
+    def _draw_data(self, box: bpy.types.UILayout) -> None:
+        box.label(text="VIBE Data", icon="FILE_FOLDER")
+        box.prop(self, "vibe_data")
+        if not self.vibe_data:
+            return
+        report = check_folder(bpy.path.abspath(self.vibe_data), cache=HashCache.from_json(self.vibe_data_hashes))
+        box.label(text=report.message(), icon="CHECKMARK" if report.ok else "ERROR")
+        col = box.column(align=True)
+        for f in report.files:
+            size = f"{f.size / BYTES_PER_MB:.1f} MB" if f.present else "missing"
+            sha = f"  sha256 {f.sha256[:SHOWN_SHA_CHARS]}…" if f.sha256 else ""
+            col.label(text=f"{f.name}: {size}{sha}", icon="CHECKBOX_HLT" if f.present else "CHECKBOX_DEHLT")
+        box.operator("vibe.hash_vibe_data", icon="LOCKED")
+
+    def _draw_advanced(self, box: bpy.types.UILayout) -> None:
+        box.prop(self, "show_advanced", icon="TRIA_DOWN" if self.show_advanced else "TRIA_RIGHT")
+        if self.show_advanced:
+            box.prop(self, "base_python")
+            box.prop(self, "engine_packages")
+            box.prop(self, "engine_command")
+
+
+def _draw_setup_status(box: bpy.types.UILayout) -> None:
+    job = RUNTIME.setup_job
+    if job is not None and not job.finished:
+        ui_compat.draw_progress(box, job.fraction, job.step_name)
+        if job.last_line:
+            box.label(text=job.last_line[:120])
+    elif RUNTIME.setup_message:
+        box.label(text=RUNTIME.setup_message)

@@ -1,0 +1,54 @@
+"""Scene settings of the VIBE panel (``scene.vibe``): the video, import options and motion file."""
+from __future__ import annotations
+
+import bpy
+from bpy.props import BoolProperty, EnumProperty, StringProperty
+
+from ..core.settings import ImportOptions, parse_track_ids
+
+ROOT_MOTION_ITEMS = (
+    ("world", "World", "The body travels through the scene as in the video (static camera)"),
+    ("in_place", "In Place", "Horizontal travel removed: the body stays over the origin"),
+    ("off", "Off", "No root translation keys (pose only)"),
+)
+FPS_ITEMS = (
+    ("scene", "Match Scene", "Keep the scene frame rate; the motion is resampled to it"),
+    ("video", "Set Scene to Video", "Set the scene frame rate to the video's average frame rate"),
+)
+PEOPLE_ITEMS = (
+    ("all", "All", "Import every tracked person"),
+    ("chosen", "Chosen", "Import only the listed track ids"),
+)
+
+
+class VibeSceneSettings(bpy.types.PropertyGroup):
+    """Inputs of the VIBE sidebar panel, saved with the .blend file."""
+
+    video_path: StringProperty(name="Video", subtype="FILE_PATH", description="Video to capture")
+    people: EnumProperty(name="People", items=PEOPLE_ITEMS, default="all")
+    track_ids: StringProperty(name="Track IDs", description="Track ids to import, e.g. '1, 3'")
+    root_motion: EnumProperty(name="Root Motion", items=ROOT_MOTION_ITEMS, default="world")
+    smoothing: BoolProperty(name="Smoothing", default=True,
+                            description="Zero-phase smoothing of rotations and root path (engine)")
+    foot_lock: BoolProperty(name="Foot Lock", default=True,
+                            description="Pin feet while in ground contact (engine)")
+    fps_mode: EnumProperty(name="Frame Rate", items=FPS_ITEMS, default="scene")
+    motion_path: StringProperty(name="Motion File", subtype="FILE_PATH",
+                                description="Motion file (*.motion.npz) written by the engine; "
+                                            "re-import it without running the engine again")
+
+    def import_options(self, frame_start: int = 1) -> ImportOptions:
+        """The frozen options; raises UserInputError for bad track ids."""
+        tracks = parse_track_ids(self.track_ids) if self.people == "chosen" else None
+        if self.people == "chosen" and tracks is None:
+            tracks = ()  # ImportOptions names the fix
+        return ImportOptions(tracks=tracks, root_motion=self.root_motion, smoothing=self.smoothing,
+                             foot_lock=self.foot_lock, fps_mode=self.fps_mode, frame_start=frame_start)
+
+
+def register_props() -> None:
+    bpy.types.Scene.vibe = bpy.props.PointerProperty(type=VibeSceneSettings)
+
+
+def unregister_props() -> None:
+    del bpy.types.Scene.vibe
