@@ -72,8 +72,10 @@ def load_checkpoint(path: str | Path, what: str) -> dict[str, Any]:
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as exc:
         found = _BAD_GLOBAL.search(str(exc))
-        name = found.group(1) if found else "an object that is not a tensor"
-        raise ModelError(f"{what} {path} contains {name}, which is refused for safety; "
+        if found is None:
+            raise ModelError(f"{what} {path} is not a readable PyTorch checkpoint "
+                             f"({_reason(exc)}); re-download it") from exc
+        raise ModelError(f"{what} {path} contains {found.group(1)}, which is refused for safety; "
                          "use the official file or re-save it as a plain state dict") from exc
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
@@ -82,6 +84,12 @@ def load_checkpoint(path: str | Path, what: str) -> dict[str, Any]:
     if not isinstance(obj, Mapping):
         raise ModelError(f"{what} {path} holds a {type(obj).__name__}, not a checkpoint dict")
     return dict(obj)
+
+
+def _reason(exc: Exception) -> str:
+    """The specific cause inside torch's multi-line weights_only error (its middle paragraph)."""
+    paragraphs = [p.strip() for p in str(exc).split("\n\n") if p.strip()]
+    return paragraphs[1] if len(paragraphs) > 2 else "corrupt or not a torch file"
 
 
 def check_keys(

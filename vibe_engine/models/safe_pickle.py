@@ -1,6 +1,7 @@
 """Restricted unpickler for SMPL ``.pkl`` body models (no chumpy, no arbitrary code).
 
-Only these globals are resolved: numpy array/dtype/scalar reconstruction, ``_codecs.encode``
+Only these globals are resolved: numpy array/dtype/scalar reconstruction, the inert builtins
+set/frozenset/complex/slice (found in chumpy object states), ``_codecs.encode``
 (bytes written by Python 3 with protocol ≤ 2), ``copyreg._reconstructor`` for the stubs below,
 scipy's CSC/CSR sparse matrix classes (mapped to a stub and densified here, scipy is never
 imported) and chumpy's ``Ch`` (mapped to a stub exposing the array as ``x``). Anything else
@@ -84,6 +85,10 @@ def _allowed() -> dict[tuple[str, str], Any]:
         ("_codecs", "encode"): _codecs.encode,
         ("copyreg", "_reconstructor"): _reconstructor,
         ("builtins", "object"): object,
+        ("builtins", "set"): set,
+        ("builtins", "frozenset"): frozenset,
+        ("builtins", "complex"): complex,
+        ("builtins", "slice"): slice,
         ("chumpy.ch", "Ch"): ChumpyStub,
     }
     for mod in ("scipy.sparse.csc", "scipy.sparse._csc"):
