@@ -33,10 +33,9 @@ def _world_matrix():
     return m
 
 
-@pytest.fixture(scope="module")
-def motion(tmp_path_factory):
+def _motion_file(tmp_path_factory, posedirs):
     """Random poses (≤ ~57° per joint), root path and betas, written and read back as a motion file."""
-    m = make_motion(num_tracks=1, num_frames=NUM_FRAMES, seed=11, posedirs=False)
+    m = make_motion(num_tracks=1, num_frames=NUM_FRAMES, seed=11, posedirs=posedirs)
     m.meta["world"] = {"world_from_camera": _world_matrix().tolist()}
     m.meta["manifest"]["settings"] = {"seed": 11}
     path = tmp_path_factory.mktemp("motion") / "take.motion.npz"
@@ -45,10 +44,31 @@ def motion(tmp_path_factory):
 
 
 @pytest.fixture(scope="module")
-def reference(motion, smplx_reference, tmp_path_factory):
+def motion(tmp_path_factory):
+    """A body without pose correctives (plain linear blend skinning)."""
+    return _motion_file(tmp_path_factory, posedirs=False)
+
+
+@pytest.fixture(scope="module")
+def motion_pc(tmp_path_factory):
+    """A body with random pose correctives (posedirs, offsets of ~1 cm)."""
+    return _motion_file(tmp_path_factory, posedirs=True)
+
+
+def _reference(m, smplx_reference, tmp_path_factory):
     """smplx vertices (T,V,3), camera frame."""
-    t = motion.track(1)
-    return smplx_reference(tmp_path_factory.mktemp("smplx"), motion.body, t.betas_track, t.pose, t.transl)
+    t = m.track(1)
+    return smplx_reference(tmp_path_factory.mktemp("smplx"), m.body, t.betas_track, t.pose, t.transl)
+
+
+@pytest.fixture(scope="module")
+def reference(motion, smplx_reference, tmp_path_factory):
+    return _reference(motion, smplx_reference, tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def reference_pc(motion_pc, smplx_reference, tmp_path_factory):
+    return _reference(motion_pc, smplx_reference, tmp_path_factory)
 
 
 @pytest.fixture(autouse=True)
@@ -69,14 +89,16 @@ def _evaluated_vertices(obj, frame):
 
 def _counts():
     d = bpy.data
-    return {name: len(getattr(d, name)) for name in ("objects", "meshes", "armatures", "actions")} | {
+    return {name: len(getattr(d, name)) for name in ("objects", "meshes", "armatures", "actions", "shape_keys")} | {
         "markers": len(bpy.context.scene.timeline_markers)}
 
 
-@pytest.mark.parametrize("world", ["given", "default"])
-def test_baked_mesh_matches_smplx(motion, reference, world):
+@pytest.mark.parametrize("world,correctives", [("given", True), ("default", True), ("given", False)])
+def test_baked_mesh_matches_smplx(request, world, correctives):
     """THE acceptance test: every frame's evaluated mesh is within 0.1 mm of smplx."""
-    motion = copy.copy(motion)
+    suffix = "_pc" if correctives else ""
+    motion = copy.copy(request.getfixturevalue("motion" + suffix))
+    reference = request.getfixturevalue("reference" + suffix)
     motion.meta = {**motion.meta, "world": {"world_from_camera": None}} if world == "default" else motion.meta
     w = _world_matrix() if world == "given" else default_world_from_camera()
     arm = character.build_character(motion, 1)
@@ -116,6 +138,7 @@ def test_reimport_replaces_action(motion):
     second = bake.bake_track(arm, motion, 1, fps=30, root_motion="in_place")
     assert [a.name for a in bpy.data.actions] == ["VIBE_1_action"] == [second.name] == [first_name]
     assert all(a.users > 0 for a in bpy.data.actions)  # no orphans
+    assert bpy.data.objects["VIBE_1_body"].data.shape_keys is None  # no posedirs → no corrective keys
     assert arm.animation_data.action == second
     curves = list(compat.action_fcurves(second))
     assert len(curves) == CHANNELS
@@ -123,6 +146,25 @@ def test_reimport_replaces_action(motion):
     assert second["vibe_root_motion"] == "in_place"
     assert '"seed": 11' in second["vibe_manifest"]
     assert len([m for m in bpy.context.scene.timeline_markers if m.name.startswith("VIBE_1 ")]) == 0
+
+
+def test_reimport_with_correctives(motion_pc):
+    arm = character.build_character(motion_pc, 1)
+    bake.bake_track(arm, motion_pc, 1, fps=30)
+    bake.bake_track(arm, motion_pc, 1, fps=30)
+    assert sorted(a.name for a in bpy.data.actions) == ["VIBE_1_action", "VIBE_1_correctives"]
+    assert all(a.users > 0 for a in bpy.data.actions)
+    key = bpy.data.objects["VIBE_1_body"].data.shape_keys
+    assert len(key.key_blocks) == 1 + 207
+    curves = list(compat.action_fcurves(key.animation_data.action))
+    assert len(curves) == 207 and {len(fc.keyframe_points) for fc in curves} == {NUM_FRAMES}
+
+
+def test_correctives_can_be_left_out(motion_pc):
+    arm = character.build_character(motion_pc, 1, correctives=False)
+    bake.bake_track(arm, motion_pc, 1, fps=30)
+    assert bpy.data.objects["VIBE_1_body"].data.shape_keys is None
+    assert [a.name for a in bpy.data.actions] == ["VIBE_1_action"]
 
 
 def test_in_place_keeps_pelvis_over_origin(motion):
@@ -177,10 +219,13 @@ def test_low_quality_frames_are_marked(motion):
     assert not [mk for mk in bpy.context.scene.timeline_markers if mk.name.startswith("VIBE_1 ")]
 
 
-def test_failed_bake_leaves_scene_unchanged(motion, monkeypatch):
+def test_failed_bake_leaves_scene_unchanged(motion_pc, monkeypatch):
+    motion = motion_pc  # two actions (armature + corrective shape keys) to roll back
     arm = character.build_character(motion, 1)
     m = _vfr_motion(motion)
     old = bake.bake_track(arm, m, 1, fps=30)
+    key = bpy.data.objects["VIBE_1_body"].data.shape_keys
+    old_key_action = key.animation_data.action
     scene = bpy.context.scene
     before = (_counts(), scene.render.fps, scene.frame_start, scene.frame_end, arm.get("vibe_flagged"))
 
@@ -193,18 +238,19 @@ def test_failed_bake_leaves_scene_unchanged(motion, monkeypatch):
     after = (_counts(), scene.render.fps, scene.frame_start, scene.frame_end, arm.get("vibe_flagged"))
     assert after == before
     assert arm.animation_data.action == old and old.name == "VIBE_1_action"
+    assert key.animation_data.action == old_key_action and old_key_action.name == "VIBE_1_correctives"
     assert sorted(mk.frame for mk in scene.timeline_markers) == [3, 13]  # the first bake's markers
 
 
-def test_failed_build_leaves_scene_unchanged(motion, monkeypatch):
+def test_failed_build_leaves_scene_unchanged(motion_pc, monkeypatch):
     before = _counts()
 
     def boom(*args, **kwargs):
         raise RuntimeError("forced failure")
 
-    monkeypatch.setattr(character, "_skin", boom)  # after armature and mesh exist
+    monkeypatch.setattr(character, "_corrective_keys", boom)  # after armature, mesh and skinning
     with pytest.raises(RuntimeError, match="forced failure"):
-        character.build_character(motion, 1)
+        character.build_character(motion_pc, 1)
     assert _counts() == before
 
 

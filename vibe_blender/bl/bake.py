@@ -8,7 +8,9 @@ The animation is planned in numpy (``core.bake_plan``) and written with ``keyfra
 - ``["vibe_confidence"]`` (detector score) and ``["vibe_flagged"]`` (1 where the frame was not
   detected or its confidence is below ``bake_plan.LOW_CONFIDENCE``), CONSTANT, group "VIBE quality":
   per-frame quality curves visible in the Graph Editor / Dope Sheet.
-Each run of flagged frames also gets one scene timeline marker ``VIBE_<id> low`` at its first frame.
+When the body has the pose-corrective shape keys (``character``), a second action
+``VIBE_<id>_correctives`` on its shape-key datablock keys their 207 values (LINEAR), so the evaluated
+mesh reproduces SMPL's pose correctives. Each run of flagged frames also gets one scene timeline marker ``VIBE_<id> low`` at its first frame.
 The Action carries ``["vibe_manifest"]`` (the file's manifest as JSON), ``["vibe_track_id"]``,
 ``["vibe_root_motion"]`` and ``["vibe_fps"]``. Re-baking replaces the armature's action (the old one
 is removed when nothing else uses it) and its markers. Any exception leaves the scene as it was.
@@ -27,7 +29,7 @@ from ..core.bake_plan import BakePlan, flagged_runs, plan_track, scene_fps
 from ..core.frames import world_from_camera
 from ..core.skeleton import BONE_NAMES, NUM_SMPL_JOINTS, ROOT_INDEX
 from . import compat
-from .character import skeleton_of
+from .character import body_of, corrective_key, corrective_key_names, skeleton_of
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +41,11 @@ QUALITY_GROUP = "VIBE quality"
 def action_name(track_id: int) -> str:
     """Name of a track's action: ``VIBE_<id>_action``."""
     return f"VIBE_{int(track_id)}_action"
+
+
+def correctives_action_name(track_id: int) -> str:
+    """Name of a track's corrective shape-key action: ``VIBE_<id>_correctives``."""
+    return f"VIBE_{int(track_id)}_correctives"
 
 
 def marker_prefix(track_id: int) -> str:
@@ -69,20 +76,37 @@ def bake_track(armature: bpy.types.Object, motion: Any, track_id: int, *, root_m
     plan = plan_track(skeleton_of(armature), track.pose, track.transl, track.times,
                       world_from_camera(motion.meta), fps=rate, frame_start=frame_start,
                       root_motion=root_motion, confidence=track.confidence, detected=track.detected)
-    writer = compat.ActionWriter(action_name(track_id), armature)
+    key = corrective_key(body_of(armature))
+    writers: list[compat.ActionWriter] = []
     undo: list[Callable[[], None]] = []
     try:
-        _write_channels(writer, plan)
-        _tag_action(writer.action, motion, track_id, root_motion, rate)
+        _build_actions(writers, armature, key, plan, track_id)
+        _tag_action(writers[0].action, motion, track_id, root_motion, rate)
         last = max(float(t.times[-1]) for t in motion.tracks)
-        _commit(armature, writer, plan, track_id, fps is not None, rate, frame_start, last, undo)
+        _set_props(armature, undo)
+        _replace_markers(scene, plan, track_id, undo)
+        _set_timing(scene, fps is not None, rate, frame_start, last, undo)
+        olds = [_assign(owner, w, undo) for owner, w in zip((armature, key), writers)]
     except BaseException:
         for step in reversed(undo):
             step()
-        writer.discard()
+        for w in writers:
+            w.discard()
         raise
+    _drop_unused(olds)  # irreversible, so last; nothing below can fail
+    for w, name in zip(writers, (action_name(track_id), correctives_action_name(track_id))):
+        w.action.name = name
     log.info("baked track %s: %d keys at %.3f fps", track_id, plan.num_keys, rate)
-    return writer.action
+    return writers[0].action
+
+
+def _build_actions(writers: list, armature, key, plan: BakePlan, track_id: int) -> None:
+    """The armature's action and, with corrective keys, the shape keys' action (appended to writers)."""
+    writers.append(compat.ActionWriter(action_name(track_id), armature))
+    _write_channels(writers[0], plan)
+    if key is not None:
+        writers.append(compat.ActionWriter(correctives_action_name(track_id), key, id_type="KEY"))
+        _write_correctives(writers[1], plan)
 
 
 def _write_channels(writer: compat.ActionWriter, plan: BakePlan) -> None:
@@ -107,20 +131,26 @@ def _tag_action(action: bpy.types.Action, motion: Any, track_id: int, root_motio
     action["vibe_fps"] = float(rate)
 
 
-def _commit(armature, writer, plan, track_id, set_fps, rate, frame_start, last_time, undo) -> None:
-    """Change the scene: properties, markers, fps/range, action assignment; each step undoable."""
-    scene = bpy.context.scene
-    _set_props(armature, undo)
-    _replace_markers(scene, plan, track_id, undo)
-    _set_timing(scene, set_fps, rate, frame_start, last_time, undo)
-    old = compat.active_action(armature)
-    old_slot = getattr(armature.animation_data, "action_slot", None) if armature.animation_data else None
-    writer.assign(armature)
-    undo.append(lambda: _reassign(armature, old, old_slot))
-    if old is not None and old != writer.action and old.users == 0:
-        bpy.data.actions.remove(old)
-    if writer.action.name != action_name(track_id):
-        writer.action.name = action_name(track_id)
+def _write_correctives(writer: compat.ActionWriter, plan: BakePlan) -> None:
+    """One LINEAR curve per corrective shape key: its value is the pose feature (R − I entry)."""
+    for k, name in enumerate(corrective_key_names()):
+        writer.add_curve(f'key_blocks["{name}"].value', 0, "correctives", plan.frames, plan.pose_features[:, k])
+
+
+def _assign(owner, writer: compat.ActionWriter, undo) -> bpy.types.Action | None:
+    """Give ``owner`` the new action (undoable); return the action it had."""
+    old = compat.active_action(owner)
+    old_slot = getattr(owner.animation_data, "action_slot", None) if owner.animation_data else None
+    writer.assign(owner)
+    undo.append(lambda: _reassign(owner, old, old_slot))
+    return old
+
+
+def _drop_unused(actions: list) -> None:
+    """Remove replaced actions that nothing uses any more."""
+    for old in actions:
+        if old is not None and old.users == 0:
+            bpy.data.actions.remove(old)
 
 
 def _reassign(armature, action, slot) -> None:
