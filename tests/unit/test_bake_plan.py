@@ -109,3 +109,20 @@ def test_flagged_runs():
                        root_loc=np.zeros((8, 3)), pose_features=np.zeros((8, 207)),
                        flagged=np.array([1, 1, 0, 0, 1, 0, 1, 1], bool), confidence=np.ones(8))
     assert bp.flagged_runs(plan) == [(1.0, 2.0), (5.0, 5.0), (7.0, 8.0)]
+
+
+def test_world_from_camera_default_given_and_rejected():
+    from vibe_blender.core.errors import MotionFileError
+    from vibe_blender.core.frames import invert_rigid, world_from_camera
+
+    d = world_from_camera({"world": {"world_from_camera": None}})
+    np.testing.assert_allclose(transform_points(d, [[1.0, 2.0, 3.0]]), [[1.0, 3.0, -2.0]])  # (x, z, −y)
+    np.testing.assert_allclose(world_from_camera({}), d)
+    given = _rigid(3)
+    np.testing.assert_allclose(world_from_camera({"world": {"world_from_camera": given.tolist()}}), given)
+    np.testing.assert_allclose(invert_rigid(given) @ given, np.eye(4), atol=1e-12)
+    scaled = given.copy()
+    scaled[:3, :3] *= 2.0
+    for bad in (scaled, given[:3], np.full((4, 4), np.nan)):
+        with pytest.raises(MotionFileError, match="world_from_camera"):
+            world_from_camera({"world": {"world_from_camera": bad.tolist()}})
