@@ -29,11 +29,15 @@ REPO = Path(__file__).resolve().parents[1]
 ASSETS = [
     # (wheel requirement, member inside the wheel, destination, sha256)
     ("mediapipe==0.10.21", "mediapipe/modules/pose_detection/pose_detection.tflite",
-     "assets/models/pose_detection.tflite", "9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c"),
-    ("mediapipe==0.10.21", "mediapipe-0.10.21.dist-info/LICENSE", "assets/models/LICENSE-mediapipe.txt", None),
+     "assets/models/pose_detection.tflite",
+     "9ba9dd3d42efaaba86b4ff0122b06f29c4122e756b329d89dca1e297fd8f866c"),
+    ("mediapipe==0.10.21", "mediapipe-0.10.21.dist-info/LICENSE",
+     "assets/models/LICENSE-mediapipe.txt", None),
     ("sports2d==0.8.34", "Sports2D/Demo/demo.mp4",
-     "assets/video/demo_two_people.mp4", "d9a66417185647b112304b57093f0c180f37a768e6a14daca75ca541f3b78039"),
-    ("sports2d==0.8.34", "sports2d-0.8.34.dist-info/licenses/LICENSE", "assets/video/LICENSE-sports2d.txt", None),
+     "assets/video/demo_two_people.mp4",
+     "d9a66417185647b112304b57093f0c180f37a768e6a14daca75ca541f3b78039"),
+    ("sports2d==0.8.34", "sports2d-0.8.34.dist-info/licenses/LICENSE",
+     "assets/video/LICENSE-sports2d.txt", None),
 ]
 
 

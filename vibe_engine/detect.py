@@ -166,7 +166,8 @@ def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,
         out_scores.append(scores[order[0]])
         order = order[ious <= iou_threshold]
     if not out_scores:
-        return np.zeros((0, 4), np.float32), np.zeros((0, NUM_KEYPOINTS, 2), np.float32), np.zeros(0, np.float32)
+        empty = np.zeros((0, 4), np.float32)
+        return empty, np.zeros((0, NUM_KEYPOINTS, 2), np.float32), np.zeros(0, np.float32)
     return np.array(out_boxes, np.float32), np.array(out_kps, np.float32), np.array(out_scores, np.float32)
 
 
@@ -203,7 +204,7 @@ def _is_whole(body: np.ndarray, tile: tuple[int, int, int], height: int, width: 
     return ok_left & ok_top & ok_right & ok_bottom
 
 
-def merge_tiles(faces: np.ndarray, bodies: np.ndarray, scores: np.ndarray, whole: np.ndarray,
+def merge_tiles(faces: np.ndarray, scores: np.ndarray, whole: np.ndarray,
                 iou_threshold: float = NMS_IOU) -> np.ndarray:
     """Indices of the detections kept across tiles: greedy NMS on detector boxes (N, 4), ranked
     by (whole, score) so a person seen entirely in one tile wins over a cut-off view."""
@@ -214,6 +215,11 @@ def merge_tiles(faces: np.ndarray, bodies: np.ndarray, scores: np.ndarray, whole
         ious = iou_matrix(faces[order[:1]], faces[order])[0]
         order = order[ious <= iou_threshold]
     return np.asarray(keep, np.int64)
+
+
+def _to_pixels(points_norm: np.ndarray, scale: float, pad: np.ndarray) -> np.ndarray:
+    """Normalised input-tensor points (..., 2) -> image pixels (letterbox removal)."""
+    return (points_norm * INPUT_SIZE - pad) / scale
 
 
 def _load_interpreter(model_path: str, num_threads: int):
@@ -266,9 +272,8 @@ class PersonDetector:
         raw_scores = self._interpreter.get_tensor(self._scores_index)[0, :, 0]
         boxes, kps, scores = weighted_nms(*decode(raw_boxes, raw_scores, self.anchors, self.score_threshold))
         order = np.argsort(-scores, kind="stable")[: self.max_people]
-        to_px = lambda xy: (xy * INPUT_SIZE - pad) / scale  # noqa: E731
-        face = np.concatenate([to_px(boxes[order, :2]), to_px(boxes[order, 2:])], axis=1)
-        return face.astype(np.float32), to_px(kps[order]).astype(np.float32), scores[order]
+        face = _to_pixels(boxes[order].reshape(-1, 2, 2), scale, pad).reshape(-1, 4)
+        return face.astype(np.float32), _to_pixels(kps[order], scale, pad).astype(np.float32), scores[order]
 
     def detect(self, image_rgb: np.ndarray) -> np.ndarray:
         """Whole-body person boxes in ``image_rgb`` ((H, W, 3) uint8 RGB).
@@ -277,7 +282,8 @@ class PersonDetector:
         (continuous coordinates; may extend past the border), best score first, K <= max_people.
         """
         if image_rgb.ndim != 3 or image_rgb.shape[2] != 3 or image_rgb.dtype != np.uint8:
-            raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image_rgb.shape} {image_rgb.dtype}")
+            raise ValueError(f"expected an (H, W, 3) uint8 RGB image, got {image_rgb.shape} "
+                             f"{image_rgb.dtype}")
         height, width = image_rgb.shape[:2]
         tiles = tile_grid(height, width) if self.tiled else [(0, 0, max(height, width))]
         faces, bodies, scores, whole = [], [], [], []
@@ -290,6 +296,6 @@ class PersonDetector:
             scores.append(score)
             whole.append(_is_whole(body, tile, height, width))
         faces_a, bodies_a, scores_a = np.concatenate(faces), np.concatenate(bodies), np.concatenate(scores)
-        keep = merge_tiles(faces_a, bodies_a, scores_a, np.concatenate(whole))
+        keep = merge_tiles(faces_a, scores_a, np.concatenate(whole))
         keep = keep[np.argsort(-scores_a[keep], kind="stable")][: self.max_people]
         return np.concatenate([bodies_a[keep], scores_a[keep, None]], axis=1).astype(np.float32)

@@ -206,7 +206,8 @@ class Tracker:
         predicted = np.stack([live.predicted for live in self._live])
         iou = iou_cxcywh(predicted, boxes)
         size = (predicted[:, None, 2:4].mean(-1) + boxes[None, :, 2:4].mean(-1)) / 2
-        dist = np.linalg.norm(predicted[:, None, :2] - boxes[None, :, :2], axis=-1) / np.maximum(size, MIN_SIDE)
+        gap = np.linalg.norm(predicted[:, None, :2] - boxes[None, :, :2], axis=-1)
+        dist = gap / np.maximum(size, MIN_SIDE)
         allowed = (iou >= self.iou_threshold) | (dist <= self.centre_gate)
         cost = np.where(allowed, 1.0 - iou + dist, INFEASIBLE)
         rows, cols = linear_sum_assignment(cost)

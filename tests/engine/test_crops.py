@@ -38,7 +38,8 @@ def test_affine_formula_and_inverse():
     k = 224 / (1.1 * 200)
     np.testing.assert_allclose(A, [[k, 0, 112 - 400 * k], [0, k, 112 - 300 * k]])
     np.testing.assert_allclose(crops.transform_points(A, [[400, 300]]), [[112, 112]], atol=1e-9)
-    np.testing.assert_allclose(crops.transform_points(A, [[400 + 55, 300 - 110]]), [[112 + 55 * k, 112 - 110 * k]], atol=1e-9)
+    np.testing.assert_allclose(crops.transform_points(A, [[400 + 55, 300 - 110]]),
+                               [[112 + 55 * k, 112 - 110 * k]], atol=1e-9)
     corners = crops.transform_points(crops.invert_affine(A), [[0, 0], [224, 224]])
     np.testing.assert_allclose(corners, [[290, 190], [510, 410]], atol=1e-9)  # 1.1 x 200 = 220 px window
     np.testing.assert_allclose(crops.crop_affine([400, 300, 200]), A)  # [cx, cy, side] form
@@ -88,6 +89,7 @@ def test_normalise_matches_to_tensor_and_imagenet_statistics():
     assert out.shape == (2, 3, 4, 4) and out.dtype == np.float32 and out.flags.c_contiguous
     expected = (np.array([1.0, 0.0, 128 / 255]) - [0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]
     np.testing.assert_allclose(out[0, :, 1, 2], expected, rtol=1e-6)
-    np.testing.assert_allclose(out[1, :, 0, 0], -np.array([0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225], rtol=1e-6)
+    black = -np.array([0.485, 0.456, 0.406]) / [0.229, 0.224, 0.225]
+    np.testing.assert_allclose(out[1, :, 0, 0], black, rtol=1e-6)
     with pytest.raises(ValueError, match="uint8"):
         crops.normalise(batch.astype(np.float32))
