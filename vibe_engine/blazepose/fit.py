@@ -1,0 +1,470 @@
+"""BlazePose landmarks → SMPL pose and root translation, for one whole track at once.
+
+Model: the chosen body's rest skeleton (rest joints = J_regressor · (v_template + shapedirs·β)),
+SMPL kinematics (local transform of joint j = [R_j | J_j − J_parent]), and 33 virtual markers
+rigidly attached to joint frames (:mod:`vibe_engine.blazepose.topology`). Bone lengths are the
+body's by construction: only rotations and the root translation are fitted.
+
+Frames: the global orientation (joint 0) and every output position are in the OpenCV camera frame
+(x right, y down, z forward, metres). BlazePose world landmarks are image-aligned hip-centred
+metres with the same axes, so they are used as camera-oriented, root-relative targets.
+
+Steps:
+1. Initialisation, analytic, per frame: pelvis orientation from the hip line and the hip→shoulder
+   direction; the spine's twist/bend to the shoulder frame split equally over spine1-3; neck+head
+   from the ears/nose frame; limbs by swing (the minimal rotation that turns the rest bone direction,
+   carried by the parent, onto the observed bone direction), with the hip/shoulder twist chosen so
+   that the observed knee/elbow bend lies in the hinge's plane; hinge angles from the bone angle.
+   Root translation: a per-frame weighted linear least-squares solve of the pinhole equations
+   ``f·(X+t)_x − (u−cx)·(Z+t_z) = 0`` (and the same for y) for t, given the posed markers.
+2. One batched L-BFGS optimisation (strong-Wolfe line search, ``FitConfig.iterations``) over the
+   whole track of: per-joint rotation increments (axis-angle, R = R_init·exp(δ)), hinge flexions,
+   the root translation and one scale of the world landmarks; the objective (metres², in cm²
+   internally) is the sum of
+   * 3D: ‖(marker − marker hip centre) − s·world‖², weighted by visibility·presence;
+   * 2D: the reprojection error converted to metres at the person's depth (px · t_z / f), weighted
+     by visibility·presence;
+   * smoothness: squared acceleration of markers and translation (per frame²);
+   * joint limits: knees are one-axis hinges about the body's lateral (x) axis with flexion in
+     [0°, 150°] (0 = straight; never backwards), elbows hinges about the vertical (y) axis with
+     flexion in [0°, 150°]; soft range penalties and a final hard clip;
+   * priors: spine1-3 rotations kept equal, collars/neck/wrists/ankles pulled gently to rest;
+     feet and hands (no observation) are fixed at rest.
+Deterministic: no random numbers; plain float32 torch on the CPU.
+"""
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+from scipy.spatial.transform import Rotation
+
+from vibe_engine.blazepose import topology as topo
+
+log = logging.getLogger(__name__)
+
+DEG = math.pi / 180.0
+#: joint → (rotation axis index, min flexion, max flexion, sign): angle = sign · flexion, radians.
+HINGES = {topo.SJ["left_knee"]: (0, 0.0, 150 * DEG, 1.0), topo.SJ["right_knee"]: (0, 0.0, 150 * DEG, 1.0),
+          topo.SJ["left_elbow"]: (1, 0.0, 150 * DEG, -1.0),
+          topo.SJ["right_elbow"]: (1, 0.0, 150 * DEG, 1.0)}
+HINGE_JOINTS = tuple(HINGES)
+FIXED_JOINTS = (topo.SJ["left_foot"], topo.SJ["right_foot"], topo.SJ["left_hand"], topo.SJ["right_hand"])
+SPINE = (topo.SJ["spine1"], topo.SJ["spine2"], topo.SJ["spine3"])
+#: Gentle pull to the rest pose (weight per joint, on ‖R − I‖²).
+REST_PRIOR = {topo.SJ["left_collar"]: 1.0, topo.SJ["right_collar"]: 1.0, topo.SJ["neck"]: 0.3,
+              topo.SJ["left_wrist"]: 0.05, topo.SJ["right_wrist"]: 0.05,
+              topo.SJ["left_ankle"]: 0.05, topo.SJ["right_ankle"]: 0.05,
+              SPINE[0]: 0.05, SPINE[1]: 0.05, SPINE[2]: 0.05}
+#: Landmark used for each limb's swing in the initialisation: joint → (from landmark, to landmark).
+LIMB_DIRECTIONS = {
+    topo.SJ["left_hip"]: ("left_hip", "left_knee"), topo.SJ["right_hip"]: ("right_hip", "right_knee"),
+    topo.SJ["left_knee"]: ("left_knee", "left_ankle"), topo.SJ["right_knee"]: ("right_knee", "right_ankle"),
+    topo.SJ["left_ankle"]: ("left_heel", "left_foot_index"),
+    topo.SJ["right_ankle"]: ("right_heel", "right_foot_index"),
+    topo.SJ["left_shoulder"]: ("left_shoulder", "left_elbow"),
+    topo.SJ["right_shoulder"]: ("right_shoulder", "right_elbow"),
+    topo.SJ["left_elbow"]: ("left_elbow", "left_wrist"), topo.SJ["right_elbow"]: ("right_elbow", "right_wrist"),
+}
+#: Limb joint → (hinge child, flexion direction of the child's bone in the rest frame).
+TWIST_FROM_HINGE = {topo.SJ["left_hip"]: (topo.SJ["left_knee"], (0.0, 0.0, -1.0)),
+                    topo.SJ["right_hip"]: (topo.SJ["right_knee"], (0.0, 0.0, -1.0)),
+                    topo.SJ["left_shoulder"]: (topo.SJ["left_elbow"], (0.0, 0.0, 1.0)),
+                    topo.SJ["right_shoulder"]: (topo.SJ["right_elbow"], (0.0, 0.0, 1.0))}
+MIN_BEND_FOR_TWIST_RAD = 15 * DEG
+EPS = 1e-8
+#: The optimiser works in cm² (float32 L-BFGS is better conditioned there).
+LOSS_SCALE = 1e4
+
+
+@dataclass
+class FitConfig:
+    """Weights (metres² per marker and frame) and L-BFGS iterations of the optimisation."""
+
+    iterations: int = 100
+    w3d: float = 1.0
+    w2d: float = 1.0
+    w_smooth: float = 2.0
+    w_limit: float = 10.0
+    w_spine: float = 1.0
+    w_prior: float = 0.002
+
+
+@dataclass
+class Observations:
+    """One track's landmarks. T frames, 33 landmarks.
+
+    world: (T,33,3) metres, hip-centred, camera-oriented (x right, y down, z forward).
+    image: (T,33,2) displayed pixels. weight: (T,33) in [0,1] (visibility·presence; 0 for frames
+    without landmarks, whose world/image values are ignored). focal_px, cx, cy: pinhole camera.
+    """
+
+    world: np.ndarray
+    image: np.ndarray
+    weight: np.ndarray
+    focal_px: float
+    cx: float
+    cy: float
+
+
+@dataclass
+class FitResult:
+    """pose (T,24,3) axis-angle radians (joint 0 in the camera frame); transl (T,3) metres;
+    joints (T,24,3) and markers (T,33,3): posed, camera frame, without transl; world_scale: the
+    fitted scale of the world landmarks (body size / BlazePose's size)."""
+
+    pose: np.ndarray
+    transl: np.ndarray
+    joints: np.ndarray
+    markers: np.ndarray
+    world_scale: float
+
+
+class Skeleton:
+    """Rest skeleton of a body: rest_joints (24,3) float32 metres (SMPL canonical frame),
+    parents (24,) int, marker offsets (33,3) in the parent joint frames."""
+
+    def __init__(self, rest_joints: np.ndarray, parents: np.ndarray | None = None) -> None:
+        self.rest_joints = np.asarray(rest_joints, dtype=np.float32)
+        self.parents = np.asarray(topo.SMPL_PARENTS if parents is None else parents, dtype=np.int64)
+        if tuple(self.parents.tolist()) != topo.SMPL_PARENTS:
+            raise ValueError("the body must have the 24-joint SMPL kinematic tree")
+        self.offsets = topo.marker_rest_offsets(self.rest_joints)
+
+    @classmethod
+    def from_body(cls, body: Mapping[str, np.ndarray], betas: np.ndarray | None = None) -> "Skeleton":
+        """From SMPL-format arrays (v_template (V,3), shapedirs (V,3,B), J_regressor (24,V), parents)."""
+        v = np.asarray(body["v_template"], dtype=np.float64)
+        if betas is not None and np.any(betas):
+            sd = np.asarray(body["shapedirs"], dtype=np.float64)
+            b = np.asarray(betas, dtype=np.float64)[: sd.shape[2]]
+            v = v + sd[:, :, : b.shape[0]] @ b
+        jreg = np.asarray(body["J_regressor"], dtype=np.float64)
+        return cls(jreg @ v, body.get("parents"))
+
+    def forward(self, rotmats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Posed joints (T,24,3) and markers (T,33,3), without translation, from (T,24,3,3)."""
+        with torch.no_grad():
+            j, m = forward_kinematics(torch.as_tensor(np.array(rotmats, dtype=np.float32)), self._tensors())
+        return j.numpy(), m.numpy()
+
+    def _tensors(self) -> dict[str, torch.Tensor]:
+        rest = torch.as_tensor(self.rest_joints)
+        bones = rest.clone()
+        bones[1:] = rest[1:] - rest[self.parents[1:]]
+        return {"bones": bones, "offsets": torch.as_tensor(self.offsets),
+                "levels": _levels(self.parents), "marker_parent": torch.as_tensor(topo.MARKER_PARENT)}
+
+
+def _levels(parents: np.ndarray) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Joints grouped by tree depth (root excluded): [(joint indices, their parents)], root first."""
+    depth = np.zeros(len(parents), dtype=np.int64)
+    for j in range(1, len(parents)):
+        depth[j] = depth[parents[j]] + 1
+    return [(torch.as_tensor(np.flatnonzero(depth == d)), torch.as_tensor(parents[depth == d]))
+            for d in range(1, int(depth.max()) + 1)]
+
+
+def forward_kinematics(rot: torch.Tensor, sk: dict) -> tuple[torch.Tensor, torch.Tensor]:
+    """SMPL chain: rot (T,24,3,3) local rotations → joints (T,24,3), markers (T,33,3).
+
+    Batched by tree depth (9 levels for SMPL) rather than joint by joint.
+    """
+    n = rot.shape[0]
+    g = rot.new_zeros(n, 24, 3, 3).index_copy(1, torch.tensor([0]), rot[:, :1])
+    t = rot.new_zeros(n, 24, 3).index_copy(1, torch.tensor([0]), sk["bones"][:1].expand(n, 1, 3))
+    for idx, par in sk["levels"]:
+        gp = g[:, par]
+        g = g.index_copy(1, idx, gp @ rot[:, idx])
+        t = t.index_copy(1, idx, t[:, par] + (gp @ sk["bones"][idx][..., None])[..., 0])
+    mp = sk["marker_parent"]
+    markers = t[:, mp] + (g[:, mp] @ sk["offsets"][..., None])[..., 0]
+    return t, markers
+
+
+def so3_exp(v: torch.Tensor) -> torch.Tensor:
+    """Rodrigues: (...,3) axis-angle → (...,3,3), smooth at zero."""
+    theta2 = v.square().sum(-1, keepdim=True)[..., None]
+    theta = torch.sqrt(theta2 + 1e-12)
+    small = theta2 < 1e-6
+    a = torch.where(small, 1.0 - theta2 / 6.0, torch.sin(theta) / theta)
+    b = torch.where(small, 0.5 - theta2 / 24.0, (1.0 - torch.cos(theta)) / (theta2 + 1e-12))
+    x, y, z = v.unbind(-1)
+    o = torch.zeros_like(x)
+    k = torch.stack([o, -z, y, z, o, -x, -y, x, o], -1).reshape(*v.shape[:-1], 3, 3)
+    return torch.eye(3) + a * k + b * (k @ k)
+
+
+def axis_rotation(angle: torch.Tensor, axis: int) -> torch.Tensor:
+    """(...,) angles → (...,3,3) rotations about the x (0) or y (1) axis."""
+    c, s = torch.cos(angle), torch.sin(angle)
+    o, z = torch.ones_like(angle), torch.zeros_like(angle)
+    if axis == 0:
+        rows = [o, z, z, z, c, -s, z, s, c]
+    else:
+        rows = [c, z, s, z, o, z, -s, z, c]
+    return torch.stack(rows, -1).reshape(*angle.shape, 3, 3)
+
+
+# ----------------------------------------------------------------------------- initialisation
+def _unit(v: np.ndarray) -> np.ndarray:
+    return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), EPS)
+
+
+def _frame(x_dir: np.ndarray, up_dir: np.ndarray) -> np.ndarray:
+    """Orthonormal frames (...,3,3) with columns (x, y, z): x along x_dir, y towards up_dir."""
+    x = _unit(x_dir)
+    y = _unit(up_dir - (up_dir * x).sum(-1, keepdims=True) * x)
+    return np.stack([x, y, np.cross(x, y)], axis=-1)
+
+
+def _swing(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Minimal rotations (T,3,3) turning unit directions a onto b (both (T,3))."""
+    a, b = _unit(a), _unit(b)
+    axis = np.cross(a, b)
+    sin = np.linalg.norm(axis, axis=-1)
+    ang = np.arctan2(sin, (a * b).sum(-1))
+    fallback = np.cross(a, np.where(np.abs(a[:, :1]) < 0.9, [[1.0, 0, 0]], [[0, 1.0, 0]]))
+    axis = np.where(sin[:, None] > 1e-6, axis, fallback)
+    return Rotation.from_rotvec(_unit(axis) * ang[:, None]).as_matrix()
+
+
+def _obs(world: np.ndarray, name: str) -> np.ndarray:
+    return world[:, topo.LM[name]]
+
+
+def _mid(world: np.ndarray, a: str, b: str) -> np.ndarray:
+    return 0.5 * (_obs(world, a) + _obs(world, b))
+
+
+def _torso_frames(pts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Pelvis, shoulder and head frames (T,3,3) from 33 landmark positions (T,33,3)."""
+    up = _mid(pts, "left_shoulder", "right_shoulder") - _mid(pts, "left_hip", "right_hip")
+    pelvis = _frame(_obs(pts, "left_hip") - _obs(pts, "right_hip"), up)
+    chest = _frame(_obs(pts, "left_shoulder") - _obs(pts, "right_shoulder"), up)
+    ear_mid = _mid(pts, "left_ear", "right_ear")
+    head_up = np.cross(_obs(pts, "nose") - ear_mid, _obs(pts, "left_ear") - _obs(pts, "right_ear"))
+    head = _frame(_obs(pts, "left_ear") - _obs(pts, "right_ear"), head_up)
+    return pelvis, chest, head
+
+
+def _split(rel: np.ndarray, parts: int) -> np.ndarray:
+    """(T,3,3) rotations → the rotation by 1/parts of the angle about the same axis."""
+    return Rotation.from_rotvec(Rotation.from_matrix(rel).as_rotvec() / parts).as_matrix()
+
+
+def initial_rotations(world: np.ndarray, sk: Skeleton) -> np.ndarray:
+    """Analytic IK: local rotations (T,24,3,3) from camera-oriented landmarks (T,33,3)."""
+    t = world.shape[0]
+    rest_m = sk.forward(np.broadcast_to(np.eye(3), (1, 24, 3, 3)))[1]
+    rest_frames = [f[0] for f in _torso_frames(rest_m)]
+    obs_frames = _torso_frames(world)
+    loc = np.tile(np.eye(3), (t, 24, 1, 1))
+    glob = np.tile(np.eye(3), (t, 24, 1, 1))
+    loc[:, 0] = obs_frames[0] @ rest_frames[0].T
+    chest = obs_frames[1] @ rest_frames[1].T
+    for j in SPINE:
+        loc[:, j] = _split(np.swapaxes(loc[:, 0], 1, 2) @ chest, 3)
+    head = obs_frames[2] @ rest_frames[2].T
+    _propagate(loc, glob, sk.parents, upto=topo.SJ["neck"])
+    rel = np.swapaxes(glob[:, topo.SJ["spine3"]], 1, 2) @ head
+    loc[:, topo.SJ["neck"]] = loc[:, topo.SJ["head"]] = _split(rel, 2)
+    _propagate(loc, glob, sk.parents)
+    for j in sorted(LIMB_DIRECTIONS):
+        _init_limb(j, world, sk, loc, glob)
+    return loc
+
+
+def _propagate(loc: np.ndarray, glob: np.ndarray, parents: np.ndarray, upto: int = 23) -> None:
+    glob[:, 0] = loc[:, 0]
+    for j in range(1, upto + 1):
+        glob[:, j] = glob[:, parents[j]] @ loc[:, j]
+
+
+def _init_limb(j: int, world: np.ndarray, sk: Skeleton, loc: np.ndarray, glob: np.ndarray) -> None:
+    """Swing joint j so its bone points along the observed direction; hinge joints get an angle."""
+    a, b = LIMB_DIRECTIONS[j]
+    obs_dir = _obs(world, b) - _obs(world, a)
+    pg = glob[:, sk.parents[j]]
+    rest_dir = _rest_dir(j, sk)
+    if j in HINGES:
+        axis, lo, hi, sign = HINGES[j]
+        cur = pg @ rest_dir
+        ang = np.arccos(np.clip((_unit(cur) * _unit(obs_dir)).sum(-1), -1.0, 1.0))
+        loc[:, j] = Rotation.from_rotvec(np.eye(3)[axis] * (sign * np.clip(ang, lo, hi))[:, None]).as_matrix()
+    else:
+        swing = _swing(pg @ rest_dir, obs_dir)
+        loc[:, j] = np.swapaxes(pg, 1, 2) @ swing @ pg
+        if j in TWIST_FROM_HINGE:
+            loc[:, j] = loc[:, j] @ _hinge_twist(j, world, sk, pg @ loc[:, j])
+    _propagate(loc, glob, sk.parents)
+
+
+def _rest_dir(j: int, sk: Skeleton) -> np.ndarray:
+    """Rest direction (3,) of the bone that joint j moves, towards the limb's observed target."""
+    a, b = LIMB_DIRECTIONS[j]
+    rest_m = sk.forward(np.broadcast_to(np.eye(3), (1, 24, 3, 3)))[1][0]
+    return _unit(rest_m[topo.LM[b]] - rest_m[topo.LM[a]])
+
+
+def _hinge_twist(j: int, world: np.ndarray, sk: Skeleton, g: np.ndarray) -> np.ndarray:
+    """Twist (T,3,3) about joint j's rest bone so the observed child bend lies in the hinge plane."""
+    child, flex = TWIST_FROM_HINGE[j]
+    bone = _rest_dir(j, sk)
+    a, b = LIMB_DIRECTIONS[child]
+    child_dir = np.einsum("tba,tb->ta", g, _unit(_obs(world, b) - _obs(world, a)))
+    perp = child_dir - (child_dir @ bone)[:, None] * bone
+    flex = np.asarray(flex) - (np.dot(flex, bone)) * bone
+    ang = np.arctan2((np.cross(flex, perp) @ bone), perp @ flex)
+    bent = np.linalg.norm(perp, axis=-1) > math.sin(MIN_BEND_FOR_TWIST_RAD)
+    return Rotation.from_rotvec(bone[None] * np.where(bent, ang, 0.0)[:, None]).as_matrix()
+
+
+def solve_translation(markers: np.ndarray, obs: Observations) -> np.ndarray:
+    """Per-frame weighted least-squares root translation (T,3) from posed markers (T,33,3)."""
+    f = obs.focal_px
+    du = obs.image[..., 0] - obs.cx
+    dv = obs.image[..., 1] - obs.cy
+    w = obs.weight
+    rows_x = np.stack([np.full_like(du, f), np.zeros_like(du), -du], -1)
+    rows_y = np.stack([np.zeros_like(dv), np.full_like(dv, f), -dv], -1)
+    rhs_x = du * markers[..., 2] - f * markers[..., 0]
+    rhs_y = dv * markers[..., 2] - f * markers[..., 1]
+    a = np.concatenate([rows_x, rows_y], 1) * np.concatenate([w, w], 1)[..., None]
+    r = np.concatenate([rhs_x, rhs_y], 1) * np.concatenate([w, w], 1)
+    ata = np.einsum("tki,tkj->tij", a, a) + 1e-9 * np.eye(3)
+    return np.linalg.solve(ata, np.einsum("tki,tk->ti", a, r)[..., None])[..., 0]
+
+
+# ----------------------------------------------------------------------------- optimisation
+class _Params(torch.nn.Module):
+    """Free parameters: rotation increments (T,24,3) (axis-angle, applied after the initial local
+    rotations: R = R_init · exp(δ)), hinge flexions (T,4), transl (T,3), log world scale."""
+
+    def __init__(self, loc: np.ndarray, transl: np.ndarray) -> None:
+        super().__init__()
+        self.register_buffer("base", torch.as_tensor(np.array(loc, dtype=np.float32)))
+        self.delta = torch.nn.Parameter(torch.zeros(loc.shape[0], 24, 3))
+        flex = [HINGES[j][3] * Rotation.from_matrix(loc[:, j]).as_rotvec()[:, HINGES[j][0]]
+                for j in HINGE_JOINTS]
+        self.flex = torch.nn.Parameter(torch.as_tensor(np.stack(flex, 1), dtype=torch.float32))
+        self.transl = torch.nn.Parameter(torch.as_tensor(transl, dtype=torch.float32))
+        self.log_scale = torch.nn.Parameter(torch.zeros(()))
+
+    def rotations(self, clip: bool = False) -> torch.Tensor:
+        """Local rotations (T,24,3,3) with hinges and fixed joints applied."""
+        free = self.base @ so3_exp(self.delta)
+        eye = torch.eye(3).expand(free.shape[0], 3, 3)
+        mats = [free[:, j] for j in range(24)]
+        for k, j in enumerate(HINGE_JOINTS):
+            axis, lo, hi, sign = HINGES[j]
+            flex = self.flex[:, k].clamp(lo, hi) if clip else self.flex[:, k]
+            mats[j] = axis_rotation(sign * flex, axis)
+        for j in FIXED_JOINTS:
+            mats[j] = eye
+        return torch.stack(mats, 1)
+
+
+def _interpolate_missing(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Linear interpolation over time of (T,...) values at frames where ``valid`` is False."""
+    if valid.all() or not valid.any():
+        return x
+    idx = np.flatnonzero(valid)
+    flat = x.reshape(x.shape[0], -1)
+    out = np.stack([np.interp(np.arange(x.shape[0]), idx, flat[idx, c]) for c in range(flat.shape[1])], 1)
+    return out.reshape(x.shape).astype(x.dtype)
+
+
+def _losses(p: _Params, sk: dict, obs: dict, cfg: FitConfig) -> dict[str, torch.Tensor]:
+    rot = p.rotations()
+    _, m = forward_kinematics(rot, sk)
+    w = obs["weight"]
+    hip = 0.5 * (m[:, topo.LM["left_hip"]] + m[:, topo.LM["right_hip"]])
+    d3 = ((m - hip[:, None]) - torch.exp(p.log_scale) * obs["world"]).square().sum(-1)
+    cam = m + p.transl[:, None]
+    z = cam[..., 2].clamp(min=0.1)
+    proj = obs["focal"] * cam[..., :2] / z[..., None] + obs["center"]
+    depth = p.transl[:, 2].detach().clamp(min=0.1)[:, None]
+    d2 = ((proj - obs["image"]) * (depth / obs["focal"])[..., None]).square().sum(-1)
+    fw = obs["fit_w"]
+    out = {"3d": cfg.w3d * (w * fw * d3).sum() / obs["norm"],
+           "2d": cfg.w2d * (w * fw * d2).sum() / obs["norm"]}
+    if m.shape[0] > 2:
+        acc = cam[2:] - 2 * cam[1:-1] + cam[:-2]
+        out["smooth"] = cfg.w_smooth * acc.square().sum() / (m.shape[0] * topo.NUM_LANDMARKS)
+    out["limit"] = cfg.w_limit * _limit_penalty(p.flex)
+    out["prior"] = _prior(rot, cfg)
+    return out
+
+
+def _limit_penalty(flex: torch.Tensor) -> torch.Tensor:
+    lo = torch.tensor([HINGES[j][1] for j in HINGE_JOINTS])
+    hi = torch.tensor([HINGES[j][2] for j in HINGE_JOINTS])
+    return ((lo - flex).clamp(min=0).square() + (flex - hi).clamp(min=0).square()).mean()
+
+
+def _prior(rot: torch.Tensor, cfg: FitConfig) -> torch.Tensor:
+    eye = torch.eye(3)
+    spine = rot[:, list(SPINE)]
+    loss = cfg.w_spine * (spine - spine.mean(1, keepdim=True)).square().sum((-1, -2)).mean()
+    for j, wj in REST_PRIOR.items():
+        loss = loss + cfg.w_prior * wj * (rot[:, j] - eye).square().sum((-1, -2)).mean()
+    return loss
+
+
+def _tensor_obs(obs: Observations) -> dict[str, torch.Tensor]:
+    valid = obs.weight.sum(1) > 0
+    w = np.where(np.isfinite(obs.weight), obs.weight, 0.0).astype(np.float32)
+    return {"world": torch.as_tensor(np.nan_to_num(obs.world), dtype=torch.float32),
+            "image": torch.as_tensor(np.nan_to_num(obs.image), dtype=torch.float32),
+            "weight": torch.as_tensor(w), "focal": torch.tensor(float(obs.focal_px)),
+            "center": torch.tensor([obs.cx, obs.cy], dtype=torch.float32),
+            "fit_w": torch.as_tensor(topo.FIT_WEIGHTS),
+            "norm": torch.tensor(float(max(valid.sum(), 1)) * topo.NUM_LANDMARKS)}
+
+
+def fit_track(obs: Observations, skeleton: Skeleton, cfg: FitConfig | None = None) -> FitResult:
+    """Fit SMPL rotations and root translation to one track's landmarks (see module docstring).
+
+    Frames with zero total weight are filled by interpolation of the landmarks for the
+    initialisation and by the smoothness term in the optimisation.
+    """
+    cfg = cfg or FitConfig()
+    valid = obs.weight.sum(1) > 0
+    if not valid.any():
+        raise ValueError("no frame of the track has landmarks")
+    world = _interpolate_missing(np.nan_to_num(obs.world), valid)
+    image = _interpolate_missing(np.nan_to_num(obs.image), valid)
+    loc = initial_rotations(world, skeleton)
+    _, markers0 = skeleton.forward(loc)
+    filled = Observations(world, image, np.where(valid[:, None], obs.weight, 1e-3), obs.focal_px, obs.cx, obs.cy)
+    transl0 = solve_translation(markers0, filled)
+    params = _Params(loc, transl0)
+    sk, tobs = skeleton._tensors(), _tensor_obs(obs)
+    _optimise(params, sk, tobs, cfg)
+    with torch.no_grad():
+        rot = params.rotations(clip=True)
+        joints, markers = forward_kinematics(rot, sk)
+    pose = Rotation.from_matrix(rot.reshape(-1, 3, 3).numpy().astype(np.float64)).as_rotvec()
+    return FitResult(pose=pose.reshape(-1, 24, 3).astype(np.float32),
+                     transl=params.transl.detach().numpy().copy(), joints=joints.numpy(),
+                     markers=markers.numpy(), world_scale=float(torch.exp(params.log_scale.detach())))
+
+
+def _optimise(params: _Params, sk: dict, tobs: dict, cfg: FitConfig) -> None:
+    opt = torch.optim.LBFGS(params.parameters(), lr=1.0, max_iter=cfg.iterations, history_size=20,
+                            tolerance_grad=1e-9, tolerance_change=1e-12, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad(set_to_none=True)
+        total = LOSS_SCALE * sum(_losses(params, sk, tobs, cfg).values())
+        total.backward()
+        return total
+
+    opt.step(closure)
+    with torch.no_grad():
+        log.debug("fit: %s", {k: round(float(v), 8) for k, v in _losses(params, sk, tobs, cfg).items()})
