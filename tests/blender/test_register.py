@@ -60,14 +60,15 @@ def test_classes_follow_the_naming_rules():
 
 
 def test_settings_build_frozen_options(clean):
+    from vibe_blender.bl import props
     from vibe_blender.core.errors import UserInputError
 
     vibe_blender.register()
     s = bpy.context.scene.vibe
     s.people, s.track_ids, s.root_motion, s.fps_mode, s.smoothing = "chosen", "2, 5", "in_place", "video", False
-    opts = s.import_options(frame_start=7)
+    opts = props.import_options(s, frame_start=7)
     assert (opts.tracks, opts.root_motion, opts.bake_fps, opts.smoothing, opts.frame_start) == (
         (2, 5), "in_place", "video", False, 7)
     s.track_ids = ""
     with pytest.raises(UserInputError, match="No people chosen"):
-        s.import_options()
+        props.import_options(s)

@@ -25,7 +25,7 @@ from ..core.settings import ImportOptions
 from ..core.vibe_data import HashCache, check_folder
 from ..runner import engine_cmd
 from ..runner.job import CommandJob, Job, JobState
-from . import api, prefs, ui_compat
+from . import api, prefs, props, ui_compat
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ class VIBE_OT_import_video(_ModalJob, bpy.types.Operator):
     def _prepare(self, context: bpy.types.Context) -> None:
         settings = context.scene.vibe
         self._video = self.filepath or settings.video_path
-        self._options = settings.import_options(frame_start=context.scene.frame_start)
+        self._options = props.import_options(settings, frame_start=context.scene.frame_start)
         self._out = Path(bpy.path.abspath(self.motion_path)) if self.motion_path else _new_take_path(self._video)
         self._job = api.start_job(self._video, self._out, prefs.engine_options(context), self._options)
 
@@ -186,7 +186,7 @@ class VIBE_OT_import_motion(bpy.types.Operator):
     def execute(self, context: bpy.types.Context) -> set[str]:
         path = bpy.path.abspath(self.filepath or context.scene.vibe.motion_path)
         try:
-            options = context.scene.vibe.import_options(frame_start=context.scene.frame_start)
+            options = props.import_options(context.scene.vibe, frame_start=context.scene.frame_start)
         except VibeError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
