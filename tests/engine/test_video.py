@@ -152,3 +152,17 @@ def test_memory_stays_flat_while_streaming(tmp_path):
                 peak = max(peak, _rss_bytes())
     assert count == n
     assert peak - baseline < 30 * 2**20
+
+
+def test_phone_like_hevc_mov_vfr_portrait(tmp_path):
+    """iPhone-style: HEVC in a .mov, variable frame rate, stored landscape with a display rotation."""
+    stored = tmp_path / "stored.mov"
+    times = media.make_vfr_clip(stored, VFR_SEGMENTS, codec="libx265")
+    ccw = media.make_rotated_clip(stored, tmp_path / "phone.mov", 270)
+    with open_video(tmp_path / "phone.mov") as reader:
+        frames = [(f.time, f.image) for f in reader]
+        info = reader.info
+    assert (info.width, info.height, info.codec.lower(), info.vfr) == (120, 160, "hevc", True)
+    assert np.abs(np.array([t for t, _ in frames]) - times).max() < PTS_TOLERANCE_S
+    for i, (_, image) in enumerate(frames):
+        assert media.read_index(np.rot90(image, k=-(ccw // 90))) == i  # undo the display rotation
