@@ -61,6 +61,7 @@ class _Rows:
     def __init__(self, path: str) -> None:
         self.path = path
         self.rows: list[tuple[int, float, float, float, float, float, int | None]] = []
+        self.lines: list[int] = []
 
     def fail(self, line: int, problem: str) -> BadInputError:
         return BadInputError(f"{self.path}, line {line}: {problem}; see the box file formats in the docs")
@@ -77,6 +78,7 @@ class _Rows:
             raise self.fail(line, f"score {score_f} is outside [0, 1]: rescale your detector's scores")
         tid = None if track_id is None else self._integer(line, track_id, "track id")
         self.rows.append((frame_i, x1, y1, x2, y2, score_f, tid))
+        self.lines.append(line)
 
     def _number(self, line: int, value: Any, what: str) -> float:
         try:
@@ -101,7 +103,9 @@ class _Rows:
             raise BadInputError(f"{self.path}: some boxes have a track id and some do not; give all or none")
         boxes: dict[int, list] = {}
         ids: dict[int, list] = {}
-        for frame, *values, tid in self.rows:
+        for line, (frame, *values, tid) in zip(self.lines, self.rows):
+            if tid is not None and tid in ids.get(frame, []):
+                raise self.fail(line, f"track id {tid} appears twice in frame {frame}")
             boxes.setdefault(frame, []).append(values)
             ids.setdefault(frame, []).append(tid)
         out = {f: np.asarray(v, np.float32).reshape(-1, 5) for f, v in sorted(boxes.items())}

@@ -6,6 +6,7 @@ Interface (used by the pipeline)::
     for frame in reader:
         tracker.update(frame.index, detector.detect(frame.image))   # (K, 5) [x1, y1, x2, y2, score]
     tracks = tracker.finish(min_frames=25)                          # list[Track], ids 1, 2, ...
+    tracks = tracks_from_ids(boxes, ids, min_frames=25)             # user-given identities instead
 
 * Each track has a constant-velocity Kalman filter on the box centre and size, state
   (cx, cy, w, h, vcx, vcy, vw, vh) in pixels and pixels per frame; noise scales with box height
@@ -124,7 +125,7 @@ class _Live:
     """A track being built: its filter and the detections it received."""
 
     serial: int
-    kalman: KalmanBox
+    kalman: KalmanBox | None
     frames: list[int] = field(default_factory=list)
     boxes: list[np.ndarray] = field(default_factory=list)
     scores: list[float] = field(default_factory=list)
@@ -220,11 +221,33 @@ class Tracker:
         """End tracking: interpolate gaps, drop tracks spanning < min_frames frames, number ids."""
         finished = self._done + [live for live in self._live if live.confirmed]
         self._live, self._done = [], []
-        tracks = [_to_track(live) for live in finished]
-        tracks = [t for t in tracks if len(t.frames) >= min_frames]
-        tracks.sort(key=lambda t: (int(t.frames[0]), float(t.bbox[0, 0])))
+        tracks = _finalise(finished, min_frames)
         logger.info("tracker: %d tracks of >= %d frames", len(tracks), min_frames)
-        return [Track(i + 1, t.frames, t.bbox, t.confidence, t.detected) for i, t in enumerate(tracks)]
+        return tracks
+
+
+def tracks_from_ids(boxes: dict[int, np.ndarray], ids: dict[int, np.ndarray],
+                    min_frames: int = 25) -> list[Track]:
+    """Tracks from user-given identities (``vibe_engine.boxes.load_boxes_with_ids``), no tracker.
+
+    boxes: {frame: (K, 5) [x1, y1, x2, y2, score]}, ids: {frame: (K,) int}. Each id becomes one
+    track, finished exactly like the tracker's (square boxes, gaps interpolated, < min_frames
+    dropped, renumbered 1.. by first appearance)."""
+    people: dict[int, _Live] = {}
+    for frame in sorted(boxes):
+        rows = np.asarray(boxes[frame], np.float64).reshape(-1, 5)
+        cxcywh = xyxy_to_cxcywh(rows[:, :4])
+        for row, box, tid in zip(rows, cxcywh, np.asarray(ids[frame]).ravel()):
+            live = people.setdefault(int(tid), _Live(serial=int(tid), kalman=None))
+            live.add(int(frame), box, float(row[4]))
+    return _finalise(list(people.values()), min_frames)
+
+
+def _finalise(lives: list[_Live], min_frames: int) -> list[Track]:
+    """Build, filter (>= min_frames) and number (1.., by first frame then x) finished tracks."""
+    tracks = [t for t in (_to_track(live) for live in lives) if len(t.frames) >= min_frames]
+    tracks.sort(key=lambda t: (int(t.frames[0]), float(t.bbox[0, 0])))
+    return [Track(i + 1, t.frames, t.bbox, t.confidence, t.detected) for i, t in enumerate(tracks)]
 
 
 def _to_track(live: _Live) -> Track:

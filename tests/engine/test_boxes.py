@@ -105,3 +105,6 @@ def test_file_level_errors(tmp_path):
     (tmp_path / "mixed.csv").write_text("0,1,2,3,4,0.5,1\n1,1,2,3,4,0.5\n")
     with pytest.raises(BadInputError, match="some boxes have a track id"):
         load_boxes(tmp_path / "mixed.csv")
+    (tmp_path / "twice.csv").write_text("0,1,2,3,4,0.5,1\n0,5,6,7,8,0.5,2\n0,9,9,20,20,0.5,1\n")
+    with pytest.raises(BadInputError, match="line 3: track id 1 appears twice in frame 0"):
+        load_boxes(tmp_path / "twice.csv")

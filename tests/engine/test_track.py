@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 from tests.fixtures import media
-from vibe_engine.track import KalmanBox, Tracker, make_square, track_summary
+from vibe_engine.track import KalmanBox, Tracker, make_square, track_summary, tracks_from_ids
 
 # Manual annotation of the demo clip (see test_detect.py): torso points and visible frame ranges.
 MAN = {10: (650, 260), 50: (640, 250), 80: (640, 260), 130: (760, 230), 195: (1110, 790), 210: (1260, 760)}
@@ -86,6 +86,22 @@ def test_ids_follow_first_appearance_and_frames_may_skip():
     assert [(t.id, int(t.frames[0]), float(t.bbox[0, 0])) for t in tracks] == [(1, 0, 800.0), (2, 10, 200.0)]
     assert np.array_equal(tracks[0].frames, np.arange(0, 59))
     assert tracks[0].detected.sum() == 30 and not tracks[0].detected[1::2].any()
+
+
+def test_tracks_from_user_ids_keep_the_given_identities():
+    boxes, ids = {}, {}
+    for f in range(30):  # ids 9 and 4 swap places half-way: the user's identities are kept
+        left, right = _box(100 + 10 * f, 200, 80, 160), _box(400 - 10 * f, 200, 80, 160)
+        if f in (10, 11, 12):  # person 9 not given on three frames
+            boxes[f], ids[f] = np.array([right], np.float32), np.array([4])
+        else:
+            boxes[f], ids[f] = np.array([left, right], np.float32), np.array([9, 4])
+    boxes[40], ids[40] = np.array([_box(50, 50, 10, 10)], np.float32), np.array([5])  # too short
+    first, second = tracks_from_ids(boxes, ids, min_frames=25)
+    assert (first.id, float(first.bbox[0, 0])) == (1, 100.0)
+    assert (second.id, float(second.bbox[0, 0])) == (2, 400.0)
+    np.testing.assert_allclose(first.bbox[:, 0], 100 + 10 * np.arange(30))  # gap interpolated
+    assert first.detected.sum() == 27 and np.all(first.bbox[:, 2] == 160)
 
 
 def test_frame_indices_must_increase():
