@@ -1,0 +1,1 @@
+"""Synthetic benchmark: clips with exact ground truth and the metrics animators care about."""
