@@ -108,7 +108,7 @@ def sha256_file(path: str | os.PathLike) -> str:
 def check_output_path(out: Path) -> None:
     """OutputError unless ``out`` can be created (checked before any heavy work)."""
     if out.is_dir():
-        raise OutputError(f"output path is a folder: {out}; pass a file name such as clip.motion.npz")
+        raise OutputError(f"output path is a folder: {out}; pass a file name such as clip.motion.npz to --out")
     if not out.parent.is_dir():
         raise OutputError(f"output folder does not exist: {out.parent}; create it or choose another --out")
     probe = out.parent / f".{out.name}.probe-{os.getpid()}"
@@ -341,12 +341,12 @@ def _flush_batch(run: _Run, model: Any, backbone: _Backbone, crops: list, owners
 
 def _crops_at(frame: Any, streams: list[_Stream], crops: list, owners: list) -> None:
     """Crop every track present in this frame (tracks' frames are strictly increasing)."""
-    from .crops import crop_person
+    from .crops import crop_image
 
     for k, s in enumerate(streams):
         frames = s.track.frames
         if s.next_row < len(frames) and frames[s.next_row] == frame.index:
-            crops.append(crop_person(frame.image, s.track.bbox[s.next_row]))
+            crops.append(crop_image(frame.image, s.track.bbox[s.next_row]))
             owners.append(k)
             s.next_row += 1
 

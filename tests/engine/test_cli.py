@@ -1,0 +1,376 @@
+"""The real engine CLI in a subprocess: protocol transcripts, exit codes, bad input, cancel, OOM.
+
+Every stdout line of every run must decode as the protocol and the transcript must follow its
+ordering rules (``run_engine`` asserts both). Runs use small random-weight checkpoints in the
+official layouts (tests/fixtures/synthetic.py) and short clips cut from the demo video.
+"""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from tests.fixtures import media, synthetic
+from vibe_blender.core import motion_file as mf
+from vibe_blender.core import protocol as P
+from vibe_engine import camera
+
+RUN_TIMEOUT_S = 300
+#: Short clip cut from the demo: frames 0..SHORT_FRAMES-1 at half resolution.
+SHORT_FRAMES = 12
+SHORT_SCALE = 2
+COMMON = ["--min-frames", "5", "--max-people", "1", "--batch-size", "8"]
+
+
+class Engine:
+    """One finished engine run: exit code, decoded messages, stderr text."""
+
+    def __init__(self, rc: int, messages: list[P.Message], stderr: str) -> None:
+        self.rc, self.messages, self.stderr = rc, messages, stderr
+
+    def of(self, msg_type: str) -> list[P.Message]:
+        return [m for m in self.messages if m.type == msg_type]
+
+    @property
+    def status(self) -> str:
+        return self.messages[-1]["status"]
+
+    @property
+    def error(self) -> P.Message:
+        (err,) = self.of("error")
+        return err
+
+    @property
+    def stages(self) -> list[str]:
+        return [m["name"] for m in self.of("stage")]
+
+
+def _env(extra: dict[str, str] | None) -> dict[str, str]:
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", PYTHONPATH=str(media.REPO))
+    env.update(extra or {})
+    return env
+
+
+def _decode_all(lines: list[str], require_result: bool = True) -> list[P.Message]:
+    messages = [P.decode_line(line) for line in lines]  # raises on any non-protocol line
+    P.check_transcript(messages, require_result=require_result)
+    progress_times = [m.t for m in messages if m.type == "progress"]
+    assert all(b - a >= 0.099 for a, b in zip(progress_times, progress_times[1:])), "progress > 10 Hz"
+    return messages
+
+
+def run_engine(args: list[str], env: dict[str, str] | None = None, cancel_on_pause: str | None = None,
+               require_result: bool = True) -> Engine:
+    """Run ``python -m vibe_engine ARGS`` with stdin kept open; optionally cancel at the test pause.
+
+    ``cancel_on_pause``: "line" writes the cancel line, "eof" closes stdin, when the TEST_PAUSE
+    warning arrives.
+    """
+    proc = subprocess.Popen([sys.executable, "-m", "vibe_engine", *args], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_env(env),
+                            cwd=media.REPO)
+    lines = []
+    deadline = time.monotonic() + RUN_TIMEOUT_S
+    for line in proc.stdout:
+        lines.append(line.rstrip("\n"))
+        if cancel_on_pause and '"TEST_PAUSE"' in line:
+            if cancel_on_pause == "line":
+                proc.stdin.write(P.cancel_line() + "\n")
+                proc.stdin.flush()
+            else:
+                proc.stdin.close()
+        assert time.monotonic() < deadline
+    stderr = proc.stderr.read()
+    rc = proc.wait(timeout=60)
+    if not proc.stdin.closed:
+        proc.stdin.close()
+    return Engine(rc, _decode_all(lines, require_result), stderr)
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Any file left in the output folder (final, temporary or probe)."""
+    return sorted(p.name for p in folder.iterdir())
+
+
+# ------------------------------------------------------------------------------- fixtures
+
+
+@pytest.fixture(scope="session")
+def vibe_data(tmp_path_factory) -> Path:
+    """A VIBE data folder with random-weight official-layout checkpoints (no SMPL .pkl: embedded)."""
+    root = tmp_path_factory.mktemp("vibe_data")
+    smpl = synthetic.make_smpl_arrays(0)
+    synthetic.make_vibe_checkpoint(root / "vibe_model_wo_3dpw.pth.tar", smpl, 0)
+    synthetic.make_spin_checkpoint(root / "spin_model_checkpoint.pth.tar", 0, smpl=smpl)
+    return root
+
+
+@pytest.fixture(scope="session")
+def clips(tmp_path_factory) -> dict[str, Path]:
+    """Small clips: the demo's first frames at half size, a blank clip, a non-video, etc."""
+    import cv2
+
+    root = tmp_path_factory.mktemp("clips")
+    frames = []
+    cap = cv2.VideoCapture(str(media.DEMO_CLIP))
+    for _ in range(SHORT_FRAMES):
+        ok, bgr = cap.read()
+        assert ok
+        h, w = bgr.shape[:2]
+        frames.append(cv2.cvtColor(cv2.resize(bgr, (w // SHORT_SCALE, h // SHORT_SCALE)), cv2.COLOR_BGR2RGB))
+    cap.release()
+    out = {"short": media.write_cv2_clip(root / "short.mp4", frames)}
+    out["blank"] = media.write_cv2_clip(root / "blank.mp4", [np.full((240, 320, 3), 128, np.uint8)] * 12)
+    out["text"] = root / "notes.mp4"
+    out["text"].write_text("this is not a video\n" * 50)
+    out["truncated"] = media.truncate_copy(out["short"], root / "truncated.mp4",
+                                           out["short"].stat().st_size // 3)
+    out["empty"] = root / "empty.mp4"
+    out["empty"].write_bytes(b"")
+    out["zero_frames"] = _zero_frame_clip(root / "zero.mp4")
+    return out
+
+
+def _zero_frame_clip(path: Path) -> Path:
+    """An MP4 container holding a video stream with no frames (ffmpeg, -frames:v 0)."""
+    subprocess.run([media.ffmpeg_binary(), "-v", "error", "-y", "-f", "lavfi", "-i",
+                    "color=c=gray:s=64x48:r=30", "-frames:v", "0", "-c:v", "libx264", str(path)],
+                   check=True, capture_output=True)
+    return path
+
+
+@pytest.fixture(scope="session")
+def ok_run(vibe_data, clips, tmp_path_factory) -> tuple[Engine, Path]:
+    """One successful run on the short clip (shared by several tests)."""
+    out = tmp_path_factory.mktemp("ok") / "short.motion.npz"
+    engine = run_engine(["run", str(clips["short"]), "--out", str(out), "--vibe-data", str(vibe_data),
+                         *COMMON])
+    assert engine.rc == 0, engine.stderr[-3000:]
+    return engine, out
+
+
+def _run_args(video: Path, out: Path, vibe_data: Path, *extra: str) -> list[str]:
+    return ["run", str(video), "--out", str(out), "--vibe-data", str(vibe_data), *COMMON, *extra]
+
+
+# ------------------------------------------------------------------------------- success
+
+
+def test_run_writes_a_valid_motion_file_and_a_complete_transcript(ok_run):
+    engine, out = ok_run
+    assert engine.status == "ok" and engine.stages == list(P.STAGES)
+    assert [m["index"] for m in engine.of("stage")] == list(range(6))
+    (result,) = engine.of("result")
+    assert result["path"] == str(out) and result["schema"] == "vibe-mocap-motion/1"
+    assert result["frames"] == SHORT_FRAMES and result["fps"] == pytest.approx(30.0, rel=1e-3)
+    motion = mf.read_motion(out)
+    mf.validate(motion)
+    assert [p["id"] for p in result["people"]] == [t.id for t in motion.tracks]
+    assert len(motion.tracks) == 1
+    assert not any(n.endswith(".tmp") or ".tmp-" in n for n in leftovers(out.parent))
+
+
+def test_motion_file_fields_follow_the_camera_maths(ok_run):
+    _, out = ok_run
+    motion = mf.read_motion(out)
+    cam = motion.meta["camera"]
+    w, h = motion.meta["video"]["width"], motion.meta["video"]["height"]
+    assert (w, h) == (884, 496)  # 994/2 rounded down to even by the mp4v encoder
+    assert cam["focal_px"] == pytest.approx(np.hypot(w, h)) and cam["source"] == "default"
+    for t in motion.tracks:
+        np.testing.assert_allclose(t.cam_orig, camera.orig_cam(t.cam_crop, t.bbox, w, h), rtol=1e-5)
+        expected = camera.root_translation(t.cam_crop, t.bbox, cam["focal_px"], cam["cx"], cam["cy"])
+        np.testing.assert_allclose(t.extra["transl_raw"], expected, rtol=1e-4)
+        assert np.all(expected[:, 2] > 0) and t.extra["pose_raw"].shape == t.pose.shape
+        np.testing.assert_allclose(t.times, t.frames / 30.0, atol=2e-3)
+        good = t.detected & (t.confidence >= 0.5)
+        np.testing.assert_allclose(t.betas_track, np.median(t.betas[good], axis=0), atol=1e-6)
+        # joints2d are the 1.1-scaled crop projection: inside the (scaled) box around its centre.
+        half = 1.1 * t.bbox[:, None, 2] / 2
+        assert np.all(np.abs(t.joints2d - t.bbox[:, None, :2]) <= half[..., None] * 1.5)
+
+
+def test_manifest_records_settings_versions_and_hashes(ok_run, vibe_data, clips):
+    _, out = ok_run
+    meta = mf.read_motion(out).meta
+    man = meta["manifest"]
+    assert man["backend"] == "vibe" and man["device"] == "cpu" and man["precision"] == "fp32"
+    assert man["settings"]["min_frames"] == 5 and man["settings"]["batch_size"] == 8
+    from vibe_engine.pipeline import sha256_file
+
+    assert man["checkpoints"]["vibe_model_wo_3dpw.pth.tar"] == sha256_file(
+        vibe_data / "vibe_model_wo_3dpw.pth.tar")
+    assert meta["video"]["sha256"] == sha256_file(clips["short"])
+    assert {"python", "torch", "numpy", "engine_version"} <= set(man)
+    assert meta["joints"]["set"] == "spin49" and len(meta["joints"]["names"]) == 49
+
+
+def test_inspect_json_prints_exactly_one_object_and_the_table_reads(ok_run):
+    _, out = ok_run
+    proc = subprocess.run([sys.executable, "-m", "vibe_engine", "inspect", str(out), "--json"],
+                          capture_output=True, text=True, env=_env(None), timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    info = json.loads(proc.stdout)
+    assert info["video"]["frames"] == SHORT_FRAMES and info["video"]["width"] == 884
+    (track,) = info["tracks"]
+    assert {"id", "frames", "first", "last"} <= set(track)
+    table = subprocess.run([sys.executable, "-m", "vibe_engine", "inspect", str(out)],
+                           capture_output=True, text=True, env=_env(None), timeout=120)
+    assert table.returncode == 0 and f"{track['id']:>5} {track['frames']:>7}" in table.stdout
+
+
+def test_inspect_of_a_bad_file_exits_4_with_one_line(tmp_path):
+    bad = tmp_path / "x.motion.npz"
+    bad.write_bytes(b"junk")
+    proc = subprocess.run([sys.executable, "-m", "vibe_engine", "inspect", str(bad), "--json"],
+                          capture_output=True, text=True, env=_env(None), timeout=120)
+    assert proc.returncode == 4 and proc.stdout == ""
+    assert len(proc.stderr.strip().splitlines()) == 1 and str(bad) in proc.stderr
+
+
+def test_doctor_reports_model_files_with_sizes_and_hashes(vibe_data):
+    engine = run_engine(["doctor", "--vibe-data", str(vibe_data)], require_result=False)
+    assert engine.rc == 0 and engine.status == "ok"
+    (report,) = engine.of("report")
+    files = {f["role"]: f for f in report["data"]["files"]}
+    vibe = vibe_data / "vibe_model_wo_3dpw.pth.tar"
+    assert files["vibe_checkpoint"]["bytes"] == vibe.stat().st_size
+    assert len(files["spin_checkpoint"]["sha256"]) == 64 and report["data"]["vibe_ready"]
+    assert {w["code"] for w in engine.of("warning")} == {"OPTIONAL_FILE_MISSING"}
+    assert "VIBE backend: ready" in engine.stderr
+
+
+def test_doctor_with_a_broken_data_folder_names_the_missing_file(tmp_path):
+    engine = run_engine(["doctor", "--vibe-data", str(tmp_path)], require_result=False)
+    assert engine.rc == 4 and engine.error["code"] == "MODEL_MISSING"
+    assert "spin_model_checkpoint.pth.tar" in engine.error["message"]
+
+
+# ------------------------------------------------------------------------------- usage & input
+
+
+def test_usage_error_exits_2_with_one_line_and_a_protocol_error(tmp_path):
+    engine = run_engine(["run", "--device", "tpu"])
+    assert engine.rc == 2 and engine.error["code"] == "USAGE"
+    assert "--device" in engine.error["message"]
+    assert len(engine.stderr.strip().splitlines()) == 1
+    proc = subprocess.run([sys.executable, "-m", "vibe_engine", "frobnicate"], capture_output=True,
+                          text=True, env=_env(None), timeout=120)
+    assert proc.returncode == 2 and proc.stdout == "" and "frobnicate" in proc.stderr
+
+
+def test_no_model_options_names_vibe_data_as_the_fix(clips, tmp_path):
+    engine = run_engine(["run", str(clips["short"]), "--out", str(tmp_path / "o.npz")])
+    assert engine.rc == 4 and engine.error["code"] == "MODEL_MISSING"
+    assert "--vibe-data" in engine.error["message"] and leftovers(tmp_path) == []
+
+
+def test_data_folder_missing_files_names_them(clips, tmp_path, vibe_data):
+    partial = tmp_path / "partial"
+    partial.mkdir()
+    (partial / "vibe_model_wo_3dpw.pth.tar").symlink_to(vibe_data / "vibe_model_wo_3dpw.pth.tar")
+    engine = run_engine(["run", str(clips["short"]), "--out", str(tmp_path / "o.npz"),
+                         "--vibe-data", str(partial)])
+    assert engine.rc == 4 and engine.error["code"] == "MODEL_MISSING"
+    assert "spin_model_checkpoint.pth.tar" in engine.error["message"]
+    assert "vibe_model_wo_3dpw" not in engine.error["message"].split("lacks")[1]
+
+
+@pytest.mark.parametrize("clip,code,words", [
+    ("missing", "VIDEO_UNREADABLE", "not found"),
+    ("empty", "VIDEO_UNREADABLE", "empty"),
+    ("text", "VIDEO_UNREADABLE", "notes.mp4"),
+    ("truncated", "VIDEO_UNREADABLE", "truncated.mp4"),
+    ("zero_frames", "VIDEO_UNREADABLE", "zero.mp4"),
+    ("blank", "NO_PERSON", "no person"),
+])
+def test_bad_videos_exit_4_with_a_message_and_no_file(clip, code, words, clips, vibe_data, tmp_path):
+    video = clips.get(clip, tmp_path / "nowhere.mp4")
+    outdir = tmp_path / "out"
+    outdir.mkdir()
+    engine = run_engine(_run_args(video, outdir / "o.motion.npz", vibe_data))
+    assert engine.rc == 4, engine.stderr[-2000:]
+    assert engine.error["code"] == code and words in engine.error["message"]
+    assert "\n" not in engine.error["message"] and leftovers(outdir) == []
+
+
+def test_person_in_too_few_frames_is_no_person_with_the_min_frames_hint(clips, vibe_data, tmp_path):
+    engine = run_engine(["run", str(clips["short"]), "--out", str(tmp_path / "o.npz"), "--vibe-data",
+                         str(vibe_data), "--min-frames", str(SHORT_FRAMES + 1)])
+    assert engine.rc == 4 and engine.error["code"] == "NO_PERSON"
+    assert "--min-frames" in engine.error["message"]
+    assert "SHORT_TRACK_DROPPED" in {w["code"] for w in engine.of("warning")}
+    assert leftovers(tmp_path) == []
+
+
+def test_foreign_and_unreadable_checkpoints_exit_4(clips, tmp_path, vibe_data):
+    import torch
+
+    torch.save({"state_dict": {"fc.weight": torch.zeros(2, 2)}}, tmp_path / "foreign.pth.tar")
+    (tmp_path / "garbage.pth.tar").write_bytes(os.urandom(4096))
+    spin = vibe_data / "spin_model_checkpoint.pth.tar"
+    for name in ("foreign.pth.tar", "garbage.pth.tar"):
+        outdir = tmp_path / f"out_{name}"
+        outdir.mkdir()
+        engine = run_engine(["run", str(clips["short"]), "--out", str(outdir / "o.npz"),
+                             "--vibe-checkpoint", str(tmp_path / name), "--spin-checkpoint", str(spin)])
+        assert engine.rc == 4 and engine.error["code"].startswith("MODEL"), engine.stderr[-2000:]
+        assert name in engine.error["message"] and leftovers(outdir) == []
+        assert engine.stages == ["decode"]
+
+
+@pytest.mark.parametrize("where", ["missing_folder", "is_folder", "no_write_permission"])
+def test_unwritable_output_fails_before_any_heavy_work(where, clips, vibe_data, tmp_path):
+    # /proc refuses new files even to root, unlike a chmod-ed folder.
+    target = {"missing_folder": tmp_path / "no" / "such" / "o.npz", "is_folder": tmp_path,
+              "no_write_permission": Path("/proc/vibe-test.motion.npz")}[where]
+    engine = run_engine(_run_args(clips["short"], target, vibe_data))
+    assert engine.rc == 4 and engine.error["code"] == "OUTPUT_UNWRITABLE"
+    assert engine.stages == ["decode"] and "--out" in engine.error["message"]
+    assert not target.is_file()
+
+
+# ------------------------------------------------------------------------------- cancel & OOM
+
+
+@pytest.mark.parametrize("stage", P.STAGES)
+def test_cancel_in_each_stage_exits_3_and_leaves_nothing(stage, clips, vibe_data, tmp_path):
+    engine = run_engine(_run_args(clips["short"], tmp_path / "o.motion.npz", vibe_data),
+                        env={"VIBE_ENGINE_PAUSE_AT": stage}, cancel_on_pause="line")
+    assert engine.rc == 3, engine.stderr[-2000:]
+    assert engine.status == "cancelled" and engine.stages[-1] == stage
+    assert engine.of("error") == [] and leftovers(tmp_path) == []
+
+
+def test_closing_stdin_cancels(clips, vibe_data, tmp_path):
+    engine = run_engine(_run_args(clips["short"], tmp_path / "o.motion.npz", vibe_data),
+                        env={"VIBE_ENGINE_PAUSE_AT": "features"}, cancel_on_pause="eof")
+    assert engine.rc == 3 and engine.status == "cancelled" and leftovers(tmp_path) == []
+    assert "stdin closed" in engine.stderr
+
+
+def test_out_of_memory_halves_the_batch_and_gives_the_same_result(ok_run, clips, vibe_data, tmp_path):
+    out = tmp_path / "o.motion.npz"
+    engine = run_engine(_run_args(clips["short"], out, vibe_data),
+                        env={"VIBE_ENGINE_FAULT_OOM_ABOVE": "3"})
+    assert engine.rc == 0, engine.stderr[-2000:]
+    retries = [w["message"] for w in engine.of("warning") if w["code"] == "OOM_RETRY"]
+    assert retries == ["out of memory with 8 crops per batch; retrying with 4",
+                       "out of memory with 4 crops per batch; retrying with 2"]
+    ref, got = mf.read_motion(ok_run[1]).tracks[0], mf.read_motion(out).tracks[0]
+    np.testing.assert_array_equal(ref.frames, got.frames)
+    np.testing.assert_allclose(got.pose, ref.pose, atol=1e-4)
+    np.testing.assert_allclose(got.transl, ref.transl, rtol=1e-3)
+
+
+def test_out_of_memory_at_batch_one_is_a_clear_error(clips, vibe_data, tmp_path):
+    engine = run_engine(_run_args(clips["short"], tmp_path / "o.motion.npz", vibe_data),
+                        env={"VIBE_ENGINE_FAULT_OOM_ABOVE": "0"})
+    assert engine.rc == 1 and engine.error["code"] == "OUT_OF_MEMORY"
+    assert "even with one crop per batch" in engine.error["message"] and leftovers(tmp_path) == []
