@@ -109,12 +109,21 @@ def test_both_people_in_most_frames_where_both_are_clearly_visible(detections):
     assert np.mean(counts == 2) >= 0.9
 
 
-def test_boxes_enclose_whole_bodies(detections):
-    """Every box is square, at least as tall as an adult here (>= 250 px) and inside sane limits."""
+# Frame 80, read off a 50 px grid at full resolution: head top, both feet, both hands.
+EXTREMITIES_80 = {
+    "man": [(635, 98), (600, 450), (670, 450), (575, 330), (690, 330)],
+    "woman": [(1225, 532), (1115, 915), (1310, 920), (1105, 710), (1345, 745)],
+}
+
+
+def test_boxes_are_square_and_enclose_whole_bodies(detections):
     boxes = np.concatenate([detections[i] for i in BOTH_CLEARLY_VISIBLE])
-    side_w, side_h = boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1]
-    np.testing.assert_allclose(side_w, side_h, rtol=1e-5)
-    assert side_h.min() > 250 and side_h.max() < 994
+    np.testing.assert_allclose(boxes[:, 2] - boxes[:, 0], boxes[:, 3] - boxes[:, 1], rtol=1e-5)
+    for points in EXTREMITIES_80.values():
+        pts = np.array(points, np.float32)
+        inside = [np.all((b[0] <= pts[:, 0]) & (pts[:, 0] <= b[2]) & (b[1] <= pts[:, 1]) & (pts[:, 1] <= b[3]))
+                  for b in detections[80]]
+        assert sum(inside) == 1
 
 
 def test_nobody_in_empty_images(detector):
