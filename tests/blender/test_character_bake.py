@@ -206,6 +206,18 @@ def test_vfr_times_land_on_frames_and_fps_options(motion):
     assert scene.render.fps == 30 and scene.render.fps_base == pytest.approx(30 / 29.97, rel=1e-6)
 
 
+def test_bad_fps_is_refused_before_anything_changes(motion):
+    arm = character.build_character(motion, 1)
+    before = _counts()
+    with pytest.raises(ValueError, match="fps must be a positive number"):
+        bake.bake_track(arm, motion, 1, fps=0)
+    no_fps = copy.copy(motion)
+    no_fps.meta = {**motion.meta, "video": {}}
+    with pytest.raises(mf.MotionFileError, match="no video fps"):
+        bake.bake_track(arm, no_fps, 1, fps="video")
+    assert _counts() == before and arm.animation_data is None
+
+
 def test_low_quality_frames_are_marked(motion):
     m = _vfr_motion(motion)
     arm = character.build_character(m, 1)

@@ -26,6 +26,7 @@ import bpy
 import numpy as np
 
 from ..core.bake_plan import BakePlan, flagged_runs, plan_track, scene_fps
+from ..core.errors import MotionFileError
 from ..core.frames import world_from_camera
 from ..core.skeleton import BONE_NAMES, NUM_SMPL_JOINTS, ROOT_INDEX
 from . import compat
@@ -56,10 +57,17 @@ def marker_prefix(track_id: int) -> str:
 def resolve_fps(motion: Any, scene: bpy.types.Scene, fps: float | str | None) -> float:
     """Frame rate to bake at: the scene's (None), the video's ("video"), or the number given."""
     if fps is None:
-        return scene.render.fps / scene.render.fps_base
-    if fps == "video":
-        return float(motion.meta["video"]["fps"])
-    return float(fps)
+        rate = scene.render.fps / scene.render.fps_base
+    elif fps == "video":
+        rate = (motion.meta.get("video") or {}).get("fps")
+        if rate is None:
+            raise MotionFileError("the motion file records no video fps; pass a number as fps")
+    else:
+        rate = fps
+    rate = float(rate)
+    if not (math.isfinite(rate) and rate > 0):
+        raise ValueError(f"fps must be a positive number or 'video', got {fps!r}")
+    return rate
 
 
 def bake_track(armature: bpy.types.Object, motion: Any, track_id: int, *, root_motion: str = "world",
