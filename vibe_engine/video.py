@@ -49,6 +49,10 @@ DEFAULT_FPS = 30.0
 VFR_TOLERANCE_S = 0.002
 """Frame intervals that differ by more than this (and by > VFR_TOLERANCE_REL) mark a clip VFR."""
 VFR_TOLERANCE_REL = 0.1
+TRUNCATION_SLACK_S = 0.25
+"""A pass that ends this much (or 3 frame intervals, if more) before the header's duration, with
+fewer frames than the header's count, is reported as truncated. Both conditions are needed:
+for Matroska/WebM the count is only FFmpeg's duration x fps estimate, wrong for VFR video."""
 TEXT_CODECS = frozenset({"ansi"})
 """FFmpeg 'codecs' that render text files (e.g. a .txt opens as ANSI art): not videos."""
 CONVERT_HINT = "convert it to MP4 (H.264), e.g. `ffmpeg -i input.mov output.mp4`"
@@ -60,9 +64,9 @@ class VideoInfo:
 
     width, height: pixels as displayed (after rotation). rotation: clockwise degrees (0, 90, 180,
     270) applied to the stored frames to display them. fps: frames per second (header value before
-    a full pass; measured as (n-1)/(t_last - t_first) after it). frame_count: the header's count
-    (or FFmpeg's duration x fps estimate) until ``exact`` is True, then the number of frames
-    decoded. duration: seconds, time of the last frame plus one mean frame interval. vfr: True if
+    a full pass; measured as (n-1)/(t_last - t_first) after it). frame_count: before a full pass
+    the container's count (MP4/MOV) or FFmpeg's duration x fps estimate (Matroska/WebM: can be far
+    off for VFR video); once ``exact`` is True, the number of frames decoded. duration: seconds, time of the last frame plus one mean frame interval. vfr: True if
     frame intervals vary, None until a full pass. codec: FourCC text, e.g. "h264", "vp09".
     """
 
@@ -224,16 +228,18 @@ class VideoReader:
         self._finish_pass(stats)
 
     def _finish_pass(self, stats: _TimingStats) -> None:
-        """Check the decoded count against the header and store the exact information."""
+        """Check the pass against the header (truncation) and store the exact information."""
         if stats.count == 0:
             raise VideoError(f"video {self.path!r} contains no decodable frames: {CONVERT_HINT}")
-        header_count = self._info.frame_count if not self._info.exact else 0
-        if header_count and stats.count < header_count:
+        header = self._info
+        fps = stats.fps(header.fps)
+        duration = stats.last + 1.0 / fps
+        slack = max(TRUNCATION_SLACK_S, 3.0 / header.fps)
+        if not header.exact and stats.count < header.frame_count and duration < header.duration - slack:
             self._warn(f"{self.path!r} looks truncated: decoded {stats.count} of the "
-                       f"{header_count} frames its header announces; using those {stats.count}")
-        fps = stats.fps(self._info.fps)
-        self._info = replace(self._info, frame_count=stats.count, fps=fps, vfr=stats.is_vfr(),
-                             duration=stats.last + 1.0 / fps, exact=True)
+                       f"{header.frame_count} frames its header announces; using those {stats.count}")
+        self._info = replace(header, frame_count=stats.count, fps=fps, vfr=stats.is_vfr(),
+                             duration=duration, exact=True)
 
     def close(self) -> None:
         """Release every decoder still open (from iterations that were not run to the end)."""
