@@ -45,7 +45,9 @@ WarningCallback = Callable[[str], None]
 
 MS_PER_S = 1000.0
 DEFAULT_FPS = 30.0
-"""Nominal rate assumed when the container states none (frames per second)."""
+"""Nominal rate assumed when the container states no plausible one (frames per second)."""
+MAX_PLAUSIBLE_FPS = 1000.0
+"""Header rates above this are time bases, not frame rates (raw H.264 streams report 90000)."""
 VFR_TOLERANCE_S = 0.002
 """Frame intervals that differ by more than this (and by > VFR_TOLERANCE_REL) mark a clip VFR."""
 VFR_TOLERANCE_REL = 0.1
@@ -150,15 +152,15 @@ def _header_info(cap) -> VideoInfo:
     import cv2
 
     fps = cap.get(cv2.CAP_PROP_FPS)
-    fps = fps if fps and math.isfinite(fps) and fps > 0 else DEFAULT_FPS
-    count = max(int(round(cap.get(cv2.CAP_PROP_FRAME_COUNT))), 0)
+    fps = fps if math.isfinite(fps) and 0 < fps <= MAX_PLAUSIBLE_FPS else 0.0
+    count = max(int(round(cap.get(cv2.CAP_PROP_FRAME_COUNT))), 0) if fps else 0
     return VideoInfo(
         width=int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
         height=int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
         rotation=int(round(cap.get(cv2.CAP_PROP_ORIENTATION_META))) % 360,
-        fps=float(fps),
+        fps=float(fps or DEFAULT_FPS),
         frame_count=count,
-        duration=count / fps,
+        duration=count / (fps or DEFAULT_FPS),
         vfr=None,
         codec=_fourcc_text(cap.get(cv2.CAP_PROP_FOURCC)),
     )
@@ -180,6 +182,9 @@ class VideoReader:
         cap = _open_capture(self.path)
         try:
             self._info = _header_info(cap)
+            if self._info.frame_count == 0:
+                self._warn(f"{self.path!r} states no usable frame rate or frame count (a raw stream?); "
+                           f"frame times fall back to {self._info.fps:g} fps where timestamps are missing")
         finally:
             cap.release()
 

@@ -65,6 +65,16 @@ def test_constant_rate_clip(clips):
     assert after.duration == pytest.approx(20 / 30, rel=1e-3)
 
 
+def test_raw_stream_without_timestamps_falls_back_to_nominal_rate(clips):
+    raw = media.make_raw_h264(clips["vfr"], clips["root"] / "raw.h264")
+    warnings: list[str] = []
+    frames, info = _read_all(raw, on_warning=warnings.append)
+    assert [f[2] for f in frames] == list(range(31))
+    np.testing.assert_allclose([f[1] for f in frames], np.arange(31) / 30.0, atol=1e-9)
+    assert len(warnings) == 2 and "no usable frame rate" in warnings[0] and "timestamps" in warnings[1]
+    assert info.exact and info.frame_count == 31 and info.fps == pytest.approx(30.0)
+
+
 def test_second_pass_gives_the_same_frames(clips):
     with open_video(clips["cfr"]) as reader:
         first = [f.image.copy() for f in reader]
