@@ -68,8 +68,10 @@ class VideoInfo:
     270) applied to the stored frames to display them. fps: frames per second (header value before
     a full pass; measured as (n-1)/(t_last - t_first) after it). frame_count: before a full pass
     the container's count (MP4/MOV) or FFmpeg's duration x fps estimate (Matroska/WebM: can be far
-    off for VFR video); once ``exact`` is True, the number of frames decoded. duration: seconds, time of the last frame plus one mean frame interval. vfr: True if
-    frame intervals vary, None until a full pass. codec: FourCC text, e.g. "h264", "vp09".
+    off for VFR video; 0 if unknown); once ``exact`` is True, the number of frames decoded.
+    duration: seconds, time of the last frame plus one mean frame interval (header: count / fps).
+    vfr: True if frame intervals vary, None until a full pass. codec: FourCC text, e.g. "h264",
+    "hevc", "VP90". exact: False until one complete pass has replaced the header values.
     """
 
     width: int
