@@ -7,6 +7,7 @@ the scene as it was:
   failed; ``.code`` is the protocol error code, ``.detail`` the traceback / stderr tail;
 - ``MotionFileError``: the motion file is unreadable;
 - ``VibeImportError``: building or baking a character failed.
+The exporters (``export_fbx``, ``export_bvh``, ``export_gltf``) are re-exported from ``api_export``.
 
 Example (``blender -b -P script.py``)::
 
@@ -31,6 +32,7 @@ from ..core.settings import EngineOptions, ImportOptions
 from ..runner import engine_cmd
 from ..runner.job import Job
 from . import prefs
+from .api_export import ExportError, export_bvh, export_fbx, export_gltf  # noqa: F401  (public API)
 
 log = logging.getLogger(__name__)
 
