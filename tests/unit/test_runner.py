@@ -237,3 +237,27 @@ def _wait_for(cond, timeout_s: float = 20.0) -> None:
     while not cond():
         assert time.monotonic() < deadline, "timed out"
         time.sleep(0.01)
+
+
+def test_ctrl_c_in_blocking_mode_becomes_a_cancel(video, tmp_path):
+    job = make_job("slow", video, tmp_path, "--step-s", "0.01")
+    interrupted = []
+
+    def on_update(j):
+        if j.stage == "detect" and not interrupted:
+            interrupted.append(True)
+            raise KeyboardInterrupt
+
+    assert job.run_blocking(on_update) is JobState.CANCELLED
+    assert interrupted and job.exit_code == 3 and not job.result_path.exists()
+
+
+def test_close_kills_a_running_engine_at_once(video, tmp_path):
+    job = make_job("stall", video, tmp_path)
+    job.start()
+    _wait_for(lambda: job.update() or job.stage == "decode")
+    t0 = time.monotonic()
+    job.close()
+    assert time.monotonic() - t0 < 2.0
+    assert job.state is JobState.CANCELLED and job.process.returncode == -signal.SIGKILL
+    assert_reaped(job)

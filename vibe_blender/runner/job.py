@@ -157,6 +157,11 @@ class Job:
         return (now - self._stage_started_at) * (1.0 - frac) / frac
 
     @property
+    def elapsed_s(self) -> float:
+        """Seconds since the job started (0 before)."""
+        return self._clock() - self._started_at if self._started_at else 0.0
+
+    @property
     def last_warning(self) -> str:
         return self.warnings[-1] if self.warnings else ""
 
