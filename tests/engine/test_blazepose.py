@@ -117,17 +117,17 @@ def test_lite_model_agrees_with_full(frame, people) -> None:
 
 
 def test_roi_from_alignment_points_follows_the_pbtxt_rules() -> None:
-    """Centre = hip point; side = 2·|scale point − centre|·1.5; rotation = 90° − atan2(−dy, dx)."""
+    """Centre = hip point; side = 2·|scale point − centre|·1.25; rotation = 90° − atan2(−dy, dx)."""
     center = np.array([500.0, 400.0])
     tilt = math.radians(30)  # the body leans 30° to the image's right
     scale_point = center + 100.0 * np.array([math.sin(tilt), -math.cos(tilt)])
     roi = L.roi_from_alignment(center, scale_point)
     assert (roi.cx, roi.cy) == pytest.approx((500.0, 400.0))
-    assert roi.size == pytest.approx(300.0)
+    assert roi.size == pytest.approx(250.0)
     assert roi.rotation == pytest.approx(tilt)
     aff = roi.tensor_to_image()
     top_mid = aff @ np.array([L.INPUT_SIZE / 2, 0.0, 1.0])  # the crop's top edge lies along the body
-    np.testing.assert_allclose(top_mid, center + 1.5 * (scale_point - center), atol=1e-9)
+    np.testing.assert_allclose(top_mid, center + 1.25 * (scale_point - center), atol=1e-9)
     upside_down = L.roi_from_alignment(center, center + (0.0, 100.0))
     assert abs(upside_down.rotation) == pytest.approx(math.pi)
     assert L.normalize_radians(3 * math.pi / 2) == pytest.approx(-math.pi / 2)

@@ -195,3 +195,17 @@ def test_skeleton_from_body_uses_shape() -> None:
     np.testing.assert_allclose(sk1.rest_joints[:, 1], 1.1 * sk0.rest_joints[:, 1], rtol=1e-5)
     with pytest.raises(ValueError, match="kinematic tree"):
         fit.Skeleton(REST_JOINTS, parents=np.arange(-1, 23))
+
+
+def test_back_to_front_readings_are_mirrored_back() -> None:
+    gt, obs = make_sequence(seed=4, keys=4, step=15)
+    clean_flips = fit.resolve_flips(obs)[1]
+    assert not clean_flips.any()  # turning (random yaw between keyframes) is not a flip
+    bad = slice(20, 25)
+    w, im, wt = fit.mirror_landmarks(obs.world[bad], obs.image[bad], obs.weight[bad])
+    obs.world[bad], obs.image[bad], obs.weight[bad] = w, im, wt
+    fixed, flipped = fit.resolve_flips(obs)
+    np.testing.assert_array_equal(np.flatnonzero(flipped), np.arange(20, 25))
+    clean = make_sequence(seed=4, keys=4, step=15)[1]
+    np.testing.assert_allclose(fixed.world, clean.world, atol=1e-6)
+    np.testing.assert_allclose(fixed.image, clean.image, atol=1e-4)

@@ -31,6 +31,9 @@ Steps:
    * priors: spine1-3 rotations kept equal, collars/neck/wrists/ankles pulled gently to rest;
      feet and hands (no observation) are fixed at rest.
 Deterministic: no random numbers; plain float32 torch on the CPU.
+
+Before the fit, ``resolve_flips`` relabels frames that BlazePose read back to front (confident but
+left/right-swapped, depth mirrored), by a 2-state Viterbi pass over the torso normal.
 """
 from __future__ import annotations
 
@@ -468,3 +471,72 @@ def _optimise(params: _Params, sk: dict, tobs: dict, cfg: FitConfig) -> None:
     opt.step(closure)
     with torch.no_grad():
         log.debug("fit: %s", {k: round(float(v), 8) for k, v in _losses(params, sk, tobs, cfg).items()})
+
+
+# ----------------------------------------------------------------------------- left/right flips
+#: Cost of relabelling a frame (in units of 1 − cos between consecutive torso normals).
+FLIP_COST = 0.1
+
+
+def mirror_landmarks(world: np.ndarray, image: np.ndarray, weight: np.ndarray
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The other reading of an ambiguous pose: left/right labels swapped and world depth negated.
+
+    BlazePose sometimes reads a person facing the camera as facing away (and vice versa), with
+    confident, swapped left/right labels and mirrored depth. Swapping the labels back and negating
+    the world z gives the rigidly consistent other interpretation (two reflections).
+    Shapes: world (...,33,3), image (...,33,2), weight (...,33).
+    """
+    idx = list(topo.MIRROR)
+    w = world[..., idx, :].copy()
+    w[..., 2] *= -1.0
+    return w, image[..., idx, :].copy(), weight[..., idx].copy()
+
+
+def _torso_normal(world: np.ndarray) -> np.ndarray:
+    """(T,3) unit forward direction of the torso (left × up) from camera-oriented landmarks."""
+    left = (_obs(world, "left_hip") + _obs(world, "left_shoulder")
+            - _obs(world, "right_hip") - _obs(world, "right_shoulder"))
+    up = _mid(world, "left_shoulder", "right_shoulder") - _mid(world, "left_hip", "right_hip")
+    return _unit(np.cross(left, up))
+
+
+def resolve_flips(obs: Observations) -> tuple[Observations, np.ndarray]:
+    """Relabel frames whose left/right reading contradicts their neighbours (Viterbi, 2 states).
+
+    State cost: FLIP_COST for using the mirrored reading; transition cost: 1 − cos of the angle
+    between consecutive torso normals. A person turning round turns smoothly and is left alone;
+    a reading that jumps by ~180° for a few frames is mirrored back. Frames without landmarks
+    carry no cost. Returns the corrected observations and the (T,) bool mask of mirrored frames.
+    """
+    world = np.nan_to_num(obs.world)
+    alt = mirror_landmarks(world, np.nan_to_num(obs.image), obs.weight)
+    valid = obs.weight.sum(1) > 0
+    normals = np.stack([_torso_normal(world), _torso_normal(alt[0])], 1)  # (T,2,3)
+    flipped = _viterbi(normals, valid)
+    m = flipped[:, None, None]
+    new = Observations(world=np.where(m, alt[0], obs.world), image=np.where(m, alt[1], obs.image),
+                       weight=np.where(flipped[:, None], alt[2], obs.weight),
+                       focal_px=obs.focal_px, cx=obs.cx, cy=obs.cy)
+    return new, flipped
+
+
+def _viterbi(normals: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Best keep (False) / mirror (True) sequence for (T,2,3) candidate normals; invalid frames False."""
+    idx = np.flatnonzero(valid)
+    states = np.zeros(len(valid), dtype=bool)
+    if idx.size == 0:
+        return states
+    state_cost = np.array([0.0, FLIP_COST])
+    acc = state_cost.copy()
+    back = np.zeros((idx.size, 2), dtype=np.int64)
+    for k in range(1, idx.size):
+        trans = 1.0 - normals[idx[k - 1]] @ normals[idx[k]].T  # [previous state, state]
+        total = acc[:, None] + trans
+        back[k] = total.argmin(0)
+        acc = total.min(0) + state_cost
+    state = int(acc.argmin())
+    for k in range(idx.size - 1, -1, -1):
+        states[idx[k]] = bool(state)
+        state = int(back[k][state])
+    return states

@@ -26,7 +26,8 @@ the *image-aligned* frame whatever the ROI rotation was: x right, y down, z away
 ROI tracking (``pose_landmarks_to_roi.pbtxt``): from auxiliary landmarks 33 (centre) and 34
 (scale/rotation point): ``AlignmentPointsRectsCalculator`` (centre = point 33, side = 2·|p34−p33|
 in pixels, rotation = 90° − atan2(−dy, dx), normalised to [−π, π)), then
-``RectTransformationCalculator`` (``square_long``, scale 1.5).
+``RectTransformationCalculator`` (``square_long``, scale 1.25; older copies of the graph, from the
+upper-body era, say 1.5: with 1.5 the full-body models' ROI grows frame after frame).
 
 The first ROI of a track comes from the tracker's box instead (MediaPipe would use its own
 detector): centre = box centre, side = ``BOX_ROI_SCALE`` × the box's longer side, rotation 0;
@@ -52,11 +53,11 @@ INPUT_SIZE = 256
 HEATMAP_KERNEL = 7
 HEATMAP_MIN_CONFIDENCE = 0.5
 POSE_PRESENCE_THRESHOLD = 0.5
-LANDMARK_ROI_SCALE = 1.5
+LANDMARK_ROI_SCALE = 1.25
 ROI_TARGET_ANGLE_RAD = math.pi / 2.0
-#: Box → first ROI: side = this × the box's longer side (landmark ROIs measured on the demo clip
-#: were 1.6–1.8 × the person's box height).
-BOX_ROI_SCALE = 1.6
+#: Box → first ROI: side = this × the box's longer side (the tracked landmark ROIs measured on the
+#: demo clip were 1.2–1.5 × the person's box height).
+BOX_ROI_SCALE = 1.4
 DEFAULT_THREADS = 2
 MODEL_FILES = {"lite": "pose_landmark_lite.tflite", "full": "pose_landmark_full.tflite",
                "heavy": "pose_landmark_heavy.tflite"}

@@ -1,0 +1,184 @@
+"""The free pose backend: BlazePose landmarks per tracked person → SMPL motion per track.
+
+Usage by the pipeline (streaming; one backend per run, any number of interleaved tracks)::
+
+    backend = BlazePoseBackend(model="full", body=body_arrays, focal_px=f, image_size=(W, H))
+    backend.start_track(tid, first_bbox)                  # bbox = (cx, cy, w, h) displayed px
+    lm = backend.add_frame(tid, frame_index, rgb, bbox)   # per frame; keeps the ROI state
+    arrays = backend.finish_track(tid)                     # dict for the motion file's Track
+
+``body``: SMPL-format arrays (``v_template`` (V,3), ``shapedirs`` (V,3,B), ``J_regressor`` (24,V),
+``parents`` (24,)), e.g. the stand-in body. Only the rest skeleton is used (betas = 0).
+
+``add_frame`` returns the frame's :class:`~vibe_engine.blazepose.landmarks.PoseLandmarks`
+(33 image landmarks in pixels with relative z, 33 world landmarks in metres, visibility,
+presence, pose presence score, ROI). The ROI follows MediaPipe: from the previous frame's
+landmarks while the pose stays present and its centre stays inside the tracker box, from the tracker
+box otherwise (``landmarks.RoiTracker``).
+
+``finish_track`` fits the whole track (``fit.fit_track``) and returns, T = frames added:
+
+=============== ============ ===================================================================
+key             shape        content
+=============== ============ ===================================================================
+frames          (T,) int64   frame indices as passed to ``add_frame``
+pose            (T,24,3) f32 SMPL axis-angle; joint 0 = global orientation in the camera frame
+betas           (T,B) f32    zeros (the body's rest shape is used as is; B = body's shapedirs)
+betas_track     (B,) f32     zeros
+transl          (T,3) f32    root translation, OpenCV camera frame, metres (smplx convention)
+joints3d        (T,33,3) f32 the fitted body's 33 BlazePose-topology markers, camera frame,
+                             without ``transl`` (as VIBE's kp_3d); names: topology.LANDMARK_NAMES
+joints2d        (T,33,2) f32 ``joints3d + transl`` projected through the pinhole camera (px)
+confidence      (T,) f32     BlazePose pose presence score; 0 where the pose was not found
+detected        (T,) bool    True where the landmark model found the pose (score ≥ 0.5)
+bbox            (T,4) f32    the tracker boxes passed in (cx, cy, w, h)
+cam_crop        (T,3) f32    the VIBE-style weak-perspective crop camera (s, tx, ty) equivalent to
+                             ``transl`` for the crop of side 1.1·h around the box (exact inverse of
+                             docs/motion-file.md "Camera maths": s = 2f/(1.1·h·tz),
+                             tx = t.x − (bx−cx)·tz/f, ty = t.y − (by−cy)·tz/f)
+cam_orig        (T,4) f32    ``camera.orig_cam(cam_crop, bbox, W, H)`` (the official formula)
+extra           dict         raw observations: ``landmarks_image`` (T,33,3) px (z relative,
+                             pixel scale), ``landmarks_world`` (T,33,3) m, ``visibility`` (T,33),
+                             ``presence`` (T,33), ``roi`` (T,4) (cx, cy, side px, rotation rad),
+                             ``mirrored`` (T,) bool: frames whose left/right reading was swapped
+                             back before the fit (``fit.resolve_flips``; the raw arrays are as
+                             the model gave them),
+                             ``world_scale`` (1,) fitted body/BlazePose size ratio; NaN rows where
+                             the pose was not found
+=============== ============ ===================================================================
+"""
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vibe_engine import camera
+from vibe_engine.blazepose import fit, topology as topo
+from vibe_engine.blazepose.landmarks import DEFAULT_THREADS, LandmarkModel, PoseLandmarks, RoiTracker
+from vibe_engine.errors import BadInputError, NoPersonError
+
+log = logging.getLogger(__name__)
+
+#: Depth floor for the crop-camera conversion (metres).
+MIN_DEPTH_M = 0.1
+
+
+@dataclass
+class _TrackState:
+    roi: RoiTracker
+    frames: list[int] = field(default_factory=list)
+    bboxes: list[np.ndarray] = field(default_factory=list)
+    landmarks: list[PoseLandmarks] = field(default_factory=list)
+
+
+class BlazePoseBackend:
+    """Per-track BlazePose landmarks + SMPL fit (see the module docstring for the arrays)."""
+
+    def __init__(self, model: str = "full", body: Mapping[str, np.ndarray] | None = None,
+                 focal_px: float | None = None, image_size: tuple[int, int] = (1920, 1080),
+                 principal_point: tuple[float, float] | None = None,
+                 num_threads: int = DEFAULT_THREADS, fit_config: fit.FitConfig | None = None) -> None:
+        if body is None:
+            raise BadInputError("the BlazePose backend needs a body model (SMPL-format arrays); "
+                                "pass the stand-in body or an SMPL model")
+        self.width, self.height = int(image_size[0]), int(image_size[1])
+        self.focal = float(focal_px) if focal_px else camera.default_focal(self.width, self.height)
+        self.cx, self.cy = principal_point or (self.width / 2.0, self.height / 2.0)
+        self.model = LandmarkModel(model, num_threads=num_threads)
+        self.skeleton = fit.Skeleton.from_body(body)
+        self.num_betas = int(np.asarray(body["shapedirs"]).shape[2])
+        self.fit_config = fit_config or fit.FitConfig()
+        self._tracks: dict[int, _TrackState] = {}
+
+    def start_track(self, track_id: int, first_bbox: np.ndarray) -> None:
+        """Begin a track; ``first_bbox`` (cx, cy, w, h) px seeds the first ROI."""
+        self._tracks[int(track_id)] = _TrackState(roi=RoiTracker(self.model))
+
+    def add_frame(self, track_id: int, frame_index: int, image_rgb: np.ndarray,
+                  bbox: np.ndarray) -> PoseLandmarks:
+        """Run the landmark model for one person in one frame ((H,W,3) uint8 RGB, displayed)."""
+        state = self._tracks.get(int(track_id))
+        if state is None:
+            raise KeyError(f"track {track_id} was not started")
+        box = np.asarray(bbox, dtype=np.float32).reshape(4)
+        if state.frames and frame_index != state.frames[-1] + 1:
+            state.roi.reset()  # a gap in the track: the person was lost, re-seed from the box
+        lm = state.roi.step(image_rgb, box)
+        state.frames.append(int(frame_index))
+        state.bboxes.append(box)
+        state.landmarks.append(lm)
+        return lm
+
+    def finish_track(self, track_id: int) -> dict:
+        """Fit the track and return the motion-file arrays (see the module docstring)."""
+        state = self._tracks.pop(int(track_id))
+        raw = _stack_landmarks(state.landmarks)
+        if not raw["detected"].any():
+            raise NoPersonError(f"track {track_id}: BlazePose found no pose in any of its "
+                                f"{len(state.frames)} frames; check the video or the person boxes")
+        obs = fit.Observations(world=raw["world"], image=raw["image"][..., :2], weight=raw["weight"],
+                               focal_px=self.focal, cx=self.cx, cy=self.cy)
+        obs, raw["mirrored"] = fit.resolve_flips(obs)
+        if raw["mirrored"].any():
+            log.info("track %s: %d frames read back to front by BlazePose were relabelled",
+                     track_id, int(raw["mirrored"].sum()))
+        res = fit.fit_track(obs, self.skeleton, self.fit_config)
+        bbox = np.stack(state.bboxes).astype(np.float32)
+        return self._arrays(state, raw, res, bbox)
+
+    def _arrays(self, state: _TrackState, raw: dict, res: fit.FitResult, bbox: np.ndarray) -> dict:
+        t = len(state.frames)
+        cam_crop = crop_camera(res.transl, bbox, self.focal, self.cx, self.cy)
+        joints2d = camera.project_pinhole(res.markers + res.transl[:, None], self.focal, self.cx, self.cy)
+        return {
+            "frames": np.asarray(state.frames, dtype=np.int64), "pose": res.pose,
+            "betas": np.zeros((t, self.num_betas), np.float32),
+            "betas_track": np.zeros(self.num_betas, np.float32), "transl": res.transl.astype(np.float32),
+            "joints3d": res.markers.astype(np.float32), "joints2d": joints2d.astype(np.float32),
+            "confidence": np.where(raw["detected"], raw["score"], 0.0).astype(np.float32),
+            "detected": raw["detected"], "bbox": bbox, "cam_crop": cam_crop.astype(np.float32),
+            "cam_orig": camera.orig_cam(cam_crop, _square(bbox), self.width, self.height).astype(np.float32),
+            "extra": {"landmarks_image": raw["image"], "landmarks_world": raw["world"],
+                      "visibility": raw["visibility"], "presence": raw["presence"], "roi": raw["roi"],
+                      "mirrored": raw["mirrored"],
+                      "world_scale": np.array([res.world_scale], np.float32)},
+        }
+
+
+def _square(bbox: np.ndarray) -> np.ndarray:
+    """(T,4) boxes with h replaced by the longer side (the tracker's boxes are square already)."""
+    out = np.array(bbox, dtype=np.float64)
+    out[:, 2] = out[:, 3] = np.maximum(out[:, 2], out[:, 3])
+    return out
+
+
+def crop_camera(transl: np.ndarray, bbox: np.ndarray, focal: float, cx: float, cy: float,
+                scale: float = camera.CROP_SCALE) -> np.ndarray:
+    """(T,3) VIBE crop camera (s, tx, ty) equivalent to root translations (T,3) for the boxes.
+
+    Exact inverse of ``camera.root_translation``: tz = 2f/(scale·h·s).
+    """
+    t = np.asarray(transl, dtype=np.float64)
+    box = _square(bbox)
+    tz = np.maximum(t[:, 2], MIN_DEPTH_M)
+    s = 2.0 * focal / (scale * box[:, 2] * tz)
+    return np.stack([s, t[:, 0] - (box[:, 0] - cx) * tz / focal, t[:, 1] - (box[:, 1] - cy) * tz / focal], -1)
+
+
+def _stack_landmarks(lms: list[PoseLandmarks]) -> dict[str, np.ndarray]:
+    """Stack per-frame landmarks; frames without a pose get NaN positions and zero weight."""
+    t, n = len(lms), topo.NUM_LANDMARKS
+    out = {"image": np.full((t, n, 3), np.nan, np.float32), "world": np.full((t, n, 3), np.nan, np.float32),
+           "visibility": np.zeros((t, n), np.float32), "presence": np.zeros((t, n), np.float32),
+           "score": np.array([lm.score for lm in lms], np.float32),
+           "roi": np.array([[lm.roi.cx, lm.roi.cy, lm.roi.size, lm.roi.rotation] for lm in lms], np.float32)}
+    out["detected"] = out["score"] >= 0.5
+    for i, lm in enumerate(lms):
+        if out["detected"][i]:
+            out["image"][i], out["world"][i] = lm.image, lm.world
+            out["visibility"][i], out["presence"][i] = lm.visibility, lm.presence
+    out["weight"] = out["visibility"] * out["presence"]
+    return out
