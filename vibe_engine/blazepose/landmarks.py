@@ -150,9 +150,9 @@ def resolve_model_path(model: str) -> Path:
         if (folder / MODEL_FILES[model]).is_file():
             return folder / MODEL_FILES[model]
     raise ModelError(
-        f"BlazePose model {MODEL_FILES[model]} not found in {ASSET_MODELS_DIR}; run "
-        f"'make models-heavy' (or copy it from the npm package @mediapipe/pose@0.5.1675469404) "
-        f"into that folder or into ${MODELS_DIR_ENV}")
+        f"BlazePose model {MODEL_FILES[model]} not found in {ASSET_MODELS_DIR}; get it from the npm "
+        f"package @mediapipe/pose@0.5.1675469404 ('npm pack @mediapipe/pose@0.5.1675469404', untar, "
+        f"package/{MODEL_FILES[model]}) and copy it into that folder or into ${MODELS_DIR_ENV}")
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
