@@ -167,6 +167,18 @@ def test_correctives_can_be_left_out(motion_pc):
     assert [a.name for a in bpy.data.actions] == ["VIBE_1_action"]
 
 
+def test_two_people_get_their_own_rig_and_action():
+    m = make_motion(num_tracks=2, num_frames=6, seed=5, posedirs=False)  # track 2 starts 3 frames later
+    for tid in (1, 2):
+        bake.bake_track(character.build_character(m, tid), m, tid, fps=30)
+    assert {a.name for a in bpy.data.actions} == {"VIBE_1_action", "VIBE_2_action"}
+    assert bpy.data.objects["VIBE_2"].animation_data.action.name == "VIBE_2_action"
+    assert bpy.data.objects["VIBE_2_body"].parent.name == "VIBE_2"
+    first_key = next(iter(compat.action_fcurves(bpy.data.actions["VIBE_2_action"]))).keyframe_points[0]
+    assert first_key.co.x == pytest.approx(1 + 3)  # video frame 3 at 30 fps → scene frame 4
+    assert bpy.context.scene.frame_end == 1 + 8  # last video frame (8) of the later track
+
+
 def test_in_place_keeps_pelvis_over_origin(motion):
     arm = character.build_character(motion, 1)
     bake.bake_track(arm, motion, 1, fps=30, root_motion="in_place")

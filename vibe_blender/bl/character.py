@@ -15,6 +15,7 @@ vertices cost ~17 MB and a few ms per frame evaluation; pass ``correctives=False
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from typing import Any
 
 import bpy
@@ -73,12 +74,21 @@ def build_character(motion: Any, track_id: int, *, name: str | None = None,
 
 
 def skeleton_of(armature: bpy.types.Object) -> Skeleton:
-    """The core Skeleton an armature made by :func:`build_character` was built from."""
+    """The core Skeleton of an armature made by :func:`build_character`.
+
+    Rebuilt from the stored rest joints, with the bone rest rotations taken from Blender's own
+    ``bone.matrix_local`` (re-orthonormalised): Blender derives them from head/tail/roll in
+    float32 (~2e-5 off the numpy design), and baking against the real rest frames removes that error.
+    """
     if PROP_REST_JOINTS not in armature or PROP_OFFSET not in armature:
         raise ValueError(f"{armature.name} was not made by build_character (no {PROP_REST_JOINTS}); "
                          "build the character with vibe_blender first")
     joints = np.asarray(armature[PROP_REST_JOINTS], np.float64).reshape(NUM_SMPL_JOINTS, 3)
-    return skeleton_from_joints(joints, np.asarray(armature[PROP_OFFSET], np.float64))
+    skel = skeleton_from_joints(joints, np.asarray(armature[PROP_OFFSET], np.float64))
+    bones = armature.data.bones
+    actual = np.array([[list(row) for row in bones[n].matrix_local.to_3x3()] for n in BONE_NAMES])
+    u, _, vt = np.linalg.svd(actual)
+    return replace(skel, rest_rot=u @ vt)
 
 
 def _armature_object(name: str, skel: Skeleton, collection, created: list) -> bpy.types.Object:
