@@ -137,7 +137,9 @@ def _restore(view_layer, scene, targets, prev_selected, prev_active, prev_mode, 
 
 def _check_selectable(objects: list) -> None:
     """Raise UserInputError when an object is not in the current view layer (cannot be selected)."""
-    names = bpy.context.view_layer.objects
+    view_layer = bpy.context.view_layer
+    view_layer.update()  # objects linked since the last update are not in view_layer.objects yet
+    names = view_layer.objects
     missing = [o.name for o in objects if o.name not in names]
     if missing:
         raise UserInputError(f"objects {missing} are not in the current view layer; link them to the scene")

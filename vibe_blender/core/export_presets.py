@@ -74,6 +74,7 @@ GLTF_OPTIONS = MappingProxyType({
     "export_yup": True,
     "export_apply": False,
     "export_skins": True,
+    "export_all_influences": True,  # SMPL skin weights use more than 4 joints per vertex
     "export_animations": True,
     "export_animation_mode": "ACTIVE_ACTIONS",
     "export_force_sampling": True,

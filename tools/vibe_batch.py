@@ -1,0 +1,292 @@
+"""Headless batch: videos (or motion files) → .blend + FBX/BVH/glTF per person + a JSON report.
+
+Inside Blender::
+
+    blender -b --python-exit-code 1 -P tools/vibe_batch.py -- INPUT [options]
+
+or with the bpy wheel as plain Python::
+
+    python tools/vibe_batch.py INPUT [options]
+
+INPUT is a video, a motion file (with ``--motion``) or a folder of them. Per input, the outputs go
+to ``OUT/<input stem>/``: ``<stem>.blend`` and ``<stem>_person<id>.<fbx|bvh|glb>``. The report
+``OUT/vibe_batch_report.json`` lists every input with its people, files and errors.
+Exit codes: 0 all inputs ok · 1 at least one input failed · 2 usage error (nothing processed).
+See docs/batch.md.
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import datetime as _dt
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+if str(REPO) not in sys.path:  # run from a checkout: `blender -P tools/vibe_batch.py`
+    sys.path.insert(0, str(REPO))
+
+EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+REPORT_NAME = "vibe_batch_report.json"
+REPORT_VERSION = 1
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg")
+MOTION_SUFFIXES = (".npz",)
+DEFAULT_FORMATS = "fbx,bvh"
+
+log = logging.getLogger("vibe_batch")
+
+
+class UsageError(Exception):
+    """Bad command line: message printed with the usage, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # argparse would sys.exit(2) itself; keep control here
+        raise UsageError(message)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line parser (also used by docs/batch.md)."""
+    p = _Parser(prog="vibe_batch.py", description="VIBE mocap batch: videos → animated characters + exports")
+    p.add_argument("input", help="a video, a motion file (--motion) or a folder of them")
+    p.add_argument("--out", default=None, help="output folder (default: ./vibe_out)")
+    p.add_argument("--vibe-data", default=None, help="VIBE data folder for the engine (videos only)")
+    p.add_argument("--formats", default=DEFAULT_FORMATS, help="comma list of fbx,bvh,glb (default fbx,bvh)")
+    p.add_argument("--preset", default="generic", help="FBX preset: generic, unity, unreal")
+    p.add_argument("--motion", action="store_true", help="INPUT is motion file(s): bake without the engine")
+    p.add_argument("--tracks", default=None, help="comma list of track ids to import (default: all)")
+    p.add_argument("--root-motion", default="world", choices=("world", "in_place", "off"))
+    p.add_argument("--fps-mode", default="video", choices=("video", "scene"),
+                   help="video: set the scene to the video's frame rate (default); scene: keep 24 fps")
+    p.add_argument("--no-blend", action="store_true", help="do not save a .blend per input")
+    p.add_argument("--engine-python", default=None, help="engine interpreter (default: add-on preference)")
+    p.add_argument("--device", default="cpu", help="engine device: cpu or cuda (videos only)")
+    return p
+
+
+def script_argv(argv: list[str]) -> list[str]:
+    """Arguments meant for this script: everything after ``--`` when present, else argv[1:]."""
+    return argv[argv.index("--") + 1:] if "--" in argv else argv[1:]
+
+
+def parse_args(args: list[str]) -> argparse.Namespace:
+    """Parse and check the options; raise UsageError with a one-line message."""
+    from vibe_blender.core.errors import UserInputError
+    from vibe_blender.core.export_presets import fbx_options, parse_formats
+    ns = build_parser().parse_args(args)
+    try:
+        ns.formats = parse_formats(ns.formats)
+        fbx_options(ns.preset)
+    except UserInputError as exc:
+        raise UsageError(str(exc)) from None
+    if ns.tracks is not None:
+        try:
+            ns.tracks = [int(t) for t in ns.tracks.split(",") if t.strip()]
+        except ValueError:
+            raise UsageError(f"--tracks must be comma-separated ids such as 1,3, got {ns.tracks!r}") from None
+    ns.out = os.path.abspath(ns.out or "vibe_out")
+    return ns
+
+
+def find_inputs(path: str, motion: bool) -> list[str]:
+    """The input files: ``path`` itself, or the matching files in folder ``path`` (sorted)."""
+    suffixes = MOTION_SUFFIXES if motion else VIDEO_SUFFIXES
+    kind = "motion files (*.npz)" if motion else f"videos ({', '.join(VIDEO_SUFFIXES)})"
+    if os.path.isdir(path):
+        found = sorted(os.path.join(path, n) for n in os.listdir(path) if n.lower().endswith(suffixes))
+        if not found:
+            raise UsageError(f"no {kind} in folder {path}; pass a file or a folder that has some")
+        return found
+    if not os.path.isfile(path):
+        raise UsageError(f"input not found: {path}; pass an existing file or folder")
+    return [os.path.abspath(path)]
+
+
+def input_stem(path: str) -> str:
+    """Output name of an input: the file name without ``.motion.npz`` / the extension."""
+    name = os.path.basename(path)
+    for suffix in (".motion.npz",):
+        if name.endswith(suffix):
+            return name[: -len(suffix)]
+    return os.path.splitext(name)[0]
+
+
+def reset_scene() -> None:
+    """Start each input from an empty scene (factory settings)."""
+    import bpy
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+
+
+def _progress_printer():
+    """A progress callback for ``api.import_video`` printing one line per engine stage."""
+    seen: set = set()
+
+    def report(job) -> None:
+        stage = getattr(job, "stage", None)
+        if stage and stage not in seen:
+            seen.add(stage)
+            print(f"[vibe_batch]   engine: {stage}", flush=True)
+    return report
+
+
+def import_input(path: str, folder: str, stem: str, ns: argparse.Namespace) -> tuple[list, str]:
+    """Bake every chosen person of one input; return (armatures, motion file path).
+
+    Videos go through the engine (``api.import_video``) and keep their motion file in ``folder``;
+    motion files are baked directly (``api.import_motion``).
+    """
+    from vibe_blender.bl import api
+    common = {"tracks": ns.tracks, "root_motion": ns.root_motion, "fps_mode": ns.fps_mode}
+    if ns.motion:
+        return api.import_motion(path, **common), path
+    motion_path = os.path.join(folder, f"{stem}.motion.npz")
+    armatures = api.import_video(path, out_motion=motion_path, vibe_data=ns.vibe_data, device=ns.device,
+                                 engine_python=ns.engine_python, progress=_progress_printer(), **common)
+    return armatures, motion_path
+
+
+def add_camera(motion_path: str, video: str | None) -> str:
+    """Create the matched camera (video as background when found); return its name."""
+    from vibe_blender.bl.camera import create_camera
+    from vibe_blender.core.motion_file import read_motion
+    meta = read_motion(motion_path).meta
+    if video is None:
+        video = (meta.get("video") or {}).get("path") or ""
+        video = os.path.join(os.path.dirname(os.path.abspath(motion_path)), video) if video else ""
+    return create_camera(meta, video_path=video if video and os.path.isfile(video) else None).name
+
+
+def export_person(arm, folder: str, stem: str, ns: argparse.Namespace) -> dict[str, Any]:
+    """Export one armature in every requested format; return its report entry."""
+    from vibe_blender.bl import api_export
+    from vibe_blender.bl.export import action_frame_range
+    track_id = arm.get("vibe_track_id", arm.name)
+    base = os.path.join(folder, f"{stem}_person{track_id}")
+    writers = {"fbx": lambda p: api_export.export_fbx(arm, p, preset=ns.preset),
+               "bvh": lambda p: api_export.export_bvh(arm, p),
+               "glb": lambda p: api_export.export_gltf(arm, p)}
+    files = {fmt: writers[fmt](f"{base}.{fmt}") for fmt in ns.formats}
+    start, end = action_frame_range(arm)
+    return {"id": track_id, "armature": arm.name, "frame_range": [start, end],
+            "frames": end - start + 1, "files": files}
+
+
+def save_blend(path: str) -> str:
+    """Save the current file as a copy to ``path`` atomically (temp name + rename)."""
+    import bpy
+    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp-{os.getpid()}.blend")
+    try:
+        bpy.ops.wm.save_as_mainfile(filepath=tmp, copy=True)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+    return path
+
+
+def process_input(path: str, ns: argparse.Namespace) -> dict[str, Any]:
+    """Import, export and save one input; errors are recorded in the returned entry, not raised."""
+    t0 = time.monotonic()
+    entry: dict[str, Any] = {"input": path, "kind": "motion" if ns.motion else "video", "status": "ok",
+                             "people": [], "files": [], "error": None}
+    stem = input_stem(path)
+    folder = os.path.join(ns.out, stem)
+    try:
+        reset_scene()
+        os.makedirs(folder, exist_ok=True)
+        armatures, motion_path = import_input(path, folder, stem, ns)
+        entry["motion_file"] = motion_path
+        entry["camera"] = add_camera(motion_path, None if ns.motion else path)
+        entry["people"] = [export_person(arm, folder, stem, ns) for arm in armatures]
+        entry["files"] = [f for person in entry["people"] for f in person["files"].values()]
+        if not ns.no_blend:
+            entry["blend"] = save_blend(os.path.join(folder, f"{stem}.blend"))
+            entry["files"].append(entry["blend"])
+    except Exception as exc:  # one bad input must not stop the batch; the report says why
+        entry.update(status="error", error={"type": type(exc).__name__, "message": _one_line(exc)})
+        log.debug("input %s failed", path, exc_info=True)
+        with contextlib.suppress(OSError):
+            os.rmdir(folder)  # only when empty: no output folder for an input that made nothing
+    entry["seconds"] = round(time.monotonic() - t0, 3)
+    return entry
+
+
+def _one_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+def write_report(path: str, report: dict[str, Any]) -> None:
+    """Write the JSON report atomically."""
+    tmp = f"{path}.tmp-{os.getpid()}"
+    with open(tmp, "w", encoding="utf-8") as fh:
+        json.dump(report, fh, indent=2)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def _blender_version() -> str:
+    import bpy
+    return bpy.app.version_string
+
+
+def run(ns: argparse.Namespace, inputs: list[str]) -> dict[str, Any]:
+    """Process every input and return the report dict."""
+    started = _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds")
+    entries = []
+    for i, path in enumerate(inputs, 1):
+        print(f"[vibe_batch] {i}/{len(inputs)} {path}", flush=True)
+        entry = process_input(path, ns)
+        print(f"[vibe_batch] {entry['status']}: {len(entry['people'])} people, {entry['seconds']} s"
+              + (f" ({entry['error']['message']})" if entry["error"] else ""), flush=True)
+        entries.append(entry)
+    failed = sum(e["status"] != "ok" for e in entries)
+    return {"report_version": REPORT_VERSION, "tool": "vibe_batch", "blender": _blender_version(),
+            "started": started, "finished": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+            "settings": {k: (list(v) if isinstance(v, tuple) else v) for k, v in vars(ns).items()},
+            "inputs": entries, "ok": len(entries) - failed, "failed": failed}
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point; returns the exit code (0 ok, 1 some input failed, 2 usage)."""
+    logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        ns = parse_args(script_argv(sys.argv if argv is None else argv))
+        inputs = find_inputs(ns.input, ns.motion)
+        os.makedirs(ns.out, exist_ok=True)
+    except (UsageError, OSError) as exc:
+        print(f"vibe_batch: error: {exc}", file=sys.stderr)
+        print(build_parser().format_usage().strip(), file=sys.stderr)
+        return EXIT_USAGE
+    report = run(ns, inputs)
+    report_path = os.path.join(ns.out, REPORT_NAME)
+    write_report(report_path, report)
+    print(f"[vibe_batch] report: {report_path} ({report['ok']} ok, {report['failed']} failed)", flush=True)
+    return EXIT_OK if report["failed"] == 0 else EXIT_FAILED
+
+
+def running_inside_blender() -> bool:
+    """True inside the Blender program (``blender -b -P``), False with the bpy wheel as a module."""
+    import bpy
+    return bool(bpy.app.binary_path)
+
+
+def exit_process(code: int) -> None:
+    """Exit with ``code``. With the bpy wheel, skip interpreter shutdown (``os._exit``) after flushing:
+    the bpy 4.2 wheel segfaults at shutdown once the glTF exporter was imported, which would turn
+    a finished batch into exit code 139. Everything (files, report) is written before this point."""
+    if running_inside_blender():
+        sys.exit(code)
+    logging.shutdown()
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os._exit(code)
+
+
+if __name__ == "__main__":
+    exit_process(main())
