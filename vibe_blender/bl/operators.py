@@ -92,8 +92,8 @@ class _ModalJob:
             return {"RUNNING_MODAL"}
         if event.type != "TIMER":
             return {"PASS_THROUGH"}
-        self._job.update()
-        ui_compat.redraw_areas(context)
+        if self._job.update():
+            ui_compat.redraw_areas(context)
         if not self._job.finished:
             return {"PASS_THROUGH"}
         context.window_manager.event_timer_remove(self._timer)

@@ -32,9 +32,16 @@ def user_dir(package: str) -> Path:
 
 
 def redraw_areas(context: bpy.types.Context, kinds: tuple[str, ...] = ("VIEW_3D", "PREFERENCES")) -> None:
-    """Tag the sidebar/preferences areas of every window for redraw (modal progress)."""
+    """Tag the sidebar (UI region) of 3D views and the preferences for redraw (modal progress).
+
+    Only those regions: redrawing whole 3D viewports ten times a second costs real time with
+    software OpenGL.
+    """
     wm = context.window_manager
     for window in wm.windows if wm is not None else ():
         for area in window.screen.areas:
-            if area.type in kinds:
-                area.tag_redraw()
+            if area.type not in kinds:
+                continue
+            for region in area.regions:
+                if region.type in ("UI", "WINDOW") and (area.type != "VIEW_3D" or region.type == "UI"):
+                    region.tag_redraw()
