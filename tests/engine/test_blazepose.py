@@ -98,6 +98,23 @@ def test_rotated_roi_on_a_rotated_image_gives_the_same_pose(model, frame, people
     assert L.roi_from_landmarks(turned).rotation == pytest.approx(math.pi / 2, abs=0.15)
 
 
+def test_detector_keypoints_seed_a_rotated_roi(model, frame, people) -> None:
+    """On the frame turned 90° clockwise, an upright box seed cannot find the man lying sideways,
+    but his hip centre + body-circle point (the detector's keypoints 0, 1) start a rotated ROI."""
+    h = frame.shape[0]
+
+    def turn(p: np.ndarray) -> np.ndarray:
+        return np.column_stack([h - 1 - p[:, 1], p[:, 0]])
+
+    rotated = cv2.rotate(frame, cv2.ROTATE_90_CLOCKWISE)
+    upright = people["man"]
+    lm = L.RoiTracker(model).step(rotated, np.array([h - 1 - MAN[1], MAN[0], MAN[3], MAN[2]]),
+                                  alignment=turn(upright.aux))
+    assert lm.present and lm.roi.rotation == pytest.approx(math.pi / 2, abs=0.2)
+    err = np.linalg.norm(lm.image[LIMBS, :2] - turn(upright.image[LIMBS, :2]), axis=1)
+    assert err.mean() < 0.03 * MAN[3]
+
+
 def test_roi_tracking_follows_the_person(model) -> None:
     tracker = L.RoiTracker(model)
     for index in range(FRAME, FRAME + 4):

@@ -69,8 +69,8 @@ def test_depth_and_facing_are_plausible(result) -> None:
 
 
 def test_crop_camera_inverts_root_translation(result) -> None:
-    w2 = WIDTH / 2.0
-    back = camera.root_translation(result["cam_crop"], B._square(result["bbox"]), result["focal"], w2, HEIGHT / 2.0)
+    box = B._square(result["bbox"])
+    back = camera.root_translation(result["cam_crop"], box, result["focal"], WIDTH / 2.0, HEIGHT / 2.0)
     np.testing.assert_allclose(back, result["transl"], rtol=1e-4, atol=1e-4)
 
 

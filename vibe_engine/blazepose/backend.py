@@ -5,6 +5,7 @@ Usage by the pipeline (streaming; one backend per run, any number of interleaved
     backend = BlazePoseBackend(model="full", body=body_arrays, focal_px=f, image_size=(W, H))
     backend.start_track(tid, first_bbox)                  # bbox = (cx, cy, w, h) displayed px
     lm = backend.add_frame(tid, frame_index, rgb, bbox)   # per frame; keeps the ROI state
+    # optional: add_frame(..., alignment=detector keypoints 0,1 (2,2) px) seeds a rotated ROI
     arrays = backend.finish_track(tid)                     # dict for the motion file's Track
 
 ``body``: SMPL-format arrays (``v_template`` (V,3), ``shapedirs`` (V,3,B), ``J_regressor`` (24,V),
@@ -13,8 +14,11 @@ Usage by the pipeline (streaming; one backend per run, any number of interleaved
 ``add_frame`` returns the frame's :class:`~vibe_engine.blazepose.landmarks.PoseLandmarks`
 (33 image landmarks in pixels with relative z, 33 world landmarks in metres, visibility,
 presence, pose presence score, ROI). The ROI follows MediaPipe: from the previous frame's
-landmarks while the pose stays present and its centre stays inside the tracker box, from the tracker
-box otherwise (``landmarks.RoiTracker``).
+landmarks while the pose stays present and its centre stays inside the tracker box, otherwise from
+the detector's alignment keypoints if given (rotated ROI), else from the upright tracker box
+(``landmarks.RoiTracker``). A gap in the frame indices restarts the ROI from the box.
+Limitation: an upright box seed cannot start a lying/upside-down person (the model expects the
+body upright in the crop); pass ``alignment`` for those.
 
 ``finish_track`` fits the whole track (``fit.fit_track``) and returns, T = frames added:
 
@@ -97,16 +101,20 @@ class BlazePoseBackend:
         """Begin a track; ``first_bbox`` (cx, cy, w, h) px seeds the first ROI."""
         self._tracks[int(track_id)] = _TrackState(roi=RoiTracker(self.model))
 
-    def add_frame(self, track_id: int, frame_index: int, image_rgb: np.ndarray,
-                  bbox: np.ndarray) -> PoseLandmarks:
-        """Run the landmark model for one person in one frame ((H,W,3) uint8 RGB, displayed)."""
+    def add_frame(self, track_id: int, frame_index: int, image_rgb: np.ndarray, bbox: np.ndarray,
+                  alignment: np.ndarray | None = None) -> PoseLandmarks:
+        """Run the landmark model for one person in one frame ((H,W,3) uint8 RGB, displayed).
+
+        ``alignment``: optional (2,2) px detector keypoints 0 and 1 (hip centre, body-circle point)
+        of this person, used to seed a rotated ROI when the track (re)starts.
+        """
         state = self._tracks.get(int(track_id))
         if state is None:
             raise KeyError(f"track {track_id} was not started")
         box = np.asarray(bbox, dtype=np.float32).reshape(4)
         if state.frames and frame_index != state.frames[-1] + 1:
             state.roi.reset()  # a gap in the track: the person was lost, re-seed from the box
-        lm = state.roi.step(image_rgb, box)
+        lm = state.roi.step(image_rgb, box, None if alignment is None else np.asarray(alignment, np.float64))
         state.frames.append(int(frame_index))
         state.bboxes.append(box)
         state.landmarks.append(lm)

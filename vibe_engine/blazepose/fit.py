@@ -71,7 +71,8 @@ LIMB_DIRECTIONS = {
     topo.SJ["right_ankle"]: ("right_heel", "right_foot_index"),
     topo.SJ["left_shoulder"]: ("left_shoulder", "left_elbow"),
     topo.SJ["right_shoulder"]: ("right_shoulder", "right_elbow"),
-    topo.SJ["left_elbow"]: ("left_elbow", "left_wrist"), topo.SJ["right_elbow"]: ("right_elbow", "right_wrist"),
+    topo.SJ["left_elbow"]: ("left_elbow", "left_wrist"),
+    topo.SJ["right_elbow"]: ("right_elbow", "right_wrist"),
 }
 #: Limb joint → (hinge child, flexion direction of the child's bone in the rest frame).
 TWIST_FROM_HINGE = {topo.SJ["left_hip"]: (topo.SJ["left_knee"], (0.0, 0.0, -1.0)),
@@ -444,7 +445,8 @@ def fit_track(obs: Observations, skeleton: Skeleton, cfg: FitConfig | None = Non
     image = _interpolate_missing(np.nan_to_num(obs.image), valid)
     loc = initial_rotations(world, skeleton)
     _, markers0 = skeleton.forward(loc)
-    filled = Observations(world, image, np.where(valid[:, None], obs.weight, 1e-3), obs.focal_px, obs.cx, obs.cy)
+    weight = np.where(valid[:, None], obs.weight, 1e-3)
+    filled = Observations(world, image, weight, obs.focal_px, obs.cx, obs.cy)
     transl0 = solve_translation(markers0, filled)
     params = _Params(loc, transl0)
     sk, tobs = skeleton._tensors(), _tensor_obs(obs)

@@ -58,6 +58,8 @@ ROI_TARGET_ANGLE_RAD = math.pi / 2.0
 #: Box → first ROI: side = this × the box's longer side (the tracked landmark ROIs measured on the
 #: demo clip were 1.2–1.5 × the person's box height).
 BOX_ROI_SCALE = 1.4
+#: Detector keypoints → ROI (pose_detection_to_roi.pbtxt: keypoint 0 hip centre, 1 scale point).
+DETECTION_ROI_SCALE = 1.25
 DEFAULT_THREADS = 2
 MODEL_FILES = {"lite": "pose_landmark_lite.tflite", "full": "pose_landmark_full.tflite",
                "heavy": "pose_landmark_heavy.tflite"}
@@ -247,9 +249,11 @@ def roi_from_landmarks(lm: PoseLandmarks) -> Roi:
 class RoiTracker:
     """MediaPipe-style ROI tracking for one person, with the tracker's box as the fallback.
 
-    ``step(image, bbox)`` runs the model on the ROI from the previous frame's landmarks when they
-    were present and their centre lies inside the current tracker box (otherwise: from the box,
-    with a second pass on the landmark ROI).
+    ``step(image, bbox, alignment)`` runs the model on the ROI from the previous frame's landmarks
+    when they were present and their centre lies inside the current tracker box. Otherwise the ROI
+    is seeded from the person detector's alignment keypoints when given ((2,2) px: hip centre and
+    body-circle point, scale 1.25, rotated: works for lying or upside-down people), else from the
+    upright box; then the frame is run a second time on the landmark ROI.
     """
 
     def __init__(self, model: LandmarkModel) -> None:
@@ -260,11 +264,14 @@ class RoiTracker:
         """Forget the previous frame (new track, or the person was lost)."""
         self.last = None
 
-    def step(self, image_rgb: np.ndarray, bbox_cxcywh: np.ndarray) -> PoseLandmarks:
+    def step(self, image_rgb: np.ndarray, bbox_cxcywh: np.ndarray,
+             alignment: np.ndarray | None = None) -> PoseLandmarks:
         """Landmarks for this frame; updates the tracking state."""
         roi = self._roi_from_last(bbox_cxcywh)
         if roi is None:
-            lm = self.model(image_rgb, roi_from_bbox(bbox_cxcywh))
+            seed = (roi_from_bbox(bbox_cxcywh) if alignment is None else
+                    roi_from_alignment(alignment[0], alignment[1], DETECTION_ROI_SCALE))
+            lm = self.model(image_rgb, seed)
             if lm.present:
                 lm = self.model(image_rgb, roi_from_landmarks(lm))
         else:
