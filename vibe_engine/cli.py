@@ -15,11 +15,14 @@ import sys
 import traceback
 from importlib import metadata
 from pathlib import Path
-from typing import Callable, Sequence, TextIO
+from typing import TYPE_CHECKING, Callable, Sequence, TextIO
 
 from . import __version__
 from .config import DEFAULT_BATCH_SIZE, DEFAULT_MIN_FRAMES, OOM_ENV, EngineConfig, resolve_models
 from .errors import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, CancelledError, EngineError, ModelError
+
+if TYPE_CHECKING:
+    from .protocol import ProtocolWriter
 
 log = logging.getLogger(__name__)
 
@@ -149,14 +152,15 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
 
     def body() -> int:
         result = run_pipeline(make_config(args), writer, token)
-        writer.result(str(result.path), SCHEMA, result.people, result.fps, result.frames)
+        timings = {k: round(v, 4) for k, v in result.timings.items()}
+        writer.result(str(result.path), SCHEMA, result.people, result.fps, result.frames, timings_s=timings)
         writer.done("ok")
         return EXIT_OK
 
     return guarded(writer, body)
 
 
-def guarded(writer: object, body) -> int:
+def guarded(writer: "ProtocolWriter", body: Callable[[], int]) -> int:
     """Run ``body``; map exceptions to protocol error/done lines and exit codes."""
     try:
         return body()

@@ -26,7 +26,7 @@ import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import Any, Iterator
 
 import numpy as np
 
@@ -160,26 +160,56 @@ def _check_device(device: str) -> None:
 # ----------------------------------------------------------------------------- pass 1
 
 
-def _detector(cfg: EngineConfig) -> Callable[[int, np.ndarray], np.ndarray]:
-    """A function (frame index, image) → (K,5) detections x1,y1,x2,y2,score."""
-    if cfg.boxes is not None:
-        from .boxes import load_boxes
+class PersonSource:
+    """Where pass 1 gets people from: the detector + tracker, or a ``--boxes`` file.
 
-        boxes = load_boxes(cfg.boxes)
-        empty = np.zeros((0, 5), np.float32)
-        return lambda index, image: np.asarray(boxes.get(index, empty), np.float32).reshape(-1, 5)
-    from .detect import PersonDetector
+    A boxes file with track ids gives the identities directly (no tracker); without ids its
+    boxes go through the tracker like detections. The file is read when this is built, so a bad
+    file fails before any heavy work.
+    """
 
-    detector = PersonDetector()
-    return lambda index, image: detector.detect(image)
+    def __init__(self, cfg: EngineConfig) -> None:
+        from .track import Tracker
+
+        self.boxes: dict[int, np.ndarray] | None = None
+        self.ids: dict[int, np.ndarray] | None = None
+        self.detector = None
+        if cfg.boxes is not None:
+            from .boxes import load_boxes_with_ids
+
+            self.boxes, self.ids = load_boxes_with_ids(cfg.boxes)
+        else:
+            from .detect import PersonDetector
+
+            self.detector = PersonDetector()
+        self.tracker = Tracker()
+
+    def detect(self, index: int, image: np.ndarray) -> np.ndarray:
+        """(K,5) boxes x1,y1,x2,y2,score (pixels) of one frame."""
+        if self.detector is not None:
+            return self.detector.detect(image)
+        return np.asarray(self.boxes.get(index, np.zeros((0, 5))), np.float32).reshape(-1, 5)
+
+    def update(self, index: int, dets: np.ndarray) -> None:
+        """Feed one frame to the tracker (not used with user ids)."""
+        if self.ids is None:
+            self.tracker.update(index, dets)
+
+    def finish(self, num_frames: int) -> list[Any]:
+        """All tracks of at least one frame; boxes past the video's last frame are ignored."""
+        from .track import tracks_from_ids
+
+        if self.ids is None:
+            return self.tracker.finish(1)
+        keep = [f for f in self.boxes if 0 <= f < num_frames]
+        if len(keep) < len(self.boxes):
+            log.warning("%d boxes-file frames lie outside the video (0..%d) and were ignored",
+                        len(self.boxes) - len(keep), num_frames - 1)
+        return tracks_from_ids({f: self.boxes[f] for f in keep}, {f: self.ids[f] for f in keep}, 1)
 
 
-def detect_and_track(run: _Run, reader: Any) -> tuple[Any, np.ndarray, list[Any]]:
+def detect_and_track(run: _Run, reader: Any, source: PersonSource) -> tuple[Any, np.ndarray, list[Any]]:
     """Pass 1. Returns (video info after the pass, frame times (N,) s, all tracks ≥ 1 frame)."""
-    from .track import Tracker
-
-    detect = _detector(run.cfg)
-    tracker = Tracker()
     times: list[float] = []
     total = reader.info.frame_count
     frames = iter(reader)
@@ -189,16 +219,16 @@ def detect_and_track(run: _Run, reader: Any) -> tuple[Any, np.ndarray, list[Any]
         if frame is None:
             break
         with run.timings("detect"):
-            dets = detect(frame.index, frame.image)
+            dets = source.detect(frame.index, frame.image)
         with run.timings("track"):
-            tracker.update(frame.index, dets)
+            source.update(frame.index, dets)
         times.append(frame.time)
         run.writer.progress("detect", frame.index + 1, max(total, frame.index + 1))
         run.token.check("detect")
     if not times:
         raise VideoError(f"no frame could be decoded from {run.cfg.video.name}; pass a playable video")
     with run.timings("track"):
-        tracks = tracker.finish(1)
+        tracks = source.finish(len(times))
     return reader.info, np.asarray(times, np.float64), tracks
 
 
@@ -454,7 +484,7 @@ def build_motion(run: _Run, model: Any, info: Any, times: np.ndarray, streams: l
     checkpoints = {name: sha256_file(p) for name, p in cfg.models.named().items()}
     manifest = {"engine_version": __version__, "backend": "vibe", "device": cfg.device,
                 "precision": cfg.precision, "settings": cfg.settings(), "checkpoints": checkpoints,
-                "timings_s": {k: round(v, 4) for k, v in run.timings.seconds.items()}, **_versions()}
+                **_versions()}
     meta = mf.new_meta(
         video=_video_meta(cfg, info, times), camera=cam_meta, world={"world_from_camera": None},
         body={"kind": "smpl", "name": "SMPL neutral", "num_betas": body.num_betas,
@@ -492,10 +522,11 @@ def run_pipeline(cfg: EngineConfig, writer: ProtocolWriter, token: CancelToken) 
         log.info("video %s: %s", cfg.video.name, reader.info)
         token.check("decode")
         with run.timings("load_model"):
+            source = PersonSource(cfg)
             model = load_model(cfg)
         token.check("decode")
         writer.stage("detect")
-        info, times, all_tracks = detect_and_track(run, reader)
+        info, times, all_tracks = detect_and_track(run, reader, source)
         writer.stage("track")
         token.check("track")
         tracks = select_tracks(run, all_tracks)
@@ -510,6 +541,7 @@ def run_pipeline(cfg: EngineConfig, writer: ProtocolWriter, token: CancelToken) 
     motion = build_motion(run, model, info, times, streams)
     with run.timings("postprocess"):
         _postprocess(cfg, motion)
+    motion.meta["manifest"]["timings_s"] = {k: round(v, 4) for k, v in run.timings.seconds.items()}
     token.check("write")
     with run.timings("write"):
         mf.write_motion(cfg.out, motion)

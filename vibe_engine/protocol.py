@@ -84,9 +84,11 @@ class ProtocolWriter:
         """The fatal error of this run (one line for the user; ``detail`` for the logs)."""
         self.send(P.ERROR, code=code, message=message, detail=detail)
 
-    def result(self, path: str, schema: str, people: list[dict], fps: float, frames: int) -> None:
-        """The motion file is complete at ``path``."""
-        self.send(P.RESULT, path=path, schema=schema, people=people, fps=float(fps), frames=int(frames))
+    def result(self, path: str, schema: str, people: list[dict], fps: float, frames: int,
+               **extra: Any) -> None:
+        """The motion file is complete at ``path``; ``extra`` adds optional fields (e.g. timings_s)."""
+        self.send(P.RESULT, path=path, schema=schema, people=people, fps=float(fps), frames=int(frames),
+                  **extra)
 
     def done(self, status: str) -> None:
         """The last message: ``ok``, ``cancelled`` or ``error``."""

@@ -169,6 +169,9 @@ def test_run_writes_a_valid_motion_file_and_a_complete_transcript(ok_run):
     (result,) = engine.of("result")
     assert result["path"] == str(out) and result["schema"] == "vibe-mocap-motion/1"
     assert result["frames"] == SHORT_FRAMES and result["fps"] == pytest.approx(30.0, rel=1e-3)
+    steps = {"load_model", "decode", "detect", "track", "crop", "generator_backbone", "generator_temporal",
+             "postprocess", "write"}
+    assert set(result["timings_s"]) == steps and all(v >= 0 for v in result["timings_s"].values())
     motion = mf.read_motion(out)
     mf.validate(motion)
     assert [p["id"] for p in result["people"]] == [t.id for t in motion.tracks]
@@ -334,6 +337,32 @@ def test_unwritable_output_fails_before_any_heavy_work(where, clips, vibe_data, 
     assert engine.rc == 4 and engine.error["code"] == "OUTPUT_UNWRITABLE"
     assert engine.stages == ["decode"] and "--out" in engine.error["message"]
     assert not target.is_file()
+
+
+def test_boxes_file_with_ids_replaces_the_detector(clips, vibe_data, tmp_path):
+    man = [250.0, 10.0, 400.0, 262.0]  # x1, y1, x2, y2 (half-size demo frame): w 150, h 252
+    entries = [{"frame": f, "box": man, "score": 0.9, "track_id": 7} for f in range(SHORT_FRAMES) if f != 5]
+    entries += [{"frame": f, "box": [600, 200, 700, 400], "track_id": 9} for f in range(3)]
+    boxes = tmp_path / "boxes.json"
+    boxes.write_text(json.dumps(entries))
+    out = tmp_path / "o.motion.npz"
+    engine = run_engine(["run", str(clips["short"]), "--out", str(out), "--vibe-data", str(vibe_data),
+                         "--boxes", str(boxes), "--min-frames", "5", "--no-smooth"])
+    assert engine.rc == 0, engine.stderr[-2000:]
+    assert [w["code"] for w in engine.of("warning")].count("SHORT_TRACK_DROPPED") == 1
+    (track,) = mf.read_motion(out).tracks
+    np.testing.assert_array_equal(track.frames, np.arange(SHORT_FRAMES))
+    np.testing.assert_allclose(track.bbox, np.tile([325.0, 136.0, 252.0, 252.0], (SHORT_FRAMES, 1)))
+    assert track.detected.tolist() == [f != 5 for f in range(SHORT_FRAMES)]
+    np.testing.assert_allclose(track.confidence, np.where(track.detected, 0.9, 0.0), atol=1e-6)
+
+
+def test_bad_boxes_file_fails_before_any_heavy_work(clips, vibe_data, tmp_path):
+    boxes = tmp_path / "boxes.csv"
+    boxes.write_text("frame,x1,y1,x2,y2,score\n0,1,2,30,40,0.5\n1,1,2,oops,40,0.5\n")
+    engine = run_engine(_run_args(clips["short"], tmp_path / "o.npz", vibe_data, "--boxes", str(boxes)))
+    assert engine.rc == 4 and engine.error["code"] == "BAD_INPUT" and engine.stages == ["decode"]
+    assert "boxes.csv" in engine.error["message"] and leftovers(tmp_path) == ["boxes.csv"]
 
 
 # ------------------------------------------------------------------------------- cancel & OOM

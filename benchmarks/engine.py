@@ -1,0 +1,147 @@
+"""End-to-end engine benchmark: frames/s, per-stage seconds and peak RSS of `python -m vibe_engine run`.
+
+Runs the real CLI in a subprocess (peak RSS from ``os.wait4`` of that child alone) with
+random-weight official-layout checkpoints, on clips made from the demo video:
+
+* ``1p-720p``: 1280×720, demo frames 0–39 (only the man is in view) played forwards then
+  backwards, fp32 and bf16;
+* ``multi-720p``: 1280×720, demo frames 60 onwards (both people in view), fp32 and bf16;
+* ``1p-720p-long``: the one-person clip bounced LONG_FACTOR × longer, fp32: peak RSS must not
+  grow with the video length (two streaming passes, no frame kept).
+
+Stage seconds come from the ``timings_s`` field of the engine's ``result`` line (decode, detect,
+track, crop, generator = backbone + temporal/regressor, postprocess, write, load_model). The ratio column
+compares each row's frames/s with the first row (same machine, same run).
+
+Usage: ``python benchmarks/engine.py [--frames N] [--device cpu|cuda] [--out DIR]``.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+from tests.fixtures import media, synthetic  # noqa: E402
+from vibe_blender.core import motion_file as mf  # noqa: E402
+
+SIZE_720P = (1280, 720)
+LONG_FACTOR = 3
+#: Demo frames 0..ONE_PERSON_LAST show only the man (the woman enters at frame 40).
+ONE_PERSON_LAST = 39
+KIB = 1024
+
+
+def make_clip(path: Path, n_frames: int, size: tuple[int, int], start: int = 0, bounce: int = 1) -> Path:
+    """Demo frames [start, start+n) resized to ``size``; ``bounce`` > 1 plays them back and forth."""
+    import cv2
+
+    cap = cv2.VideoCapture(str(media.DEMO_CLIP))
+    cap.set(cv2.CAP_PROP_POS_FRAMES, start)
+    frames = []
+    for _ in range(n_frames):
+        ok, bgr = cap.read()
+        if not ok:
+            break
+        frames.append(cv2.cvtColor(cv2.resize(bgr, size, interpolation=cv2.INTER_AREA), cv2.COLOR_BGR2RGB))
+    cap.release()
+    sequence = []
+    for k in range(bounce):
+        sequence += frames if k % 2 == 0 else frames[::-1]
+    return media.write_cv2_clip(path, sequence)
+
+
+def make_vibe_data(root: Path) -> Path:
+    """Random-weight checkpoints in the official layout (written once per root)."""
+    root.mkdir(parents=True, exist_ok=True)
+    if not (root / "spin_model_checkpoint.pth.tar").is_file():
+        smpl = synthetic.make_smpl_arrays(0)
+        synthetic.make_vibe_checkpoint(root / "vibe_model_wo_3dpw.pth.tar", smpl, 0)
+        synthetic.make_spin_checkpoint(root / "spin_model_checkpoint.pth.tar", 0, smpl=smpl)
+    return root
+
+
+def run_engine(video: Path, out: Path, vibe_data: Path, extra: list[str]) -> dict:
+    """One CLI run; returns wall time, peak RSS (MiB) of the engine process, and the motion file."""
+    cmd = [sys.executable, "-m", "vibe_engine", "run", str(video), "--out", str(out),
+           "--vibe-data", str(vibe_data), "--ignore-stdin", *extra]
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", PYTHONPATH=str(REPO))
+    start = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=REPO)
+    lines = proc.stdout.read().decode().splitlines()
+    _, status, usage = os.wait4(proc.pid, 0)
+    wall = time.perf_counter() - start
+    if os.waitstatus_to_exitcode(status) != 0:
+        raise RuntimeError(f"engine failed: {lines[-3:]}")
+    (result,) = [json.loads(line) for line in lines if '"type":"result"' in line]
+    return {"wall_s": wall, "rss_mib": usage.ru_maxrss * KIB / 2**20, "motion": mf.read_motion(out),
+            "timings": result["timings_s"]}
+
+
+def row(name: str, precision: str, result: dict) -> dict:
+    """Table row: frames, people, crops, fps (video frames per wall second), stage seconds."""
+    motion = result["motion"]
+    t = result["timings"]
+    frames = motion.meta["video"]["frames"]
+    return {"case": name, "precision": precision, "frames": frames, "people": len(motion.tracks),
+            "crops": sum(tr.num_frames for tr in motion.tracks), "wall_s": result["wall_s"],
+            "fps": frames / result["wall_s"], "rss_mib": result["rss_mib"],
+            "load": t.get("load_model", 0.0), "decode": t.get("decode", 0.0), "detect": t.get("detect", 0.0),
+            "track": t.get("track", 0.0), "crop": t.get("crop", 0.0),
+            "generator": t.get("generator_backbone", 0.0) + t.get("generator_temporal", 0.0),
+            "post": t.get("postprocess", 0.0), "write": t.get("write", 0.0)}
+
+
+def print_table(rows: list[dict]) -> None:
+    """Print the results as a fixed-width table (stage columns in seconds)."""
+    cols = ["case", "precision", "frames", "people", "crops", "wall_s", "fps", "ratio", "rss_mib", "load",
+            "decode", "detect", "track", "crop", "generator", "post", "write"]
+    base = rows[0]["fps"]
+    print(" ".join(f"{c:>11}" for c in cols))
+    for r in rows:
+        r = dict(r, ratio=r["fps"] / base)
+        print(" ".join(f"{r[c]:>11.2f}" if isinstance(r[c], float) else f"{r[c]:>11}" for c in cols))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=80, help="frames of the base clips")
+    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--out", type=Path, default=None, help="work folder (default: a temp folder)")
+    args = parser.parse_args()
+    work = args.out or Path(tempfile.mkdtemp(prefix="vibe-bench-"))
+    data = make_vibe_data(work / "vibe_data")
+    half = min(args.frames // 2, ONE_PERSON_LAST + 1)
+    one = make_clip(work / "one.mp4", half, SIZE_720P, start=0, bounce=2)
+    multi = make_clip(work / "multi.mp4", args.frames, SIZE_720P, start=60)
+    long = make_clip(work / "long.mp4", half, SIZE_720P, start=0, bounce=2 * LONG_FACTOR)
+    common = ["--device", args.device, "--batch-size", str(args.batch_size), "--min-frames", "5"]
+    cases = [("1p-720p", one, []), ("multi-720p", multi, []), ("1p-720p-long", long, [])]
+    rows = []
+    for name, clip, extra in cases:
+        for precision in (("fp32",) if name.endswith("long") else ("fp32", "bf16")):
+            result = run_engine(clip, work / f"{name}-{precision}.motion.npz", data,
+                                common + extra + ["--precision", precision])
+            rows.append(row(name, precision, result))
+            print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in rows[-1].items()}),
+                  file=sys.stderr)
+    print(f"device={args.device} torch threads={os.cpu_count()} batch={args.batch_size} "
+          f"(stage columns: seconds; fps = video frames / wall second incl. start-up)")
+    print_table(rows)
+    rss = {r["case"]: r["rss_mib"] for r in rows if r["precision"] == "fp32"}
+    print(f"peak RSS {rss['1p-720p']:.0f} MiB at {args.frames} frames vs {rss['1p-720p-long']:.0f} MiB at "
+          f"{args.frames * LONG_FACTOR} frames (ratio {rss['1p-720p-long'] / rss['1p-720p']:.2f})")
+
+
+if __name__ == "__main__":
+    main()
