@@ -26,10 +26,11 @@ class VIBE_PT_main(bpy.types.Panel):
         job = operators.active_job()
         if job is None:
             layout.operator("vibe.import_video", text="Start", icon="PLAY")
+            if operators.ActiveRun.message:  # the last run's outcome
+                layout.label(text=operators.ActiveRun.message,
+                             icon=LEVEL_ICONS.get(operators.ActiveRun.level, "INFO"))
         else:
             _draw_running(layout.box(), job)
-        if operators.ActiveRun.message:
-            layout.label(text=operators.ActiveRun.message, icon=LEVEL_ICONS.get(operators.ActiveRun.level, "INFO"))
         box = layout.box()
         box.prop(settings, "motion_path")
         box.operator("vibe.import_motion", icon="ARMATURE_DATA")

@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 EXIT_OK = 0
 EXIT_CANCELLED = 3
 STDERR_DETAIL_LINES = 40
-MIN_FRACTION_FOR_ETA = 0.02
+MIN_FRACTION_FOR_ETA = 0.05  # below this the stage ETA is noise
 POLL_S = 0.1
 GARBAGE_SHOWN_CHARS = 80
 # Plain commands (venv, pip) do not read the cancel line: terminate them almost at once.
