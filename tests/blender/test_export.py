@@ -117,8 +117,12 @@ def test_export_restores_user_state(tmp_path):
     bpy.context.view_layer.objects.active = mesh
     scene = bpy.context.scene
     scene.frame_set(7)
-    ex.export_fbx_file(arm, tmp_path / "a.fbx")
+    counts = [len(c) for c in (bpy.data.objects, bpy.data.meshes, bpy.data.armatures, bpy.data.actions)]
+    ex.export_fbx_file(arm, tmp_path / "a.fbx", preset="unreal")  # works on temporary scaled copies
     ex.export_bvh_file(arm, tmp_path / "a.bvh")
+    assert [len(c) for c in (bpy.data.objects, bpy.data.meshes, bpy.data.armatures, bpy.data.actions)] == counts
+    assert (arm.name, arm.data.name, mesh.name, mesh.data.name) == ("Rig", "Rig", "Body", "Body")
+    assert scene.unit_settings.scale_length == 1.0 and tuple(arm.scale) == (1, 1, 1)
     assert [o.name for o in bpy.context.view_layer.objects if o.select_get()] == ["Other"]
     assert bpy.context.view_layer.objects.active == mesh
     assert (scene.frame_start, scene.frame_end, scene.frame_current) == (1, 250, 7)
@@ -187,3 +191,31 @@ def test_baked_character_round_trips_through_public_api(tmp_path):
     for kb in mesh2.data.shape_keys.key_blocks:  # the importer clamps weights to [0, 1]
         kb.slider_min, kb.slider_max = -10.0, 10.0
     assert np.abs(rigs.evaluated_vertices(mesh2, 11) - verts).max() < MAX_ERROR_M
+
+
+def _fbx_nodes(tmp_path, preset):
+    """Export the test character with a preset and read back what the file holds (no importer)."""
+    from tests.blender.fbx_reader import models, read_fbx
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    arm, _ = _character()
+    root = read_fbx(ex.export_fbx_file(arm, tmp_path / f"{preset}.fbx", preset=preset))
+    settings = {k: v[0] for k, v in root.find("GlobalSettings").properties70().items()}
+    nodes = models(root)
+    return settings, {n: nodes[n][1] for n in ("Rig", "pelvis", "Body")}
+
+
+def test_fbx_presets_write_engine_axes_and_units(tmp_path):
+    """What each engine reads: up axis, unit, and no 100-scaled node for Unity and Unreal."""
+    files = {p: _fbx_nodes(tmp_path, p) for p in ("generic", "unity", "unreal")}
+    (gen, gen_nodes), (uni, uni_nodes), (unr, unr_nodes) = files["generic"], files["unity"], files["unreal"]
+    assert (gen["UpAxis"], gen["FrontAxis"], gen["UnitScaleFactor"]) == (1, 2, 1.0)  # Blender's defaults
+    assert (uni["UpAxis"], uni["FrontAxis"], uni["UnitScaleFactor"]) == (1, 2, 100.0)  # Y up, metres
+    assert (unr["UpAxis"], unr["UnitScaleFactor"]) == (2, 1.0)  # Z up, centimetres
+    assert all(f["CustomFrameRate"] == FPS for f, _ in files.values())
+    np.testing.assert_allclose(gen_nodes["Rig"]["Lcl Scaling"], [100] * 3)  # Blender puts the ×100 here
+    for nodes in (uni_nodes, unr_nodes):
+        np.testing.assert_allclose(nodes["Rig"]["Lcl Scaling"], [1] * 3)
+        np.testing.assert_allclose(nodes["Body"].get("Lcl Scaling", [1, 1, 1]), [1] * 3)
+    np.testing.assert_allclose(unr_nodes["Rig"]["Lcl Translation"], [40.0, 200.0, 10.0], atol=1e-3)  # cm
+    np.testing.assert_allclose(unr_nodes["pelvis"]["Lcl Translation"],
+                               np.array(uni_nodes["pelvis"]["Lcl Translation"]) * 100, atol=1e-3)

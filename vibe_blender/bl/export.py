@@ -15,10 +15,12 @@ import os
 from typing import Any, Callable, Iterable, Iterator
 
 import bpy
+import numpy as np
 from mathutils import Matrix
 
 from ..core import export_presets as presets
 from ..core.errors import UserInputError, VibeError
+from . import compat
 
 log = logging.getLogger(__name__)
 
@@ -163,18 +165,117 @@ def export_fbx_file(objects, path: str | os.PathLike, preset: str = "generic") -
     """
     options = presets.fbx_options(preset)
     armature, meshes = character_objects(objects)
-    targets = [armature, *meshes]
-    _check_selectable(targets)
+    _check_selectable([armature, *meshes])
     start, end = action_frame_range(armature)
+    in_cm = preset.lower() in presets.FBX_CENTIMETRE_PRESETS
     log.info("FBX %s: %s + %d meshes, frames %d-%d", preset, armature.name, len(meshes), start, end)
 
     def write(tmp: str) -> None:
-        with _isolated_selection(targets, armature):
+        with contextlib.ExitStack() as stack:
+            arm, mesh_list = stack.enter_context(_centimetre_copies(armature, meshes)) if in_cm \
+                else (armature, meshes)
+            stack.enter_context(_isolated_selection([arm, *mesh_list], arm))
             scene = bpy.context.scene
             scene.frame_start, scene.frame_end = start, end
             _run_operator(bpy.ops.export_scene.fbx, "FBX", tmp, **options)
 
     return atomic_export(path, presets.FILE_EXTENSIONS["fbx"], write)
+
+
+def _conjugate(m: Matrix, factor: float) -> Matrix:
+    """S·m·S⁻¹ for S = uniform scale ``factor``: a rigid transform with its translation scaled."""
+    out = m.copy()
+    out.translation = m.translation * factor
+    return out
+
+
+def _scale_locations(action: bpy.types.Action, factor: float) -> None:
+    """Multiply every ``location`` F-curve of ``action`` (keys and handles) by ``factor``."""
+    for fc in compat.action_fcurves(action):
+        if not fc.data_path.endswith("location"):
+            continue
+        for prop in ("co", "handle_left", "handle_right"):
+            values = np.zeros(2 * len(fc.keyframe_points))
+            fc.keyframe_points.foreach_get(prop, values)
+            values[1::2] *= factor
+            fc.keyframe_points.foreach_set(prop, values)
+        fc.update()
+
+
+def _scaled_armature(armature: bpy.types.Object, factor: float, undo: list) -> bpy.types.Object:
+    """Copy of the armature with rest bones, object transform and location keys scaled by ``factor``."""
+    data = armature.data.copy()
+    undo.append(lambda: bpy.data.armatures.remove(data))
+    copy = armature.copy()
+    copy.data = data
+    undo.append(lambda: bpy.data.objects.remove(copy))
+    bpy.context.scene.collection.objects.link(copy)
+    data.transform(Matrix.Scale(factor, 4))
+    copy.matrix_basis = _conjugate(armature.matrix_basis, factor)
+    action = armature.animation_data.action.copy()
+    undo.append(lambda: bpy.data.actions.remove(action))
+    _scale_locations(action, factor)
+    copy.animation_data.action = action
+    return copy
+
+
+def _scaled_mesh(mesh: bpy.types.Object, armature: bpy.types.Object, arm_copy: bpy.types.Object,
+                 factor: float, undo: list) -> bpy.types.Object:
+    """Copy of a skinned mesh (shape keys included) scaled by ``factor``, deformed by ``arm_copy``."""
+    data = mesh.data.copy()
+    undo.append(lambda: bpy.data.meshes.remove(data))
+    copy = mesh.copy()
+    copy.data = data
+    undo.append(lambda: bpy.data.objects.remove(copy))
+    bpy.context.scene.collection.objects.link(copy)
+    data.transform(Matrix.Scale(factor, 4), shape_keys=True)
+    if mesh.parent == armature:
+        copy.parent = arm_copy
+    copy.matrix_parent_inverse = _conjugate(mesh.matrix_parent_inverse, factor)
+    copy.matrix_basis = _conjugate(mesh.matrix_basis, factor)
+    for mod in copy.modifiers:
+        if mod.type == "ARMATURE" and mod.object == armature:
+            mod.object = arm_copy
+    return copy
+
+
+def _swap_names(pairs: list, undo: list) -> None:
+    """Give each copy its original's object and data names (the FBX node names); undone after."""
+    for original, copy in pairs:
+        for a, b in ((original, copy), (original.data, copy.data)):
+            name = a.name
+            a.name = f"{name}.vibe-export-{os.getpid()}"
+            b.name = name
+            undo.append(lambda a=a, b=b, name=name: _rename_back(a, b, name))
+
+
+def _rename_back(original: bpy.types.ID, copy: bpy.types.ID, name: str) -> None:
+    """Free ``name`` from the copy, then give it back to the original."""
+    copy.name = f"{name}.vibe-copy-{os.getpid()}"
+    original.name = name
+
+
+@contextlib.contextmanager
+def _centimetre_copies(armature: bpy.types.Object, meshes: list) -> Iterator[tuple]:
+    """Temporary copies of the character scaled ×100, named like the originals, with the scene unit
+    at 0.01 m, so the FBX holds centimetre numbers in a centimetre file and no node is scaled.
+
+    The originals, their actions and the scene unit are restored and the copies removed afterwards.
+    """
+    factor = presets.CENTIMETRES_PER_METRE
+    units = bpy.context.scene.unit_settings
+    undo: list = []
+    try:
+        arm = _scaled_armature(armature, factor, undo)
+        mesh_copies = [_scaled_mesh(m, armature, arm, factor, undo) for m in meshes]
+        _swap_names([(armature, arm), *zip(meshes, mesh_copies)], undo)
+        scale_length = units.scale_length
+        undo.append(lambda: setattr(units, "scale_length", scale_length))
+        units.scale_length = 1.0 / factor
+        yield arm, mesh_copies
+    finally:
+        for step in reversed(undo):
+            step()
 
 
 def _check_unscaled(armature: bpy.types.Object) -> None:

@@ -10,7 +10,11 @@ generic    −Z, Y (FBX default) metres in the file's unit (Blender's defaults; 
                                honours UnitScaleFactor reads metres)
 unity      −Z, Y               "FBX All": objects at scale 1, UnitScaleFactor 100 → Unity shows
                                "1m (File)", no 0.01/100 scale on the root
-unreal     Y, Z (Z up, as UE)  centimetres: lengths ×100 in a centimetre file (Unreal's unit)
+unreal     Y, Z (Z up, as UE)  centimetres, scale 1: the character is written from temporary copies
+                               scaled ×100 with the scene unit at 0.01 m, so lengths are centimetre
+                               numbers in a centimetre file (UnitScaleFactor 1) and no node carries a
+                               100 scale (Blender's own scaling would put it on the armature node,
+                               which becomes a scaled root bone in Unreal)
 =========  ==================  =======================================================================
 
 Every FBX preset writes only the selected armature + mesh, no leaf bones, and bakes the active
@@ -56,8 +60,9 @@ _FBX_PRESETS: dict[str, dict[str, Any]] = {
     "unreal": {"axis_forward": "Y", "axis_up": "Z", "apply_scale_options": "FBX_SCALE_NONE"},
 }
 
-#: Length unit each preset's file is read in by its target engine, metres per unit (documentation/tests).
-FBX_TARGET_UNIT_M = MappingProxyType({"generic": 1.0, "unity": 1.0, "unreal": 0.01})
+#: Presets written from copies scaled to centimetres (see the table above).
+FBX_CENTIMETRE_PRESETS = frozenset({"unreal"})
+CENTIMETRES_PER_METRE = 100.0
 
 #: 4×4 taking Blender's z-up world to BVH's y-up convention: (x, y, z) → (x, z, −y); the inverse of the
 #: BVH importer's default axis conversion (forward −Z, up Y).
