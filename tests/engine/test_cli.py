@@ -131,6 +131,9 @@ def clips(tmp_path_factory) -> dict[str, Path]:
     out["text"].write_text("this is not a video\n" * 50)
     out["truncated"] = media.truncate_copy(out["short"], root / "truncated.mp4",
                                            out["short"].stat().st_size // 3)
+    faststart = media.make_faststart_copy(out["short"], root / "faststart.mp4")
+    cut = media.mp4_data_offset(faststart) + (faststart.stat().st_size - media.mp4_data_offset(faststart)) * 2 // 3
+    out["cut_data"] = media.truncate_copy(faststart, root / "cut_data.mp4", cut)
     out["empty"] = root / "empty.mp4"
     out["empty"].write_bytes(b"")
     out["zero_frames"] = _zero_frame_clip(root / "zero.mp4")
@@ -301,6 +304,17 @@ def test_bad_videos_exit_4_with_a_message_and_no_file(clip, code, words, clips, 
     assert engine.rc == 4, engine.stderr[-2000:]
     assert engine.error["code"] == code and words in engine.error["message"]
     assert "\n" not in engine.error["message"] and leftovers(outdir) == []
+
+
+def test_video_cut_in_its_data_runs_on_the_decodable_frames_with_a_warning(clips, vibe_data, tmp_path):
+    out = tmp_path / "o.motion.npz"
+    engine = run_engine(_run_args(clips["cut_data"], out, vibe_data, "--no-smooth", "--min-frames", "2"))
+    assert engine.rc == 0, engine.stderr[-2000:]
+    (warning,) = [w for w in engine.of("warning") if w["code"] == "VIDEO"]
+    assert "truncated" in warning["message"]
+    (result,) = engine.of("result")
+    assert 0 < result["frames"] < SHORT_FRAMES
+    assert mf.read_motion(out).meta["video"]["frames"] == result["frames"]
 
 
 def test_person_in_too_few_frames_is_no_person_with_the_min_frames_hint(clips, vibe_data, tmp_path):
