@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 
 from vibe_blender.runner import engine_cmd
-from vibe_blender.runner.engine_process import CancelLadder, EngineLine, EngineProcess, decode_line
+from vibe_blender.runner.engine_process import CancelLadder, EngineProcess, decode_line
 from vibe_blender.runner.errors import EngineCancelledError, EngineCrashedError, EngineRunError
 from vibe_blender.runner.job import Job, JobState
 
