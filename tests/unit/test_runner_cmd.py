@@ -68,6 +68,9 @@ def test_setup_steps_create_venv_then_pip_install(tmp_path):
     assert a2[:3] == [str(tmp_path / "vibe_engine_venv" / "bin" / "python"), "-m", "pip"]
     assert a2[3] == "install" and "--prefer-binary" in a2
     assert a2[-2:] == ["vibe-mocap[engine]", "torch==2.13.0"]
+    assert a2[a2.index("--extra-index-url") + 1] == "https://download.pytorch.org/whl/cpu"
+    no_index = engine_cmd.setup_steps("py", tmp_path / "v", ("pkg",), extra_index_url=None)[1][1]
+    assert "--extra-index-url" not in no_index and no_index[-1] == "pkg"
     assert engine_cmd.venv_python("C:/x", windows=True).endswith(str(Path("Scripts", "python.exe")))
 
 

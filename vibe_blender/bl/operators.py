@@ -302,7 +302,8 @@ class VIBE_OT_setup_engine(_ModalJob, bpy.types.Operator):
         base = bpy.path.abspath(p.base_python) if p.base_python else sys.executable
         self._venv = prefs.engine_venv_dir()
         packages = tuple(p.engine_packages.split())
-        self._job = CommandJob(engine_cmd.setup_steps(base, self._venv, packages))
+        steps = engine_cmd.setup_steps(base, self._venv, packages, p.torch_index_url.strip() or None)
+        self._job = CommandJob(steps)
         prefs.RUNTIME.setup_job = self._job
 
     def execute(self, context: bpy.types.Context) -> set[str]:

@@ -91,6 +91,10 @@ class VibePreferences(bpy.types.AddonPreferences):
     engine_packages: StringProperty(
         name="Engine Packages", default=" ".join(engine_cmd.DEFAULT_ENGINE_PACKAGES),
         description="What 'Set Up Engine' installs with pip (names, wheel files or folders)")
+    torch_index_url: StringProperty(
+        name="Torch Index", default=engine_cmd.TORCH_CPU_INDEX,
+        description="Extra pip index for torch. The CPU-only index avoids GBs of CUDA libraries; "
+                    "empty: PyPI only (its Linux torch is the CUDA build)")
     engine_command: StringProperty(
         name="Engine Command Override",
         description="Replaces '<engine python> -m vibe_engine' (developers, tests); split like a "
@@ -138,6 +142,7 @@ class VibePreferences(bpy.types.AddonPreferences):
         if self.show_advanced:
             box.prop(self, "base_python")
             box.prop(self, "engine_packages")
+            box.prop(self, "torch_index_url")
             box.prop(self, "engine_command")
 
 

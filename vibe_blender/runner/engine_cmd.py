@@ -24,6 +24,8 @@ PRECISIONS = ("fp32", "bf16")
 VENV_DIR_NAME = "vibe_engine_venv"
 # What "Set up engine" installs. torch is pinned: a bare "torch" could pull GBs of CUDA wheels.
 DEFAULT_ENGINE_PACKAGES = ("vibe-mocap[engine]", "torch==2.13.0")
+# PyTorch's CPU-only wheel index: on Linux, PyPI's torch pulls GBs of CUDA libraries.
+TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
 
 @dataclass(frozen=True)
@@ -121,22 +123,30 @@ def create_venv_argv(base_python: str, venv_dir: str | os.PathLike) -> list[str]
 
 
 def pip_install_argv(python: str, packages: tuple[str, ...] = DEFAULT_ENGINE_PACKAGES,
-                     *, find_links: str | None = None) -> list[str]:
-    """argv of ``pip install`` into the engine venv: binary wheels only, so no compiler is needed."""
+                     *, find_links: str | None = None, extra_index_url: str | None = None) -> list[str]:
+    """argv of ``pip install`` into the engine venv (binary wheels preferred: no compiler needed).
+
+    extra_index_url: a second index (e.g. ``TORCH_CPU_INDEX``, whose ``2.13.0+cpu`` wins over
+    PyPI's CUDA build for the pin ``torch==2.13.0``).
+    """
     if not packages:
         raise UserInputError("Nothing to install: give the engine package (name, wheel or folder)")
     argv = [python, "-m", "pip", "install", "--disable-pip-version-check", "--no-input",
             "--progress-bar", "off", "--prefer-binary"]
     if find_links:
         argv += ["--find-links", find_links]
+    if extra_index_url:
+        argv += ["--extra-index-url", extra_index_url]
     return argv + list(packages)
 
 
 def setup_steps(base_python: str, venv_dir: str | os.PathLike,
-                packages: tuple[str, ...] = DEFAULT_ENGINE_PACKAGES) -> list[tuple[str, list[str]]]:
+                packages: tuple[str, ...] = DEFAULT_ENGINE_PACKAGES,
+                extra_index_url: str | None = TORCH_CPU_INDEX) -> list[tuple[str, list[str]]]:
     """The named steps of "Set up engine": create the venv, then pip install the engine into it."""
     py = venv_python(venv_dir)
     return [
         ("Creating the engine environment", create_venv_argv(base_python, venv_dir)),
-        ("Installing the engine (this downloads torch once)", pip_install_argv(py, packages)),
+        ("Installing the engine (this downloads torch once)",
+         pip_install_argv(py, packages, extra_index_url=extra_index_url)),
     ]
