@@ -1,0 +1,164 @@
+"""Make one synthetic benchmark clip with exact ground truth (format: docs/benchmark-format.md).
+
+    python benchmarks/synthetic/make_clip.py --bvh 01_01.bvh --start 2.0 --seconds 5 \
+        --betas 0,0,0 --camera front --seed 0 --out DIR/NAME
+
+BVH (CMU, y up) → SMPL-layout pose on the CC0 stand-in body (bone-direction retarget) → posed
+mesh by linear blend skinning → Workbench render with the bpy wheel from a static camera →
+H.264 video (ffmpeg) + ``NAME.gt.npz``. Deterministic for the same arguments.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.synthetic.bvh import forward_kinematics, read_bvh  # noqa: E402
+from benchmarks.synthetic.retarget import CMU_MAP, retarget  # noqa: E402
+from vibe_blender.core.body import lbs_with_joints, shaped_rest  # noqa: E402
+
+BVH_DIR = Path("/usr/share/assimp/models/BVH")  # Debian package assimp-testmodels
+SMPL_TO_ZUP = np.array([[1.0, 0, 0], [0, 0, -1.0], [0, 1.0, 0]])  # (x, y, z)_smpl → (x, −z, y)
+CONTACT_HEIGHT = 0.05  # m above the joint's lowest height
+CONTACT_SPEED = 0.25  # m/s
+FOOT_JOINTS = (7, 10, 8, 11)
+# camera presets: (azimuth of the camera around the path centre in degrees, distance m, height m)
+CAMERAS = {"front": (0.0, 6.0, 1.4), "side": (90.0, 6.0, 1.3), "diagonal": (40.0, 6.5, 1.8),
+           "high": (-30.0, 7.0, 3.0)}
+
+
+def _look_at(centre: np.ndarray, target: np.ndarray) -> np.ndarray:
+    """world_from_camera (4,4) of an upright OpenCV camera at ``centre`` looking at ``target`` (z-up world)."""
+    z = (target - centre) / np.linalg.norm(target - centre)
+    x = np.cross(z, [0.0, 0.0, 1.0])
+    x /= np.linalg.norm(x)
+    y = np.cross(z, x)
+    m = np.eye(4)
+    m[:3, :3] = np.stack([x, y, z], 1)
+    m[:3, 3] = centre
+    return m
+
+
+def _motion(bvh_path: Path, start_s: float, seconds: float, fps: float, rest: np.ndarray, parents):
+    """Pose (T,24,3), transl (T,3) in the SMPL frame, resampled to ``fps``, scaled to the body."""
+    bvh = read_bvh(bvh_path)
+    src = np.round((start_s + np.arange(int(round(seconds * fps))) / fps) * bvh.fps).astype(int)
+    if src[-1] >= bvh.motion.shape[0]:
+        raise SystemExit(f"{bvh_path.name} is only {bvh.motion.shape[0] / bvh.fps:.1f} s long")
+    pos = forward_kinematics(bvh, slice(None))[src][:, [bvh.names.index(n) for n in CMU_MAP]]
+    leg = lambda p: np.linalg.norm(p[..., 1, :] - p[..., 4, :], axis=-1) + np.linalg.norm(p[..., 4, :] - p[..., 7, :], axis=-1)
+    pos = pos * (leg(rest) / np.median(leg(pos)))
+    pos[..., [0, 2]] -= pos[0, 0, [0, 2]]  # start above the origin
+    return retarget(pos, rest, parents)
+
+
+def _contacts(joints_world: np.ndarray, fps: float) -> np.ndarray:
+    """Ground-truth foot contacts (T,4) for FOOT_JOINTS from height and speed."""
+    feet = joints_world[:, list(FOOT_JOINTS)]
+    speed = np.linalg.norm(np.gradient(feet, 1.0 / fps, axis=0), axis=-1)
+    low = feet[..., 2] <= feet[..., 2].min(0) + CONTACT_HEIGHT
+    return low & (speed <= CONTACT_SPEED)
+
+
+def _project(points_world: np.ndarray, world_from_camera: np.ndarray, k: np.ndarray):
+    """Camera-frame points (...,3) and pixels (...,2) of world points."""
+    cam = np.linalg.inv(world_from_camera)
+    pc = points_world @ cam[:3, :3].T + cam[:3, 3]
+    px = pc[..., :2] / pc[..., 2:3] * k[[0, 1], [0, 1]] + k[:2, 2]
+    return pc, px
+
+
+def build(args: argparse.Namespace) -> dict:
+    """Compute the ground truth and the posed meshes for ``args``; returns arrays and metadata."""
+    from vibe_engine.standin_body import load_standin_body
+
+    body = SimpleNamespace(**load_standin_body())
+    betas = np.zeros(10)
+    betas[: len(args.betas)] = args.betas
+    _, rest = shaped_rest(body, betas)
+    pose, transl = _motion(BVH_DIR / args.bvh if not Path(args.bvh).exists() else Path(args.bvh),
+                           args.start, args.seconds, args.fps, rest, body.parents)
+    verts, joints = lbs_with_joints(body, betas, pose, transl, use_posedirs=False)
+    verts, joints = verts @ SMPL_TO_ZUP.T, joints @ SMPL_TO_ZUP.T
+    floor = verts[..., 2].min()
+    verts[..., 2] -= floor
+    joints[..., 2] -= floor
+    az, dist, height = CAMERAS[args.camera]
+    rng = np.random.default_rng(args.seed)
+    centre = joints[:, 0].mean(0) * np.array([1, 1, 0]) + np.array([0, 0, 0.9])
+    az = np.radians(az + rng.uniform(-5, 5))
+    eye = centre + np.array([np.sin(az) * dist, -np.cos(az) * dist, height - 0.9])
+    m = _look_at(eye, centre)
+    f = args.width * args.focal_mm / 36.0
+    k = np.array([[f, 0, args.width / 2], [0, f, args.height / 2], [0, 0, 1]])
+    joints_cam, joints_px = _project(joints, m, k)
+    _, verts_px = _project(verts, m, k)
+    lo, hi = verts_px.min(1), verts_px.max(1)
+    visible = (lo[:, 0] >= 0) & (lo[:, 1] >= 0) & (hi[:, 0] < args.width) & (hi[:, 1] < args.height)
+    return dict(
+        verts=verts, faces=np.asarray(body.faces), weights=np.asarray(body.weights),
+        gt=dict(
+            times=np.arange(len(pose)) / args.fps, joints_world=joints, joints_cam=joints_cam,
+            joints_2d=joints_px, root_world=joints[:, 0], contacts=_contacts(joints, args.fps),
+            pose=pose, transl=transl, betas=betas, K=k, world_from_camera=m,
+            bbox=np.concatenate([lo, hi], 1), visible=visible,
+        ),
+    )
+
+
+def encode(png_dir: Path, fps: float, out: Path) -> None:
+    """PNG frames → H.264 mp4 (ffmpeg from Debian)."""
+    ffmpeg = shutil.which("ffmpeg")
+    if ffmpeg is None:
+        raise SystemExit("ffmpeg not found: run `make apt` (installs Debian's ffmpeg)")
+    cmd = [ffmpeg, "-y", "-loglevel", "error", "-framerate", f"{fps}", "-i", str(png_dir / "%05d.png"),
+           "-c:v", "libx264", "-preset", "slow", "-crf", "20", "-pix_fmt", "yuv420p", str(out)]
+    subprocess.run(cmd, check=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry: build, render, encode, write ground truth and a JSON sidecar."""
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--bvh", default="01_01.bvh")
+    p.add_argument("--start", type=float, default=0.0, help="seconds into the BVH")
+    p.add_argument("--seconds", type=float, default=4.0)
+    p.add_argument("--fps", type=float, default=30.0)
+    p.add_argument("--betas", type=lambda s: [float(v) for v in s.split(",") if v], default=[])
+    p.add_argument("--camera", choices=sorted(CAMERAS), default="front")
+    p.add_argument("--focal-mm", type=float, default=35.0, help="on a 36 mm wide sensor")
+    p.add_argument("--width", type=int, default=960)
+    p.add_argument("--height", type=int, default=540)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--out", required=True, help="output path without extension")
+    args = p.parse_args(argv)
+    from benchmarks.synthetic.render import render_frames, vertex_colours
+
+    data = build(args)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        gt = data["gt"]
+        render_frames(data["verts"], data["faces"], vertex_colours(data["weights"]), Path(tmp),
+                      gt["world_from_camera"], float(gt["K"][0, 0]), args.width, args.height)
+        encode(Path(tmp), args.fps, out.with_suffix(".mp4"))
+    settings = {k: v for k, v in vars(args).items()}
+    np.savez_compressed(out.with_suffix(".gt.npz"), **data["gt"],
+                        meta_json=np.frombuffer(json.dumps(settings).encode(), np.uint8))
+    print(json.dumps({"video": str(out.with_suffix(".mp4")), "frames": int(len(data["gt"]["times"])),
+                      "visible": float(data["gt"]["visible"].mean())}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
