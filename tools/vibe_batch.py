@@ -66,6 +66,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-blend", action="store_true", help="do not save a .blend per input")
     p.add_argument("--engine-python", default=None, help="engine interpreter (default: add-on preference)")
     p.add_argument("--device", default="cpu", help="engine device: cpu or cuda (videos only)")
+    p.add_argument("--engine-command", default=None,
+                   help="argv prefix replacing '<engine python> -m vibe_engine' (shell quoting; tests, developers)")
     return p
 
 
@@ -84,6 +86,12 @@ def parse_args(args: list[str]) -> argparse.Namespace:
         fbx_options(ns.preset)
     except UserInputError as exc:
         raise UsageError(str(exc)) from None
+    if ns.engine_command is not None:
+        from vibe_blender.runner.engine_cmd import parse_launcher
+        try:
+            ns.engine_command = list(parse_launcher(ns.engine_command))
+        except UserInputError as exc:
+            raise UsageError(str(exc)) from None
     if ns.tracks is not None:
         try:
             ns.tracks = [int(t) for t in ns.tracks.split(",") if t.strip()]
@@ -146,19 +154,32 @@ def import_input(path: str, folder: str, stem: str, ns: argparse.Namespace) -> t
         return api.import_motion(path, **common), path
     motion_path = os.path.join(folder, f"{stem}.motion.npz")
     armatures = api.import_video(path, out_motion=motion_path, vibe_data=ns.vibe_data, device=ns.device,
-                                 engine_python=ns.engine_python, progress=_progress_printer(), **common)
+                                 engine_python=ns.engine_python, engine_command=ns.engine_command,
+                                 progress=_progress_printer(), **common)
     return armatures, motion_path
 
 
-def add_camera(motion_path: str, video: str | None) -> str:
-    """Create the matched camera (video as background when found); return its name."""
+def add_camera(motion_path: str, video: str | None, warnings: list[str]) -> str:
+    """Create the matched camera with the footage as background; return its name.
+
+    A video Blender cannot decode (or a motion file whose video is gone) gives a camera without
+    background and a warning, not a failed input.
+    """
     from vibe_blender.bl.camera import create_camera
+    from vibe_blender.core.errors import UserInputError
     from vibe_blender.core.motion_file import read_motion
     meta = read_motion(motion_path).meta
     if video is None:
-        video = (meta.get("video") or {}).get("path") or ""
-        video = os.path.join(os.path.dirname(os.path.abspath(motion_path)), video) if video else ""
-    return create_camera(meta, video_path=video if video and os.path.isfile(video) else None).name
+        named = (meta.get("video") or {}).get("path") or ""
+        video = os.path.join(os.path.dirname(os.path.abspath(motion_path)), named) if named else None
+    if video is not None and not os.path.isfile(video):
+        warnings.append(f"video {video} not found: camera without background")
+        video = None
+    try:
+        return create_camera(meta, video_path=video).name
+    except UserInputError as exc:
+        warnings.append(f"{exc} (camera without background)")
+        return create_camera(meta).name
 
 
 def export_person(arm, folder: str, stem: str, ns: argparse.Namespace) -> dict[str, Any]:
@@ -193,7 +214,7 @@ def process_input(path: str, ns: argparse.Namespace) -> dict[str, Any]:
     """Import, export and save one input; errors are recorded in the returned entry, not raised."""
     t0 = time.monotonic()
     entry: dict[str, Any] = {"input": path, "kind": "motion" if ns.motion else "video", "status": "ok",
-                             "people": [], "files": [], "error": None}
+                             "people": [], "files": [], "warnings": [], "error": None}
     stem = input_stem(path)
     folder = os.path.join(ns.out, stem)
     try:
@@ -201,7 +222,7 @@ def process_input(path: str, ns: argparse.Namespace) -> dict[str, Any]:
         os.makedirs(folder, exist_ok=True)
         armatures, motion_path = import_input(path, folder, stem, ns)
         entry["motion_file"] = motion_path
-        entry["camera"] = add_camera(motion_path, None if ns.motion else path)
+        entry["camera"] = add_camera(motion_path, None if ns.motion else path, entry["warnings"])
         entry["people"] = [export_person(arm, folder, stem, ns) for arm in armatures]
         entry["files"] = [f for person in entry["people"] for f in person["files"].values()]
         if not ns.no_blend:

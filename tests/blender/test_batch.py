@@ -1,6 +1,8 @@
 """tools/vibe_batch.py run as plain Python with the bpy wheel (subprocess): outputs, report, exit codes."""
 import json
 import os
+import shlex
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -61,6 +63,8 @@ def test_outputs_per_person(batch_run):
     for name, stem in (("duo.motion.npz", "duo"), ("solo.motion.npz", "solo")):
         entry = entries[name]
         assert entry["status"] == "ok" and entry["error"] is None
+        assert entry["warnings"] == [f"video {Path(entry['input']).parent / 'clip.mp4'} not found: "
+                                     "camera without background"]
         assert entry["blend"] == str(out / stem / f"{stem}.blend")
         for person in entry["people"]:
             assert person["frames"] == NUM_FRAMES
@@ -109,6 +113,39 @@ def test_single_file_all_ok(tmp_path):
     report = json.loads((tmp_path / "vibe_out" / "vibe_batch_report.json").read_text())
     assert report["ok"] == 1 and report["failed"] == 0
     assert sorted(os.listdir(tmp_path / "vibe_out" / "one")) == ["one_person1.bvh"]
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    """A 12-frame 160×90 H.264 clip made with the ffmpeg CLI (installed by `make apt`)."""
+    path = tmp_path_factory.mktemp("video") / "clip.mp4"
+    ffmpeg = shutil.which("ffmpeg")
+    assert ffmpeg, "ffmpeg is needed for this test: run `make apt`"
+    subprocess.run([ffmpeg, "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=160x90:rate=30",
+                    "-frames:v", str(NUM_FRAMES), "-pix_fmt", "yuv420p", str(path)], check=True, timeout=60)
+    return path
+
+
+def test_video_through_the_engine_protocol(tmp_path, video):
+    """The video path end to end with the stdlib fake engine (real protocol, real motion file)."""
+    result = tmp_path / "result.motion.npz"
+    write_motion(result, make_motion(num_tracks=1, num_frames=NUM_FRAMES, seed=7))
+    command = shlex.join([sys.executable, str(REPO / "tests" / "fakes" / "fake_engine.py"),
+                          "--result-from", str(result)])
+    out = tmp_path / "out"
+    done = run_batch(video, "--out", out, "--engine-command", command, "--formats", "fbx")
+    assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
+    entry = json.loads((out / "vibe_batch_report.json").read_text())["inputs"][0]
+    assert entry["kind"] == "video" and entry["warnings"] == []
+    assert entry["motion_file"] == str(out / "clip" / "clip.motion.npz") and os.path.isfile(entry["motion_file"])
+    assert [p["id"] for p in entry["people"]] == [1] and entry["people"][0]["frames"] == NUM_FRAMES
+    assert "engine: detect" in done.stdout  # stage progress printed
+    bpy.ops.wm.open_mainfile(filepath=entry["blend"])
+    try:
+        bg = bpy.context.scene.camera.data.background_images[0]
+        assert bg.source == "MOVIE_CLIP" and bg.clip.frame_duration == NUM_FRAMES
+    finally:
+        bpy.ops.wm.read_factory_settings(use_empty=True)
 
 
 def test_video_without_engine_fails_with_reason(tmp_path):
