@@ -17,8 +17,11 @@ CMU_MAP = (
     "Head", "LeftArm", "RightArm", "LeftForeArm", "RightForeArm", "LeftHand", "RightHand",
     "LFingers", "RFingers",
 )
-# Joints whose orientation comes from a left-right axis and an up axis: (joint, left, right, up).
-FRAMED = {0: (1, 2, 6), 9: (16, 17, 12)}  # CMU LowerBack sits on Hips, collars on Spine1
+# Joints whose orientation comes from a left-right axis and an up axis: joint → (left, right, up),
+# with a fallback used when those points coincide in the source (CMU: LowerBack sits on Hips,
+# both collars on Spine1).
+FRAMED = {0: ((1, 2, 3), (1, 2, 6)), 9: ((13, 14, 12), (16, 17, 12))}
+DEGENERATE = 0.01  # m
 CHILD = {3: 6, 6: 9, 1: 4, 2: 5, 4: 7, 5: 8, 7: 10, 8: 11, 12: 15, 13: 16, 14: 17, 16: 18,
          17: 19, 18: 20, 19: 21, 20: 22, 21: 23}
 
@@ -43,6 +46,14 @@ def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return aa_to_matrix(axis / np.maximum(s, 1e-12) * np.arctan2(s, c))
 
 
+def _frame_points(positions: np.ndarray, joint: int) -> tuple[int, int, int]:
+    """The (left, right, up) points framing ``joint``: the preferred ones unless they coincide."""
+    preferred, fallback = FRAMED[joint]
+    l, r, u = preferred
+    spans = [np.median(np.linalg.norm(positions[:, a] - positions[:, b], axis=-1)) for a, b in ((l, r), (u, joint))]
+    return preferred if min(spans) > DEGENERATE else fallback
+
+
 def retarget(positions: np.ndarray, rest: np.ndarray, parents: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Pose (F,24,3) axis-angle and smplx ``transl`` (F,3) that put the body's bones along the
     directions of ``positions`` (F,24,3) (the mapped BVH joints, metres, SMPL frame).
@@ -54,7 +65,7 @@ def retarget(positions: np.ndarray, rest: np.ndarray, parents: np.ndarray) -> tu
     for j in range(24):
         p = parents[j]
         if j in FRAMED:
-            l, r, u = FRAMED[j]
+            l, r, u = _frame_points(positions, j)
             target = _basis(positions[:, l] - positions[:, r], positions[:, u] - positions[:, j])
             rest_b = _basis(rest[l] - rest[r], rest[u] - rest[j])
             glob[:, j] = target @ rest_b.T
