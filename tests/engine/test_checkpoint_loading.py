@@ -44,14 +44,18 @@ def test_zip_and_legacy_files_load_strictly(files, vibe, spin, zipped):
     assert_weights_equal(model, files)
 
 
-def test_checkpoint_claiming_cuda_storages_loads_on_cpu(files):
-    with zipfile.ZipFile(files["vibe_cuda"]) as zf:
-        pkl = next(n for n in zf.namelist() if n.endswith("data.pkl"))
-        assert b"cuda:0" in zf.read(pkl)
+@pytest.mark.parametrize("name", ["vibe_cuda", "vibe_legacy"])
+def test_checkpoint_claiming_cuda_storages_loads_on_cpu(files, name):
+    if zipfile.is_zipfile(files[name]):
+        with zipfile.ZipFile(files[name]) as zf:
+            raw = zf.read(next(n for n in zf.namelist() if n.endswith("data.pkl")))
+    else:
+        raw = files[name].read_bytes()
+    assert b"cuda:0" in raw
     if not torch.cuda.is_available():
         with pytest.raises(RuntimeError, match="CUDA"):
-            torch.load(files["vibe_cuda"], weights_only=True)  # what VIBE's own loader would do here
-    assert_weights_equal(load_generator(files["vibe_cuda"], files["spin"]), files)
+            torch.load(files[name], weights_only=True)  # what VIBE's own loader would do here
+    assert_weights_equal(load_generator(files[name], files["spin"]), files)
 
 
 def test_numpy_performance_value_is_allowed(files):
