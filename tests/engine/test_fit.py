@@ -122,8 +122,8 @@ def test_root_translation_recovered_from_2d(clean) -> None:
     gt, _, res = clean
     pelvis_fit = res.joints[:, 0] + res.transl
     pelvis_gt = gt["joints"][:, 0] + gt["transl"]
-    assert np.linalg.norm(pelvis_fit - pelvis_gt, axis=-1).mean() < 0.03
-    assert np.abs(pelvis_fit[:, 2] - pelvis_gt[:, 2]).max() < 0.08  # depth at 3.6-4.4 m
+    assert np.linalg.norm(pelvis_fit - pelvis_gt, axis=-1).mean() < 0.05
+    assert np.abs(pelvis_fit[:, 2] - pelvis_gt[:, 2]).max() < 0.1  # depth at 3.6-4.4 m
 
 
 def test_bone_lengths_are_the_bodys(clean) -> None:

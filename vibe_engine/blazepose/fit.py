@@ -81,6 +81,7 @@ TWIST_FROM_HINGE = {topo.SJ["left_hip"]: (topo.SJ["left_knee"], (0.0, 0.0, -1.0)
                     topo.SJ["right_shoulder"]: (topo.SJ["right_elbow"], (0.0, 0.0, 1.0))}
 MIN_BEND_FOR_TWIST_RAD = 15 * DEG
 EPS = 1e-8
+MIN_LEVER_M = 0.05
 #: The optimiser works in cm² (float32 L-BFGS is better conditioned there).
 LOSS_SCALE = 1e4
 
@@ -92,7 +93,7 @@ class FitConfig:
     iterations: int = 100
     w3d: float = 1.0
     w2d: float = 1.0
-    w_smooth: float = 2.0
+    w_smooth: float = 3.0
     w_limit: float = 10.0
     w_spine: float = 1.0
     w_prior: float = 0.002
@@ -156,6 +157,18 @@ class Skeleton:
             j, m = forward_kinematics(torch.as_tensor(np.array(rotmats, dtype=np.float32)), self._tensors())
         return j.numpy(), m.numpy()
 
+    def levers(self) -> np.ndarray:
+        """(24,) metres: RMS distance from each joint of the markers it moves (rest pose), ≥ 5 cm."""
+        _, m = self.forward(np.broadcast_to(np.eye(3), (1, 24, 3, 3)))
+        owner = topo.MARKER_PARENT
+        out = np.full(24, MIN_LEVER_M, dtype=np.float32)
+        for j in range(24):
+            moved = [k for k in range(topo.NUM_LANDMARKS) if _is_ancestor(j, int(owner[k]), self.parents)]
+            if moved:
+                d2 = ((m[0, moved] - self.rest_joints[j]) ** 2).sum(-1)
+                out[j] = max(MIN_LEVER_M, float(np.sqrt(d2.mean())))
+        return out
+
     def _tensors(self) -> dict[str, torch.Tensor]:
         rest = torch.as_tensor(self.rest_joints)
         bones = rest.clone()
@@ -171,6 +184,15 @@ def _levels(parents: np.ndarray) -> list[tuple[torch.Tensor, torch.Tensor]]:
         depth[j] = depth[parents[j]] + 1
     return [(torch.as_tensor(np.flatnonzero(depth == d)), torch.as_tensor(parents[depth == d]))
             for d in range(1, int(depth.max()) + 1)]
+
+
+def _is_ancestor(a: int, b: int, parents: np.ndarray) -> bool:
+    """True if joint a is b or one of b's ancestors."""
+    while b >= 0:
+        if a == b:
+            return True
+        b = int(parents[b])
+    return False
 
 
 def forward_kinematics(rot: torch.Tensor, sk: dict) -> tuple[torch.Tensor, torch.Tensor]:
@@ -346,22 +368,35 @@ def solve_translation(markers: np.ndarray, obs: Observations) -> np.ndarray:
 
 # ----------------------------------------------------------------------------- optimisation
 class _Params(torch.nn.Module):
-    """Free parameters: rotation increments (T,24,3) (axis-angle, applied after the initial local
-    rotations: R = R_init · exp(δ)), hinge flexions (T,4), transl (T,3), log world scale."""
+    """Free parameters: rotation increments (axis-angle, applied after the initial local rotations:
+    R = R_init · exp(δ)), hinge flexions, transl (T,3) and the log world scale.
 
-    def __init__(self, loc: np.ndarray, transl: np.ndarray) -> None:
+    Preconditioning: δ and the flexions are stored multiplied by each joint's lever arm (metres, the
+    RMS distance of the markers it moves), so that one unit of every parameter moves markers by
+    about one metre: the root and a wrist then have comparable curvature for L-BFGS.
+    """
+
+    def __init__(self, loc: np.ndarray, transl: np.ndarray, levers: np.ndarray) -> None:
         super().__init__()
         self.register_buffer("base", torch.as_tensor(np.array(loc, dtype=np.float32)))
-        self.delta = torch.nn.Parameter(torch.zeros(loc.shape[0], 24, 3))
+        self.register_buffer("lever", torch.as_tensor(levers, dtype=torch.float32))
+        self.register_buffer("flex_lever", self.lever[list(HINGE_JOINTS)])
+        self.delta_m = torch.nn.Parameter(torch.zeros(loc.shape[0], 24, 3))
         flex = [HINGES[j][3] * Rotation.from_matrix(loc[:, j]).as_rotvec()[:, HINGES[j][0]]
                 for j in HINGE_JOINTS]
-        self.flex = torch.nn.Parameter(torch.as_tensor(np.stack(flex, 1), dtype=torch.float32))
+        flex_m = torch.as_tensor(np.stack(flex, 1), dtype=torch.float32) * self.flex_lever
+        self.flex_m = torch.nn.Parameter(flex_m)
         self.transl = torch.nn.Parameter(torch.as_tensor(transl, dtype=torch.float32))
         self.log_scale = torch.nn.Parameter(torch.zeros(()))
 
+    @property
+    def flex(self) -> torch.Tensor:
+        """Hinge flexions (T,4), radians."""
+        return self.flex_m / self.flex_lever
+
     def rotations(self, clip: bool = False) -> torch.Tensor:
         """Local rotations (T,24,3,3) with hinges and fixed joints applied."""
-        free = self.base @ so3_exp(self.delta)
+        free = self.base @ so3_exp(self.delta_m / self.lever[:, None])
         eye = torch.eye(3).expand(free.shape[0], 3, 3)
         mats = [free[:, j] for j in range(24)]
         for k, j in enumerate(HINGE_JOINTS):
@@ -448,7 +483,7 @@ def fit_track(obs: Observations, skeleton: Skeleton, cfg: FitConfig | None = Non
     weight = np.where(valid[:, None], obs.weight, 1e-3)
     filled = Observations(world, image, weight, obs.focal_px, obs.cx, obs.cy)
     transl0 = solve_translation(markers0, filled)
-    params = _Params(loc, transl0)
+    params = _Params(loc, transl0, skeleton.levers())
     sk, tobs = skeleton._tensors(), _tensor_obs(obs)
     _optimise(params, sk, tobs, cfg)
     with torch.no_grad():
