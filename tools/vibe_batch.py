@@ -67,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--engine-python", default=None, help="engine interpreter (default: add-on preference)")
     p.add_argument("--device", default="cpu", help="engine device: cpu or cuda (videos only)")
     p.add_argument("--engine-command", default=None,
-                   help="argv prefix replacing '<engine python> -m vibe_engine' (shell quoting; tests, developers)")
+                   help="argv prefix replacing '<engine python> -m vibe_engine' (shell quoting)")
     return p
 
 

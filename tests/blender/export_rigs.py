@@ -100,7 +100,8 @@ def _key(fcurves, path: str, index: int, group: str, frames: np.ndarray, values:
     fc.update()
 
 
-def animate(armature: bpy.types.Object, num_frames: int, frame_start: int = 1, seed: int = 0) -> bpy.types.Action:
+def animate(armature: bpy.types.Object, num_frames: int, frame_start: int = 1,
+            seed: int = 0) -> bpy.types.Action:
     """Key random joint rotations and a walking root (pelvis location) on frames frame_start…+N−1."""
     rng = np.random.default_rng(seed)
     frames = np.arange(frame_start, frame_start + num_frames, dtype=np.float64)
@@ -113,7 +114,8 @@ def animate(armature: bpy.types.Object, num_frames: int, frame_start: int = 1, s
         for k in range(4):
             _key(fcurves, f'pose.bones["{joint}"].rotation_quaternion', k, joint, frames, quats[:, j, k])
     for k in range(3):
-        _key(fcurves, f'pose.bones["{SMPL_JOINT_NAMES[0]}"].location', k, SMPL_JOINT_NAMES[0], frames, root[:, k])
+        pelvis = SMPL_JOINT_NAMES[0]
+        _key(fcurves, f'pose.bones["{pelvis}"].location', k, pelvis, frames, root[:, k])
     return action
 
 

@@ -137,7 +137,8 @@ def test_video_through_the_engine_protocol(tmp_path, video):
     assert done.returncode == 0, done.stdout[-2000:] + done.stderr[-2000:]
     entry = json.loads((out / "vibe_batch_report.json").read_text())["inputs"][0]
     assert entry["kind"] == "video" and entry["warnings"] == []
-    assert entry["motion_file"] == str(out / "clip" / "clip.motion.npz") and os.path.isfile(entry["motion_file"])
+    assert entry["motion_file"] == str(out / "clip" / "clip.motion.npz")
+    assert os.path.isfile(entry["motion_file"])
     assert [p["id"] for p in entry["people"]] == [1] and entry["people"][0]["frames"] == NUM_FRAMES
     assert "engine: detect" in done.stdout  # stage progress printed
     bpy.ops.wm.open_mainfile(filepath=entry["blend"])

@@ -92,8 +92,9 @@ def test_bvh_round_trip(tmp_path):
 def _gltf_worker(mode, tmp_path):
     """Run tests/blender/gltf_worker.py in a child process (see its docstring for why)."""
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": str(REPO)}
-    done = subprocess.run([sys.executable, str(REPO / "tests" / "blender" / "gltf_worker.py"), mode, str(tmp_path)],
-                          capture_output=True, text=True, timeout=WORKER_TIMEOUT_S, env=env)
+    worker = REPO / "tests" / "blender" / "gltf_worker.py"
+    done = subprocess.run([sys.executable, str(worker), mode, str(tmp_path)], capture_output=True, text=True,
+                          timeout=WORKER_TIMEOUT_S, env=env)
     assert done.returncode == 0, done.stderr[-3000:]
     return json.loads((tmp_path / "result.json").read_text())
 
@@ -117,10 +118,11 @@ def test_export_restores_user_state(tmp_path):
     bpy.context.view_layer.objects.active = mesh
     scene = bpy.context.scene
     scene.frame_set(7)
-    counts = [len(c) for c in (bpy.data.objects, bpy.data.meshes, bpy.data.armatures, bpy.data.actions)]
+    datablocks = (bpy.data.objects, bpy.data.meshes, bpy.data.armatures, bpy.data.actions)
+    counts = [len(c) for c in datablocks]
     ex.export_fbx_file(arm, tmp_path / "a.fbx", preset="unreal")  # works on temporary scaled copies
     ex.export_bvh_file(arm, tmp_path / "a.bvh")
-    assert [len(c) for c in (bpy.data.objects, bpy.data.meshes, bpy.data.armatures, bpy.data.actions)] == counts
+    assert [len(c) for c in datablocks] == counts
     assert (arm.name, arm.data.name, mesh.name, mesh.data.name) == ("Rig", "Rig", "Body", "Body")
     assert scene.unit_settings.scale_length == 1.0 and tuple(arm.scale) == (1, 1, 1)
     assert [o.name for o in bpy.context.view_layer.objects if o.select_get()] == ["Other"]
@@ -130,7 +132,8 @@ def test_export_restores_user_state(tmp_path):
 
 
 @pytest.mark.parametrize("target, message", [
-    ("missing/char.fbx", "does not exist"), ("char.txt", "must end with .fbx"), ("folder.fbx", "is a folder")])
+    ("missing/char.fbx", "does not exist"), ("char.txt", "must end with .fbx"),
+    ("folder.fbx", "is a folder")])
 def test_bad_target_path(tmp_path, target, message):
     arm, _ = _character()
     (tmp_path / "folder.fbx").mkdir()
@@ -219,3 +222,13 @@ def test_fbx_presets_write_engine_axes_and_units(tmp_path):
     np.testing.assert_allclose(unr_nodes["Rig"]["Lcl Translation"], [40.0, 200.0, 10.0], atol=1e-3)  # cm
     np.testing.assert_allclose(unr_nodes["pelvis"]["Lcl Translation"],
                                np.array(uni_nodes["pelvis"]["Lcl Translation"]) * 100, atol=1e-3)
+
+
+def test_export_from_pose_mode_returns_to_pose_mode(tmp_path):
+    arm, _ = _character()
+    bpy.context.view_layer.objects.active = arm
+    bpy.ops.object.mode_set(mode="POSE")
+    ex.export_fbx_file(arm, tmp_path / "a.fbx", preset="unity")
+    ex.export_bvh_file(arm, tmp_path / "a.bvh")
+    assert arm.mode == "POSE" and bpy.context.view_layer.objects.active == arm
+    bpy.ops.object.mode_set(mode="OBJECT")

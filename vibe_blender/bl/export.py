@@ -31,7 +31,8 @@ class ExportError(VibeError):
     """Blender's exporter failed on a valid request (the message says which file and why)."""
 
 
-def character_objects(objects: bpy.types.Object | Iterable[bpy.types.Object]) -> tuple[bpy.types.Object, list]:
+def character_objects(objects: bpy.types.Object | Iterable[bpy.types.Object]
+                      ) -> tuple[bpy.types.Object, list]:
     """(armature, meshes) for an armature or any objects of a character.
 
     Meshes are the given mesh objects plus every mesh child of the armature. Raises UserInputError

@@ -108,6 +108,9 @@ def camera_object_matrix(world_from_camera: np.ndarray) -> np.ndarray:
 
 
 def normalized_to_pixels(ndc: np.ndarray, width: int, height: int) -> np.ndarray:
-    """Blender's normalised view coordinates (..., ≥2; 0..1, origin bottom-left) → pixels (u right, v down)."""
+    """Blender's normalised view coordinates (..., ≥2; 0..1, origin bottom-left) → pixels (..., 2).
+
+    Pixels: u right, v down, the image spanning [0, width] × [0, height].
+    """
     p = np.asarray(ndc, dtype=np.float64)
     return np.stack([p[..., 0] * width, (1.0 - p[..., 1]) * height], axis=-1)

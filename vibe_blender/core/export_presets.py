@@ -119,7 +119,8 @@ def parse_formats(text: str) -> tuple[str, ...]:
         if not name:
             continue
         if name not in EXPORT_FORMATS:
-            raise UserInputError(f"unknown export format {part.strip()!r}; use any of {','.join(EXPORT_FORMATS)}")
+            raise UserInputError(f"unknown export format {part.strip()!r}; "
+                                 f"use any of {','.join(EXPORT_FORMATS)}")
         if name not in names:
             names.append(name)
     if not names:
