@@ -85,6 +85,7 @@ def read_body_file(path: str | Path, fallback_extra: np.ndarray | None = None) -
         data = load_pickle_arrays(path)
     else:
         raise ModelError(f"body model {path} must be a .npz or .pkl file")
+    log.debug("body model %s: keys %s", path, sorted(data))
     missing = [k for k in FILE_KEYS if k not in data or data[k] is None]
     if missing:
         raise ModelError(f"body model {path} lacks {', '.join(missing)}; is it an SMPL model file?")

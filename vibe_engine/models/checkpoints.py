@@ -83,6 +83,7 @@ def load_checkpoint(path: str | Path, what: str) -> dict[str, Any]:
                          "re-download it") from exc
     if not isinstance(obj, Mapping):
         raise ModelError(f"{what} {path} holds a {type(obj).__name__}, not a checkpoint dict")
+    log.debug("%s %s: top-level keys %s", what, path, sorted(map(str, obj)))
     return dict(obj)
 
 
