@@ -1,0 +1,154 @@
+"""Motion accuracy on the synthetic suite: raw network output vs post-processed, per clip and overall.
+
+    python benchmarks/accuracy.py --suite ci [--json FILE] [--vibe-data DIR] [-- EXTRA ENGINE ARGS]
+
+Runs the real engine CLI (`python -m vibe_engine run`) on every clip of the suite with the clip's
+true focal length, reads the motion file and compares the main track's 24 joints with the
+ground truth (docs/benchmark-format.md). "raw" uses `pose_raw`/`transl_raw` (the network output
+kept in the file), "post" the post-processed `pose`/`transl`. The full suite's clips are made on
+demand with benchmarks/synthetic/make_clip.py.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from benchmarks.synthetic import metrics as M  # noqa: E402
+from benchmarks.synthetic.suite import clip_dir, clips  # noqa: E402
+from vibe_blender.core import motion_file as mf  # noqa: E402
+from vibe_blender.core.body import forward_kinematics, shaped_rest  # noqa: E402
+from vibe_blender.core.rotations import aa_to_matrix  # noqa: E402
+
+ROWS = [  # (key, label, unit)
+    ("pa_mpjpe", "PA-MPJPE", "mm"), ("mpjpe", "MPJPE root-aligned", "mm"),
+    ("mpjpe_bc", "MPJPE root-aligned, bias-corrected", "mm"), ("accel", "acceleration error", "mm/f²"),
+    ("swing", "swing amplitude kept", "%"), ("skate", "foot skate in contact", "mm/f"),
+    ("penetration", "ground penetration", "cm"), ("root", "root trajectory error", "% dist"),
+    ("pck", "2D PCK@0.1 height", "%"), ("detected", "detection rate", "%"),
+]
+
+
+def ensure_clip(suite: str, name: str, args: list[str]) -> Path:
+    """Path of the clip's video, making it first when it does not exist (full suite)."""
+    base = clip_dir(suite) / name
+    if not base.with_suffix(".mp4").exists():
+        cmd = [sys.executable, str(ROOT / "benchmarks/synthetic/make_clip.py"), *args, "--out", str(base)]
+        subprocess.run(cmd, check=True, stdout=subprocess.DEVNULL)
+    return base.with_suffix(".mp4")
+
+
+def run_engine(video: Path, out: Path, focal: float, extra: list[str]) -> None:
+    """Run the engine CLI; exit with its last error message when it fails."""
+    cmd = [sys.executable, "-m", "vibe_engine", "run", str(video), "--out", str(out), "--focal", f"{focal:.6f}",
+           "--ignore-stdin", *extra]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    if proc.returncode != 0:
+        errors = [json.loads(line) for line in proc.stdout.splitlines() if '"error"' in line]
+        msg = errors[-1].get("message") if errors else proc.stderr.strip()[-500:]
+        raise SystemExit(f"engine failed on {video.name} (exit {proc.returncode}): {msg}")
+
+
+def track_joints(motion: mf.Motion, track: mf.Track, raw: bool) -> np.ndarray:
+    """Camera-frame joints (T,24,3) of a track from its (raw or post-processed) pose and transl."""
+    pose = track.extra.get("pose_raw", track.pose) if raw else track.pose
+    transl = track.extra.get("transl_raw", track.transl) if raw else track.transl
+    _, rest = shaped_rest(motion.body, track.betas_track)
+    g = forward_kinematics(aa_to_matrix(np.asarray(pose, np.float64)), rest, np.asarray(motion.body.parents))
+    return g[:, :, :3, 3] + np.asarray(transl, np.float64)[:, None]
+
+
+def project(points: np.ndarray, camera: dict) -> np.ndarray:
+    """Pixels (T,J,2) of camera-frame points with the motion file's pinhole camera."""
+    f, c = camera["focal_px"], np.array([camera["cx"], camera["cy"]])
+    return points[..., :2] / points[..., 2:3] * f + c
+
+
+def clip_metrics(motion: mf.Motion, gt: dict, raw: bool) -> dict[str, float]:
+    """Every metric of one clip for the main (longest) track."""
+    track = max(motion.tracks, key=lambda t: t.num_frames)
+    frames = np.asarray(track.frames)
+    pred = track_joints(motion, track, raw)
+    truth = gt["joints_cam"][frames]
+    m_wc = gt["world_from_camera"]
+    pred_w, truth_w = M.to_world(pred, m_wc), gt["joints_world"][frames]
+    height = gt["bbox"][frames, 3] - gt["bbox"][frames, 1]
+    return {
+        "pa_mpjpe": M.pa_mpjpe(pred, truth), "mpjpe": M.mpjpe_root_aligned(pred, truth),
+        "mpjpe_bc": M.mpjpe_root_aligned(pred, truth, bias_corrected=True),
+        "accel": M.accel_error(pred, truth), "swing": M.swing_kept(pred, truth),
+        "skate": M.foot_skate(pred_w, gt["contacts"][frames]), "penetration": M.ground_penetration(pred_w, truth_w),
+        "root": M.root_trajectory_error(pred_w, truth_w),
+        "pck": M.pck_2d(project(pred, motion.meta["camera"]), gt["joints_2d"][frames], height),
+        "detected": M.detection_rate(frames, np.flatnonzero(gt["visible"])),
+    }
+
+
+def evaluate(suite: str, extra: list[str]) -> dict[str, dict[str, dict[str, float]]]:
+    """{clip: {"raw": metrics, "post": metrics, "backend": name}} for every clip of the suite."""
+    results = {}
+    for name, args in clips(suite).items():
+        video = ensure_clip(suite, name, args)
+        with np.load(video.with_suffix("").with_suffix(".gt.npz"), allow_pickle=False) as z:
+            gt = {k: z[k] for k in z.files}
+        with tempfile.TemporaryDirectory() as tmp:
+            out = Path(tmp) / f"{name}.motion.npz"
+            run_engine(video, out, float(gt["K"][0, 0]), extra)
+            motion = mf.read_motion(out)
+        results[name] = {"raw": clip_metrics(motion, gt, raw=True), "post": clip_metrics(motion, gt, raw=False),
+                         "backend": motion.meta.get("manifest", {}).get("backend")}
+    return results
+
+
+def overall(results: dict) -> dict[str, dict[str, float]]:
+    """Mean of each metric over the clips, for raw and post."""
+    return {kind: {k: float(np.mean([r[kind][k] for r in results.values()])) for k, _, _ in ROWS}
+            for kind in ("raw", "post")}
+
+
+def print_table(results: dict) -> None:
+    """One table: metric rows, raw/post columns per clip and overall."""
+    cols = list(results) + ["overall"]
+    data = {**results, "overall": overall(results)}
+    head = f"{'metric':38s}" + "".join(f"{c[:18]:>22s}" for c in cols)
+    print(head + "\n" + f"{'':38s}" + "".join(f"{'raw':>11s}{'post':>11s}" for _ in cols))
+    for key, label, unit in ROWS:
+        row = f"{label + ' (' + unit + ')':38s}"
+        row += "".join(f"{data[c]['raw'][key]:11.1f}{data[c]['post'][key]:11.1f}" for c in cols)
+        print(row)
+    backends = {r["backend"] for r in results.values()}
+    print(f"backend: {', '.join(sorted(map(str, backends)))}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """CLI entry point."""
+    argv = sys.argv[1:] if argv is None else argv
+    extra = argv[argv.index("--") + 1 :] if "--" in argv else []
+    own = argv[: argv.index("--")] if "--" in argv else argv
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--suite", choices=("ci", "full"), default="ci")
+    p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
+    p.add_argument("--vibe-data", metavar="DIR", help="run the VIBE backend with this data folder")
+    a = p.parse_args(own)
+    if a.vibe_data:
+        extra = ["--vibe-data", a.vibe_data, *extra]
+    results = evaluate(a.suite, extra)
+    print_table(results)
+    if a.json:
+        Path(a.json).write_text(json.dumps({"clips": results, "overall": overall(results)}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
