@@ -31,8 +31,18 @@ def test_chumpy_and_sparse_pickle_reads_back_exactly(files):
 
 def test_pickle_really_uses_chumpy_and_scipy_classes(files):
     raw = files["pkl"].read_bytes()
-    assert b"chumpy.ch\nCh" in raw and b"csc_matrix" in raw
+    assert b"chumpy.ch\nCh" in raw and b"scipy.sparse.csc\ncsc_matrix" in raw
     assert "chumpy" not in sys.modules
+
+
+@pytest.mark.parametrize("protocol, old_name", [(0, True), (1, False), (4, False)])
+def test_other_pickle_protocols_and_scipy_names(files, tmp_path, protocol, old_name):
+    path = write_smpl_pkl(tmp_path / "p.pkl", files["smpl"], protocol=protocol, old_scipy_name=old_name)
+    if protocol < 2:
+        assert b"copy_reg\n_reconstructor" in path.read_bytes()
+    data = load_pickle_arrays(path)
+    for k in ("v_template", "J_regressor", "weights"):
+        np.testing.assert_array_equal(data[k], files["smpl"][k], err_msg=k)
 
 
 def test_plain_pickle_with_dense_arrays(files, tmp_path):
