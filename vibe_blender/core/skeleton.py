@@ -24,14 +24,8 @@ from dataclasses import dataclass
 import numpy as np
 
 from .frames import SMPL_TO_BLENDER
+from .motion_file import SMPL_JOINT_NAMES, SMPL_PARENTS
 
-SMPL_JOINT_NAMES = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
-    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
-    "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hand", "right_hand",
-)
-SMPL_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
 ROOT_NAME = "root"
 ROOT_INDEX = 24
 NUM_SMPL_JOINTS = 24
