@@ -209,3 +209,19 @@ def test_back_to_front_readings_are_mirrored_back() -> None:
     clean = make_sequence(seed=4, keys=4, step=15)[1]
     np.testing.assert_allclose(fixed.world, clean.world, atol=1e-6)
     np.testing.assert_allclose(fixed.image, clean.image, atol=1e-4)
+
+
+def test_long_tracks_are_fitted_in_blended_windows() -> None:
+    gt, obs = make_sequence(seed=6, keys=8, step=15)  # 105 frames
+    cfg = fit.FitConfig(window=45, overlap=15)  # windows start at 0, 30, 60
+    res = fit.fit_track(obs, gt["skeleton"], cfg)
+    err = root_relative_errors(res.joints, gt["joints"])[:, MAPPED]
+    assert err.mean() < 0.02
+    pelvis = res.joints[:, 0] + res.transl
+    seams = [30, 44, 60, 74]  # first and last frames of the cross-fades
+    acc = np.linalg.norm(pelvis[2:] - 2 * pelvis[1:-1] + pelvis[:-2], axis=-1)
+    gt_pelvis = gt["joints"][:, 0] + gt["transl"]
+    gt_acc = np.linalg.norm(gt_pelvis[2:] - 2 * gt_pelvis[1:-1] + gt_pelvis[:-2], axis=-1)
+    assert np.abs(acc - gt_acc)[[s - 1 for s in seams]].max() < 0.01  # no jump at the seams (m/frame²)
+    bone = np.linalg.norm(res.joints[:, 4] - res.joints[:, 1], axis=-1)
+    np.testing.assert_allclose(bone, bone[0], atol=1e-5)

@@ -91,6 +91,8 @@ class FitConfig:
     """Weights (metres² per marker and frame) and L-BFGS iterations of the optimisation."""
 
     iterations: int = 100
+    window: int = 600
+    overlap: int = 30
     w3d: float = 1.0
     w2d: float = 1.0
     w_smooth: float = 3.0
@@ -470,7 +472,9 @@ def fit_track(obs: Observations, skeleton: Skeleton, cfg: FitConfig | None = Non
     """Fit SMPL rotations and root translation to one track's landmarks (see module docstring).
 
     Frames with zero total weight are filled by interpolation of the landmarks for the
-    initialisation and by the smoothness term in the optimisation.
+    initialisation and by the smoothness term in the optimisation. Tracks longer than
+    ``cfg.window`` frames are fitted in windows overlapping by ``cfg.overlap`` frames, blended
+    linearly across each overlap (quaternion nlerp for rotations), so memory stays bounded.
     """
     cfg = cfg or FitConfig()
     valid = obs.weight.sum(1) > 0
@@ -478,11 +482,28 @@ def fit_track(obs: Observations, skeleton: Skeleton, cfg: FitConfig | None = Non
         raise ValueError("no frame of the track has landmarks")
     world = _interpolate_missing(np.nan_to_num(obs.world), valid)
     image = _interpolate_missing(np.nan_to_num(obs.image), valid)
-    loc = initial_rotations(world, skeleton)
-    _, markers0 = skeleton.forward(loc)
-    weight = np.where(valid[:, None], obs.weight, 1e-3)
+    weight = np.where(valid[:, None], np.nan_to_num(obs.weight), 0.0).astype(np.float32)
     filled = Observations(world, image, weight, obs.focal_px, obs.cx, obs.cy)
-    transl0 = solve_translation(markers0, filled)
+    t = len(valid)
+    step = max(cfg.window - cfg.overlap, 1)
+    starts = [0] + list(range(step, max(t - cfg.overlap, 1), step))
+    parts = [(s0, _fit_window(_slice(filled, s0, min(s0 + cfg.window, t)), skeleton, cfg)) for s0 in starts]
+    if len(parts) == 1:
+        return parts[0][1]
+    return _blend(parts, t, cfg.overlap, skeleton)
+
+
+def _slice(obs: Observations, a: int, b: int) -> Observations:
+    return Observations(obs.world[a:b], obs.image[a:b], obs.weight[a:b], obs.focal_px, obs.cx, obs.cy)
+
+
+def _fit_window(obs: Observations, skeleton: Skeleton, cfg: FitConfig) -> FitResult:
+    """Initialise and optimise one window (landmarks already gap-filled; weights 0 in gaps)."""
+    loc = initial_rotations(obs.world, skeleton)
+    _, markers0 = skeleton.forward(loc)
+    init_w = np.maximum(obs.weight, 1e-3)
+    init_obs = Observations(obs.world, obs.image, init_w, obs.focal_px, obs.cx, obs.cy)
+    transl0 = solve_translation(markers0, init_obs)
     params = _Params(loc, transl0, skeleton.levers())
     sk, tobs = skeleton._tensors(), _tensor_obs(obs)
     _optimise(params, sk, tobs, cfg)
@@ -493,6 +514,32 @@ def fit_track(obs: Observations, skeleton: Skeleton, cfg: FitConfig | None = Non
     return FitResult(pose=pose.reshape(-1, 24, 3).astype(np.float32),
                      transl=params.transl.detach().numpy().copy(), joints=joints.numpy(),
                      markers=markers.numpy(), world_scale=float(torch.exp(params.log_scale.detach())))
+
+
+def _blend(parts: list[tuple[int, FitResult]], t: int, overlap: int, skeleton: Skeleton) -> FitResult:
+    """Join window results: linear cross-fade over each overlap."""
+    quat = np.zeros((t, 24, 4))
+    transl = np.zeros((t, 3))
+    for start, res in parts:
+        n = res.pose.shape[0]
+        q = Rotation.from_rotvec(res.pose.reshape(-1, 3)).as_quat().reshape(n, 24, 4)
+        ramp = np.ones(n)
+        if start > 0:
+            k = min(overlap, n)
+            ramp[:k] = (np.arange(k) + 0.5) / k
+            prev = quat[start:start + k]
+            sign = np.sign((prev * q[:k]).sum(-1, keepdims=True))
+            q[:k] *= np.where(sign == 0, 1.0, sign)
+        sl = slice(start, start + n)
+        quat[sl] = (1 - ramp)[:, None, None] * quat[sl] + ramp[:, None, None] * q
+        transl[sl] = (1 - ramp)[:, None] * transl[sl] + ramp[:, None] * res.transl
+    rot = Rotation.from_quat((quat / np.linalg.norm(quat, axis=-1, keepdims=True)).reshape(-1, 4))
+    mats = rot.as_matrix().reshape(t, 24, 3, 3)
+    joints, markers = skeleton.forward(mats)
+    scale = float(np.mean([res.world_scale for _, res in parts]))
+    pose = rot.as_rotvec().reshape(t, 24, 3).astype(np.float32)
+    return FitResult(pose=pose, transl=transl.astype(np.float32), joints=joints, markers=markers,
+                     world_scale=scale)
 
 
 def _optimise(params: _Params, sk: dict, tobs: dict, cfg: FitConfig) -> None:
