@@ -160,14 +160,17 @@ def import_input(path: str, folder: str, stem: str, ns: argparse.Namespace) -> t
 
 
 def add_camera(motion_path: str, video: str | None, warnings: list[str]) -> str:
-    """Create the matched camera with the footage as background; return its name.
+    """Create the matched camera with the footage as background (unless the import made one); return its name.
 
     A video Blender cannot decode (or a motion file whose video is gone) gives a camera without
     background and a warning, not a failed input.
     """
+    import bpy
     from vibe_blender.bl.camera import create_camera
     from vibe_blender.core.errors import UserInputError
     from vibe_blender.core.motion_file import read_motion
+    if bpy.context.scene.camera is not None:  # the import made one already
+        return bpy.context.scene.camera.name
     meta = read_motion(motion_path).meta
     if video is None:
         named = (meta.get("video") or {}).get("path") or ""
