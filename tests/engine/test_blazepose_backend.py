@@ -11,7 +11,7 @@ from vibe_blender.core import motion_file as mf
 from vibe_engine import camera
 from vibe_engine.blazepose import backend as B
 from vibe_engine.blazepose.topology import LM, MIRROR
-from vibe_engine.errors import BadInputError
+from vibe_engine.errors import BadInputError, ModelError
 
 #: Frames 60-71: a jumping jack facing the camera; BlazePose reads frames 68-72 back to front
 #: (confident, swapped left/right, nose behind the hips), which the backend relabels.
@@ -77,6 +77,10 @@ def test_crop_camera_inverts_root_translation(result) -> None:
 def test_backend_needs_a_body_and_a_started_track() -> None:
     with pytest.raises(BadInputError, match="needs a body model"):
         B.BlazePoseBackend(body=None)
+    bad = synthetic_body()
+    bad["parents"] = np.arange(-1, 23, dtype=np.int32)
+    with pytest.raises(ModelError, match="SMPL kinematic tree"):
+        B.BlazePoseBackend(body=bad)
     be = B.BlazePoseBackend(model="lite", body=synthetic_body(), image_size=(WIDTH, HEIGHT))
     with pytest.raises(KeyError, match="not started"):
         be.add_frame(7, 0, np.zeros((HEIGHT, WIDTH, 3), np.uint8), MAN)

@@ -62,7 +62,7 @@ import numpy as np
 from vibe_engine import camera
 from vibe_engine.blazepose import fit, topology as topo
 from vibe_engine.blazepose.landmarks import DEFAULT_THREADS, LandmarkModel, PoseLandmarks, RoiTracker
-from vibe_engine.errors import BadInputError, NoPersonError
+from vibe_engine.errors import BadInputError, ModelError, NoPersonError
 
 log = logging.getLogger(__name__)
 
@@ -92,8 +92,12 @@ class BlazePoseBackend:
         self.focal = float(focal_px) if focal_px else camera.default_focal(self.width, self.height)
         self.cx, self.cy = principal_point or (self.width / 2.0, self.height / 2.0)
         self.model = LandmarkModel(model, num_threads=num_threads)
-        self.skeleton = fit.Skeleton.from_body(body)
-        self.num_betas = int(np.asarray(body["shapedirs"]).shape[2])
+        try:
+            self.skeleton = fit.Skeleton.from_body(body)
+            self.num_betas = int(np.asarray(body["shapedirs"]).shape[2])
+        except (KeyError, ValueError, IndexError) as exc:
+            raise ModelError(f"the body model cannot drive the BlazePose fit ({exc}); pass an "
+                             f"SMPL-format body (24 joints, SMPL kinematic tree)") from exc
         self.fit_config = fit_config or fit.FitConfig()
         self._tracks: dict[int, _TrackState] = {}
 
@@ -121,7 +125,10 @@ class BlazePoseBackend:
         return lm
 
     def finish_track(self, track_id: int) -> dict:
-        """Fit the track and return the motion-file arrays (see the module docstring)."""
+        """Fit the track and return the motion-file arrays (see the module docstring).
+
+        Raises NoPersonError when the pose was found in none of its frames (drop the track).
+        """
         state = self._tracks.pop(int(track_id))
         raw = _stack_landmarks(state.landmarks)
         if not raw["detected"].any():
