@@ -123,11 +123,14 @@ def _oom_hook() -> int | None:
 
 
 def make_config(args: argparse.Namespace) -> EngineConfig:
-    """EngineConfig from parsed `run` arguments (resolves model files; ModelError if missing)."""
+    """EngineConfig from parsed `run` arguments (resolves model files; ModelError if missing).
+
+    No VIBE option → ``models`` None → the default BlazePose backend with the stand-in body.
+    """
     models = resolve_models(args.vibe_data, args.vibe_checkpoint, args.spin_checkpoint, args.body_model)
-    if models is None:
-        raise ModelError("no model files given, and the built-in BlazePose backend is not available "
-                         "yet; pass --vibe-data DIR (the official data/vibe_data folder)", code="MODEL_MISSING")
+    if models is None and args.body_model:
+        raise ModelError("--body-model needs the VIBE backend: also pass --vibe-data DIR or "
+                         "--vibe-checkpoint F (the default BlazePose backend uses the stand-in body)")
     return EngineConfig(
         video=Path(args.video).expanduser().resolve(), out=Path(args.out).expanduser().resolve(),
         models=models, boxes=Path(args.boxes).expanduser().resolve() if args.boxes else None,

@@ -1,7 +1,8 @@
 """``python -m vibe_engine doctor [--vibe-data DIR]``: versions, device and model files.
 
 Protocol lines on stdout: ``hello``, one ``report`` (``kind: "doctor"``, ``data``: versions,
-devices, backends, files with size and sha256), then ``done``. A VIBE data folder missing files
+devices, which backends are ready (``vibe_ready``, ``blazepose_ready``), files with size and
+sha256), then ``done``. A VIBE data folder missing files
 gives an ``error`` (MODEL_MISSING, exit 4). A readable summary goes to stderr.
 """
 from __future__ import annotations
@@ -23,7 +24,12 @@ from .pipeline import sha256_file
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
-DETECTOR_ASSET = REPO_ROOT / "assets" / "models" / "pose_detection.tflite"
+#: Shipped files of the default BlazePose backend (role → path).
+DEFAULT_ASSETS = {
+    "person_detector": REPO_ROOT / "assets" / "models" / "pose_detection.tflite",
+    "pose_landmarks": REPO_ROOT / "assets" / "models" / "pose_landmark_full.tflite",
+    "standin_body": REPO_ROOT / "assets" / "body" / "standin_smpl.npz",
+}
 
 
 def _file_entry(role: str, path: Path) -> dict[str, Any]:
@@ -33,9 +39,7 @@ def _file_entry(role: str, path: Path) -> dict[str, Any]:
 
 def model_entries(models: ModelFiles | None) -> list[dict[str, Any]]:
     """One entry per model file found (role, name, path, bytes, sha256)."""
-    entries = []
-    if DETECTOR_ASSET.is_file():
-        entries.append(_file_entry("person_detector", DETECTOR_ASSET))
+    entries = [_file_entry(role, p) for role, p in DEFAULT_ASSETS.items() if p.is_file()]
     if models is not None:
         roles = {"vibe_checkpoint": models.vibe_checkpoint, "spin_checkpoint": models.spin_checkpoint,
                  "body_model": models.body_model, **models.extra}
@@ -58,6 +62,7 @@ def _summary_text(data: dict[str, Any]) -> str:
     lines = [f"vibe_engine {data['engine_version']} · Python {data['python']} · torch {dev['torch']} · "
              f"numpy {data['numpy']}",
              f"CUDA: {'yes ' + ', '.join(dev['gpus']) if dev['cuda'] else 'no'}; CPU threads {dev['cpu_threads']}",
+             f"default BlazePose backend: {'ready' if data['blazepose_ready'] else 'shipped files missing'}",
              f"VIBE backend: {'ready' if data['vibe_ready'] else 'no model files (pass --vibe-data DIR)'}"]
     lines += [f"  {f['role']:<22} {f['name']:<32} {f['bytes'] / 1e6:9.1f} MB  sha256 {f['sha256'][:16]}…"
               for f in data["files"]]
@@ -79,7 +84,9 @@ def doctor_main(args: argparse.Namespace, out: TextIO) -> int:
         missing = [n for n in OPTIONAL_DATA_NAMES
                    if args.vibe_data and not (Path(args.vibe_data) / n).is_file()]
         data = {"engine_version": __version__, "python": platform.python_version(), "numpy": np.__version__,
-                "device": dev, "vibe_ready": models is not None, "files": model_entries(models),
+                "device": dev, "vibe_ready": models is not None,
+                "blazepose_ready": all(p.is_file() for p in DEFAULT_ASSETS.values()),
+                "files": model_entries(models),
                 "missing_optional": missing}
         writer.send("report", kind="doctor", data=data)
         for name in missing:

@@ -12,6 +12,10 @@ Stages (protocol ``stage`` names, docs/engine-protocol.md):
 - ``regress``: the GRU/regressor on each track's last partial chunk, then the camera maths.
 - ``write``: assemble the motion file and write it atomically.
 
+Backends: VIBE when model files are given (``cfg.models``); otherwise the default BlazePose
+backend (``vibe_engine.blazepose``, shipped Apache-2.0 models + the CC0 stand-in body): pass 2
+runs the landmark model per track and frame (``features``), then fits each track (``regress``).
+
 Chunking: carrying the GRU hidden state across chunks gives exactly the result of one sequence over
 the whole track. The official demo instead feeds the GRU 450-frame batches with the hidden state
 restarted at zero for each (vibe-facts.md §3 step 6); ``official_chunks=True`` reproduces that.
@@ -43,6 +47,8 @@ log = logging.getLogger(__name__)
 SCHEMA = f"{mf.FORMAT}/{mf.VERSION}"
 #: Frames whose detector score is at least this are "confident" for the per-track betas median.
 CONFIDENT_SCORE = 0.5
+#: BlazePose landmark model of the default backend ('lite' | 'full' | 'heavy').
+BLAZEPOSE_MODEL = "full"
 #: Bytes per read when hashing files.
 HASH_BLOCK_BYTES = 1 << 20
 #: The 49 output joints of VIBE/SPIN: 25 OpenPose joints, then 24 ground-truth joints.
@@ -134,9 +140,6 @@ def load_model(cfg: EngineConfig) -> Any:
     """Load the VIBE generator; ModelError (exit 4) for unreadable or foreign checkpoints."""
     from .models import load_generator
 
-    if cfg.models is None:
-        raise ModelError("no model given: the default BlazePose backend is not available yet; pass "
-                         "--vibe-data DIR (the official data/vibe_data folder)", code="MODEL_MISSING")
     _check_device(cfg.device)
     m = cfg.models
     try:
@@ -472,26 +475,18 @@ def _video_meta(cfg: EngineConfig, info: Any, times: np.ndarray) -> dict[str, An
             "duration": duration, "vfr": bool(info.vfr)}
 
 
-def build_motion(run: _Run, model: Any, info: Any, times: np.ndarray, streams: list[_Stream]) -> mf.Motion:
+def build_motion(run: _Run, backend: Backend, info: Any, times: np.ndarray,
+                 tracks: list[mf.Track]) -> mf.Motion:
     """The complete Motion (header, body model, tracks)."""
     cfg = run.cfg
-    cam_meta = _camera_meta(cfg, info)
-    tracks = [assemble_track(s, times, cam_meta) for s in streams]
-    b = model.body
-    body = mf.BodyModel(v_template=b.v_template, shapedirs=b.shapedirs, J_regressor=b.J_regressor,
-                        weights=b.weights, parents=np.asarray(b.parents, np.int32),
-                        faces=np.asarray(b.faces, np.int32), posedirs=b.posedirs)
-    checkpoints = {name: sha256_file(p) for name, p in cfg.models.named().items()}
-    manifest = {"engine_version": __version__, "backend": "vibe", "device": cfg.device,
+    checkpoints = {name: sha256_file(p) for name, p in backend.files.items()}
+    manifest = {"engine_version": __version__, "backend": backend.name, "device": cfg.device,
                 "precision": cfg.precision, "settings": cfg.settings(), "checkpoints": checkpoints,
                 **_versions()}
     meta = mf.new_meta(
-        video=_video_meta(cfg, info, times), camera=cam_meta, world={"world_from_camera": None},
-        body={"kind": "smpl", "name": "SMPL neutral", "num_betas": body.num_betas,
-              "source": "file" if cfg.models.body_model else "checkpoint",
-              "licence": "SMPL-derived: the SMPL Model License applies (non-commercial)"},
-        joints={"set": "spin49", "names": list(SPIN49_NAMES)}, manifest=manifest)
-    return mf.Motion(meta=meta, body=body, tracks=tracks)
+        video=_video_meta(cfg, info, times), camera=_camera_meta(cfg, info), world={"world_from_camera": None},
+        body=backend.body_meta, joints=backend.joints, manifest=manifest)
+    return mf.Motion(meta=meta, body=backend.body, tracks=tracks)
 
 
 def _postprocess(cfg: EngineConfig, motion: mf.Motion) -> None:
@@ -501,6 +496,105 @@ def _postprocess(cfg: EngineConfig, motion: mf.Motion) -> None:
     settings = PostSettings(smooth=cfg.smooth, ground=cfg.ground, foot_lock=cfg.foot_lock)
     postprocess(motion, settings)
     motion.meta["manifest"]["postprocess"] = settings.as_dict()
+
+
+# ----------------------------------------------------------------------------- backends
+
+
+@dataclass
+class Backend:
+    """The pose backend of a run: ``vibe`` (VIBE generator) or ``blazepose`` (the default, no
+    licensed files). ``files`` (name → path) are hashed into the manifest."""
+
+    name: str
+    model: Any
+    body: mf.BodyModel
+    body_meta: dict[str, Any]
+    joints: dict[str, Any]
+    files: dict[str, Path]
+
+
+def load_backend(cfg: EngineConfig, info: Any) -> Backend:
+    """VIBE when model files were given, else BlazePose with the stand-in body."""
+    if cfg.models is not None:
+        model = load_model(cfg)
+        b = model.body
+        body = mf.BodyModel(v_template=b.v_template, shapedirs=b.shapedirs, J_regressor=b.J_regressor,
+                            weights=b.weights, parents=np.asarray(b.parents, np.int32),
+                            faces=np.asarray(b.faces, np.int32), posedirs=b.posedirs)
+        meta = {"kind": "smpl", "name": "SMPL neutral", "num_betas": body.num_betas,
+                "source": "file" if cfg.models.body_model else "checkpoint",
+                "licence": "SMPL-derived: the SMPL Model License applies (non-commercial)"}
+        return Backend("vibe", model, body, meta, {"set": "spin49", "names": list(SPIN49_NAMES)},
+                       cfg.models.named())
+    return _load_blazepose(cfg, info)
+
+
+def _load_blazepose(cfg: EngineConfig, info: Any) -> Backend:
+    from .blazepose.backend import BlazePoseBackend
+    from .blazepose.topology import LANDMARK_NAMES
+    from .detect import DEFAULT_MODEL as DETECTOR_MODEL
+    from .standin_body import DEFAULT_PATH, load_standin_body, motion_body_meta
+
+    arrays = load_standin_body()
+    bp = BlazePoseBackend(model=BLAZEPOSE_MODEL, body=arrays, focal_px=_camera_meta(cfg, info)["focal_px"],
+                          image_size=(info.width, info.height))
+    body = mf.BodyModel(**{k: arrays[k] for k in ("v_template", "shapedirs", "J_regressor", "weights",
+                                                   "parents", "faces")})
+    files = {Path(p).name: Path(p) for p in (DETECTOR_MODEL, bp.model.path, DEFAULT_PATH)}
+    return Backend("blazepose", bp, body, motion_body_meta(arrays),
+                   {"set": "blazepose33", "names": list(LANDMARK_NAMES[:33])}, files)
+
+
+def landmarks_pass(run: _Run, reader: Any, bp: Any, tracks: list[Any]) -> None:
+    """BlazePose pass 2: stream the video again; landmarks for every track present in a frame."""
+    rows = [0] * len(tracks)
+    for t in tracks:
+        bp.start_track(t.id, t.bbox[0])
+    total, done, last = sum(len(t.frames) for t in tracks), 0, max(int(t.frames[-1]) for t in tracks)
+    frames = iter(reader)
+    while True:
+        with run.timings("decode"):
+            frame = next(frames, None)
+        if frame is None or frame.index > last:
+            break
+        for k, t in enumerate(tracks):
+            if rows[k] < len(t.frames) and t.frames[rows[k]] == frame.index:
+                with run.timings("landmarks"):
+                    bp.add_frame(t.id, frame.index, frame.image, t.bbox[rows[k]])
+                rows[k] += 1
+                done += 1
+        run.writer.progress("features", done, total)
+        run.token.check("features")
+    if rows != [len(t.frames) for t in tracks]:
+        raise VideoError("the second pass over the video ended early; the file changed or cannot "
+                         "be decoded twice")
+
+
+def blazepose_tracks(run: _Run, bp: Any, tracks: list[Any], times: np.ndarray) -> list[mf.Track]:
+    """Fit every track (the ``regress`` stage of the BlazePose backend)."""
+    out = []
+    for k, t in enumerate(tracks):
+        with run.timings("fit"):
+            arrays = bp.finish_track(t.id)
+        arrays.pop("extra", None)  # raw landmarks: not part of motion-file version 1
+        out.append(mf.Track(id=int(t.id), times=times[arrays["frames"]], **arrays))
+        run.writer.progress("regress", k + 1, len(tracks))
+        run.token.check("regress")
+    return out
+
+
+def vibe_tracks(run: _Run, reader: Any, model: Any, tracks: list[Any], info: Any,
+                times: np.ndarray) -> list[mf.Track]:
+    """VIBE: pass 2 (``features``), then the tracks' last chunks and camera maths (``regress``)."""
+    streams = features_pass(run, reader, model, tracks)
+    run.writer.stage("regress")
+    for k, s in enumerate(streams):
+        _run_chunks(run, model, s, final=True)
+        run.writer.progress("regress", k + 1, len(streams))
+        run.token.check("regress")
+    cam_meta = _camera_meta(run.cfg, info)
+    return [assemble_track(s, times, cam_meta) for s in streams]
 
 
 # ----------------------------------------------------------------------------- run
@@ -523,7 +617,7 @@ def run_pipeline(cfg: EngineConfig, writer: ProtocolWriter, token: CancelToken) 
         token.check("decode")
         with run.timings("load_model"):
             source = PersonSource(cfg)
-            model = load_model(cfg)
+            backend = load_backend(cfg, reader.info)
         token.check("decode")
         writer.stage("detect")
         info, times, all_tracks = detect_and_track(run, reader, source)
@@ -531,20 +625,25 @@ def run_pipeline(cfg: EngineConfig, writer: ProtocolWriter, token: CancelToken) 
         token.check("track")
         tracks = select_tracks(run, all_tracks)
         writer.stage("features")
-        streams = features_pass(run, reader, model, tracks)
-    writer.stage("regress")
-    for k, s in enumerate(streams):
-        _run_chunks(run, model, s, final=True)
-        writer.progress("regress", k + 1, len(streams))
-        token.check("regress")
+        if backend.name == "vibe":
+            motion_tracks = vibe_tracks(run, reader, backend.model, tracks, info, times)
+        else:
+            landmarks_pass(run, reader, backend.model, tracks)
+            writer.stage("regress")
+            motion_tracks = blazepose_tracks(run, backend.model, tracks, times)
     writer.stage("write")
-    motion = build_motion(run, model, info, times, streams)
+    return _write(run, build_motion(run, backend, info, times, motion_tracks))
+
+
+def _write(run: _Run, motion: mf.Motion) -> RunResult:
+    """Post-process and write the motion file atomically (the ``write`` stage)."""
     with run.timings("postprocess"):
-        _postprocess(cfg, motion)
+        _postprocess(run.cfg, motion)
     motion.meta["manifest"]["timings_s"] = {k: round(v, 4) for k, v in run.timings.seconds.items()}
-    token.check("write")
+    run.token.check("write")
     with run.timings("write"):
-        mf.write_motion(cfg.out, motion)
+        mf.write_motion(run.cfg.out, motion)
     people = [mf.track_summary(t) for t in motion.tracks]
-    return RunResult(cfg.out, [{k: p[k] for k in ("id", "frames", "first", "last")} for p in people],
-                     motion.meta["video"]["fps"], int(times.shape[0]), run.timings.seconds)
+    video = motion.meta["video"]
+    return RunResult(run.cfg.out, [{k: p[k] for k in ("id", "frames", "first", "last")} for p in people],
+                     video["fps"], int(video["frames"]), run.timings.seconds)

@@ -248,6 +248,7 @@ def test_doctor_reports_model_files_with_sizes_and_hashes(vibe_data):
     vibe = vibe_data / "vibe_model_wo_3dpw.pth.tar"
     assert files["vibe_checkpoint"]["bytes"] == vibe.stat().st_size
     assert len(files["spin_checkpoint"]["sha256"]) == 64 and report["data"]["vibe_ready"]
+    assert report["data"]["blazepose_ready"] and {"person_detector", "pose_landmarks", "standin_body"} <= set(files)
     assert {w["code"] for w in engine.of("warning")} == {"OPTIONAL_FILE_MISSING"}
     assert "VIBE backend: ready" in engine.stderr
 
@@ -271,9 +272,29 @@ def test_usage_error_exits_2_with_one_line_and_a_protocol_error(tmp_path):
     assert proc.returncode == 2 and proc.stdout == "" and "frobnicate" in proc.stderr
 
 
-def test_no_model_options_names_vibe_data_as_the_fix(clips, tmp_path):
-    engine = run_engine(["run", str(clips["short"]), "--out", str(tmp_path / "o.npz")])
-    assert engine.rc == 4 and engine.error["code"] == "MODEL_MISSING"
+def test_without_vibe_files_the_default_blazepose_backend_runs_with_the_standin_body(clips, tmp_path):
+    out = tmp_path / "o.motion.npz"
+    engine = run_engine(["run", str(clips["short"]), "--out", str(out), *COMMON])
+    assert engine.rc == 0, engine.stderr[-2000:]
+    assert engine.stages == list(P.STAGES)
+    motion = mf.read_motion(out)
+    meta = motion.meta
+    assert meta["manifest"]["backend"] == "blazepose" and meta["body"]["kind"] == "standin"
+    assert meta["joints"]["set"] == "blazepose33" and len(meta["joints"]["names"]) == 33
+    assert {"pose_detection.tflite", "pose_landmark_full.tflite", "standin_smpl.npz"} == set(
+        meta["manifest"]["checkpoints"])
+    cam = meta["camera"]
+    (track,) = motion.tracks
+    assert track.joints3d.shape == (SHORT_FRAMES, 33, 3) and track.detected.any()
+    projected = camera.project_pinhole(track.joints3d + track.extra["transl_raw"][:, None],
+                                       cam["focal_px"], cam["cx"], cam["cy"])
+    np.testing.assert_allclose(track.joints2d, projected, atol=0.05)
+
+
+def test_body_model_without_vibe_files_is_refused(clips, tmp_path):
+    engine = run_engine(["run", str(clips["short"]), "--out", str(tmp_path / "o.npz"),
+                         "--body-model", str(clips["short"])])
+    assert engine.rc == 4 and engine.error["code"] == "MODEL_INVALID"
     assert "--vibe-data" in engine.error["message"] and leftovers(tmp_path) == []
 
 
