@@ -102,7 +102,8 @@ class BlazePoseBackend:
         self._tracks: dict[int, _TrackState] = {}
 
     def start_track(self, track_id: int, first_bbox: np.ndarray) -> None:
-        """Begin a track; ``first_bbox`` (cx, cy, w, h) px seeds the first ROI."""
+        """Begin a track. ``first_bbox`` (cx, cy, w, h) px is accepted for symmetry with the other
+        backend; the ROI is seeded from the box (or keypoints) passed with the first frame."""
         self._tracks[int(track_id)] = _TrackState(roi=RoiTracker(self.model))
 
     def add_frame(self, track_id: int, frame_index: int, image_rgb: np.ndarray, bbox: np.ndarray,
