@@ -224,11 +224,12 @@ def test_fbx_presets_write_engine_axes_and_units(tmp_path):
                                np.array(uni_nodes["pelvis"]["Lcl Translation"]) * 100, atol=1e-3)
 
 
-def test_export_from_pose_mode_returns_to_pose_mode(tmp_path):
+@pytest.mark.parametrize("preset", ["unity", "unreal"])
+def test_export_from_pose_mode_returns_to_pose_mode(tmp_path, preset):
     arm, _ = _character()
     bpy.context.view_layer.objects.active = arm
     bpy.ops.object.mode_set(mode="POSE")
-    ex.export_fbx_file(arm, tmp_path / "a.fbx", preset="unity")
+    ex.export_fbx_file(arm, tmp_path / "a.fbx", preset=preset)
     ex.export_bvh_file(arm, tmp_path / "a.bvh")
     assert arm.mode == "POSE" and bpy.context.view_layer.objects.active == arm
     bpy.ops.object.mode_set(mode="OBJECT")

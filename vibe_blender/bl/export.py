@@ -62,11 +62,6 @@ def action_frame_range(armature: bpy.types.Object) -> tuple[int, int]:
     return int(round(start)), int(round(end))
 
 
-def scene_fps(scene: bpy.types.Scene) -> float:
-    """Scene frame rate in frames per second (``fps / fps_base``)."""
-    return scene.render.fps / scene.render.fps_base
-
-
 def check_target(path: str | os.PathLike, extension: str) -> str:
     """Absolute target path; raise UserInputError for a missing/unwritable folder or a wrong extension."""
     path = os.path.abspath(os.fspath(path))
