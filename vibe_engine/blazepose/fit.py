@@ -57,6 +57,7 @@ HINGES = {topo.SJ["left_knee"]: (0, 0.0, 150 * DEG, 1.0), topo.SJ["right_knee"]:
           topo.SJ["right_elbow"]: (1, 0.0, 150 * DEG, 1.0)}
 HINGE_JOINTS = tuple(HINGES)
 FIXED_JOINTS = (topo.SJ["left_foot"], topo.SJ["right_foot"], topo.SJ["left_hand"], topo.SJ["right_hand"])
+FREE_JOINTS = tuple(j for j in range(24) if j not in HINGES and j not in FIXED_JOINTS)
 SPINE = (topo.SJ["spine1"], topo.SJ["spine2"], topo.SJ["spine3"])
 #: Gentle pull to the rest pose (weight per joint, on ‖R − I‖²).
 REST_PRIOR = {topo.SJ["left_collar"]: 1.0, topo.SJ["right_collar"]: 1.0, topo.SJ["neck"]: 0.3,
@@ -227,17 +228,6 @@ def so3_exp(v: torch.Tensor) -> torch.Tensor:
     return torch.eye(3) + a * k + b * (k @ k)
 
 
-def axis_rotation(angle: torch.Tensor, axis: int) -> torch.Tensor:
-    """(...,) angles → (...,3,3) rotations about the x (0) or y (1) axis."""
-    c, s = torch.cos(angle), torch.sin(angle)
-    o, z = torch.ones_like(angle), torch.zeros_like(angle)
-    if axis == 0:
-        rows = [o, z, z, z, c, -s, z, s, c]
-    else:
-        rows = [c, z, s, z, o, z, -s, z, c]
-    return torch.stack(rows, -1).reshape(*angle.shape, 3, 3)
-
-
 # ----------------------------------------------------------------------------- initialisation
 def _unit(v: np.ndarray) -> np.ndarray:
     return v / np.maximum(np.linalg.norm(v, axis=-1, keepdims=True), EPS)
@@ -383,7 +373,14 @@ class _Params(torch.nn.Module):
         self.register_buffer("base", torch.as_tensor(np.array(loc, dtype=np.float32)))
         self.register_buffer("lever", torch.as_tensor(levers, dtype=torch.float32))
         self.register_buffer("flex_lever", self.lever[list(HINGE_JOINTS)])
-        self.delta_m = torch.nn.Parameter(torch.zeros(loc.shape[0], 24, 3))
+        self.delta_m = torch.nn.Parameter(torch.zeros(loc.shape[0], len(FREE_JOINTS), 3))
+        self.register_buffer("free_lever", self.lever[list(FREE_JOINTS)])
+        self.register_buffer("free_base", self.base[:, list(FREE_JOINTS)])
+        axes = torch.zeros(len(HINGE_JOINTS), 3)
+        for k, j in enumerate(HINGE_JOINTS):
+            axes[k, HINGES[j][0]] = HINGES[j][3]
+        self.register_buffer("hinge_axes", axes)
+        self.register_buffer("order", torch.as_tensor(np.argsort(FREE_JOINTS + HINGE_JOINTS + FIXED_JOINTS)))
         flex = [HINGES[j][3] * Rotation.from_matrix(loc[:, j]).as_rotvec()[:, HINGES[j][0]]
                 for j in HINGE_JOINTS]
         flex_m = torch.as_tensor(np.stack(flex, 1), dtype=torch.float32) * self.flex_lever
@@ -398,16 +395,15 @@ class _Params(torch.nn.Module):
 
     def rotations(self, clip: bool = False) -> torch.Tensor:
         """Local rotations (T,24,3,3) with hinges and fixed joints applied."""
-        free = self.base @ so3_exp(self.delta_m / self.lever[:, None])
-        eye = torch.eye(3).expand(free.shape[0], 3, 3)
-        mats = [free[:, j] for j in range(24)]
-        for k, j in enumerate(HINGE_JOINTS):
-            axis, lo, hi, sign = HINGES[j]
-            flex = self.flex[:, k].clamp(lo, hi) if clip else self.flex[:, k]
-            mats[j] = axis_rotation(sign * flex, axis)
-        for j in FIXED_JOINTS:
-            mats[j] = eye
-        return torch.stack(mats, 1)
+        free = self.free_base @ so3_exp(self.delta_m / self.free_lever[:, None])
+        flex = self.flex
+        if clip:
+            lo = torch.tensor([HINGES[j][1] for j in HINGE_JOINTS])
+            hi = torch.tensor([HINGES[j][2] for j in HINGE_JOINTS])
+            flex = torch.minimum(torch.maximum(flex, lo), hi)
+        hinge = so3_exp(flex[..., None] * self.hinge_axes)
+        fixed = torch.eye(3).expand(free.shape[0], len(FIXED_JOINTS), 3, 3)
+        return torch.cat([free, hinge, fixed], 1)[:, self.order]
 
 
 def _interpolate_missing(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
@@ -449,12 +445,10 @@ def _limit_penalty(flex: torch.Tensor) -> torch.Tensor:
 
 
 def _prior(rot: torch.Tensor, cfg: FitConfig) -> torch.Tensor:
-    eye = torch.eye(3)
     spine = rot[:, list(SPINE)]
     loss = cfg.w_spine * (spine - spine.mean(1, keepdim=True)).square().sum((-1, -2)).mean()
-    for j, wj in REST_PRIOR.items():
-        loss = loss + cfg.w_prior * wj * (rot[:, j] - eye).square().sum((-1, -2)).mean()
-    return loss
+    rest = (rot[:, list(REST_PRIOR)] - torch.eye(3)).square().sum((-1, -2)).mean(0)
+    return loss + cfg.w_prior * (rest * torch.tensor(list(REST_PRIOR.values()))).sum()
 
 
 def _tensor_obs(obs: Observations) -> dict[str, torch.Tensor]:

@@ -269,6 +269,7 @@ class RoiTracker:
         """Landmarks for this frame; updates the tracking state."""
         roi = self._roi_from_last(bbox_cxcywh)
         if roi is None:
+            log.debug("ROI seeded from the %s", "box" if alignment is None else "detector keypoints")
             seed = (roi_from_bbox(bbox_cxcywh) if alignment is None else
                     roi_from_alignment(alignment[0], alignment[1], DETECTION_ROI_SCALE))
             lm = self.model(image_rgb, seed)
