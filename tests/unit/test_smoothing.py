@@ -1,8 +1,9 @@
-"""One-Euro smoothing on rotations and vectors: known answers for constant, step, wrap and swing."""
+"""Local-fit smoothing on rotations and vectors: known answers for constant, step, wrap, swing, lines, depth."""
 import numpy as np
+import pytest
 
 from vibe_blender.core.rotations import aa_to_quat, quat_continuity
-from vibe_engine.postprocess.smoothing import smooth_rotations, smooth_vectors
+from vibe_engine.postprocess.smoothing import smooth_rotations, smooth_translation, smooth_vectors
 
 FPS = 30.0
 
@@ -80,3 +81,30 @@ def test_frame_rate_independent():
     t30, t60 = _times(60, 30.0), _times(120, 60.0)
     y30, y60 = smooth_vectors(f(t30), t30), smooth_vectors(f(t60), t60)
     np.testing.assert_allclose(y30[5:-5], y60[::2][5:-5], atol=0.02)
+
+
+def test_straight_line_and_uneven_timestamps_pass_unchanged():
+    # Uniform motion is a polynomial of degree 1: the local quadratic fit reproduces it exactly,
+    # also with dropped frames (uneven timestamps).
+    t = np.sort(np.random.default_rng(1).choice(np.arange(90) / FPS, 60, replace=False))
+    x = np.stack([0.5 * t, 2.0 - 0.3 * t, 4.0 + 0.1 * t], 1)
+    np.testing.assert_allclose(smooth_vectors(x, t), x, atol=1e-9)
+
+
+def test_root_depth_smoothed_more_than_lateral():
+    # Same noise on x and on depth z: the depth comes out much calmer, a lateral swing keeps its range.
+    rng = np.random.default_rng(2)
+    t = _times(150)
+    clean = np.stack([0.3 * np.sin(2 * np.pi * t), np.zeros_like(t), 5.0 + 0.2 * t], 1)
+    noisy = clean + rng.normal(0, 0.02, clean.shape)
+    out = smooth_translation(noisy, t)
+    err = lambda k: np.abs(np.diff(out[:, k] - clean[:, k], 2)).mean()
+    assert err(2) < 0.5 * err(0)
+    assert np.ptp(out[15:-15, 0]) > 0.9 * np.ptp(clean[15:-15, 0])
+
+
+def test_timestamps_must_match_and_not_decrease():
+    x = np.zeros((5, 3))
+    for bad in (np.arange(4) / FPS, np.array([0.0, 0.1, 0.05, 0.2, 0.3])):
+        with pytest.raises(ValueError):
+            smooth_vectors(x, bad)

@@ -19,7 +19,7 @@ from vibe_blender.core.rotations import aa_to_matrix
 from .contacts import detect_contacts
 from .footlock import CONTACT_JOINTS, lock_feet
 from .ground import estimate_ground, world_from_camera
-from .smoothing import smooth_rotations, smooth_vectors
+from .smoothing import smooth_rotations, smooth_translation
 
 log = logging.getLogger(__name__)
 PELVIS, NECK = 0, 12
@@ -65,7 +65,7 @@ def _estimate_world(body: mf.BodyModel, tracks: list[mf.Track]) -> np.ndarray | 
 def _smooth_track(track: mf.Track) -> None:
     """Smooth pose and translation in place (times from the track's timestamps)."""
     track.pose = smooth_rotations(track.pose, track.times).astype(np.float32)
-    track.transl = smooth_vectors(track.transl, track.times).astype(np.float32)
+    track.transl = smooth_translation(track.transl, track.times).astype(np.float32)
 
 
 def _lock_track(body: mf.BodyModel, track: mf.Track, m: np.ndarray) -> None:
