@@ -169,8 +169,9 @@ def add_camera(motion_path: str, video: str | None, warnings: list[str]) -> str:
     from vibe_blender.bl.camera import create_camera
     from vibe_blender.core.errors import UserInputError
     from vibe_blender.core.motion_file import read_motion
-    if bpy.context.scene.camera is not None:  # the import made one already
-        return bpy.context.scene.camera.name
+    existing = bpy.context.scene.camera  # the import makes one (with the footage when it finds it)
+    if existing is not None and existing.data.background_images:
+        return existing.name
     meta = read_motion(motion_path).meta
     if video is None:
         named = (meta.get("video") or {}).get("path") or ""
@@ -178,6 +179,8 @@ def add_camera(motion_path: str, video: str | None, warnings: list[str]) -> str:
     if video is not None and not os.path.isfile(video):
         warnings.append(f"video {video} not found: camera without background")
         video = None
+    if existing is not None:
+        return existing.name
     try:
         return create_camera(meta, video_path=video).name
     except UserInputError as exc:

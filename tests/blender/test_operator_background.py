@@ -204,7 +204,7 @@ def _unchanged(rec):
 def test_import_video_ok_builds_one_animated_character_per_track(records):
     rec = _rec(records, "op_ok")
     assert rec["ret"] == ["FINISHED"] and rec["error"] == ""
-    assert rec["objects"] == ["VIBE_1", "VIBE_1_body", "VIBE_2", "VIBE_2_body"]
+    assert rec["objects"] == ["VIBE Camera", "VIBE_1", "VIBE_1_body", "VIBE_2", "VIBE_2_body"]  # + matched camera
     assert rec["actions"] == {"VIBE_1": "VIBE_1_action", "VIBE_2": "VIBE_2_action"}
     assert rec["after"]["armatures"] == 2 and rec["after"]["meshes"] == 2
     assert rec["out_exists"] and rec["motion_path"].endswith("out-ok.motion.npz")
@@ -220,7 +220,7 @@ def test_background_progress_lines_are_printed(records):
 def test_chosen_track_and_video_frame_rate(records):
     rec = _rec(records, "chosen")
     assert rec["ret"] == ["FINISHED"]
-    assert rec["objects"] == ["VIBE_2", "VIBE_2_body"]
+    assert rec["objects"] == ["VIBE Camera", "VIBE_2", "VIBE_2_body"]
     assert rec["after"]["fps"] == [30, 1.0]  # set to the video's 30 fps (was 24)
 
 
@@ -263,7 +263,7 @@ def test_import_motion_without_engine(records):
 
 def test_api_import_video_returns_armatures(records):
     rec = _rec(records, "api_ok")
-    assert rec["ret"] == ["VIBE_1"] and rec["objects"] == ["VIBE_1", "VIBE_1_body"]
+    assert rec["ret"] == ["VIBE_1"] and rec["objects"] == ["VIBE Camera", "VIBE_1", "VIBE_1_body"]
     assert rec["stages"][-6:] == ["decode", "detect", "track", "features", "regress", "write"]
 
 

@@ -37,7 +37,8 @@ from .api_export import ExportError, export_bvh, export_fbx, export_gltf  # noqa
 log = logging.getLogger(__name__)
 
 #: bpy.data collections an import may add to; rolled back on failure.
-_GUARDED_COLLECTIONS = ("objects", "meshes", "armatures", "actions", "materials")
+_GUARDED_COLLECTIONS = ("objects", "meshes", "armatures", "actions", "materials", "cameras", "movieclips",
+                        "images")
 
 
 class VibeImportError(VibeError):
@@ -63,7 +64,7 @@ def import_video(path: str | os.PathLike, *, out_motion: str | os.PathLike | Non
     engine = _engine_options(vibe_data, device, precision, engine_python, engine_command)
     with _motion_target(out_motion) as out:
         run_engine(path, out, engine, options, progress)
-        return bake_motion(out, options)
+        return bake_motion(out, options, video=path)
 
 
 def import_motion(path: str | os.PathLike, *, tracks: Sequence[int] | None = None,
@@ -101,8 +102,10 @@ def run_engine(video: str | os.PathLike, out: str | os.PathLike, engine: EngineO
     return job
 
 
-def bake_motion(path: str | os.PathLike, options: ImportOptions) -> list[bpy.types.Object]:
-    """Read a motion file and bake the chosen tracks; on any failure the scene is restored."""
+def bake_motion(path: str | os.PathLike, options: ImportOptions,
+                video: str | os.PathLike | None = None) -> list[bpy.types.Object]:
+    """Read a motion file, bake the chosen tracks and add the matched camera with ``video`` (default:
+    the file's own video, when found) as background; on any failure the scene is restored."""
     from . import bake, character
 
     motion = read_motion(path)
@@ -114,7 +117,37 @@ def bake_motion(path: str | os.PathLike, options: ImportOptions) -> list[bpy.typ
             bake.bake_track(arm, motion, track_id, root_motion=options.root_motion,
                             frame_start=options.frame_start, fps=options.bake_fps)
             armatures.append(arm)
+        footage = os.fspath(video) if video is not None else _footage_path(motion.meta, Path(path))
+        _match_camera(motion.meta, footage, options.frame_start)
     return armatures
+
+
+def _footage_path(meta: dict, motion_path: Path) -> str | None:
+    """The motion file's video if it can be found (as written, or next to the motion file)."""
+    named = (meta.get("video") or {}).get("path") or ""
+    for candidate in (Path(named), motion_path.parent / Path(named).name):
+        if named and candidate.is_file():
+            return str(candidate)
+    return None
+
+
+def _match_camera(meta: dict, video: str | None, frame_start: int) -> None:
+    """Create the camera matching the engine's (replacing an earlier one of ours), video as background.
+
+    A video Blender cannot open gives a camera without background and a warning.
+    """
+    from .camera import DEFAULT_CAMERA_NAME, create_camera
+
+    temp_name = DEFAULT_CAMERA_NAME + " (new)"
+    try:
+        cam = create_camera(meta, video_path=video, frame_start=frame_start, name=temp_name)
+    except UserInputError as exc:
+        log.warning("%s; the camera has no background", exc)
+        cam = create_camera(meta, frame_start=frame_start, name=temp_name)
+    old = bpy.data.objects.get(DEFAULT_CAMERA_NAME)
+    if old is not None and old.type == "CAMERA":
+        bpy.data.objects.remove(old)
+    cam.name = cam.data.name = DEFAULT_CAMERA_NAME
 
 
 @contextlib.contextmanager
