@@ -7,7 +7,8 @@ random-weight official-layout checkpoints, on clips made from the demo video:
   backwards, fp32 and bf16;
 * ``multi-720p``: 1280×720, demo frames 60 onwards (both people in view), fp32 and bf16;
 * ``1p-720p-long``: the one-person clip bounced LONG_FACTOR × longer, fp32: peak RSS must not
-  grow with the video length (two streaming passes, no frame kept).
+  grow with the video length (two streaming passes, no frame kept);
+* the same clips with the default BlazePose backend (no VIBE files: the fast path).
 
 Stage seconds come from the ``timings_s`` field of the engine's ``result`` line (decode, detect,
 track, crop, generator = backbone + temporal/regressor, postprocess, write, load_model). The ratio column
@@ -70,10 +71,12 @@ def make_vibe_data(root: Path) -> Path:
     return root
 
 
-def run_engine(video: Path, out: Path, vibe_data: Path, extra: list[str]) -> dict:
-    """One CLI run; returns wall time, peak RSS (MiB) of the engine process, and the motion file."""
-    cmd = [sys.executable, "-m", "vibe_engine", "run", str(video), "--out", str(out),
-           "--vibe-data", str(vibe_data), "--ignore-stdin", *extra]
+def run_engine(video: Path, out: Path, vibe_data: Path | None, extra: list[str]) -> dict:
+    """One CLI run (``vibe_data`` None: the default BlazePose backend); returns wall time, peak
+    RSS (MiB) of the engine process, its stage timings and the motion file."""
+    model = ["--vibe-data", str(vibe_data)] if vibe_data else []
+    cmd = [sys.executable, "-m", "vibe_engine", "run", str(video), "--out", str(out), *model,
+           "--ignore-stdin", *extra]
     env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", PYTHONPATH=str(REPO))
     start = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env, cwd=REPO)
@@ -87,23 +90,23 @@ def run_engine(video: Path, out: Path, vibe_data: Path, extra: list[str]) -> dic
             "timings": result["timings_s"]}
 
 
-def row(name: str, precision: str, result: dict) -> dict:
+def row(name: str, backend: str, precision: str, result: dict) -> dict:
     """Table row: frames, people, crops, fps (video frames per wall second), stage seconds."""
     motion = result["motion"]
     t = result["timings"]
     frames = motion.meta["video"]["frames"]
-    return {"case": name, "precision": precision, "frames": frames, "people": len(motion.tracks),
+    return {"case": name, "backend": backend, "precision": precision, "frames": frames, "people": len(motion.tracks),
             "crops": sum(tr.num_frames for tr in motion.tracks), "wall_s": result["wall_s"],
             "fps": frames / result["wall_s"], "rss_mib": result["rss_mib"],
             "load": t.get("load_model", 0.0), "decode": t.get("decode", 0.0), "detect": t.get("detect", 0.0),
             "track": t.get("track", 0.0), "crop": t.get("crop", 0.0),
-            "generator": t.get("generator_backbone", 0.0) + t.get("generator_temporal", 0.0),
+            "generator": sum(t.get(k, 0.0) for k in ("generator_backbone", "generator_temporal", "landmarks", "fit")),
             "post": t.get("postprocess", 0.0), "write": t.get("write", 0.0)}
 
 
 def print_table(rows: list[dict]) -> None:
     """Print the results as a fixed-width table (stage columns in seconds)."""
-    cols = ["case", "precision", "frames", "people", "crops", "wall_s", "fps", "ratio", "rss_mib", "load",
+    cols = ["case", "backend", "precision", "frames", "people", "crops", "wall_s", "fps", "ratio", "rss_mib", "load",
             "decode", "detect", "track", "crop", "generator", "post", "write"]
     base = rows[0]["fps"]
     print(" ".join(f"{c:>11}" for c in cols))
@@ -126,21 +129,27 @@ def main() -> None:
     multi = make_clip(work / "multi.mp4", args.frames, SIZE_720P, start=60)
     long = make_clip(work / "long.mp4", half, SIZE_720P, start=0, bounce=2 * LONG_FACTOR)
     common = ["--device", args.device, "--batch-size", str(args.batch_size), "--min-frames", "5"]
-    cases = [("1p-720p", one, []), ("multi-720p", multi, []), ("1p-720p-long", long, [])]
+    cases = [("1p-720p", one, data, ("fp32", "bf16")), ("multi-720p", multi, data, ("fp32", "bf16")),
+             ("1p-720p-long", long, data, ("fp32",)), ("1p-720p", one, None, ("fp32",)),
+             ("multi-720p", multi, None, ("fp32",)), ("1p-720p-long", long, None, ("fp32",))]
     rows = []
-    for name, clip, extra in cases:
-        for precision in (("fp32",) if name.endswith("long") else ("fp32", "bf16")):
-            result = run_engine(clip, work / f"{name}-{precision}.motion.npz", data,
-                                common + extra + ["--precision", precision])
-            rows.append(row(name, precision, result))
+    for name, clip, vibe_data, precisions in cases:
+        backend = "vibe" if vibe_data else "blazepose"
+        for precision in precisions:
+            result = run_engine(clip, work / f"{name}-{backend}-{precision}.motion.npz", vibe_data,
+                                common + ["--precision", precision])
+            rows.append(row(name, backend, precision, result))
             print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in rows[-1].items()}),
                   file=sys.stderr)
     print(f"device={args.device} torch threads={os.cpu_count()} batch={args.batch_size} "
           f"(stage columns: seconds; fps = video frames / wall second incl. start-up)")
     print_table(rows)
-    rss = {r["case"]: r["rss_mib"] for r in rows if r["precision"] == "fp32"}
-    print(f"peak RSS {rss['1p-720p']:.0f} MiB at {args.frames} frames vs {rss['1p-720p-long']:.0f} MiB at "
-          f"{args.frames * LONG_FACTOR} frames (ratio {rss['1p-720p-long'] / rss['1p-720p']:.2f})")
+    for backend in ("vibe", "blazepose"):
+        rss = {r["case"]: r for r in rows if r["precision"] == "fp32" and r["backend"] == backend}
+        short, long_ = rss["1p-720p"], rss["1p-720p-long"]
+        print(f"{backend}: peak RSS {short['rss_mib']:.0f} MiB at {short['frames']} frames vs "
+              f"{long_['rss_mib']:.0f} MiB at {long_['frames']} frames (ratio "
+              f"{long_['rss_mib'] / short['rss_mib']:.2f})")
 
 
 if __name__ == "__main__":

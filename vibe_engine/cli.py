@@ -188,7 +188,7 @@ def guarded(writer: "ProtocolWriter", body: Callable[[], int]) -> int:
 def _usage_failure(argv: Sequence[str], message: str, out: TextIO) -> int:
     """Exit 2 with one line on stderr; `run` also gets hello/error/done on stdout."""
     sys.stderr.write(message + "\n")
-    if argv and argv[0] == "run":
+    if next((a for a in argv if not a.startswith("-")), None) == "run":
         from .protocol import ProtocolWriter
 
         writer = ProtocolWriter(out)

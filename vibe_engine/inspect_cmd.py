@@ -44,7 +44,7 @@ def format_table(info: dict[str, Any]) -> str:
              f"{'track':>5} {'frames':>7} {'first':>6} {'last':>6} {'conf':>6} {'detected':>9} {'depth m':>8}"]
     for t in info["tracks"]:
         depth = "-" if t["mean_depth_m"] is None else f"{t['mean_depth_m']:.2f}"
-        lines.append(f"{t['id']:>5} {t['frames']:>7} {t['first']:>6} {t['last']:>6} "
+        lines.append(f"{t['id']:>5} {t['frames']:>7} {t['first']!s:>6} {t['last']!s:>6} "
                      f"{t['mean_confidence']:>6.2f} {t['detected_fraction']:>9.0%} {depth:>8}")
     return "\n".join(lines)
 
