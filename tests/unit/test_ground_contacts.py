@@ -97,3 +97,31 @@ def test_contact_flicker_is_cleaned():
     pts[25, 0, 2] = 0.0  # a one-frame touch
     found = detect_contacts(pts, t, speed_max=100.0)[:, 0]
     assert found[10:20].all() and not found[25] and found.sum() == 10
+
+
+def test_planted_foot_drifting_in_depth_is_still_in_contact():
+    # A monocular depth error: the planted foot drifts 1.5 m/s along the viewing direction (+x here)
+    # while its lateral position and height stay put. With the viewing direction known it is a
+    # contact; a foot moving as fast sideways (what the image shows) is not.
+    t = np.arange(30) / FPS
+    drift = np.zeros((30, 1, 3))
+    drift[:, 0, 0] = 1.5 * t
+    view = np.array([1.0, 0.0, -0.2])
+    assert detect_contacts(drift, t, view_dir=view).all()
+    assert not detect_contacts(drift, t).any()
+    sideways = drift[..., [1, 0, 2]]
+    assert not detect_contacts(sideways, t, view_dir=view).any()
+
+
+def test_contact_hysteresis_keeps_a_slowly_lifting_heel():
+    # Height 0 → 0.14 m over 20 frames at 0.2 m/s: the contact that started low lasts while the
+    # heel stays within 1.5 × the height bound (0.15 m); a point that only hovers at 0.14 m never starts one.
+    t = np.arange(40) / FPS
+    pts = np.zeros((40, 2, 3))
+    pts[10:30, 0, 2] = np.linspace(0.0, 0.14, 20)
+    pts[30:, 0, 2] = 0.14
+    pts[:, 1, 2] = 0.14
+    pts[:4, 1, 2] = 0.0  # its floor level stays 0 (5th percentile)
+    found = detect_contacts(pts, t)
+    assert found[:, 0].all()
+    assert found[:3, 1].all() and not found[3:, 1].any()

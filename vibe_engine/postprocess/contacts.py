@@ -1,10 +1,22 @@
-"""Foot-contact detection from foot points in a z-up world frame (ground at z = 0), metres."""
+"""Foot-contact detection from foot points in a z-up world frame (ground at z = 0), metres.
+
+A monocular estimate knows a person's depth (distance from the camera) far less well than the
+image-plane position: the depth drifts by tens of cm when the body's apparent size changes (a
+crouch, an arm raised), so a planted foot "moves" along the viewing direction at up to ~2 m/s.
+Speeds are therefore measured with the horizontal component along the camera's viewing direction
+down-weighted (``depth_weight``); lateral and vertical motion, which the image shows directly,
+count in full (run the detection on smoothed points: :mod:`run` passes the smoothed motion). Thresholds use hysteresis: a contact starts where a
+point is low and slow, and lasts while it stays within looser bounds.
+"""
 from __future__ import annotations
 
 import numpy as np
 
-CONTACT_HEIGHT_MAX = 0.06  # m above the ground (foot joints sit a few cm above the sole)
-CONTACT_SPEED_MAX = 0.30  # m/s
+CONTACT_HEIGHT_MAX = 0.10  # m above the point's own floor level (foot joints sit a few cm above the sole)
+CONTACT_SPEED_MAX = 0.50  # m/s, the depth component weighted by DEPTH_WEIGHT
+HYSTERESIS = 1.5  # a started contact lasts while height and speed stay within this factor of the bounds
+DEPTH_WEIGHT = 0.3  # weight of the speed along the viewing direction (monocular depth is unreliable)
+FLOOR_PERCENTILE = 5  # the point's floor level: this percentile of its heights
 MIN_CONTACT_FRAMES = 3
 MAX_GAP_FRAMES = 2
 
@@ -28,19 +40,47 @@ def _clean(mask: np.ndarray, min_frames: int, max_gap: int) -> np.ndarray:
     return out
 
 
-def detect_contacts(points: np.ndarray, times: np.ndarray, *,
+def _hysteresis(strong: np.ndarray, weak: np.ndarray) -> np.ndarray:
+    """Runs of ``weak`` (T,) bool that contain at least one ``strong`` frame."""
+    out = np.zeros_like(weak)
+    for start, end in _runs(weak):
+        if strong[start:end].any():
+            out[start:end] = True
+    return out
+
+
+def _weighted_speed(points: np.ndarray, times: np.ndarray, view_dir: np.ndarray | None,
+                    depth_weight: float) -> np.ndarray:
+    """Speed (T,K) m/s of points (T,K,3), the horizontal part along ``view_dir`` scaled by ``depth_weight``."""
+    if len(times) < 2:
+        return np.zeros(points.shape[:-1])
+    vel = np.gradient(points, times, axis=0)
+    if view_dir is None:
+        return np.linalg.norm(vel, axis=-1)
+    d = np.array([view_dir[0], view_dir[1], 0.0])
+    d /= max(np.linalg.norm(d), 1e-12)
+    along = vel @ d
+    across = vel - along[..., None] * d
+    return np.sqrt(np.sum(across * across, axis=-1) + (depth_weight * along) ** 2)
+
+
+def detect_contacts(points: np.ndarray, times: np.ndarray, *, view_dir: np.ndarray | None = None,
                     height_max: float = CONTACT_HEIGHT_MAX, speed_max: float = CONTACT_SPEED_MAX,
+                    depth_weight: float = DEPTH_WEIGHT, hysteresis: float = HYSTERESIS,
                     min_frames: int = MIN_CONTACT_FRAMES, max_gap: int = MAX_GAP_FRAMES) -> np.ndarray:
     """Contact flags (T,K) bool for foot points (T,K,3) in a z-up world over times (T,) s.
 
-    A point is in contact when it is low (z ≤ height_max above the lowest height it reaches
-    near the ground, which absorbs the joint's height above the sole) and slow (horizontal and
-    vertical speed ≤ speed_max); short flickers are cleaned up.
+    A point is in contact when it is low (≤ height_max above its own floor level, the
+    FLOOR_PERCENTILE of its heights, which absorbs the joint's height above the sole) and slow
+    (weighted speed ≤ speed_max); the contact lasts while both stay within ``hysteresis`` times
+    these bounds. ``view_dir`` (3,), optional: the camera's viewing direction in the world; its
+    horizontal component's speed counts with ``depth_weight``. Short flickers are cleaned up.
     """
     points = np.asarray(points, np.float64)
     times = np.asarray(times, np.float64)
-    vel = np.gradient(points, times, axis=0) if len(times) > 1 else np.zeros_like(points)
-    speed = np.linalg.norm(vel, axis=-1)
-    floor = np.maximum(np.percentile(points[..., 2], 5, axis=0), 0.0)
-    raw = (points[..., 2] <= floor + height_max) & (speed <= speed_max)
-    return np.stack([_clean(raw[:, k], min_frames, max_gap) for k in range(raw.shape[1])], axis=1)
+    speed = _weighted_speed(points, times, view_dir, depth_weight)
+    height = points[..., 2] - np.maximum(np.percentile(points[..., 2], FLOOR_PERCENTILE, axis=0), 0.0)
+    strong = (height <= height_max) & (speed <= speed_max)
+    weak = (height <= hysteresis * height_max) & (speed <= hysteresis * speed_max)
+    flags = [_hysteresis(strong[:, k], weak[:, k]) for k in range(points.shape[1])]
+    return np.stack([_clean(f, min_frames, max_gap) for f in flags], axis=1)

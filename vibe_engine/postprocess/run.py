@@ -23,6 +23,7 @@ from .smoothing import smooth_rotations, smooth_translation
 
 log = logging.getLogger(__name__)
 PELVIS, NECK = 0, 12
+CAMERA_FORWARD = np.array([0.0, 0.0, 1.0])  # OpenCV camera: z looks forward
 MIN_GROUND_FRAMES = 10
 
 
@@ -72,7 +73,7 @@ def _lock_track(body: mf.BodyModel, track: mf.Track, m: np.ndarray) -> None:
     """Detect contacts and lock the feet of one track in place."""
     joints = _camera_joints(body, track)[:, list(CONTACT_JOINTS)]
     world = joints @ m[:3, :3].T + m[:3, 3]
-    contacts = detect_contacts(world, track.times)
+    contacts = detect_contacts(world, track.times, view_dir=m[:3, :3] @ CAMERA_FORWARD)
     track.extra["contacts"] = contacts
     pose, transl = lock_feet(body, track.betas_track, track.pose, track.transl, m, contacts)
     track.pose, track.transl = pose.astype(np.float32), transl.astype(np.float32)
