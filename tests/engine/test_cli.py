@@ -438,3 +438,34 @@ def test_out_of_memory_at_batch_one_is_a_clear_error(clips, vibe_data, tmp_path)
                         env={"VIBE_ENGINE_FAULT_OOM_ABOVE": "0"})
     assert engine.rc == 1 and engine.error["code"] == "OUT_OF_MEMORY"
     assert "even with one crop per batch" in engine.error["message"] and leftovers(tmp_path) == []
+
+
+# ------------------------------------------------------------------------------- the add-on's runner
+
+
+def test_the_addon_runner_drives_the_real_engine_to_a_result(clips, tmp_path):
+    from vibe_blender.runner.engine_cmd import EngineSpec, run_argv
+    from vibe_blender.runner.job import Job, JobState
+
+    out = tmp_path / "o.motion.npz"
+    job = Job(run_argv(EngineSpec(python=sys.executable), clips["short"], out) + ["--min-frames", "5"],
+              result_path=out, env=_env(None))
+    assert job.run_blocking() is JobState.DONE, (job.error, job.error_detail)
+    assert job.result["path"] == str(out) and job.stage == "write" and job.garbage_lines == []
+    assert mf.read_motion(out).meta["manifest"]["backend"] == "blazepose"
+
+
+def test_the_addon_runner_cancels_the_real_engine_and_no_file_is_left(clips, tmp_path):
+    from vibe_blender.runner.engine_cmd import EngineSpec, run_argv
+    from vibe_blender.runner.job import Job, JobState
+
+    out = tmp_path / "o.motion.npz"
+    job = Job(run_argv(EngineSpec(python=sys.executable), clips["short"], out) + ["--min-frames", "5"],
+              result_path=out, env=_env({"VIBE_ENGINE_PAUSE_AT": "features"}))
+
+    def cancel_at_pause(j) -> None:
+        if any("paused" in w for w in j.warnings):
+            j.request_cancel()
+
+    assert job.run_blocking(cancel_at_pause) is JobState.CANCELLED
+    assert job.exit_code == 3 and leftovers(tmp_path) == []
