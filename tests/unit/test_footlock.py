@@ -5,7 +5,7 @@ import pytest
 from vibe_blender.core import motion_file as mf
 from vibe_blender.core.body import forward_kinematics, shaped_rest
 from vibe_blender.core.rotations import aa_to_matrix
-from vibe_engine.postprocess.footlock import CONTACT_JOINTS, lock_feet
+from vibe_engine.postprocess.footlock import BLEND_FRAMES, CONTACT_JOINTS, lock_feet
 from vibe_engine.postprocess.ground import GroundPlane, world_from_camera
 
 # Plausible SMPL-like rest joints (y up, facing +z, metres), one vertex per joint.
@@ -94,3 +94,37 @@ def test_only_the_planted_foot_is_pinned(body):
     assert np.linalg.norm(left - left[0], axis=-1).max() < 1e-3
     # the root no longer slides: the body is held by its planted foot
     assert np.ptp(feet[:, 0, 0]) < 1e-3
+
+
+def test_depth_drift_corrected_along_the_camera_ray(body):
+    # A monocular depth error: the body drifts 30 cm away from the camera while standing. Along its
+    # camera ray, the root goes back so the feet stay put, and the root's image position is kept.
+    rng = np.random.default_rng(4)
+    pose, transl = _standing(30, rng)
+    transl[:, 0] += 0.3
+    transl *= np.linspace(1.0, 1.075, 30)[:, None]  # scaled along the ray through the origin
+    times = np.arange(30) / 30.0
+    new_pose, new_transl = lock_feet(body, np.zeros(10), pose, transl, M, np.ones((30, 4), bool), along_ray=True,
+                                     times=times)
+    pts = _camera_points(new_pose, new_transl)
+    feet = _world(pts)[:, CONTACT_JOINTS]
+    assert np.linalg.norm(feet - feet[0], axis=-1).max() < 1e-3
+    before = _camera_points(pose, transl)[:, 0]
+    np.testing.assert_allclose(pts[:, 0, :2] / pts[:, 0, 2:], before[:, :2] / before[:, 2:], atol=1e-6)
+    assert np.ptp(pts[:, 0, 2]) < 0.01  # the depth drift is gone
+
+
+def test_foot_leaving_contact_keeps_its_swing(body):
+    # Left foot planted for 15 frames while the body slides, then it swings: after the blend the
+    # leg's pose relative to the pelvis is the input's again (not pulled back to the anchor).
+    rng = np.random.default_rng(5)
+    pose, transl = _standing(40, rng)
+    transl[:, 0] += np.linspace(0, 0.1, 40)
+    pose[15:, 1, 0] = np.linspace(0, -0.8, 25)  # hip flexion: the foot swings forward
+    contacts = np.zeros((40, 4), bool)
+    contacts[:15, :2] = True
+    new_pose, new_transl = lock_feet(body, np.zeros(10), pose, transl, M, contacts)
+    late = slice(15 + BLEND_FRAMES + 1, 40)
+    np.testing.assert_allclose(new_pose[late, 1:], pose[late, 1:], atol=1e-6)
+    left = _world(_camera_points(new_pose, new_transl))[:15, 7]
+    assert np.linalg.norm(left - left[0], axis=-1).max() < 1e-3

@@ -22,9 +22,15 @@ import numpy as np
 from vibe_blender.core.body import forward_kinematics, shaped_rest
 from vibe_blender.core.rotations import aa_to_matrix, matrix_to_aa
 
+from .smoothing import LocalFitParams, smooth_vectors
+
 CONTACT_JOINTS = (7, 10, 8, 11)  # left ankle, left foot, right ankle, right foot
 LEGS = ((1, 4, 7, 10), (2, 5, 8, 11))  # (hip, knee, ankle, foot) left, right
-BLEND_FRAMES = 3
+BLEND_FRAMES = 5
+RAY_HORIZONTAL_MIN = 0.05  # squared horizontal length of a root ray below which depth is not corrected
+# The root offsets follow the planted feet, jitter included; smoothed (with timestamps), they stop
+# passing that jitter on to the legs (the leg IK pins the feet exactly anyway).
+ROOT_OFFSET_SMOOTHING = LocalFitParams(sigma=0.1, order=1)
 REACH_MARGIN = 0.9995  # planted legs stay 0.05 % short of full extension (IK stays well-posed)
 _EPS = 1e-9
 
@@ -49,19 +55,27 @@ def _joints(rot: np.ndarray, rest: np.ndarray, parents: np.ndarray, root: np.nda
 
 
 def _anchors(points: np.ndarray, contacts: np.ndarray) -> np.ndarray:
-    """Per frame and point the anchor (T,K,3): position at the start of its contact run; NaN off-contact."""
+    """Per frame and point the anchor (T,K,3): the point's mean position over its contact run; NaN off-contact.
+
+    The mean (not the position where the contact began) halves the largest correction the legs
+    need, so the blend in and out of a contact stays gentle.
+    """
     anchors = np.full_like(points, np.nan)
     for k in range(points.shape[1]):
-        start = None
-        for t in range(points.shape[0]):
-            start = (t if start is None else start) if contacts[t, k] else None
-            if start is not None:
-                anchors[t, k] = points[start, k]
+        padded = np.concatenate([[False], contacts[:, k], [False]])
+        edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+        for start, end in zip(edges[::2], edges[1::2]):
+            anchors[start:end, k] = points[start:end, k].mean(axis=0)
     return anchors
 
 
-def _root_correction(points: np.ndarray, contacts: np.ndarray) -> np.ndarray:
-    """Horizontal root offsets (T,3) that cancel the mean slide of planted points (carried forward)."""
+def _root_correction(points: np.ndarray, contacts: np.ndarray, rays: np.ndarray | None = None) -> np.ndarray:
+    """Root offsets (T,3) that cancel the mean horizontal slide of planted points (carried forward).
+
+    Without ``rays`` the offsets are horizontal. With ``rays`` (T,3) (unit world directions of the
+    camera rays through the root) the root moves only along its ray, by the amount that best
+    cancels the horizontal slide: a depth correction that keeps the root's image position.
+    """
     offset = np.zeros(3)
     out = np.zeros((points.shape[0], 3))
     anchors = np.full(points.shape[1:], np.nan)
@@ -74,9 +88,18 @@ def _root_correction(points: np.ndarray, contacts: np.ndarray) -> np.ndarray:
                 anchors[k] = moved[k]
         planted = contacts[t]
         if planted.any():
-            offset[:2] = np.mean(anchors[planted, :2] - points[t, planted, :2], axis=0)
+            slide = np.mean(anchors[planted, :2] - points[t, planted, :2], axis=0)
+            offset = _along_ray(slide, rays[t]) if rays is not None else np.array([*slide, 0.0])
         out[t] = offset
     return out
+
+
+def _along_ray(slide: np.ndarray, ray: np.ndarray) -> np.ndarray:
+    """Offset (3,) along ``ray`` (3,) whose horizontal part best matches ``slide`` (2,) (least squares)."""
+    horiz = ray[:2] @ ray[:2]
+    if horiz < RAY_HORIZONTAL_MIN:
+        return np.zeros(3)  # a camera looking straight down: depth does not move the root sideways
+    return (slide @ ray[:2]) / horiz * ray
 
 
 def _ground_lift(points: np.ndarray) -> np.ndarray:
@@ -154,24 +177,27 @@ def _reach_drop(g: np.ndarray, targets: list[np.ndarray], weights: list[np.ndarr
 
 
 def _blend_weights(contacts: np.ndarray) -> np.ndarray:
-    """IK weights (T,) in [0,1]: 1 in contact, ramping to 0 over BLEND_FRAMES frames around it."""
-    t = np.arange(len(contacts))
+    """IK weights (T,) in [0,1]: 1 in contact, a raised-cosine ramp to 0 over BLEND_FRAMES frames around it."""
     idx = np.flatnonzero(contacts)
     if idx.size == 0:
         return np.zeros(len(contacts))
-    dist = np.min(np.abs(t[:, None] - idx[None]), axis=1)
-    return np.clip(1.0 - dist / (BLEND_FRAMES + 1), 0.0, 1.0)
+    dist = np.abs(np.arange(len(contacts)) - _nearest_contact(contacts))
+    return 0.5 * (1.0 + np.cos(np.pi * np.clip(dist / (BLEND_FRAMES + 1), 0.0, 1.0)))
 
 
-def _nearest_anchor(anchors: np.ndarray, contacts: np.ndarray) -> np.ndarray:
-    """Anchors (T,3) extended to non-contact frames from the nearest contact frame."""
+def _nearest_contact(contacts: np.ndarray) -> np.ndarray:
+    """Index (T,) int of the nearest contact frame of every frame (contacts (T,) bool, at least one True)."""
     idx = np.flatnonzero(contacts)
-    nearest = idx[np.argmin(np.abs(np.arange(len(contacts))[:, None] - idx[None]), axis=1)]
-    return anchors[nearest]
+    return idx[np.argmin(np.abs(np.arange(len(contacts))[:, None] - idx[None]), axis=1)]
 
 
 def _leg_targets(g: np.ndarray, contacts: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per leg: ankle targets (T,3), blend weights (T,) and foot directions (T,3) (NaN: keep)."""
+    """Per leg: ankle targets (T,3), blend weights (T,) and foot directions (T,3) (NaN: keep).
+
+    Around a contact the target is the ankle's own position shifted by the correction of the
+    nearest contact frame (not the contact's anchor itself): a foot leaving the ground keeps the
+    shape of its swing, offset by a correction that fades out.
+    """
     out = []
     for side, leg in enumerate(LEGS):
         ankle, foot = leg[2], leg[3]
@@ -183,13 +209,15 @@ def _leg_targets(g: np.ndarray, contacts: np.ndarray) -> list[tuple[np.ndarray, 
         toe_dir = np.where((heel_c & toe_c)[:, None], anchors[:, 1] - anchors[:, 0], np.nan)
         any_c = heel_c | toe_c
         if any_c.any():
-            target = _nearest_anchor(np.where(any_c[:, None], target, 0.0), any_c)
+            shift = np.where(any_c[:, None], target - pts[:, 0], 0.0)[_nearest_contact(any_c)]
+            target = pts[:, 0] + shift
         out.append((target, _blend_weights(any_c), toe_dir))
     return out
 
 
 def lock_feet(body: Any, betas: np.ndarray, pose_aa: np.ndarray, transl: np.ndarray,
-              world_from_camera: np.ndarray, contacts: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+              world_from_camera: np.ndarray, contacts: np.ndarray,
+              along_ray: bool = False, times: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
     """Pin planted feet. Returns (pose (T,24,3) axis-angle, transl (T,3)) in the camera frame.
 
     body: SMPL-layout body (motion_file.BodyModel); betas (B,); pose_aa (T,24,3) and transl (T,3)
@@ -202,8 +230,15 @@ def lock_feet(body: Any, betas: np.ndarray, pose_aa: np.ndarray, transl: np.ndar
     rot = _world_rotations(pose_aa, m)
     root = _root_world(rest, np.asarray(transl, np.float64), m)
     points = _joints(rot, rest, parents, root)[:, list(CONTACT_JOINTS)][..., :3, 3]
-    root = root + _root_correction(points, contacts)
-    root = root + _ground_lift(points + (root - _root_world(rest, np.asarray(transl, np.float64), m))[:, None])
+    rays = None
+    if along_ray:
+        cam_root = rest[0] + np.asarray(transl, np.float64)
+        rays = (cam_root / np.linalg.norm(cam_root, axis=-1, keepdims=True)) @ m[:3, :3].T
+    offset = _root_correction(points, contacts, rays)
+    offset = offset + _ground_lift(points + offset[:, None])
+    if times is not None and len(offset) > 2:
+        offset = smooth_vectors(offset, times, ROOT_OFFSET_SMOOTHING)
+    root = root + offset
     g = _joints(rot, rest, parents, root)
     legs = _leg_targets(g, contacts)
     root = root + _reach_drop(g, [lg[0] for lg in legs], [lg[1] for lg in legs])

@@ -75,7 +75,8 @@ def _lock_track(body: mf.BodyModel, track: mf.Track, m: np.ndarray) -> None:
     world = joints @ m[:3, :3].T + m[:3, 3]
     contacts = detect_contacts(world, track.times, view_dir=m[:3, :3] @ CAMERA_FORWARD)
     track.extra["contacts"] = contacts
-    pose, transl = lock_feet(body, track.betas_track, track.pose, track.transl, m, contacts)
+    pose, transl = lock_feet(body, track.betas_track, track.pose, track.transl, m, contacts, along_ray=True,
+                             times=np.asarray(track.times, np.float64))
     track.pose, track.transl = pose.astype(np.float32), transl.astype(np.float32)
 
 
