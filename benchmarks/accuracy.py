@@ -1,12 +1,17 @@
 """Motion accuracy on the synthetic suite: raw network output vs post-processed, per clip and overall.
 
-    python benchmarks/accuracy.py --suite ci [--json FILE] [--vibe-data DIR] [-- EXTRA ENGINE ARGS]
+    python benchmarks/accuracy.py --suite ci [--json FILE] [--vibe-data DIR] [--motions DIR [--reuse]]
+                                  [-- EXTRA ENGINE ARGS]
 
 Runs the real engine CLI (`python -m vibe_engine run`) on every clip of the suite with the clip's
 true focal length, reads the motion file and compares the main track's 24 joints with the
 ground truth (docs/benchmark-format.md). "raw" uses `pose_raw`/`transl_raw` (the network output
 kept in the file), "post" the post-processed `pose`/`transl`. The full suite's clips are made on
 demand with benchmarks/synthetic/make_clip.py.
+
+``--motions DIR`` keeps the engine's motion files (``DIR/NAME.motion.npz``); with ``--reuse`` a
+file already there is not recomputed: the current post-processing (default settings) is run
+again on its raw output instead, to measure post-processing changes without the network.
 """
 from __future__ import annotations
 
@@ -95,17 +100,37 @@ def clip_metrics(motion: mf.Motion, gt: dict, raw: bool) -> dict[str, float]:
     }
 
 
-def evaluate(suite: str, extra: list[str]) -> dict[str, dict[str, dict[str, float]]]:
+def repostprocess(motion: mf.Motion) -> mf.Motion:
+    """Run the current post-processing (default settings) again on a motion file's raw output."""
+    from vibe_engine.postprocess.run import postprocess
+
+    for track in motion.tracks:
+        track.pose = np.array(track.extra.get("pose_raw", track.pose), np.float32)
+        track.transl = np.array(track.extra.get("transl_raw", track.transl), np.float32)
+        track.extra.pop("contacts", None)
+    return postprocess(motion)
+
+
+def clip_motion(video: Path, gt: dict, extra: list[str], keep: Path | None, reuse: bool) -> mf.Motion:
+    """The engine's motion for one clip (kept in / reused from ``keep`` when given)."""
+    name = video.with_suffix("").name
+    if keep is not None and reuse and (keep / f"{name}.motion.npz").exists():
+        return repostprocess(mf.read_motion(keep / f"{name}.motion.npz"))
+    with tempfile.TemporaryDirectory() as tmp:
+        out = (keep or Path(tmp)) / f"{name}.motion.npz"
+        run_engine(video, out, float(gt["K"][0, 0]), extra)
+        return mf.read_motion(out)
+
+
+def evaluate(suite: str, extra: list[str], keep: Path | None = None,
+             reuse: bool = False) -> dict[str, dict[str, dict[str, float]]]:
     """{clip: {"raw": metrics, "post": metrics, "backend": name}} for every clip of the suite."""
     results = {}
     for name, args in clips(suite).items():
         video = ensure_clip(suite, name, args)
         with np.load(video.with_suffix("").with_suffix(".gt.npz"), allow_pickle=False) as z:
             gt = {k: z[k] for k in z.files}
-        with tempfile.TemporaryDirectory() as tmp:
-            out = Path(tmp) / f"{name}.motion.npz"
-            run_engine(video, out, float(gt["K"][0, 0]), extra)
-            motion = mf.read_motion(out)
+        motion = clip_motion(video, gt, extra, keep, reuse)
         results[name] = {"raw": clip_metrics(motion, gt, raw=True), "post": clip_metrics(motion, gt, raw=False),
                          "backend": motion.meta.get("manifest", {}).get("backend")}
     return results
@@ -140,10 +165,17 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--suite", choices=("ci", "full"), default="ci")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     p.add_argument("--vibe-data", metavar="DIR", help="run the VIBE backend with this data folder")
+    p.add_argument("--motions", metavar="DIR", type=Path, help="keep the engine's motion files in DIR")
+    p.add_argument("--reuse", action="store_true", help="with --motions: post-process kept files again "
+                   "instead of running the engine")
     a = p.parse_args(own)
+    if a.reuse and not a.motions:
+        p.error("--reuse needs --motions DIR (the folder of kept motion files)")
     if a.vibe_data:
         extra = ["--vibe-data", a.vibe_data, *extra]
-    results = evaluate(a.suite, extra)
+    if a.motions:
+        a.motions.mkdir(parents=True, exist_ok=True)
+    results = evaluate(a.suite, extra, a.motions, a.reuse)
     print_table(results)
     if a.json:
         Path(a.json).write_text(json.dumps({"clips": results, "overall": overall(results)}, indent=2))
