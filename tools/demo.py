@@ -13,17 +13,18 @@ Steps (each prints its progress on stdout):
    ``--motion FILE`` skips the engine.
 2. **blender** (bpy wheel, in this process): every track as a character, root motion ``world``,
    scene at the video's frame rate, the matched camera with the video as its background →
-   ``OUT/demo.blend`` and ``OUT/person_<id>.fbx|bvh|glb``.
+   ``OUT/demo.blend`` and ``OUT/person_<id>.fbx|bvh|glb``. Blender's own console output goes to
+   ``OUT/blender.log``.
 3. **measure**: every tracked frame is evaluated in Blender; the characters' joints and body
    vertices are projected through the Blender camera (video pixels) and compared with the
    engine's own 2D joints and tracker boxes.
 4. **preview**: a few evenly spaced frames rendered with Workbench (transparent film, matched
    camera) and alpha-composited over the decoded video frame → ``OUT/preview_<frame>.png`` and
-   the contact sheet ``OUT/preview.png``.
+   the contact sheet ``OUT/preview.png`` (``--readme-image`` also writes it small, as the README's).
 5. **summary**: ``OUT/summary.json`` (inputs, engine backend/version/timings, people, quality
    figures, files with sizes) and a short human summary.
 
-Every file is written under a temporary name and renamed. Files of an earlier run that this run
+See docs/demo.md for the summary's fields. Every file is written under a temporary name and renamed. Files of an earlier run that this run
 did not write again (``person_*``, ``preview_*``) are removed, so the folder always shows one run.
 Exit codes: 0 ok · 1 internal error · 2 usage (bad option, missing input) · 3 the engine failed ·
 4 the Blender stage failed. On failure one line ``demo: error: …`` goes to stderr.
@@ -140,19 +141,24 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser."""
-    p = _Parser(prog="demo.py", description="make demo: video → engine → characters in Blender → out/demo/")
+    p = _Parser(prog="demo.py",
+                description="make demo: video → engine → characters in Blender → out/demo/")
     p.add_argument("--video", default=str(DEFAULT_VIDEO), help="input video (default: the bundled clip)")
     p.add_argument("--out", default=str(DEFAULT_OUT), help="output folder (default: out/demo)")
     p.add_argument("--motion", default=None, help="use this motion file instead of running the engine")
-    p.add_argument("--force", action="store_true", help="run the engine even if a matching motion file exists")
+    p.add_argument("--force", action="store_true",
+                   help="run the engine even if a matching motion file exists")
     p.add_argument("--formats", default=DEFAULT_FORMATS, help="export formats: fbx,bvh,glb (default all)")
     p.add_argument("--previews", type=int, default=PREVIEW_COUNT, help="number of preview frames (1-16)")
-    p.add_argument("--render-scale", type=float, default=RENDER_SCALE, help="preview size / video size (0.1-1)")
-    p.add_argument("--keep-layers", action="store_true", help="also keep the rendered RGBA layers (layer_<frame>.png)")
+    p.add_argument("--render-scale", type=float, default=RENDER_SCALE,
+                   help="preview size / video size (0.1-1)")
+    p.add_argument("--keep-layers", action="store_true",
+                   help="also keep the rendered RGBA layers (layer_<frame>.png)")
     p.add_argument("--no-labels", action="store_true", help="previews without frame and person labels")
     p.add_argument("--readme-image", default=None, help="also write the contact sheet, downscaled, here")
     p.add_argument("--readme-width", type=int, default=960, help="width of --readme-image in pixels")
-    p.add_argument("--engine-python", default=sys.executable, help="the engine's interpreter (default: this one)")
+    p.add_argument("--engine-python", default=sys.executable,
+                   help="the engine's interpreter (default: this one)")
     p.add_argument("--engine-arg", action="append", default=[], metavar="ARG",
                    help="extra engine option, repeatable (e.g. --engine-arg=--no-foot-lock)")
     p.add_argument("-v", "--verbose", action="store_true", help="debug logs")
@@ -222,7 +228,8 @@ def engine_argv(python: str, video: Path, motion: Path, extra: Sequence[str] = (
     return [python, "-m", "vibe_engine", "run", str(video), "--out", str(motion), "--ignore-stdin", *extra]
 
 
-def run_engine(python: str, video: Path, motion: Path, log_path: Path, extra: Sequence[str] = ()) -> dict[str, Any]:
+def run_engine(python: str, video: Path, motion: Path, log_path: Path,
+               extra: Sequence[str] = ()) -> dict[str, Any]:
     """Run the engine to the end; return {"result", "warnings", "wall_s"}; DemoError (3) on failure."""
     env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE",
            "PYTHONPATH": os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)}
@@ -298,16 +305,22 @@ def _show(path: Path) -> str:
 
 
 # -- step 2: Blender ------------------------------------------------------------------------------
-def build_scene(motion_path: Path, motion: Motion, video: Path) -> tuple[list, Any]:
-    """Empty scene → one character per track (root motion world, video fps) + the matched camera."""
+def build_scene(motion_path: Path, video: Path) -> tuple[list, Any]:
+    """Empty scene → one character per track (root motion world, video fps) and the matched camera
+    with ``video`` as its background (made by the import, ``api.bake_motion``)."""
+    import bpy
     import vibe_batch
     from vibe_blender.bl import api
-    from vibe_blender.bl.camera import create_camera
+    from vibe_blender.bl.camera import DEFAULT_CAMERA_NAME
     from vibe_blender.bl.character import body_of
+    from vibe_blender.core.settings import ImportOptions
     vibe_batch.reset_scene()
-    armatures = api.import_motion(str(motion_path), root_motion="world", fps_mode="video",
-                                  frame_start=FRAME_START)
-    camera = create_camera(motion.meta, video_path=str(video), frame_start=FRAME_START)
+    options = ImportOptions(root_motion="world", fps_mode="video", frame_start=FRAME_START)
+    armatures = api.bake_motion(str(motion_path), options, video=str(video))
+    camera = bpy.data.objects[DEFAULT_CAMERA_NAME]
+    if not camera.data.background_images:
+        echo(f"blender: warning: Blender cannot decode {video}: the camera has no background "
+             "(previews are still composited with OpenCV)")
     for i, arm in enumerate(armatures):
         body_of(arm).color = (*PERSON_COLOURS[i % len(PERSON_COLOURS)], 1.0)
     return armatures, camera
@@ -343,7 +356,8 @@ def camera_projector(scene: Any, camera: Any, width: int, height: int) -> Callab
     """World points (N,3) metres → video pixels (N,2) through Blender's own camera matrices."""
     import bpy
     depsgraph = bpy.context.evaluated_depsgraph_get()
-    proj = np.array(camera.calc_matrix_camera(depsgraph, x=width, y=height)) @ np.array(camera.matrix_world.inverted())
+    view = np.array(camera.matrix_world.inverted())
+    proj = np.array(camera.calc_matrix_camera(depsgraph, x=width, y=height)) @ view
 
     def project(points: np.ndarray) -> np.ndarray:
         h = np.c_[np.asarray(points, np.float64), np.ones(len(points))] @ proj.T
@@ -377,7 +391,8 @@ def _world_vertices(obj: Any) -> np.ndarray:
     return co.reshape(-1, 3).astype(np.float64) @ mw[:3, :3].T + mw[:3, 3]
 
 
-def sample_people(scene: Any, armatures: list, motion: Motion, project: Callable, fps: float) -> list[PersonSamples]:
+def sample_people(scene: Any, armatures: list, motion: Motion, project: Callable,
+                  fps: float) -> list[PersonSamples]:
     """Evaluate every tracked frame once and project each present character (see PersonSamples)."""
     from vibe_blender.bl.character import body_of
     from vibe_blender.core.motion_file import SMPL_JOINT_NAMES
@@ -403,7 +418,8 @@ def joint_pairs(meta: dict[str, Any]) -> tuple[tuple[int, int], ...]:
     """The (engine joint, SMPL joint) pairs for the file's joint set; DemoError for an unknown set."""
     name = (meta.get("joints") or {}).get("set")
     if name not in JOINT_PAIRS:
-        raise DemoError(f"unknown joint set {name!r} in the motion file; expected one of {sorted(JOINT_PAIRS)}")
+        raise DemoError(f"unknown joint set {name!r} in the motion file; "
+                        f"expected one of {sorted(JOINT_PAIRS)}")
     return JOINT_PAIRS[name]
 
 
@@ -484,7 +500,8 @@ def alpha_inside_boxes(layer_rgba: np.ndarray, boxes_cxcywh: np.ndarray, scale: 
     return float((mask & inside).sum() / mask.sum())
 
 
-def annotate(image: np.ndarray, frame: int, labels: Sequence[tuple[str, float, float]], scale: float) -> np.ndarray:
+def annotate(image: np.ndarray, frame: int, labels: Sequence[tuple[str, float, float]],
+             scale: float) -> np.ndarray:
     """A copy with the frame index in the corner and each (text, x, y video px) label drawn."""
     import cv2
     out = image.copy()
@@ -577,7 +594,8 @@ def show_present(armatures: list, motion: Motion, index: int) -> None:
         body_of(arm).hide_render = hidden
 
 
-def make_previews(scene: Any, armatures: list, motion: Motion, ns: argparse.Namespace, fps: float) -> dict[str, Any]:
+def make_previews(scene: Any, armatures: list, motion: Motion, ns: argparse.Namespace,
+                  fps: float) -> dict[str, Any]:
     """Render, composite and write the preview frames and the contact sheet; return their summary."""
     covered = np.concatenate([t.frames for t in motion.tracks])
     frames = preview_frames(int(covered.min()), int(covered.max()), ns.previews)
@@ -643,7 +661,8 @@ def write_readme_image(sheet: Path, target: Path, width: int, colours: int = REA
     return target
 
 
-def quantize(rgb: np.ndarray, colours: int, sample: int = 60000, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+def quantize(rgb: np.ndarray, colours: int, sample: int = 60000,
+             seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     """k-means palette (K,3) uint8 of an (H,W,3) uint8 image and each pixel's index (H,W) uint8."""
     import cv2
     pixels = rgb.reshape(-1, 3).astype(np.float32)
@@ -725,18 +744,21 @@ def write_json(path: Path, data: dict[str, Any]) -> Path:
 
 def human_summary(summary: dict[str, Any]) -> list[str]:
     """A few readable lines about the run."""
-    lines = [f"engine: {summary['engine']['backend']} {summary['engine']['version']}, "
+    reused = " (motion file reused)" if summary["engine"]["reused_motion_file"] else ""
+    lines = [f"engine: {summary['engine']['backend']} {summary['engine']['version']}{reused}, "
              f"blender {summary['blender']}, total {summary['timings_s'].get('total', 0):.0f} s"]
     for p in summary["people"]:
         err, iou = p.get("joint_error_px", {}), p.get("box_iou", {})
         lines.append(f"person {p['id']}: video frames {p['first']}-{p['last']} ({p['frames']}), "
                      f"2D joint error {err.get('mean', float('nan')):.1f} px mean "
-                     f"(p95 {err.get('p95', float('nan')):.1f}), box IoU {iou.get('mean', float('nan')):.2f} mean, "
+                     f"(p95 {err.get('p95', float('nan')):.1f}), "
+                     f"box IoU {iou.get('mean', float('nan')):.2f} mean, "
                      f"{100 * iou.get('fraction_at_least_threshold', 0):.0f} % of frames ≥ {IOU_GOOD}")
         if not p.get("follows_person", True):
             lines.append(f"WARNING: character {p['id']} does not follow its person (median joint error "
                          f"{err['median']:.0f} px > {p['follow_max_median_error_px']:.0f} px, or box centre "
-                         f"inside the tracker box in only {100 * p['box_centre_inside_fraction']:.0f} % of frames)")
+                         f"inside the tracker box in only "
+                         f"{100 * p['box_centre_inside_fraction']:.0f} % of frames)")
     lines.append(f"files: {', '.join(Path(f['path']).name for f in summary['files'])}")
     return lines
 
@@ -757,7 +779,7 @@ def blender_steps(ns: argparse.Namespace, motion_path: Path, motion: Motion, tim
     import vibe_batch
     t0 = time.monotonic()
     try:
-        armatures, camera = build_scene(motion_path, motion, ns.video)
+        armatures, camera = build_scene(motion_path, ns.video)
         exports = export_people(armatures, ns.out, ns.formats)
         blend = Path(vibe_batch.save_blend(str(ns.out / BLEND_NAME)))
     except VibeError as exc:

@@ -69,7 +69,8 @@ def _known_track(body: mf.BodyModel, track_id: int) -> tuple[mf.Track, np.ndarra
 def demo_run(tmp_path_factory):
     """One demo run on the synthetic motion and clip; returns (process, summary, out, tracks, boxes)."""
     root = tmp_path_factory.mktemp("demo")
-    clip = write_cv2_clip(root / "clip.mp4", (pattern_frame(i, WIDTH, HEIGHT) for i in range(CLIP_FRAMES)), FPS)
+    frames = (pattern_frame(i, WIDTH, HEIGHT) for i in range(CLIP_FRAMES))
+    clip = write_cv2_clip(root / "clip.mp4", frames, FPS)
     body = make_body(seed=3)
     built = {tid: _known_track(body, tid) for tid in TRACKS}
     meta = mf.new_meta(
@@ -92,7 +93,8 @@ def demo_run(tmp_path_factory):
                           capture_output=True, text=True, timeout=TIMEOUT_S, cwd=REPO)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     summary = json.loads((out / demo.SUMMARY_NAME).read_text())
-    return done, summary, out, {tid: t for tid, (t, _) in built.items()}, {tid: b for tid, (_, b) in built.items()}
+    tracks = {tid: t for tid, (t, _) in built.items()}
+    return done, summary, out, tracks, {tid: b for tid, (_, b) in built.items()}
 
 
 def test_characters_land_on_the_engine_joints_and_boxes(demo_run):
@@ -102,7 +104,8 @@ def test_characters_land_on_the_engine_joints_and_boxes(demo_run):
     for tid, track in tracks.items():
         p = people[tid]
         assert (p["frames"], p["first"], p["last"]) == (track.num_frames, track.frames[0], track.frames[-1])
-        assert p["joint_error_px"]["max"] < MAX_JOINT_ERROR_PX and p["joint_error_px"]["frames"] == track.num_frames
+        assert p["joint_error_px"]["max"] < MAX_JOINT_ERROR_PX
+        assert p["joint_error_px"]["frames"] == track.num_frames
         assert p["box_iou"]["mean"] > 0.99 and p["box_iou"]["fraction_at_least_threshold"] == 1.0
         assert p["box_centre_inside_fraction"] == 1.0 and p["follows_person"] is True
 
@@ -142,12 +145,38 @@ def test_render_goes_through_the_matched_camera_at_the_right_frame(demo_run):
     for index in summary["preview"]["frames"]:
         alpha = demo.read_png(out / f"layer_{index}.png")[..., 3] > 127
         ys, xs = np.nonzero(alpha)
-        present = [boxes[tid][np.flatnonzero(t.frames == index)[0]] for tid, t in tracks.items() if index in t.frames]
+        present = [boxes[tid][np.flatnonzero(t.frames == index)[0]]
+                   for tid, t in tracks.items() if index in t.frames]
         expected = np.array([min(b[0] for b in present), min(b[1] for b in present),
                              max(b[2] for b in present), max(b[3] for b in present)])
         got = np.array([xs.min(), ys.min(), xs.max() + 1, ys.max() + 1], np.float64)
         assert np.abs(got - expected).max() < MAX_BOX_ERROR_PX, (index, got, expected)
     assert min(summary["preview"]["alpha_inside_boxes"]) > 0.97
+
+
+BLEND_PROBE = """
+import json, sys, bpy
+bpy.ops.wm.open_mainfile(filepath=sys.argv[1])
+scene = bpy.context.scene
+cams = [o for o in scene.objects if o.type == "CAMERA"]
+print(json.dumps({"armatures": sorted(o.name for o in scene.objects if o.type == "ARMATURE"),
+                  "cameras": [c.name for c in cams], "active": scene.camera.name,
+                  "clips": [bpy.path.abspath(b.clip.filepath) for b in scene.camera.data.background_images],
+                  "fps": scene.render.fps / scene.render.fps_base,
+                  "range": [scene.frame_start, scene.frame_end],
+                  "size": [scene.render.resolution_x, scene.render.resolution_y]}))
+"""
+
+
+def test_blend_has_the_characters_and_one_matched_camera_with_the_video(demo_run):
+    _, summary, out, _, _ = demo_run
+    probe = subprocess.run([sys.executable, "-c", BLEND_PROBE, str(out / demo.BLEND_NAME)],
+                           capture_output=True, text=True, timeout=TIMEOUT_S)
+    assert probe.returncode == 0, probe.stderr[-2000:]
+    info = json.loads(probe.stdout.strip().splitlines()[-1])
+    assert info["armatures"] == ["VIBE_1", "VIBE_2"] and info["cameras"] == [info["active"]]
+    assert [Path(c).resolve() for c in info["clips"]] == [Path(summary["inputs"]["video"]).resolve()]
+    assert info["fps"] == FPS and info["range"] == [1, CLIP_FRAMES] and info["size"] == [WIDTH, HEIGHT]
 
 
 def test_composite_keeps_video_where_alpha_is_zero():
@@ -201,8 +230,18 @@ def test_engine_progress_reads_a_real_transcript():
 
 
 def test_missing_video_is_a_one_line_usage_error(tmp_path):
-    done = subprocess.run([sys.executable, str(REPO / "tools" / "demo.py"), "--video", str(tmp_path / "nope.mp4"),
-                           "--out", str(tmp_path / "out")], capture_output=True, text=True, timeout=60, cwd=REPO)
+    argv = [sys.executable, str(REPO / "tools" / "demo.py"), "--video", str(tmp_path / "nope.mp4"),
+            "--out", str(tmp_path / "out")]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO)
     assert done.returncode == demo.EXIT_USAGE
     assert done.stderr.strip().count("\n") == 0 and done.stderr.startswith("demo: error: --video ")
     assert not (tmp_path / "out").exists()
+
+
+def test_engine_failure_is_exit_3_with_one_line_and_no_motion_file(tmp_path):
+    out = tmp_path / "out"
+    argv = [sys.executable, str(REPO / "tools" / "demo.py"), "--out", str(out), "--engine-python", "/bin/false"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, cwd=REPO)
+    assert done.returncode == demo.EXIT_ENGINE
+    assert done.stderr.strip().count("\n") == 0 and "the engine failed: it exited with code 1" in done.stderr
+    assert not (out / demo.MOTION_NAME).exists() and not (out / demo.SUMMARY_NAME).exists()
