@@ -20,12 +20,14 @@ Steps (each prints its progress on stdout):
    engine's own 2D joints and tracker boxes.
 4. **preview**: a few evenly spaced frames rendered with Workbench (transparent film, matched
    camera) and alpha-composited over the decoded video frame → ``OUT/preview_<frame>.png`` and
-   the contact sheet ``OUT/preview.png`` (``--readme-image`` also writes it small, as the README's).
+   the contact sheet ``OUT/preview.png`` (``--readme-image PATH`` also writes it small, as the
+   README's image).
 5. **summary**: ``OUT/summary.json`` (inputs, engine backend/version/timings, people, quality
    figures, files with sizes) and a short human summary.
 
-See docs/demo.md for the summary's fields. Every file is written under a temporary name and renamed. Files of an earlier run that this run
-did not write again (``person_*``, ``preview_*``) are removed, so the folder always shows one run.
+See docs/demo.md for the summary's fields. Every file is written under a temporary name and
+renamed. Files of an earlier run that this run did not write again (``person_*``, ``preview_*``)
+are removed, so the folder always shows one run.
 Exit codes: 0 ok · 1 internal error · 2 usage (bad option, missing input) · 3 the engine failed ·
 4 the Blender stage failed. On failure one line ``demo: error: …`` goes to stderr.
 """
