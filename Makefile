@@ -4,7 +4,9 @@ SHELL := /bin/bash
 PY311 ?= $(shell command -v python3.11 || echo python3.11)
 PY313 ?= $(shell command -v python3.13 || ls $$HOME/.pyenv/versions/3.13.*/bin/python3.13 2>/dev/null | tail -1 || echo python3.13)
 PIP_FLAGS := -q --disable-pip-version-check
-APT_PACKAGES := ffmpeg
+# ffmpeg: test clips and the benchmark encoder; blender + python3-numpy: a real `blender -b` binary
+# (Debian's 3.4) for the batch script's --python-exit-code contract.
+APT_PACKAGES := ffmpeg blender python3-numpy
 export OMP_WAIT_POLICY := PASSIVE
 
 .PHONY: test test-fast demo venvs apt extension bench bench-full models-heavy standin-body clean
@@ -31,7 +33,7 @@ export OMP_WAIT_POLICY := PASSIVE
 venvs: .venv/.stamp .venv-bpy42/.stamp .venv-bpy52/.stamp
 
 apt:
-	@missing=""; for p in $(APT_PACKAGES); do command -v $$p >/dev/null || missing="$$missing $$p"; done; \
+	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
 	if [ -n "$$missing" ]; then \
 	  SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
