@@ -1,8 +1,10 @@
 # vibe-mocap — the two commands a newcomer runs: `make demo` and `make test`.
 # Each installs what it needs (venvs with pinned wheels, Debian packages) and is idempotent.
 SHELL := /bin/bash
-PY311 ?= $(shell command -v python3.11 || echo python3.11)
-PY313 ?= $(shell command -v python3.13 || ls $$HOME/.pyenv/versions/3.13.*/bin/python3.13 2>/dev/null | tail -1 || echo python3.13)
+# First interpreter of each version that really runs (a pyenv shim for an inactive version does not).
+find_python = $(firstword $(foreach p,$(1),$(shell "$(p)" -c "import sys" >/dev/null 2>&1 && echo "$(p)")))
+PY311 ?= $(call find_python,$(shell command -v python3.11) $(wildcard $(HOME)/.pyenv/versions/3.11*/bin/python3.11))
+PY313 ?= $(call find_python,$(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13))
 PIP_FLAGS := -q --disable-pip-version-check
 # ffmpeg: test clips and the benchmark encoder; blender + python3-numpy: a real `blender -b` binary
 # (Debian's 3.4) for the batch script's --python-exit-code contract.
@@ -13,6 +15,7 @@ export OMP_WAIT_POLICY := PASSIVE
 
 # Main venv: engine (torch CPU, smplx, OpenCV, LiteRT) + bpy 5.0 + pytest.
 .venv/.stamp: requirements/engine.txt pyproject.toml
+	@[ -n "$(PY311)" ] || { echo "Python 3.11 not found: pyenv install 3.11"; exit 1; }
 	$(PY311) -m venv .venv
 	.venv/bin/pip install $(PIP_FLAGS) -r requirements/engine.txt
 	.venv/bin/pip install $(PIP_FLAGS) --no-deps --no-build-isolation -e .
@@ -26,6 +29,7 @@ export OMP_WAIT_POLICY := PASSIVE
 
 # Newest Blender LTS (5.2, Python 3.13) for the add-on matrix.
 .venv-bpy52/.stamp: requirements/bpy52.txt
+	@[ -n "$(PY313)" ] || { echo "Python 3.13 not found (needed for the Blender 5.2 tier): pyenv install 3.13"; exit 1; }
 	$(PY313) -m venv .venv-bpy52
 	.venv-bpy52/bin/pip install $(PIP_FLAGS) -r requirements/bpy52.txt
 	touch $@
