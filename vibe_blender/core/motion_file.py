@@ -50,7 +50,13 @@ OPTIONAL_TRACK_ARRAYS: dict[str, tuple[tuple[int | str, ...], type]] = {
     "pose_raw": ((NUM_JOINTS, 3), np.float32),
     "transl_raw": ((3,), np.float32),
     "contacts": ((4,), np.bool_),
+    # BlazePose backend: the raw landmarks the fit used (NaN rows where no pose was found)
+    "landmarks_image": ((33, 3), np.float32),
+    "landmarks_world": ((33, 3), np.float32),
+    "visibility": ((33,), np.float32),
+    "presence": ((33,), np.float32),
 }
+NAN_ALLOWED = {"landmarks_image", "landmarks_world", "visibility", "presence"}
 BODY_ARRAYS: dict[str, type] = {
     "v_template": np.float32, "shapedirs": np.float32, "J_regressor": np.float32,
     "weights": np.float32, "parents": np.int32, "faces": np.int32,
@@ -152,8 +158,9 @@ def summary(motion: Motion) -> dict[str, Any]:
 # --------------------------------------------------------------------------- validation
 
 
-def _check_array(where: str, arr: np.ndarray, trailing: tuple, dims: dict[str, int], n: int) -> None:
-    """Check ``arr`` has shape (n, *trailing), binding symbolic dims in ``dims``."""
+def _check_array(where: str, arr: np.ndarray, trailing: tuple, dims: dict[str, int], n: int,
+                 allow_nan: bool = False) -> None:
+    """Check ``arr`` has shape (n, *trailing), binding symbolic dims in ``dims``; finite unless ``allow_nan``."""
     shape = arr.shape
     if len(shape) != 1 + len(trailing) or shape[0] != n:
         raise MotionFileError(f"{where} has shape {shape}, expected ({n}, {', '.join(map(str, trailing))})")
@@ -162,7 +169,7 @@ def _check_array(where: str, arr: np.ndarray, trailing: tuple, dims: dict[str, i
             want = dims.setdefault(want, size)
         if size != want:
             raise MotionFileError(f"{where} has shape {shape}; dimension should be {want}")
-    if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+    if arr.dtype.kind == "f" and not allow_nan and not np.all(np.isfinite(arr)):
         raise MotionFileError(f"{where} contains NaN or infinite values")
 
 
@@ -199,7 +206,7 @@ def _validate_track(track: Track, num_betas: int) -> None:
     for name, (trailing, _) in {**TRACK_ARRAYS, **OPTIONAL_TRACK_ARRAYS}.items():
         arr = track.extra.get(name) if name in OPTIONAL_TRACK_ARRAYS else getattr(track, name)
         if arr is not None:
-            _check_array(f"track {track.id} {name}", np.asarray(arr), trailing, dims, n)
+            _check_array(f"track {track.id} {name}", np.asarray(arr), trailing, dims, n, name in NAN_ALLOWED)
     if np.any(np.diff(track.frames) <= 0):
         raise MotionFileError(f"track {track.id} frames are not strictly increasing")
     if np.any(np.diff(track.times) < 0):
