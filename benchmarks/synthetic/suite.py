@@ -15,7 +15,7 @@ FULL = {
     "jumps_side": ["--bvh", "01_01.bvh", "--start", "6.0", "--seconds", "5", "--camera", "side", "--seed", "1",
                    "--betas", "1.5,0.5,1"],
     "turn_diagonal": ["--bvh", "01_01.bvh", "--start", "12.0", "--seconds", "5", "--camera", "diagonal",
-                      "--seed", "2", "--betas", "-1,1,-1"],
+                      "--seed", "2", "--betas=-1,1,-1"],
     "climb_high": ["--bvh", "01_03.bvh", "--start", "3.0", "--seconds", "5", "--camera", "high", "--seed", "3",
                    "--betas", "0,-1,0,1"],
     "climb_front": ["--bvh", "01_03.bvh", "--start", "15.0", "--seconds", "5", "--camera", "front", "--seed", "4"],
