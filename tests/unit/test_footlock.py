@@ -128,3 +128,22 @@ def test_foot_leaving_contact_keeps_its_swing(body):
     np.testing.assert_allclose(new_pose[late, 1:], pose[late, 1:], atol=1e-6)
     left = _world(_camera_points(new_pose, new_transl))[:15, 7]
     assert np.linalg.norm(left - left[0], axis=-1).max() < 1e-3
+
+
+def test_ground_depth_puts_a_too_far_stance_on_the_ground(body):
+    # Depth 10 % too far along the camera ray: the feet end up 6 cm below the ground. Placed where
+    # the camera rays through the planted feet meet the ground (then lifted by what moving along
+    # the root's own ray could not do), the soles are on it again, the body nearer the camera and
+    # at the same image column.
+    rng = np.random.default_rng(6)
+    pose, transl = _standing(20, rng)
+    transl[:, 0] = 0.3
+    transl *= 1.1
+    contacts = np.ones((20, 4), bool)
+    new_pose, new_transl = lock_feet(body, np.zeros(10), pose, transl, M, contacts, along_ray=True,
+                                     ground_depth=True)
+    before, after = _camera_points(pose, transl), _camera_points(new_pose, new_transl)
+    assert _world(before)[:, [10, 11], 2].max() < -0.05
+    np.testing.assert_allclose(_world(after)[:, [10, 11], 2], 0.0, atol=0.01)
+    np.testing.assert_allclose(after[:, 0, 0] / after[:, 0, 2], before[:, 0, 0] / before[:, 0, 2], atol=1e-9)
+    assert np.all(after[:, 0, 2] < before[:, 0, 2] - 0.1)

@@ -5,13 +5,19 @@ root translation in the camera frame again (the motion file's frame). Contact po
 SMPL joints (left ankle, left foot, right ankle, right foot) = indices (7, 10, 8, 11), in the
 order of the motion file's ``contacts`` member (heel ≈ ankle joint, toe ≈ foot joint).
 
-Steps, per frame in time order:
-1. Root: a horizontal correction, carried from frame to frame, that cancels the mean slide of
-   the planted points from their anchors (the point's position when its contact began). This
-   removes root sliding instead of hiding it in the legs. Feet below the ground lift the root.
-2. Legs: an analytic two-bone IK (hip, knee) per planted ankle puts it exactly on its anchor,
-   keeping the knee in its bending plane and the ankle's world orientation; blended over a few
-   frames around each contact so nothing pops.
+Steps:
+1. Root: a correction, carried from frame to frame, that cancels the mean horizontal slide of
+   the planted points from where their contact began. This removes root sliding instead of
+   hiding it in the legs. With ``along_ray`` the root moves only along its camera ray (a depth
+   correction, for a monocular estimate whose depth is its weak part: the image position is
+   kept); with ``ground_depth`` too, each stance is also placed where the camera rays through
+   its planted points meet the ground. Feet below the ground lift the root; the offsets are
+   smoothed over time (with ``times``).
+2. Legs: an analytic two-bone IK (hip, knee) per planted ankle puts it exactly on its anchor
+   (its mean position over the contact), keeping the knee in its bending plane and the ankle's
+   world orientation; around each contact the correction fades in and out (raised cosine over
+   BLEND_FRAMES) as a displacement of the foot's own path, so nothing pops and swings keep
+   their shape.
 """
 from __future__ import annotations
 
@@ -27,6 +33,7 @@ from .smoothing import LocalFitParams, smooth_vectors
 CONTACT_JOINTS = (7, 10, 8, 11)  # left ankle, left foot, right ankle, right foot
 LEGS = ((1, 4, 7, 10), (2, 5, 8, 11))  # (hip, knee, ankle, foot) left, right
 BLEND_FRAMES = 5
+MIN_RAY_DROP = 0.3  # m: points less far below the camera give no usable ray-ground intersection
 RAY_HORIZONTAL_MIN = 0.05  # squared horizontal length of a root ray below which depth is not corrected
 # The root offsets follow the planted feet, jitter included; smoothed (with timestamps), they stop
 # passing that jitter on to the legs (the leg IK pins the feet exactly anyway).
@@ -92,6 +99,37 @@ def _root_correction(points: np.ndarray, contacts: np.ndarray, rays: np.ndarray 
             offset = _along_ray(slide, rays[t]) if rays is not None else np.array([*slide, 0.0])
         out[t] = offset
     return out
+
+
+def _ground_depth_shift(points: np.ndarray, contacts: np.ndarray, rays: np.ndarray, camera: np.ndarray,
+                        floor: np.ndarray) -> np.ndarray:
+    """Root offsets (T,3) along the root rays that put each stance on the ground where the image sees it.
+
+    The camera ray through a planted point meets the plane at that point's floor height
+    (``floor`` (K,) m) at a metric distance set by the ground plane alone, not by the body's
+    apparent size; per stance (run of frames with any contact) the median shift along the root
+    ray that moves the planted points there horizontally; linear in between, constant beyond.
+    points (T,K,3) world (after the slide correction); contacts (T,K); rays (T,3); camera (3,).
+    """
+    drop = camera[2] - points[..., 2]
+    ok = contacts & (drop > MIN_RAY_DROP) & (camera[2] - floor[None] > MIN_RAY_DROP)
+    scale = (camera[2] - floor[None]) / np.where(ok, drop, 1.0)
+    target = camera + scale[..., None] * (points - camera)
+    knots, values = [], []
+    for start, end in _runs(ok.any(axis=1)):
+        lam = [_along_ray(np.mean((target[t] - points[t])[ok[t], :2], axis=0), rays[t]) @ rays[t]
+               for t in range(start, end)]
+        knots += [start, end - 1]
+        values += [float(np.median(lam))] * 2
+    if not knots:
+        return np.zeros_like(rays)
+    return np.interp(np.arange(len(rays)), knots, values)[:, None] * rays
+
+
+def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
+    """Half-open [start, end) runs of True in a 1-D bool array."""
+    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
+    return list(zip(edges[::2], edges[1::2]))
 
 
 def _along_ray(slide: np.ndarray, ray: np.ndarray) -> np.ndarray:
@@ -215,33 +253,25 @@ def _leg_targets(g: np.ndarray, contacts: np.ndarray) -> list[tuple[np.ndarray, 
     return out
 
 
-def lock_feet(body: Any, betas: np.ndarray, pose_aa: np.ndarray, transl: np.ndarray,
-              world_from_camera: np.ndarray, contacts: np.ndarray,
-              along_ray: bool = False, times: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """Pin planted feet. Returns (pose (T,24,3) axis-angle, transl (T,3)) in the camera frame.
+def _root_offsets(points: np.ndarray, contacts: np.ndarray, rays: np.ndarray | None, ground: tuple | None,
+                  times: np.ndarray | None) -> np.ndarray:
+    """World root offsets (T,3): slide correction, optional ground depth, ground lift, smoothing.
 
-    body: SMPL-layout body (motion_file.BodyModel); betas (B,); pose_aa (T,24,3) and transl (T,3)
-    in the OpenCV camera frame (smplx conventions); world_from_camera (4,4) to a z-up world with
-    the ground at z = 0; contacts (T,4) bool for CONTACT_JOINTS.
+    points (T,K,3) planted-point candidates in the world; rays (T,3) or None (horizontal moves);
+    ground: (camera centre (3,), floor heights (K,)) for the ground depth shift, or None.
     """
-    m = np.asarray(world_from_camera, np.float64)
-    parents = np.asarray(body.parents)
-    _, rest = shaped_rest(body, betas)
-    rot = _world_rotations(pose_aa, m)
-    root = _root_world(rest, np.asarray(transl, np.float64), m)
-    points = _joints(rot, rest, parents, root)[:, list(CONTACT_JOINTS)][..., :3, 3]
-    rays = None
-    if along_ray:
-        cam_root = rest[0] + np.asarray(transl, np.float64)
-        rays = (cam_root / np.linalg.norm(cam_root, axis=-1, keepdims=True)) @ m[:3, :3].T
     offset = _root_correction(points, contacts, rays)
+    if rays is not None and ground is not None:
+        offset = offset + _ground_depth_shift(points + offset[:, None], contacts, rays, *ground)
     offset = offset + _ground_lift(points + offset[:, None])
     if times is not None and len(offset) > 2:
         offset = smooth_vectors(offset, times, ROOT_OFFSET_SMOOTHING)
-    root = root + offset
-    g = _joints(rot, rest, parents, root)
-    legs = _leg_targets(g, contacts)
-    root = root + _reach_drop(g, [lg[0] for lg in legs], [lg[1] for lg in legs])
+    return offset
+
+
+def _solve_legs(rot: np.ndarray, rest: np.ndarray, parents: np.ndarray, root: np.ndarray,
+                legs: list[tuple[np.ndarray, np.ndarray, np.ndarray]]) -> None:
+    """Rewrite leg rotations ``rot`` (T,24,3,3) in place so each ankle follows its blended target."""
     g = _joints(rot, rest, parents, root)
     for leg, (target, weight, toe_dir) in zip(LEGS, legs):
         for t in np.flatnonzero(weight > 0):
@@ -249,6 +279,37 @@ def lock_feet(body: Any, betas: np.ndarray, pose_aa: np.ndarray, transl: np.ndar
             toe = None if np.isnan(toe_dir[t, 0]) else toe_dir[t]
             _solve_leg(g[t], rot[t], leg, current + weight[t] * (target[t] - current), toe, parents)
         g = _joints(rot, rest, parents, root)
+
+
+def lock_feet(body: Any, betas: np.ndarray, pose_aa: np.ndarray, transl: np.ndarray,
+              world_from_camera: np.ndarray, contacts: np.ndarray, *, along_ray: bool = False,
+              ground_depth: bool = False, times: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Pin planted feet. Returns (pose (T,24,3) axis-angle, transl (T,3)) in the camera frame.
+
+    body: SMPL-layout body (motion_file.BodyModel); betas (B,); pose_aa (T,24,3) and transl (T,3)
+    in the OpenCV camera frame (smplx conventions); world_from_camera (4,4) to a z-up world with
+    the ground at z = 0; contacts (T,4) bool for CONTACT_JOINTS. ``along_ray``: correct the root
+    only along its camera ray; ``ground_depth`` (with along_ray): place stances by the ground
+    plane; ``times`` (T,) s: smooth the root offsets.
+    """
+    m = np.asarray(world_from_camera, np.float64)
+    parents = np.asarray(body.parents)
+    _, rest = shaped_rest(body, betas)
+    transl = np.asarray(transl, np.float64)
+    rot = _world_rotations(pose_aa, m)
+    root = _root_world(rest, transl, m)
+    points = _joints(rot, rest, parents, root)[:, list(CONTACT_JOINTS)][..., :3, 3]
+    rays, ground = None, None
+    if along_ray:
+        rays = ((rest[0] + transl) / np.linalg.norm(rest[0] + transl, axis=-1, keepdims=True)) @ m[:3, :3].T
+    if along_ray and ground_depth:
+        feet_y = rest[list(CONTACT_JOINTS), 1]  # SMPL rest pose, y up: heights above the lowest foot joint
+        ground = (m[:3, 3], feet_y - feet_y.min())
+    root = root + _root_offsets(points, contacts, rays, ground, times)
+    g = _joints(rot, rest, parents, root)
+    legs = _leg_targets(g, contacts)
+    root = root + _reach_drop(g, [lg[0] for lg in legs], [lg[1] for lg in legs])
+    _solve_legs(rot, rest, parents, root, legs)
     rot[:, 0] = m[:3, :3].T @ rot[:, 0]
     transl_cam = (root - m[:3, 3]) @ m[:3, :3] - rest[0]
     return matrix_to_aa(rot), transl_cam

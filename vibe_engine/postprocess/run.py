@@ -28,6 +28,7 @@ log = logging.getLogger(__name__)
 PELVIS, NECK = 0, 12
 CAMERA_FORWARD = np.array([0.0, 0.0, 1.0])  # OpenCV camera: z looks forward
 MIN_GROUND_FRAMES = 10
+GROUND_DEPTH = True  # place stances where the camera rays through the planted feet meet the ground
 FINAL_SMOOTHING = LocalFitParams(sigma=0.06, order=2)  # after foot locking (see the module docstring)
 
 
@@ -80,7 +81,7 @@ def _lock_track(body: mf.BodyModel, track: mf.Track, m: np.ndarray) -> None:
     contacts = detect_contacts(world, track.times, view_dir=m[:3, :3] @ CAMERA_FORWARD)
     track.extra["contacts"] = contacts
     pose, transl = lock_feet(body, track.betas_track, track.pose, track.transl, m, contacts, along_ray=True,
-                             times=np.asarray(track.times, np.float64))
+                             ground_depth=GROUND_DEPTH, times=np.asarray(track.times, np.float64))
     track.pose, track.transl = pose.astype(np.float32), transl.astype(np.float32)
 
 
