@@ -108,3 +108,12 @@ def test_timestamps_must_match_and_not_decrease():
     for bad in (np.arange(4) / FPS, np.array([0.0, 0.1, 0.05, 0.2, 0.3])):
         with pytest.raises(ValueError):
             smooth_vectors(x, bad)
+
+
+def test_chunked_fit_equals_whole(monkeypatch):
+    from vibe_engine.postprocess import smoothing
+
+    pose = np.random.default_rng(3).normal(0, 0.5, (50, 3, 3))
+    whole = smooth_rotations(pose, _times(50))
+    monkeypatch.setattr(smoothing, "CHUNK_FRAMES", 7)
+    np.testing.assert_array_equal(smooth_rotations(pose, _times(50)), whole)

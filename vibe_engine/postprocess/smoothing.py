@@ -23,6 +23,7 @@ import numpy as np
 
 from vibe_blender.core.rotations import aa_to_quat, quat_continuity, quat_multiply, quat_to_aa
 
+CHUNK_FRAMES = 1024  # frames fitted at once (memory ∝ frames × window × joints)
 _RIDGE = 1e-9  # relative ridge on the non-constant terms: a lone sample reproduces itself
 
 
@@ -93,6 +94,11 @@ def _local_fit(deltas: np.ndarray, weights: np.ndarray, valid: np.ndarray) -> np
     return np.clip(fit, lo, hi)
 
 
+def _chunks(n: int) -> list[slice]:
+    """Consecutive frame slices of at most CHUNK_FRAMES covering range(n)."""
+    return [slice(i, min(i + CHUNK_FRAMES, n)) for i in range(0, n, CHUNK_FRAMES)]
+
+
 def smooth_rotations(pose_aa: np.ndarray, times: np.ndarray,
                      params: LocalFitParams = ROTATION_DEFAULTS) -> np.ndarray:
     """Smooth axis-angle rotations (T, J, 3) radians over timestamps (T,) seconds.
@@ -106,9 +112,12 @@ def smooth_rotations(pose_aa: np.ndarray, times: np.ndarray,
     if len(t) < 2:
         return quat_to_aa(q)
     idx, dt, valid = _neighbours(t, params)
+    weights = _fit_weights(dt, valid, params)
     conj = q * np.array([1.0, -1.0, -1.0, -1.0])
-    deltas = quat_to_aa(quat_multiply(conj[:, None], q[idx]))  # (T,W,J,3) rotation vectors
-    step = _local_fit(deltas, _fit_weights(dt, valid, params), valid)
+    step = np.empty(q.shape[:-1] + (3,))
+    for rows in _chunks(len(t)):  # bounded memory: (rows, W, J, 3) rotation vectors at a time
+        deltas = quat_to_aa(quat_multiply(conj[rows, None], q[idx[rows]]))
+        step[rows] = _local_fit(deltas, weights[rows], valid[rows])
     out = quat_multiply(q, aa_to_quat(step))
     return quat_to_aa(out / np.linalg.norm(out, axis=-1, keepdims=True))
 
