@@ -36,7 +36,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime as _dt
-import hashlib
 import json
 import logging
 import math
@@ -59,6 +58,7 @@ from vibe_blender.core.bake_plan import times_to_frames  # noqa: E402
 from vibe_blender.core.errors import VibeError  # noqa: E402
 from vibe_blender.core.motion_file import Motion, read_motion  # noqa: E402
 from vibe_blender.core.protocol import Message, ProtocolError, decode_line  # noqa: E402
+from vibe_blender.core.vibe_data import sha256_file  # noqa: E402
 
 log = logging.getLogger("demo")
 
@@ -249,15 +249,6 @@ def run_engine(python: str, video: Path, motion: Path, log_path: Path,
         why = progress.error["message"] if progress.error else f"it exited with code {code}"
         raise DemoError(f"the engine failed: {why} (log: {log_path})", EXIT_ENGINE)
     return {"result": progress.result, "warnings": progress.warnings, "wall_s": time.monotonic() - t0}
-
-
-def sha256_file(path: Path) -> str:
-    """Hex sha256 of a file."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def reusable(motion_path: Path, video_sha: str, extra: Sequence[str] = ()) -> bool:
