@@ -131,7 +131,8 @@ def evaluate(suite: str, extra: list[str], keep: Path | None = None,
         with np.load(video.with_suffix("").with_suffix(".gt.npz"), allow_pickle=False) as z:
             gt = {k: z[k] for k in z.files}
         motion = clip_motion(video, gt, extra, keep, reuse)
-        results[name] = {"raw": clip_metrics(motion, gt, raw=True), "post": clip_metrics(motion, gt, raw=False),
+        results[name] = {"raw": clip_metrics(motion, gt, raw=True),
+                         "post": clip_metrics(motion, gt, raw=False),
                          "backend": motion.meta.get("manifest", {}).get("backend")}
     return results
 

@@ -16,8 +16,8 @@ BENCH_TIMEOUT_S = 900
 @pytest.fixture(scope="module")
 def figures(tmp_path_factory):
     out = tmp_path_factory.mktemp("accuracy") / "ci.json"
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks/accuracy.py"), "--suite", "ci", "--json", str(out)],
-                          capture_output=True, text=True, cwd=ROOT, timeout=BENCH_TIMEOUT_S)
+    cmd = [sys.executable, str(ROOT / "benchmarks/accuracy.py"), "--suite", "ci", "--json", str(out)]
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, timeout=BENCH_TIMEOUT_S)
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert "acceleration error" in proc.stdout  # the printed table
     return json.loads(out.read_text())

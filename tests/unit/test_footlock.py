@@ -104,8 +104,8 @@ def test_depth_drift_corrected_along_the_camera_ray(body):
     transl[:, 0] += 0.3
     transl *= np.linspace(1.0, 1.075, 30)[:, None]  # scaled along the ray through the origin
     times = np.arange(30) / 30.0
-    new_pose, new_transl = lock_feet(body, np.zeros(10), pose, transl, M, np.ones((30, 4), bool), along_ray=True,
-                                     times=times)
+    new_pose, new_transl = lock_feet(body, np.zeros(10), pose, transl, M, np.ones((30, 4), bool),
+                                     along_ray=True, times=times)
     pts = _camera_points(new_pose, new_transl)
     feet = _world(pts)[:, CONTACT_JOINTS]
     assert np.linalg.norm(feet - feet[0], axis=-1).max() < 1e-3

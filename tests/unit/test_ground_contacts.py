@@ -125,3 +125,18 @@ def test_contact_hysteresis_keeps_a_slowly_lifting_heel():
     found = detect_contacts(pts, t)
     assert found[:, 0].all()
     assert found[:3, 1].all() and not found[3:, 1].any()
+
+
+def test_slow_toe_of_a_planted_heel_is_planted():
+    # Heel (ankle) planted; the toe joint's estimate floats 12 cm up (beyond the height bound) but
+    # holds still: a rigid foot, so the toe is planted too. A toe that moves stays free.
+    t = np.arange(30) / FPS
+    pts = np.zeros((30, 4, 3))
+    pts[:, 1, 2] = 0.12
+    pts[:, 3, 2] = 0.12
+    pts[:3, [1, 3], 2] = 0.0  # their floor level (5th percentile) stays 0
+    pts[:, 3, 0] = 1.0 * t  # the right toe slides at 1 m/s
+    found = detect_contacts(pts, t)
+    assert found[:, 0].all() and found[:, 2].all()
+    assert found[:, 1].all() and not found[4:, 3].any()
+    assert not detect_contacts(pts, t, flat_feet=False)[4:, 1].any()

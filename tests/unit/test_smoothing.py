@@ -1,4 +1,4 @@
-"""Local-fit smoothing on rotations and vectors: known answers for constant, step, wrap, swing, lines, depth."""
+"""Local-fit smoothing of rotations and vectors: known answers (constant, step, wrap, swing, line, depth)."""
 import numpy as np
 import pytest
 

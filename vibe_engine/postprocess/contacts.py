@@ -5,8 +5,9 @@ image-plane position: the depth drifts by tens of cm when the body's apparent si
 crouch, an arm raised), so a planted foot "moves" along the viewing direction at up to ~2 m/s.
 Speeds are therefore measured with the horizontal component along the camera's viewing direction
 down-weighted (``depth_weight``); lateral and vertical motion, which the image shows directly,
-count in full (run the detection on smoothed points: :mod:`run` passes the smoothed motion). Thresholds use hysteresis: a contact starts where a
-point is low and slow, and lasts while it stays within looser bounds.
+count in full (run the detection on smoothed points: :mod:`run` passes the smoothed motion).
+Thresholds use hysteresis: a contact starts where a point is low and slow, and lasts while it
+stays within looser bounds.
 """
 from __future__ import annotations
 
@@ -51,7 +52,7 @@ def _hysteresis(strong: np.ndarray, weak: np.ndarray) -> np.ndarray:
 
 def _weighted_speed(points: np.ndarray, times: np.ndarray, view_dir: np.ndarray | None,
                     depth_weight: float) -> np.ndarray:
-    """Speed (T,K) m/s of points (T,K,3), the horizontal part along ``view_dir`` scaled by ``depth_weight``."""
+    """Speed (T,K) m/s of points (T,K,3); horizontal motion along ``view_dir`` counts ``depth_weight`` times."""
     if len(times) < 2:
         return np.zeros(points.shape[:-1])
     vel = np.gradient(points, times, axis=0)
@@ -67,14 +68,18 @@ def _weighted_speed(points: np.ndarray, times: np.ndarray, view_dir: np.ndarray 
 def detect_contacts(points: np.ndarray, times: np.ndarray, *, view_dir: np.ndarray | None = None,
                     height_max: float = CONTACT_HEIGHT_MAX, speed_max: float = CONTACT_SPEED_MAX,
                     depth_weight: float = DEPTH_WEIGHT, hysteresis: float = HYSTERESIS,
-                    min_frames: int = MIN_CONTACT_FRAMES, max_gap: int = MAX_GAP_FRAMES) -> np.ndarray:
+                    min_frames: int = MIN_CONTACT_FRAMES, max_gap: int = MAX_GAP_FRAMES,
+                    flat_feet: bool = True) -> np.ndarray:
     """Contact flags (T,K) bool for foot points (T,K,3) in a z-up world over times (T,) s.
 
     A point is in contact when it is low (≤ height_max above its own floor level, the
     FLOOR_PERCENTILE of its heights, which absorbs the joint's height above the sole) and slow
     (weighted speed ≤ speed_max); the contact lasts while both stay within ``hysteresis`` times
     these bounds. ``view_dir`` (3,), optional: the camera's viewing direction in the world; its
-    horizontal component's speed counts with ``depth_weight``. Short flickers are cleaned up.
+    horizontal component's speed counts with ``depth_weight``. With ``flat_feet`` and the four
+    points (heel, toe) × (left, right) of footlock.CONTACT_JOINTS, a toe that is slow while its
+    heel is planted is planted too (a foot is rigid; its toe joint's estimated height is the
+    noisier one). Short flickers are cleaned up.
     """
     points = np.asarray(points, np.float64)
     times = np.asarray(times, np.float64)
@@ -82,5 +87,7 @@ def detect_contacts(points: np.ndarray, times: np.ndarray, *, view_dir: np.ndarr
     height = points[..., 2] - np.maximum(np.percentile(points[..., 2], FLOOR_PERCENTILE, axis=0), 0.0)
     strong = (height <= height_max) & (speed <= speed_max)
     weak = (height <= hysteresis * height_max) & (speed <= hysteresis * speed_max)
-    flags = [_hysteresis(strong[:, k], weak[:, k]) for k in range(points.shape[1])]
-    return np.stack([_clean(f, min_frames, max_gap) for f in flags], axis=1)
+    flags = np.stack([_hysteresis(strong[:, k], weak[:, k]) for k in range(points.shape[1])], axis=1)
+    if flat_feet and points.shape[1] == 4:
+        flags[:, 1::2] |= flags[:, 0::2] & (speed[:, 1::2] <= speed_max)
+    return np.stack([_clean(flags[:, k], min_frames, max_gap) for k in range(points.shape[1])], axis=1)

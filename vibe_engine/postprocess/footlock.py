@@ -62,7 +62,7 @@ def _joints(rot: np.ndarray, rest: np.ndarray, parents: np.ndarray, root: np.nda
 
 
 def _anchors(points: np.ndarray, contacts: np.ndarray) -> np.ndarray:
-    """Per frame and point the anchor (T,K,3): the point's mean position over its contact run; NaN off-contact.
+    """Per frame and point the anchor (T,K,3): the point's mean over its contact run; NaN off-contact.
 
     The mean (not the position where the contact began) halves the largest correction the legs
     need, so the blend in and out of a contact stays gentle.
@@ -215,7 +215,7 @@ def _reach_drop(g: np.ndarray, targets: list[np.ndarray], weights: list[np.ndarr
 
 
 def _blend_weights(contacts: np.ndarray) -> np.ndarray:
-    """IK weights (T,) in [0,1]: 1 in contact, a raised-cosine ramp to 0 over BLEND_FRAMES frames around it."""
+    """IK weights (T,) in [0,1]: 1 in contact, a raised-cosine ramp to 0 over BLEND_FRAMES frames."""
     idx = np.flatnonzero(contacts)
     if idx.size == 0:
         return np.zeros(len(contacts))

@@ -3,8 +3,8 @@
 Order: smoothing (rotations on quaternions, root translation) → ground plane and world frame
 (from every track's feet: one static camera, one ground) → foot contacts → foot locking → a
 light final smoothing of the rotations (the leg IK pins the feet exactly and passes the hips'
-remaining jitter on to the knees; the final pass takes that out at the cost of well under a
-millimetre per frame of foot skate, measured on the synthetic suite). The raw
+remaining jitter on to the knees; the final pass takes that out) → foot locking again with the
+same contacts (re-pins the feet that the final smoothing moved by a millimetre or two). The raw
 network output stays in the file as ``pose_raw``/``transl_raw``; ``contacts`` and
 ``meta["world"]["world_from_camera"]`` are added.
 """
@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 PELVIS, NECK = 0, 12
 CAMERA_FORWARD = np.array([0.0, 0.0, 1.0])  # OpenCV camera: z looks forward
 MIN_GROUND_FRAMES = 10
-GROUND_DEPTH = True  # place stances where the camera rays through the planted feet meet the ground
+GROUND_DEPTH = False  # place stances where the camera rays through the planted feet meet the ground
 FINAL_SMOOTHING = LocalFitParams(sigma=0.06, order=2)  # after foot locking (see the module docstring)
 
 
@@ -74,12 +74,14 @@ def _smooth_track(track: mf.Track) -> None:
     track.transl = smooth_translation(track.transl, track.times).astype(np.float32)
 
 
-def _lock_track(body: mf.BodyModel, track: mf.Track, m: np.ndarray) -> None:
-    """Detect contacts and lock the feet of one track in place."""
-    joints = _camera_joints(body, track)[:, list(CONTACT_JOINTS)]
-    world = joints @ m[:3, :3].T + m[:3, 3]
-    contacts = detect_contacts(world, track.times, view_dir=m[:3, :3] @ CAMERA_FORWARD)
-    track.extra["contacts"] = contacts
+def _lock_track(body: mf.BodyModel, track: mf.Track, m: np.ndarray,
+                contacts: np.ndarray | None = None) -> None:
+    """Lock the feet of one track in place (contacts (T,4) detected first when not given)."""
+    if contacts is None:
+        joints = _camera_joints(body, track)[:, list(CONTACT_JOINTS)]
+        world = joints @ m[:3, :3].T + m[:3, 3]
+        contacts = detect_contacts(world, track.times, view_dir=m[:3, :3] @ CAMERA_FORWARD)
+        track.extra["contacts"] = contacts
     pose, transl = lock_feet(body, track.betas_track, track.pose, track.transl, m, contacts, along_ray=True,
                              ground_depth=GROUND_DEPTH, times=np.asarray(track.times, np.float64))
     track.pose, track.transl = pose.astype(np.float32), transl.astype(np.float32)
@@ -103,4 +105,5 @@ def postprocess(motion: mf.Motion, settings: PostSettings = PostSettings()) -> m
             _lock_track(motion.body, track, m)
             if settings.smooth and track.num_frames > 2:
                 track.pose = smooth_rotations(track.pose, track.times, FINAL_SMOOTHING).astype(np.float32)
+                _lock_track(motion.body, track, m, track.extra["contacts"])  # re-pin: millimetres
     return motion

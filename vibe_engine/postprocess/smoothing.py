@@ -122,7 +122,8 @@ def smooth_rotations(pose_aa: np.ndarray, times: np.ndarray,
     return quat_to_aa(out / np.linalg.norm(out, axis=-1, keepdims=True))
 
 
-def smooth_vectors(x: np.ndarray, times: np.ndarray, params: LocalFitParams = TRANSLATION_DEFAULTS) -> np.ndarray:
+def smooth_vectors(x: np.ndarray, times: np.ndarray,
+                   params: LocalFitParams = TRANSLATION_DEFAULTS) -> np.ndarray:
     """Smooth vectors (T, ..., D) (e.g. root translation in metres) over timestamps (T,) seconds.
 
     Returns float64 of the same shape; constants and straight lines (uniform motion) pass unchanged.
