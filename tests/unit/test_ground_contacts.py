@@ -140,3 +140,28 @@ def test_slow_toe_of_a_planted_heel_is_planted():
     assert found[:, 0].all() and found[:, 2].all()
     assert found[:, 1].all() and not found[4:, 3].any()
     assert not detect_contacts(pts, t, flat_feet=False)[4:, 1].any()
+
+
+def test_ground_with_a_platform_is_not_tilted():
+    # The walker steps onto a 40 cm platform for the second half: stance feet on two parallel
+    # levels. The ground's direction is still recovered within 1°, and the plane is the lower level.
+    rng = np.random.default_rng(8)
+    t, feet_w, _ = _walk(num_frames=240)
+    feet_w[120:, :, 2] += 0.4
+    cam = _camera(pitch_deg=-25.0, roll_deg=3.0, height=3.0)
+    feet_c = feet_w @ cam[:3, :3].T + cam[:3, 3] + rng.normal(0, 0.01, feet_w.shape)
+    plane = estimate_ground(feet_c, t)
+    true_up = cam[:3, :3] @ np.array([0, 0, 1.0])
+    assert np.degrees(np.arccos(np.clip(plane.normal @ true_up, -1, 1))) < 1.0
+    assert abs(plane.offset - (3.0 - 0.03)) < 0.03
+
+
+def test_height_bound_allows_for_depth_uncertainty():
+    # A planted point whose estimated height is 18 cm above its floor level: beyond the height
+    # bound, unless a camera 3 m above it makes its height that uncertain (depth known to 10 %).
+    t = np.arange(30) / FPS
+    pts = np.zeros((30, 1, 3))
+    pts[3:, 0, 2] = 0.18
+    found = detect_contacts(pts, t, camera=np.array([0.0, -8.0, 3.0]))
+    assert found[3:].all()
+    assert not detect_contacts(pts, t)[4:].any()

@@ -18,6 +18,7 @@ CONTACT_SPEED_MAX = 0.50  # m/s, the depth component weighted by DEPTH_WEIGHT
 HYSTERESIS = 1.5  # a started contact lasts while height and speed stay within this factor of the bounds
 DEPTH_WEIGHT = 0.3  # weight of the speed along the viewing direction (monocular depth is unreliable)
 FLOOR_PERCENTILE = 5  # the point's floor level: this percentile of its heights
+DEPTH_UNCERTAINTY = 0.1  # relative: a monocular distance is known to about 10 %
 MIN_CONTACT_FRAMES = 3
 MAX_GAP_FRAMES = 2
 
@@ -52,7 +53,7 @@ def _hysteresis(strong: np.ndarray, weak: np.ndarray) -> np.ndarray:
 
 def _weighted_speed(points: np.ndarray, times: np.ndarray, view_dir: np.ndarray | None,
                     depth_weight: float) -> np.ndarray:
-    """Speed (T,K) m/s of points (T,K,3); horizontal motion along ``view_dir`` counts ``depth_weight`` times."""
+    """Speed (T,K) m/s of points (T,K,3); horizontal motion along ``view_dir`` counts ``depth_weight``×."""
     if len(times) < 2:
         return np.zeros(points.shape[:-1])
     vel = np.gradient(points, times, axis=0)
@@ -65,18 +66,26 @@ def _weighted_speed(points: np.ndarray, times: np.ndarray, view_dir: np.ndarray 
     return np.sqrt(np.sum(across * across, axis=-1) + (depth_weight * along) ** 2)
 
 
+def _height_slack(points: np.ndarray, camera: np.ndarray) -> np.ndarray:
+    """Height uncertainty (T,K) m of points (T,K,3) whose distance from ``camera`` (3,) is known to
+    DEPTH_UNCERTAINTY: the vertical part of that error along each point's camera ray."""
+    return DEPTH_UNCERTAINTY * np.abs(points[..., 2] - camera[2])  # = uncertainty × distance × |ray_z|
+
+
 def detect_contacts(points: np.ndarray, times: np.ndarray, *, view_dir: np.ndarray | None = None,
                     height_max: float = CONTACT_HEIGHT_MAX, speed_max: float = CONTACT_SPEED_MAX,
                     depth_weight: float = DEPTH_WEIGHT, hysteresis: float = HYSTERESIS,
                     min_frames: int = MIN_CONTACT_FRAMES, max_gap: int = MAX_GAP_FRAMES,
-                    flat_feet: bool = True) -> np.ndarray:
+                    flat_feet: bool = True, camera: np.ndarray | None = None) -> np.ndarray:
     """Contact flags (T,K) bool for foot points (T,K,3) in a z-up world over times (T,) s.
 
     A point is in contact when it is low (≤ height_max above its own floor level, the
     FLOOR_PERCENTILE of its heights, which absorbs the joint's height above the sole) and slow
     (weighted speed ≤ speed_max); the contact lasts while both stay within ``hysteresis`` times
     these bounds. ``view_dir`` (3,), optional: the camera's viewing direction in the world; its
-    horizontal component's speed counts with ``depth_weight``. With ``flat_feet`` and the four
+    horizontal component's speed counts with ``depth_weight``. ``camera`` (3,), optional: the
+    camera centre in the world; the height bound then grows by the height uncertainty of each
+    point along its camera ray (_height_slack). With ``flat_feet`` and the four
     points (heel, toe) × (left, right) of footlock.CONTACT_JOINTS, a toe that is slow while its
     heel is planted is planted too (a foot is rigid; its toe joint's estimated height is the
     noisier one). Short flickers are cleaned up.
@@ -85,8 +94,9 @@ def detect_contacts(points: np.ndarray, times: np.ndarray, *, view_dir: np.ndarr
     times = np.asarray(times, np.float64)
     speed = _weighted_speed(points, times, view_dir, depth_weight)
     height = points[..., 2] - np.maximum(np.percentile(points[..., 2], FLOOR_PERCENTILE, axis=0), 0.0)
-    strong = (height <= height_max) & (speed <= speed_max)
-    weak = (height <= hysteresis * height_max) & (speed <= hysteresis * speed_max)
+    bound = height_max + (0.0 if camera is None else _height_slack(points, camera))
+    strong = (height <= bound) & (speed <= speed_max)
+    weak = (height <= hysteresis * bound) & (speed <= hysteresis * speed_max)
     flags = np.stack([_hysteresis(strong[:, k], weak[:, k]) for k in range(points.shape[1])], axis=1)
     if flat_feet and points.shape[1] == 4:
         flags[:, 1::2] |= flags[:, 0::2] & (speed[:, 1::2] <= speed_max)

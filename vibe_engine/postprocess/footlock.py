@@ -38,6 +38,8 @@ RAY_HORIZONTAL_MIN = 0.05  # squared horizontal length of a root ray below which
 # The root offsets follow the planted feet, jitter included; smoothed (with timestamps), they stop
 # passing that jitter on to the legs (the leg IK pins the feet exactly anyway).
 ROOT_OFFSET_SMOOTHING = LocalFitParams(sigma=0.1, order=1)
+OFFSET_HOLD_S = 1.0  # s: a root correction is held this long without contacts (a jump's flight) ...
+OFFSET_FADE_S = 1.0  # s: ... then fades out over this long
 REACH_MARGIN = 0.9995  # planted legs stay 0.05 % short of full extension (IK stays well-posed)
 _EPS = 1e-9
 
@@ -138,6 +140,21 @@ def _along_ray(slide: np.ndarray, ray: np.ndarray) -> np.ndarray:
     if horiz < RAY_HORIZONTAL_MIN:
         return np.zeros(3)  # a camera looking straight down: depth does not move the root sideways
     return (slide @ ray[:2]) / horiz * ray
+
+
+def _contact_proximity(any_contact: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Weights (T,) for the carried root correction: 1 within OFFSET_HOLD_S of a contact, then down
+    to 0 over OFFSET_FADE_S (far from every contact the raw root is trusted again; a correction
+    learnt from a wrong contact does not last for the rest of the clip). All 1 when no contact."""
+    idx = np.flatnonzero(any_contact)
+    if idx.size == 0:
+        return np.ones(len(times))
+    pos = np.searchsorted(idx, np.arange(len(times)))
+    before = times[idx[np.clip(pos - 1, 0, idx.size - 1)]]
+    after = times[idx[np.clip(pos, 0, idx.size - 1)]]
+    gap = np.minimum(np.abs(times - before), np.abs(after - times))
+    gap[any_contact] = 0.0
+    return np.clip(1.0 - (gap - OFFSET_HOLD_S) / OFFSET_FADE_S, 0.0, 1.0)
 
 
 def _ground_lift(points: np.ndarray) -> np.ndarray:
@@ -261,6 +278,8 @@ def _root_offsets(points: np.ndarray, contacts: np.ndarray, rays: np.ndarray | N
     ground: (camera centre (3,), floor heights (K,)) for the ground depth shift, or None.
     """
     offset = _root_correction(points, contacts, rays)
+    if times is not None:
+        offset *= _contact_proximity(contacts.any(axis=1), np.asarray(times, np.float64))[:, None]
     if rays is not None and ground is not None:
         offset = offset + _ground_depth_shift(points + offset[:, None], contacts, rays, *ground)
     offset = offset + _ground_lift(points + offset[:, None])

@@ -1,10 +1,12 @@
 """Ground plane and world frame from a static camera, estimated from the feet over time.
 
 Input points are in the OpenCV camera frame (x right, y down, z forward), metres. Feet on the
-ground lie on one plane: per frame we take the slow foot points near the lowest
-one (along the current up estimate), fit a plane to those points with outlier rejection, and iterate
-with the plane's normal as the new up. When the stance points do not span a plane (a person
-standing still), the body's own vertical axis gives the normal instead.
+ground lie on one plane: per frame we take the slow foot points near the lowest one (along the
+current up estimate), find the best-supported plane among them (RANSAC: feet on a step or a
+platform lie on a second, parallel level, which a least-squares fit through both would tilt),
+refit it by least squares, and iterate with the plane's normal as the new up. When the stance
+points do not span a plane (a person standing still), the body's own vertical axis gives the
+normal instead.
 """
 from __future__ import annotations
 
@@ -17,6 +19,11 @@ STANCE_SPEED_MAX = 0.5  # m/s: faster foot points are not on the ground
 STANCE_BAND = 0.10  # m: foot points this far above the frame's lowest one still count as planted
 MIN_SPREAD = 0.15  # m: second principal extent needed for the stance points to define a plane
 OUTLIER_MADS = 3.0
+RANSAC_SAMPLES = 400  # plane hypotheses from triples of stance points
+RANSAC_INLIER_M = 0.03  # m: a stance point this close to a hypothesis supports it
+RANSAC_SEED = 0  # deterministic sampling
+MAX_TILT_FROM_PRIOR_DEG = 60.0  # the ground is at most this far from the prior up (body or camera)
+MAX_STANCE_POINTS = 2000  # stance points used for the fit (evenly subsampled beyond)
 ITERATIONS = 3
 
 
@@ -55,13 +62,46 @@ def _fit_plane(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return centroid, vt[2], sing / np.sqrt(max(len(points), 1))
 
 
-def _robust_plane(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Plane fit, then refit without points beyond OUTLIER_MADS median absolute deviations."""
+def _ransac_normal(points: np.ndarray, prior_up: np.ndarray) -> np.ndarray | None:
+    """Normal (3,) of the plane through most points (M,3) within RANSAC_INLIER_M, among planes
+    tilted at most MAX_TILT_FROM_PRIOR_DEG from ``prior_up``; None when no sample qualifies.
+
+    Feet standing on two levels (the ground and a step or platform) lie on two parallel planes: a
+    least-squares fit through both is tilted; the best-supported single level is not.
+    """
+    rng = np.random.default_rng(RANSAC_SEED)
+    tri = points[rng.integers(0, len(points), (RANSAC_SAMPLES, 3))]
+    normals = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
+    length = np.linalg.norm(normals, axis=-1)
+    good = length > 1e-9
+    normals = normals[good] / length[good, None]
+    normals *= np.sign(normals @ prior_up)[:, None]
+    upright = normals @ prior_up >= np.cos(np.radians(MAX_TILT_FROM_PRIOR_DEG))
+    if not upright.any():
+        return None
+    normals, anchors = normals[upright], tri[good][upright, 0]
+    dist = np.abs(normals @ points.T - np.sum(normals * anchors, axis=-1)[:, None])
+    return normals[int(np.argmax(np.sum(dist <= RANSAC_INLIER_M, axis=1)))]
+
+
+def _robust_plane(points: np.ndarray, prior_up: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Plane (centroid (3,), normal (3,), spread (3,)) of the best-supported level of points (M,3):
+    RANSAC seed, then a least-squares refit of the points near it (OUTLIER_MADS median deviations)."""
     centroid, normal, spread = _fit_plane(points)
+    seed = _ransac_normal(points, prior_up)
+    if seed is not None:
+        level = _mode_level(points @ seed)
+        centroid, normal = centroid + (level - centroid @ seed) * seed, seed
     resid = np.abs((points - centroid) @ normal)
     mad = np.median(resid) + 1e-4
-    inliers = points[resid <= OUTLIER_MADS * mad]
+    inliers = points[resid <= max(OUTLIER_MADS * mad, RANSAC_INLIER_M)]
     return _fit_plane(inliers) if len(inliers) >= 3 else (centroid, normal, spread)
+
+
+def _mode_level(offsets: np.ndarray) -> float:
+    """The offset (m) with the most others within RANSAC_INLIER_M (offsets (M,))."""
+    counts = np.sum(np.abs(offsets[:, None] - offsets[None]) <= RANSAC_INLIER_M, axis=1)
+    return float(offsets[int(np.argmax(counts))])
 
 
 def estimate_ground(feet: np.ndarray, times: np.ndarray, body_up: np.ndarray | None = None) -> GroundPlane:
@@ -82,7 +122,7 @@ def estimate_ground(feet: np.ndarray, times: np.ndarray, body_up: np.ndarray | N
         stance = _stance_points(feet, speeds, up)
         if len(stance) < 3:
             break
-        centroid, normal, spread = _robust_plane(stance)
+        centroid, normal, spread = _robust_plane(stance[:: max(1, len(stance) // MAX_STANCE_POINTS)], up)
         if spread[1] < MIN_SPREAD / 2:
             break  # a line or a point: the normal is not determined by the feet
         up = normal if normal @ up > 0 else -normal

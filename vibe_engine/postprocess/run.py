@@ -80,7 +80,8 @@ def _lock_track(body: mf.BodyModel, track: mf.Track, m: np.ndarray,
     if contacts is None:
         joints = _camera_joints(body, track)[:, list(CONTACT_JOINTS)]
         world = joints @ m[:3, :3].T + m[:3, 3]
-        contacts = detect_contacts(world, track.times, view_dir=m[:3, :3] @ CAMERA_FORWARD)
+        contacts = detect_contacts(world, track.times, view_dir=m[:3, :3] @ CAMERA_FORWARD,
+                                   camera=m[:3, 3])
         track.extra["contacts"] = contacts
     pose, transl = lock_feet(body, track.betas_track, track.pose, track.transl, m, contacts, along_ray=True,
                              ground_depth=GROUND_DEPTH, times=np.asarray(track.times, np.float64))
