@@ -8,18 +8,24 @@ Exit codes: 0 ok, 1 internal error, 2 usage, 3 cancelled, 4 bad input.
 """
 from __future__ import annotations
 
-import argparse
-import logging
 import os
-import sys
-import traceback
-from importlib import metadata
-from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Sequence, TextIO
 
-from . import __version__
-from .config import DEFAULT_BATCH_SIZE, DEFAULT_MIN_FRAMES, OOM_ENV, EngineConfig, resolve_models
-from .errors import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, CancelledError, EngineError, ModelError
+# Before torch (or anything using OpenMP) starts: with the default active spin-wait, 2 threads
+# on a shared 2-core machine are slower than 1 (reference/environment.md §5).
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse  # noqa: E402
+import logging  # noqa: E402
+import sys  # noqa: E402
+import traceback  # noqa: E402
+from importlib import metadata  # noqa: E402
+from pathlib import Path  # noqa: E402
+from typing import TYPE_CHECKING, Callable, Sequence, TextIO  # noqa: E402
+
+from . import __version__  # noqa: E402
+from .config import DEFAULT_BATCH_SIZE, DEFAULT_MIN_FRAMES, OOM_ENV, EngineConfig, resolve_models  # noqa: E402
+from .errors import (EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, CancelledError,  # noqa: E402
+                     EngineError, ModelError)
 
 if TYPE_CHECKING:
     from .protocol import ProtocolWriter
@@ -88,6 +94,12 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-ground", action="store_true",
                    help="do not estimate the ground plane (no world frame, no foot locking)")
     p.add_argument("--no-foot-lock", action="store_true", help="do not pin feet in contact with the ground")
+    p.add_argument("--detect-every", type=_positive_int, metavar="N",
+                   help="run the person detector every N frames while all tracks are followed "
+                        "(every frame when a track is lost or new; default 5)")
+    p.add_argument("--compile", action="store_true",
+                   help="VIBE: torch.compile the backbone (Inductor, frozen weights; ~10-30 s warm-up, "
+                        "pays off for long videos)")
     p.add_argument("--ignore-stdin", action="store_true",
                    help="do not treat end of stdin as cancel (for shell use with </dev/null)")
 
@@ -116,8 +128,6 @@ def torch_version() -> str | None:
 
 
 def _oom_hook() -> int | None:
-    import os
-
     value = os.environ.get(OOM_ENV)
     return int(value) if value else None
 
@@ -137,7 +147,8 @@ def make_config(args: argparse.Namespace) -> EngineConfig:
         device=args.device, precision=args.precision, focal_px=args.focal, min_frames=args.min_frames,
         batch_size=args.batch_size, tracks=args.tracks, max_people=args.max_people,
         official_chunks=args.official_chunks, smooth=not args.no_smooth, ground=not args.no_ground,
-        foot_lock=not args.no_foot_lock, oom_above=_oom_hook())
+        foot_lock=not args.no_foot_lock, oom_above=_oom_hook(), detect_every=args.detect_every,
+        compile=args.compile)
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:

@@ -28,6 +28,9 @@ DEFAULT_BATCH_SIZE = 32
 GRU_CHUNK_FRAMES = 90
 #: The official demo restarts the GRU hidden state every 450 frames (its DataLoader batch size).
 OFFICIAL_CHUNK_FRAMES = 450
+#: Frames between person-detector runs while every track is followed (``--detect-every``), per
+#: backend; chosen by measurement (benchmarks/engine.py; docs/engine-protocol.md "Speed").
+DEFAULT_DETECT_EVERY = {"vibe": 5, "blazepose": 10}
 #: Environment hook for tests: the feature step raises an out-of-memory error for batches larger
 #: than this many crops (docs/engine-protocol.md "Test hooks").
 OOM_ENV = "VIBE_ENGINE_FAULT_OOM_ABOVE"
@@ -69,6 +72,12 @@ class EngineConfig:
     ground: bool = True
     foot_lock: bool = True
     oom_above: int | None = None
+    detect_every: int | None = None
+    compile: bool = False
+
+    def detector_stride(self, backend: str) -> int:
+        """Frames between detector runs: ``detect_every``, else the backend's default."""
+        return self.detect_every if self.detect_every is not None else DEFAULT_DETECT_EVERY[backend]
 
     @property
     def chunk_frames(self) -> int:

@@ -41,6 +41,7 @@ from .cancel import CancelToken
 from .config import OFFICIAL_CHUNK_FRAMES, EngineConfig
 from .errors import BadInputError, ModelError, NoPersonError, OutOfMemoryError, OutputError, VideoError
 from .protocol import ProtocolWriter
+from .video import Prefetcher
 
 log = logging.getLogger(__name__)
 
@@ -144,7 +145,7 @@ def load_model(cfg: EngineConfig) -> Any:
     m = cfg.models
     try:
         return load_generator(m.vibe_checkpoint, m.spin_checkpoint, body_model=m.body_model,
-                              device=cfg.device, precision=cfg.precision)
+                              device=cfg.device, precision=cfg.precision, compile=cfg.compile)
     except (ModelError, BadInputError):
         raise
     except Exception as exc:  # noqa: BLE001 - any loader failure means the file is unusable
@@ -186,6 +187,55 @@ class PersonSource:
 
             self.detector = PersonDetector()
         self.tracker = Tracker()
+        self.every = 1
+        self._last_run: int | None = None
+        self._held: list[tuple[int, np.ndarray]] = []
+
+    def wants(self, index: int) -> bool:
+        """Whether the detector should run on frame ``index``: every ``every``-th frame while the
+        tracker is settled (all tracks confirmed and matched), every frame otherwise; always with
+        a boxes file."""
+        if self.detector is None or self._last_run is None or not self.tracker.settled:
+            return True
+        return index - self._last_run >= self.every
+
+    def step(self, index: int, image: np.ndarray, timings: Timings) -> None:
+        """Detect (when wanted) and feed the tracker for one frame.
+
+        Skipped frames are held (at most ``every - 1`` images). At the next detector run, when
+        its detections would unsettle the tracker (a person appeared or was missed), the held
+        frames are detected after all, in order, so that tracks start and end where they would
+        with the detector on every frame; otherwise they are recorded as skipped.
+        """
+        if self.wants(index):
+            self._run(index, image, timings)
+        else:
+            self._held.append((index, image))
+
+    def flush(self, timings: Timings) -> None:
+        """End of the video: a held last frame is detected after all (tracks reach the end)."""
+        if self._held:
+            index, image = self._held.pop()
+            self._run(index, image, timings)
+
+    def _run(self, index: int, image: np.ndarray, timings: Timings) -> None:
+        self._last_run = index
+        with timings("detect"):
+            dets = self.detect(index, image)
+        held, self._held = self._held, []
+        with timings("track"):
+            settles = not held or self.tracker.would_settle(index, dets)
+        for k, img in held:
+            if settles:
+                with timings("track"):
+                    self.tracker.skip(k)
+                continue
+            with timings("detect"):
+                dets_k = self.detect(k, img)
+            with timings("track"):
+                self.update(k, dets_k)
+        with timings("track"):
+            self.update(index, dets)
 
     def detect(self, index: int, image: np.ndarray) -> np.ndarray:
         """(K,5) boxes x1,y1,x2,y2,score (pixels) of one frame."""
@@ -215,19 +265,18 @@ def detect_and_track(run: _Run, reader: Any, source: PersonSource) -> tuple[Any,
     """Pass 1. Returns (video info after the pass, frame times (N,) s, all tracks ≥ 1 frame)."""
     times: list[float] = []
     total = reader.info.frame_count
-    frames = iter(reader)
-    while True:
-        with run.timings("decode"):
-            frame = next(frames, None)
-        if frame is None:
-            break
-        with run.timings("detect"):
-            dets = source.detect(frame.index, frame.image)
-        with run.timings("track"):
-            source.update(frame.index, dets)
-        times.append(frame.time)
-        run.writer.progress("detect", frame.index + 1, max(total, frame.index + 1))
-        run.token.check("detect")
+    with Prefetcher(iter(reader)) as prefetched:
+        frames = iter(prefetched)
+        while True:
+            with run.timings("decode"):
+                frame = next(frames, None)
+            if frame is None:
+                break
+            source.step(frame.index, frame.image, run.timings)
+            times.append(frame.time)
+            run.writer.progress("detect", frame.index + 1, max(total, frame.index + 1))
+            run.token.check("detect")
+    source.flush(run.timings)
     if not times:
         raise VideoError(f"no frame could be decoded from {run.cfg.video.name}; pass a playable video")
     with run.timings("track"):
@@ -389,23 +438,27 @@ def features_pass(run: _Run, reader: Any, model: Any, tracks: list[Any]) -> list
     streams = [_Stream(t) for t in tracks]
     backbone = _Backbone(run, model)
     total = sum(len(t.frames) for t in tracks)
+    if run.cfg.compile:
+        with run.timings("compile"):
+            model.warm_up(min(backbone.batch, total))
     last = max(int(t.frames[-1]) for t in tracks)
     crops: list[np.ndarray] = []
     owners: list[int] = []
     done = 0
-    frames = iter(reader)
-    while True:
-        with run.timings("decode"):
-            frame = next(frames, None)
-        if frame is None or frame.index > last:
-            break
-        with run.timings("crop"):
-            _crops_at(frame, streams, crops, owners)
-        if len(crops) >= backbone.batch:
-            done += len(crops)
-            _flush_batch(run, model, backbone, crops, owners, streams)
-            run.writer.progress("features", done, total)
-            run.token.check("features")
+    with Prefetcher(iter(reader)) as prefetched:
+        frames = iter(prefetched)
+        while True:
+            with run.timings("decode"):
+                frame = next(frames, None)
+            if frame is None or frame.index > last:
+                break
+            with run.timings("crop"):
+                _crops_at(frame, streams, crops, owners)
+            if len(crops) >= backbone.batch:
+                done += len(crops)
+                _flush_batch(run, model, backbone, crops, owners, streams)
+                run.writer.progress("features", done, total)
+                run.token.check("features")
     done += len(crops)
     _flush_batch(run, model, backbone, crops, owners, streams)
     run.writer.progress("features", done, total)
@@ -482,6 +535,7 @@ def build_motion(run: _Run, backend: Backend, info: Any, times: np.ndarray,
     checkpoints = {name: sha256_file(p) for name, p in backend.files.items()}
     manifest = {"engine_version": __version__, "backend": backend.name, "device": cfg.device,
                 "precision": cfg.precision, "settings": cfg.settings(), "checkpoints": checkpoints,
+                "detect_every": cfg.detector_stride(backend.name) if cfg.boxes is None else None,
                 **_versions()}
     meta = mf.new_meta(
         video=_video_meta(cfg, info, times), camera=_camera_meta(cfg, info), world={"world_from_camera": None},
@@ -552,20 +606,21 @@ def landmarks_pass(run: _Run, reader: Any, bp: Any, tracks: list[Any]) -> None:
     for t in tracks:
         bp.start_track(t.id, t.bbox[0])
     total, done, last = sum(len(t.frames) for t in tracks), 0, max(int(t.frames[-1]) for t in tracks)
-    frames = iter(reader)
-    while True:
-        with run.timings("decode"):
-            frame = next(frames, None)
-        if frame is None or frame.index > last:
-            break
-        for k, t in enumerate(tracks):
-            if rows[k] < len(t.frames) and t.frames[rows[k]] == frame.index:
-                with run.timings("landmarks"):
-                    bp.add_frame(t.id, frame.index, frame.image, t.bbox[rows[k]])
-                rows[k] += 1
-                done += 1
-        run.writer.progress("features", done, total)
-        run.token.check("features")
+    with Prefetcher(iter(reader)) as prefetched:
+        frames = iter(prefetched)
+        while True:
+            with run.timings("decode"):
+                frame = next(frames, None)
+            if frame is None or frame.index > last:
+                break
+            for k, t in enumerate(tracks):
+                if rows[k] < len(t.frames) and t.frames[rows[k]] == frame.index:
+                    with run.timings("landmarks"):
+                        bp.add_frame(t.id, frame.index, frame.image, t.bbox[rows[k]])
+                    rows[k] += 1
+                    done += 1
+            run.writer.progress("features", done, total)
+            run.token.check("features")
     if rows != [len(t.frames) for t in tracks]:
         raise VideoError("the second pass over the video ended early; the file changed or cannot "
                          "be decoded twice")
@@ -618,6 +673,7 @@ def run_pipeline(cfg: EngineConfig, writer: ProtocolWriter, token: CancelToken) 
         with run.timings("load_model"):
             source = PersonSource(cfg)
             backend = load_backend(cfg, reader.info)
+            source.every = cfg.detector_stride(backend.name)
         token.check("decode")
         writer.stage("detect")
         info, times, all_tracks = detect_and_track(run, reader, source)

@@ -23,6 +23,11 @@ Interface (used by the pipeline)::
   in between (missed) are linearly interpolated between those squares, with confidence 0 and
   ``detected`` False. Tracks spanning fewer than ``min_frames`` frames are dropped (25, like
   VIBE's demo). Ids are 1, 2, ... in order of first appearance (ties: left to right).
+* Detector stride (the pipeline's ``--detect-every K``): frames the detector deliberately did
+  not run on are reported with ``skip(frame)``. A frame between two consecutive detections of a
+  track where every frame in between was skipped counts as detected, with its box and confidence
+  linearly interpolated; a miss at a frame the detector ran on still gives ``detected`` False.
+  Frames neither updated nor skipped count as frames with no detection (as before).
 """
 from __future__ import annotations
 
@@ -154,6 +159,7 @@ class Tracker:
         self._done: list[_Live] = []
         self._serial = 0
         self._frame = -1
+        self._skipped: list[int] = []
 
     def update(self, frame_index: int, dets: np.ndarray) -> None:
         """Feed the detections (K, 5) [x1, y1, x2, y2, score] of frame ``frame_index`` (pixels).
@@ -179,6 +185,34 @@ class Tracker:
         for d in unmatched_dets:
             self._start(frame_index, boxes[d], float(dets[d, 4]))
         self._retire()
+
+    def skip(self, frame_index: int) -> None:
+        """Record that the detector did not run on ``frame_index`` (stride; see the module doc)."""
+        if frame_index <= self._frame:
+            raise ValueError(f"frame indices must increase: {frame_index} after {self._frame}")
+        self._skipped.append(int(frame_index))
+
+    @property
+    def settled(self) -> bool:
+        """True when every live track is confirmed and was matched at the last update: the
+        pipeline's detector stride may then skip frames (otherwise it detects every frame)."""
+        return all(live.confirmed and live.last_frame == self._frame for live in self._live)
+
+    def would_settle(self, frame_index: int, dets: np.ndarray) -> bool:
+        """Whether ``update(frame_index, dets)`` would leave the tracker settled: every live track
+        matched and confirmed, no new track. Changes nothing."""
+        boxes = xyxy_to_cxcywh(np.asarray(dets, np.float64).reshape(-1, 5)[:, :4])
+        steps = frame_index - self._frame if self._frame >= 0 else 1
+        saved = [(live.kalman.x.copy(), live.kalman.P.copy(), live.predicted) for live in self._live]
+        try:
+            for live in self._live:
+                live.predicted = live.kalman.predict(steps)
+            _, unmatched_tracks, unmatched_dets = self._associate(boxes)
+        finally:
+            for live, (x, cov, predicted) in zip(self._live, saved):
+                live.kalman.x, live.kalman.P, live.predicted = x, cov, predicted
+        return not unmatched_tracks and not unmatched_dets and all(
+            live.confirmed or live.streak + 1 >= self.min_hits for live in self._live)
 
     def _start(self, frame: int, box: np.ndarray, score: float) -> None:
         self._serial += 1
@@ -206,7 +240,7 @@ class Tracker:
             return [], list(range(n_tracks)), list(range(n_dets))
         predicted = np.stack([live.predicted for live in self._live])
         iou = iou_cxcywh(predicted, boxes)
-        size = (predicted[:, None, 2:4].mean(-1) + boxes[None, :, 2:4].mean(-1)) / 2
+        size = np.maximum(predicted[:, None, 2:4].mean(-1), boxes[None, :, 2:4].mean(-1))
         gap = np.linalg.norm(predicted[:, None, :2] - boxes[None, :, :2], axis=-1)
         dist = gap / np.maximum(size, MIN_SIDE)
         allowed = (iou >= self.iou_threshold) | (dist <= self.centre_gate)
@@ -220,8 +254,9 @@ class Tracker:
     def finish(self, min_frames: int = 25) -> list[Track]:
         """End tracking: interpolate gaps, drop tracks spanning < min_frames frames, number ids."""
         finished = self._done + [live for live in self._live if live.confirmed]
+        skipped, self._skipped = np.asarray(self._skipped, np.int64), []
         self._live, self._done = [], []
-        tracks = _finalise(finished, min_frames)
+        tracks = _finalise(finished, min_frames, skipped)
         logger.info("tracker: %d tracks of >= %d frames", len(tracks), min_frames)
         return tracks
 
@@ -243,20 +278,39 @@ def tracks_from_ids(boxes: dict[int, np.ndarray], ids: dict[int, np.ndarray],
     return _finalise(list(people.values()), min_frames)
 
 
-def _finalise(lives: list[_Live], min_frames: int) -> list[Track]:
-    """Build, filter (>= min_frames) and number (1.., by first frame then x) finished tracks."""
-    tracks = [t for t in (_to_track(live) for live in lives) if len(t.frames) >= min_frames]
+def _finalise(lives: list[_Live], min_frames: int, skipped: np.ndarray | None = None) -> list[Track]:
+    """Build, filter (>= min_frames) and number (1.., by first frame then x) finished tracks.
+
+    skipped: sorted (S,) int64 frames the detector deliberately did not run on (None: none)."""
+    tracks = [t for t in (_to_track(live, skipped) for live in lives) if len(t.frames) >= min_frames]
     tracks.sort(key=lambda t: (int(t.frames[0]), float(t.bbox[0, 0])))
     return [Track(i + 1, t.frames, t.bbox, t.confidence, t.detected) for i, t in enumerate(tracks)]
 
 
-def _to_track(live: _Live) -> Track:
-    """Contiguous frames first..last; detected boxes as measured, gaps linearly interpolated."""
+def _to_track(live: _Live, skipped: np.ndarray | None = None) -> Track:
+    """Contiguous frames first..last; detected boxes as measured, gaps linearly interpolated.
+
+    Frames between two consecutive detections with only skipped frames in between (detector
+    stride) count as detected, with the linearly interpolated confidence."""
     seen = np.asarray(live.frames, np.int64)
     frames = np.arange(seen[0], seen[-1] + 1, dtype=np.int64)
     boxes = make_square(np.asarray(live.boxes, np.float64))
     bbox = np.stack([np.interp(frames, seen, boxes[:, k]) for k in range(4)], axis=1)
     detected = np.isin(frames, seen)
+    scores = np.asarray(live.scores, np.float64)
     confidence = np.zeros(len(frames), np.float32)
-    confidence[detected] = np.asarray(live.scores, np.float32)
+    confidence[detected] = scores
+    if skipped is not None and len(skipped) and len(seen) > 1:
+        filled = ~detected & _only_skipped_between(frames, seen, skipped)
+        confidence[filled] = np.interp(frames[filled], seen, scores)
+        detected = detected | filled
     return Track(0, frames, bbox.astype(np.float32), confidence, detected)
+
+
+def _only_skipped_between(frames: np.ndarray, seen: np.ndarray, skipped: np.ndarray) -> np.ndarray:
+    """(T,) bool: frames (T,) whose surrounding pair of detections (seen (D,), sorted) has only
+    skipped frames (sorted (S,)) strictly between them."""
+    first, last = seen[:-1], seen[1:]
+    inside = np.searchsorted(skipped, last, "left") - np.searchsorted(skipped, first, "right")
+    pair = np.clip(np.searchsorted(seen, frames, "right") - 1, 0, len(first) - 1)
+    return inside[pair] == (last - first - 1)[pair]

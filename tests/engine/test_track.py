@@ -145,3 +145,34 @@ def test_real_clip_two_people_tracked_with_stable_ids():
         covered = np.isin(np.asarray(visible), track.frames).mean()
         assert covered >= 0.9, (track.id, covered)
         assert np.all(np.diff(track.frames) == 1) and track.bbox.dtype == np.float32
+
+
+def test_skipped_frames_between_detections_count_as_detected_with_interpolated_confidence():
+    tracker = Tracker()
+    for f in range(30):
+        if f % 5 and f != 29:  # stride 5: the detector ran on 0, 5, ..., 25 and on the last frame
+            tracker.skip(f)
+        elif f != 15:  # a real miss at frame 15
+            tracker.update(f, np.array([_box(100 + 2 * f, 300, 100, 200, 0.5 + f / 100)], np.float32))
+        else:
+            tracker.update(f, np.zeros((0, 5), np.float32))
+    (track,) = tracker.finish(min_frames=25)
+    assert np.array_equal(track.frames, np.arange(30))
+    # frames 11..19 lie between detections 10 and 20 with an examined miss (15): not detected
+    assert np.array_equal(np.flatnonzero(~track.detected), np.arange(11, 20))
+    assert track.confidence[7] == pytest.approx(0.57, abs=1e-6)  # interpolated 0.55 -> 0.60
+    assert track.bbox[7, 0] == pytest.approx(114.0, abs=1e-4)
+    assert np.all(track.confidence[11:20] == 0)
+
+
+def test_settled_means_every_live_track_confirmed_and_just_matched():
+    tracker = Tracker(min_hits=2)
+    assert tracker.settled
+    tracker.update(0, np.array([_box(100, 100, 50, 100)], np.float32))
+    assert not tracker.settled  # tentative
+    tracker.update(1, np.array([_box(102, 100, 50, 100)], np.float32))
+    assert tracker.settled
+    tracker.update(2, np.zeros((0, 5), np.float32))
+    assert not tracker.settled  # coasting
+    with pytest.raises(ValueError):
+        tracker.skip(2)
