@@ -32,6 +32,8 @@ from __future__ import annotations
 import logging
 import math
 import os
+import queue
+import threading
 from dataclasses import dataclass, replace
 from typing import Callable, Iterator
 
@@ -52,6 +54,10 @@ VFR_TOLERANCE_S = 0.002
 """Frame intervals that differ by more than this (and by > VFR_TOLERANCE_REL) mark a clip VFR."""
 VFR_TOLERANCE_REL = 0.1
 TRUNCATION_SLACK_S = 0.25
+#: Frames decoded ahead by ``Prefetcher`` (each 720p RGB frame is 2.8 MB).
+PREFETCH_FRAMES = 4
+#: How often a blocked prefetch thread or its consumer re-checks for a stop (seconds).
+QUEUE_POLL_S = 0.05
 """A pass that ends this much (or 3 frame intervals, if more) before the header's duration, with
 fewer frames than the header's count, is reported as truncated. Both conditions are needed:
 for Matroska/WebM the count is only FFmpeg's duration x fps estimate, wrong for VFR video."""
@@ -264,3 +270,68 @@ class VideoReader:
 def open_video(path: str | os.PathLike, on_warning: WarningCallback | None = None) -> VideoReader:
     """Open ``path`` for streaming; raises VideoError (one line) if it is missing or unreadable."""
     return VideoReader(path, on_warning=on_warning)
+
+
+class Prefetcher:
+    """Decode ahead: iterates ``frames`` in a background thread, at most ``depth`` frames ahead.
+
+    OpenCV's decoder releases the GIL, so decoding overlaps the model work of the main thread.
+    Use as a context manager; leaving it early stops the thread and closes the source iterator
+    (in the thread that ran it). Exceptions of the source are raised in the consumer::
+
+        with Prefetcher(iter(reader)) as frames:
+            for frame in frames: ...
+    """
+
+    _END = object()
+
+    def __init__(self, frames: Iterator[Frame], depth: int = PREFETCH_FRAMES) -> None:
+        self._source = frames
+        self._queue: queue.Queue = queue.Queue(maxsize=max(1, depth))
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._work, name="video-prefetch", daemon=True)
+
+    def _work(self) -> None:
+        item: object = self._END
+        try:
+            for frame in self._source:
+                if not self._put(frame):
+                    return
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer, raised there
+            item = exc
+        finally:
+            close = getattr(self._source, "close", None)
+            if close is not None:
+                close()
+        self._put(item)
+
+    def _put(self, item: object) -> bool:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=QUEUE_POLL_S)
+                return True
+            except queue.Full:
+                continue
+        return False
+
+    def __enter__(self) -> "Prefetcher":
+        self._thread.start()
+        return self
+
+    def __iter__(self) -> Iterator[Frame]:
+        while True:
+            item = self._queue.get()
+            if item is self._END:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        while self._thread.is_alive():
+            try:
+                self._queue.get(timeout=QUEUE_POLL_S)
+            except queue.Empty:
+                pass
+        self._thread.join()

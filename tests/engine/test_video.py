@@ -9,7 +9,7 @@ import pytest
 
 from tests.fixtures import media
 from vibe_engine.errors import VideoError
-from vibe_engine.video import open_video
+from vibe_engine.video import Prefetcher, open_video
 
 # 10 frames at 30 fps, a 0.5 s pause, 10 frames at 60 fps, then an odd 41.7 ms interval.
 VFR_SEGMENTS = [(10, 3000), (5, 45000), (10, 1500), (6, 3753)]
@@ -182,3 +182,24 @@ def test_phone_like_hevc_mov_vfr_portrait(tmp_path):
     assert np.abs(np.array([t for t, _ in frames]) - times).max() < PTS_TOLERANCE_S
     for i, (_, image) in enumerate(frames):
         assert media.read_index(np.rot90(image, k=-(ccw // 90))) == i  # undo the display rotation
+
+
+def test_prefetcher_gives_the_same_frames_and_stops_early_cleanly(clips):
+    with open_video(clips["cfr"]) as reader:
+        with Prefetcher(iter(reader), depth=2) as frames:
+            ahead = [(f.index, f.time, f.image) for f in frames]
+        plain = [(f.index, f.time, f.image) for f in reader]
+        assert reader.info.exact and reader.info.frame_count == 20
+        with Prefetcher(iter(reader), depth=2) as frames:  # stop after 3: decoder closed
+            first = [f.index for _, f in zip(range(3), frames)]
+        assert reader._captures == []
+    assert first == [0, 1, 2] and len(ahead) == len(plain) == 20
+    assert all(a[:2] == b[:2] and np.array_equal(a[2], b[2]) for a, b in zip(ahead, plain))
+
+
+def test_prefetcher_raises_the_decoders_error_in_the_consumer(clips):
+    fast = media.make_faststart_copy(clips["noise"], clips["root"] / "noise_fast3.mp4")
+    cut = media.truncate_copy(fast, clips["root"] / "header_only3.mp4", media.mp4_data_offset(fast))
+    with open_video(cut) as reader, Prefetcher(iter(reader)) as frames:
+        with pytest.raises(VideoError, match="no decodable frames"):
+            list(frames)
