@@ -38,6 +38,7 @@ def load_generator(
     device: str | torch.device = "cpu",
     precision: str = "fp32",
     channels_last: bool = True,
+    compile: bool = False,
 ) -> VibeGenerator:
     """Build VIBE's demo generator from the official files, unchanged.
 
@@ -51,6 +52,8 @@ def load_generator(
         device: "cpu", "cuda", "cuda:1", …
         precision: "fp32", or "bf16" (backbone + encoder in bfloat16, regressor + SMPL fp32).
         channels_last: NHWC backbone (same results to float rounding, faster).
+        compile: ``torch.compile`` the backbone (Inductor, frozen weights; see
+            ``VibeGenerator.compile_backbone``): slow first batch, faster afterwards.
     Returns:
         The model in eval mode with gradients disabled.
     Raises:
@@ -69,6 +72,8 @@ def load_generator(
     if channels_last:
         model.backbone.to(memory_format=torch.channels_last)
     model.to(device).eval().requires_grad_(False)
+    if compile:
+        model.compile_backbone()
     log.info("VIBE generator loaded from %s + %s (%s, %s)", vibe_path.name, spin_path.name, device, precision)
     return model
 
