@@ -126,7 +126,7 @@ def test_installs_as_an_extension_and_works(built):
     assert res["module_file"].startswith(res["user"])  # the installed copy, not the checkout
     assert res["absolute_import_loaded"] is False  # relative imports only
     assert res["import_motion"] == ["FINISHED"]
-    assert res["objects_after_motion"] == ["VIBE_1", "VIBE_1_body", "VIBE_2", "VIBE_2_body"]
+    assert res["objects_after_motion"] == ["VIBE Camera", "VIBE_1", "VIBE_1_body", "VIBE_2", "VIBE_2_body"]
     assert res["import_video"] == ["FINISHED"] and res["actions"] == ["VIBE_1_action", "VIBE_2_action"]
     assert res["uninstall"] == ["FINISHED"]
     assert res["still_registered"] is False and res["scene_prop_left"] is False
