@@ -4,17 +4,23 @@ Runs the real CLI in a subprocess (peak RSS from ``os.wait4`` of that child alon
 random-weight official-layout checkpoints, on clips made from the demo video:
 
 * ``1p-720p``: 1280×720, demo frames 0–39 (only the man is in view) played forwards then
-  backwards, fp32 and bf16;
-* ``multi-720p``: 1280×720, demo frames 60 onwards (both people in view), fp32 and bf16;
-* ``1p-720p-long``: the one-person clip bounced LONG_FACTOR × longer, fp32: peak RSS must not
-  grow with the video length (two streaming passes, no frame kept);
-* the same clips with the default BlazePose backend (no VIBE files: the fast path).
+  backwards;
+* ``multi-720p``: 1280×720, demo frames 60 onwards (both people in view);
+* ``1p-720p-long``: the one-person clip bounced LONG_FACTOR × longer: peak RSS must not grow with
+  the video length (two streaming passes, no frame kept), and ``--compile`` pays its warm-up;
+* each with the VIBE backend (settings per row: precision, ``--detect-every``, ``--compile``) and
+  with the default BlazePose backend (no VIBE files).
 
-Stage seconds come from the ``timings_s`` field of the engine's ``result`` line (decode, detect,
-track, crop, generator = backbone + temporal/regressor, postprocess, write, load_model). The ratio column
-compares each row's frames/s with the first row (same machine, same run).
+The first row of each backend is the old behaviour (``--detect-every 1``, fp32) on the one-person
+clip: the ``ratio`` columns compare every row of that backend with it (same machine, same run).
+``fps`` = video frames / wall second of the whole process (start-up, imports, model load and
+compile warm-up included); ``steady`` = video frames / seconds of the per-frame stages (decode,
+detect, track, crop, generator/landmarks, fit, post-processing, write: what a longer video costs
+per frame). Each case runs ``--repeat`` times, the fastest run is kept (the machine is shared).
+Stage seconds come from the ``timings_s`` field of the engine's ``result`` line.
 
-Usage: ``python benchmarks/engine.py [--frames N] [--device cpu|cuda] [--out DIR]``.
+Usage: ``python benchmarks/engine.py [--frames N] [--repeat R] [--device cpu|cuda] [--out DIR]
+[--quick]``.
 """
 from __future__ import annotations
 
@@ -90,36 +96,66 @@ def run_engine(video: Path, out: Path, vibe_data: Path | None, extra: list[str])
             "timings": result["timings_s"]}
 
 
-def row(name: str, backend: str, precision: str, result: dict) -> dict:
-    """Table row: frames, people, crops, fps (video frames per wall second), stage seconds."""
+#: Timing keys that are paid once per run, not per frame.
+ONCE_KEYS = ("load_model", "compile")
+
+
+def row(name: str, backend: str, precision: str, options: str, result: dict) -> dict:
+    """Table row: frames, people, crops, fps (video frames per wall second), steady fps, stages (s)."""
     motion = result["motion"]
     t = result["timings"]
     frames = motion.meta["video"]["frames"]
-    return {"case": name, "backend": backend, "precision": precision, "frames": frames, "people": len(motion.tracks),
-            "crops": sum(tr.num_frames for tr in motion.tracks), "wall_s": result["wall_s"],
-            "fps": frames / result["wall_s"], "rss_mib": result["rss_mib"],
-            "load": t.get("load_model", 0.0), "decode": t.get("decode", 0.0), "detect": t.get("detect", 0.0),
-            "track": t.get("track", 0.0), "crop": t.get("crop", 0.0),
-            "generator": sum(t.get(k, 0.0) for k in ("generator_backbone", "generator_temporal", "landmarks", "fit")),
-            "post": t.get("postprocess", 0.0), "write": t.get("write", 0.0)}
+    per_frame = sum(v for k, v in t.items() if k not in ONCE_KEYS)
+    return {"case": name, "backend": backend, "precision": precision, "options": options or "-",
+            "frames": frames, "people": len(motion.tracks), "crops": sum(tr.num_frames for tr in motion.tracks),
+            "wall_s": result["wall_s"], "fps": frames / result["wall_s"], "steady": frames / per_frame,
+            "rss_mib": result["rss_mib"], "load": t.get("load_model", 0.0), "compile": t.get("compile", 0.0),
+            "decode": t.get("decode", 0.0), "detect": t.get("detect", 0.0), "track": t.get("track", 0.0),
+            "crop": t.get("crop", 0.0),
+            "model": sum(t.get(k, 0.0) for k in ("generator_backbone", "generator_temporal", "landmarks")),
+            "fit": t.get("fit", 0.0), "post": t.get("postprocess", 0.0), "write": t.get("write", 0.0)}
 
 
 def print_table(rows: list[dict]) -> None:
-    """Print the results as a fixed-width table (stage columns in seconds)."""
-    cols = ["case", "backend", "precision", "frames", "people", "crops", "wall_s", "fps", "ratio", "rss_mib", "load",
-            "decode", "detect", "track", "crop", "generator", "post", "write"]
-    base = rows[0]["fps"]
-    print(" ".join(f"{c:>11}" for c in cols))
+    """Print the results as a fixed-width table (stage columns in seconds); ratios against the
+    first row of the same backend."""
+    cols = ["case", "backend", "precision", "options", "frames", "people", "crops", "wall_s", "fps", "ratio",
+            "steady", "s_ratio", "rss_mib", "load", "compile", "decode", "detect", "track", "crop", "model",
+            "fit", "post", "write"]
+    base = {}
     for r in rows:
-        r = dict(r, ratio=r["fps"] / base)
-        print(" ".join(f"{r[c]:>11.2f}" if isinstance(r[c], float) else f"{r[c]:>11}" for c in cols))
+        base.setdefault(r["backend"], r)
+    widths = {c: 22 if c == "options" else 12 if c == "case" else 9 for c in cols}
+    print(" ".join(f"{c:>{widths[c]}}" for c in cols))
+    for r in rows:
+        b = base[r["backend"]]
+        r = dict(r, ratio=r["fps"] / b["fps"], s_ratio=r["steady"] / b["steady"])
+        print(" ".join(f"{r[c]:>{widths[c]}.2f}" if isinstance(r[c], float) else f"{r[c]:>{widths[c]}}"
+                       for c in cols))
+
+
+def cases(one: Path, multi: Path, long: Path, data: Path, quick: bool) -> list[tuple]:
+    """(case, clip, vibe data or None, precision, extra options) per row; baselines first."""
+    vibe = [("1p-720p", one, data, "fp32", "--detect-every 1"), ("1p-720p", one, data, "fp32", ""),
+            ("1p-720p", one, data, "bf16", ""), ("1p-720p-long", long, data, "bf16", ""),
+            ("1p-720p-long", long, data, "bf16", "--compile"), ("multi-720p", multi, data, "bf16", ""),
+            ("1p-720p-long", long, data, "fp32", "")]
+    blaze = [("1p-720p", one, None, "fp32", "--detect-every 1"), ("1p-720p", one, None, "fp32", ""),
+             ("1p-720p", one, None, "fp32", "--landmark-model lite"), ("multi-720p", multi, None, "fp32", ""),
+             ("1p-720p-long", long, None, "fp32", "")]
+    if quick:
+        vibe = [c for c in vibe if c[0] == "1p-720p"]
+        blaze = [c for c in blaze if c[0] == "1p-720p"]
+    return vibe + blaze
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=80, help="frames of the base clips")
+    parser.add_argument("--repeat", type=int, default=1, help="runs per case; the fastest is kept")
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--quick", action="store_true", help="only the one-person rows")
     parser.add_argument("--out", type=Path, default=None, help="work folder (default: a temp folder)")
     args = parser.parse_args()
     work = args.out or Path(tempfile.mkdtemp(prefix="vibe-bench-"))
@@ -129,27 +165,31 @@ def main() -> None:
     multi = make_clip(work / "multi.mp4", args.frames, SIZE_720P, start=60)
     long = make_clip(work / "long.mp4", half, SIZE_720P, start=0, bounce=2 * LONG_FACTOR)
     common = ["--device", args.device, "--batch-size", str(args.batch_size), "--min-frames", "5"]
-    cases = [("1p-720p", one, data, ("fp32", "bf16")), ("multi-720p", multi, data, ("fp32", "bf16")),
-             ("1p-720p-long", long, data, ("fp32",)), ("1p-720p", one, None, ("fp32",)),
-             ("multi-720p", multi, None, ("fp32",)), ("1p-720p-long", long, None, ("fp32",))]
     rows = []
-    for name, clip, vibe_data, precisions in cases:
+    for k, (name, clip, vibe_data, precision, options) in enumerate(cases(one, multi, long, data, args.quick)):
         backend = "vibe" if vibe_data else "blazepose"
-        for precision in precisions:
-            result = run_engine(clip, work / f"{name}-{backend}-{precision}.motion.npz", vibe_data,
-                                common + ["--precision", precision])
-            rows.append(row(name, backend, precision, result))
-            print(json.dumps({k: (round(v, 3) if isinstance(v, float) else v) for k, v in rows[-1].items()}),
-                  file=sys.stderr)
-    print(f"device={args.device} torch threads={os.cpu_count()} batch={args.batch_size} "
-          f"(stage columns: seconds; fps = video frames / wall second incl. start-up)")
+        extra = common + ["--precision", precision, *options.split()]
+        runs = [run_engine(clip, work / f"case{k}.motion.npz", vibe_data, extra) for _ in range(args.repeat)]
+        rows.append(row(name, backend, precision, options, min(runs, key=lambda r: r["wall_s"])))
+        print(json.dumps({c: (round(v, 3) if isinstance(v, float) else v) for c, v in rows[-1].items()}),
+              file=sys.stderr)
+    print(f"device={args.device} cpus={os.cpu_count()} batch={args.batch_size} best of {args.repeat} "
+          f"(stage columns: seconds; fps = frames / wall second incl. start-up; steady = frames / per-frame "
+          f"stage seconds; ratios vs the first row of the backend)")
     print_table(rows)
-    for backend in ("vibe", "blazepose"):
-        rss = {r["case"]: r for r in rows if r["precision"] == "fp32" and r["backend"] == backend}
-        short, long_ = rss["1p-720p"], rss["1p-720p-long"]
-        print(f"{backend}: peak RSS {short['rss_mib']:.0f} MiB at {short['frames']} frames vs "
-              f"{long_['rss_mib']:.0f} MiB at {long_['frames']} frames (ratio "
-              f"{long_['rss_mib'] / short['rss_mib']:.2f})")
+    _print_rss(rows)
+
+
+def _print_rss(rows: list[dict]) -> None:
+    """Peak RSS of the short and the long one-person clip, per backend (must not grow)."""
+    for backend, precision in (("vibe", "fp32"), ("blazepose", "fp32")):
+        rss = {r["case"]: r for r in rows if r["backend"] == backend and r["precision"] == precision
+               and r["options"] == "-"}
+        if "1p-720p" in rss and "1p-720p-long" in rss:
+            short, long_ = rss["1p-720p"], rss["1p-720p-long"]
+            print(f"{backend}: peak RSS {short['rss_mib']:.0f} MiB at {short['frames']} frames vs "
+                  f"{long_['rss_mib']:.0f} MiB at {long_['frames']} frames (ratio "
+                  f"{long_['rss_mib'] / short['rss_mib']:.2f})")
 
 
 if __name__ == "__main__":

@@ -100,6 +100,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--compile", action="store_true",
                    help="VIBE: torch.compile the backbone (Inductor, frozen weights; ~10-30 s warm-up, "
                         "pays off for long videos)")
+    p.add_argument("--landmark-model", choices=("lite", "full", "heavy"), default="full",
+                   help="BlazePose backend: landmark model size (lite is faster, full the default)")
     p.add_argument("--ignore-stdin", action="store_true",
                    help="do not treat end of stdin as cancel (for shell use with </dev/null)")
 
@@ -148,7 +150,7 @@ def make_config(args: argparse.Namespace) -> EngineConfig:
         batch_size=args.batch_size, tracks=args.tracks, max_people=args.max_people,
         official_chunks=args.official_chunks, smooth=not args.no_smooth, ground=not args.no_ground,
         foot_lock=not args.no_foot_lock, oom_above=_oom_hook(), detect_every=args.detect_every,
-        compile=args.compile)
+        compile=args.compile, landmark_model=args.landmark_model)
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:

@@ -74,6 +74,7 @@ class EngineConfig:
     oom_above: int | None = None
     detect_every: int | None = None
     compile: bool = False
+    landmark_model: str = "full"
 
     def detector_stride(self, backend: str) -> int:
         """Frames between detector runs: ``detect_every``, else the backend's default."""

@@ -48,8 +48,6 @@ log = logging.getLogger(__name__)
 SCHEMA = f"{mf.FORMAT}/{mf.VERSION}"
 #: Frames whose detector score is at least this are "confident" for the per-track betas median.
 CONFIDENT_SCORE = 0.5
-#: BlazePose landmark model of the default backend ('lite' | 'full' | 'heavy').
-BLAZEPOSE_MODEL = "full"
 #: Bytes per read when hashing files.
 HASH_BLOCK_BYTES = 1 << 20
 #: The 49 output joints of VIBE/SPIN: 25 OpenPose joints, then 24 ground-truth joints.
@@ -591,7 +589,7 @@ def _load_blazepose(cfg: EngineConfig, info: Any) -> Backend:
     from .standin_body import DEFAULT_PATH, load_standin_body, motion_body_meta
 
     arrays = load_standin_body()
-    bp = BlazePoseBackend(model=BLAZEPOSE_MODEL, body=arrays, focal_px=_camera_meta(cfg, info)["focal_px"],
+    bp = BlazePoseBackend(model=cfg.landmark_model, body=arrays, focal_px=_camera_meta(cfg, info)["focal_px"],
                           image_size=(info.width, info.height))
     body = mf.BodyModel(**{k: arrays[k] for k in ("v_template", "shapedirs", "J_regressor", "weights",
                                                    "parents", "faces")})
