@@ -175,34 +175,6 @@ def test_heatmap_refinement_moves_to_the_weighted_peak() -> None:
     np.testing.assert_allclose(out[1], (0.2, 0.2))  # not confident: unchanged
 
 
-def _refine_loop(xy_norm: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
-    """MediaPipe's RefineLandmarksFromHeatmapCalculator, one landmark at a time (reference)."""
-    hm_h, hm_w, _ = heatmap.shape
-    out, half = xy_norm.copy(), (L.HEATMAP_KERNEL - 1) // 2
-    for k, (x, y) in enumerate(xy_norm):
-        col, row = int(x * hm_w), int(y * hm_h)
-        if not (0 <= col < hm_w and 0 <= row < hm_h):
-            continue
-        r0, r1, c0, c1 = max(0, row - half), min(hm_h, row + half + 1), max(0, col - half), min(hm_w, col + half + 1)
-        conf = L.sigmoid(heatmap[r0:r1, c0:c1, k])
-        if conf.max() >= L.HEATMAP_MIN_CONFIDENCE and conf.sum() > 0:
-            rows, cols = np.mgrid[r0:r1, c0:c1]
-            out[k] = ((cols * conf).sum() / hm_w / conf.sum(), (rows * conf).sum() / hm_h / conf.sum())
-    return out
-
-
-def test_vectorised_heatmap_refinement_equals_the_per_landmark_loop() -> None:
-    rng = np.random.default_rng(5)
-    heat = rng.normal(0.0, 3.0, (64, 64, 39)).astype(np.float32)
-    xy = rng.uniform(-0.1, 1.1, (39, 2)).astype(np.float32)  # some outside, some at the borders
-    xy[:4] = [[0.0, 0.0], [0.999, 0.999], [-0.01, 0.5], [0.5, 1.0]]
-    heat[:, :, 5] = -20.0  # never confident
-    got, want = L.refine_from_heatmap(xy, heat), _refine_loop(xy, heat)
-    assert got.dtype == xy.dtype and not np.array_equal(got, xy)
-    np.testing.assert_allclose(got, want, rtol=0, atol=1e-6)
-    np.testing.assert_array_equal(got[5], xy[5])
-
-
 def test_missing_model_names_the_fix(monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(L, "ASSET_MODELS_DIR", tmp_path)
     monkeypatch.delenv(L.MODELS_DIR_ENV, raising=False)

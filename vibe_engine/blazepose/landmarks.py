@@ -163,29 +163,21 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def refine_from_heatmap(xy_norm: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
-    """Heatmap refinement of (N,2) normalised tensor coordinates; heatmap (64,64,N) logits.
-
-    For every landmark at once: the kernel window (clipped to the heatmap) around the cell the
-    landmark falls in; where its highest confidence is at least HEATMAP_MIN_CONFIDENCE the
-    landmark moves to the window's confidence-weighted centroid (cell index / heatmap size).
-    """
-    hm_h, hm_w, n = heatmap.shape
-    half = (HEATMAP_KERNEL - 1) // 2
-    col = np.trunc(xy_norm[:, 0] * hm_w).astype(np.int64)  # C++ int() truncates towards zero
-    row = np.trunc(xy_norm[:, 1] * hm_h).astype(np.int64)
-    inside = (col >= 0) & (col < hm_w) & (row >= 0) & (row < hm_h)
-    steps = np.arange(-half, half + 1)
-    rows, cols = row[:, None] + steps, col[:, None] + steps  # (N, K)
-    mask = ((rows >= 0) & (rows < hm_h))[:, :, None] & ((cols >= 0) & (cols < hm_w))[:, None, :]
-    rr, cc = np.clip(rows, 0, hm_h - 1), np.clip(cols, 0, hm_w - 1)
-    logits = heatmap[rr[:, :, None], cc[:, None, :], np.arange(n)[:, None, None]]  # (N, K, K)
-    conf = np.where(mask, sigmoid(logits), np.float32(0))
-    total = conf.sum(axis=(1, 2), dtype=np.float64)
-    refine = inside & (conf.max(axis=(1, 2)) >= HEATMAP_MIN_CONFIDENCE) & (total > 0)
-    cx = (cc[:, None, :] * conf).sum(axis=(1, 2)) / hm_w / np.maximum(total, 1e-30)
-    cy = (rr[:, :, None] * conf).sum(axis=(1, 2)) / hm_h / np.maximum(total, 1e-30)
+    """Heatmap refinement of (N,2) normalised tensor coordinates; heatmap (64,64,N) logits."""
+    hm_h, hm_w, _ = heatmap.shape
     out = xy_norm.copy()
-    out[refine] = np.stack([cx, cy], axis=1)[refine]
+    half = (HEATMAP_KERNEL - 1) // 2
+    for k, (x, y) in enumerate(xy_norm):
+        col, row = int(x * hm_w), int(y * hm_h)  # C++ int() truncates towards zero
+        if not (0 <= col < hm_w and 0 <= row < hm_h):
+            continue
+        r0, r1 = max(0, row - half), min(hm_h, row + half + 1)
+        c0, c1 = max(0, col - half), min(hm_w, col + half + 1)
+        conf = sigmoid(heatmap[r0:r1, c0:c1, k])
+        total = float(conf.sum())
+        if conf.max() >= HEATMAP_MIN_CONFIDENCE and total > 0:
+            rows, cols = np.mgrid[r0:r1, c0:c1]
+            out[k] = ((cols * conf).sum() / hm_w / total, (rows * conf).sum() / hm_h / total)
     return out
 
 
