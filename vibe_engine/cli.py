@@ -13,6 +13,10 @@ import os
 # Before torch (or anything using OpenMP) starts: with the default active spin-wait, 2 threads
 # on a shared 2-core machine are slower than 1 (reference/environment.md §5).
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# numpy's OpenBLAS only sees tiny matrices here (4x4 Kalman inverses, 3x3 rotations); its threads
+# cost more than they give (np.linalg.inv 4x4: 1.4 ms with 2 threads on a busy machine, 30 us
+# with 1). torch keeps its own threads.
+os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import logging  # noqa: E402

@@ -472,3 +472,16 @@ def test_the_addon_runner_cancels_the_real_engine_and_no_file_is_left(clips, tmp
 
     assert job.run_blocking(cancel_at_pause) is JobState.CANCELLED
     assert job.exit_code == 3 and leftovers(tmp_path) == []
+
+
+def test_cli_sets_thread_policies_before_torch_unless_given():
+    code = ("import os, sys, vibe_engine.cli; "
+            "print(os.environ['OMP_WAIT_POLICY'], os.environ['OPENBLAS_NUM_THREADS'], 'torch' in sys.modules)")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_WAIT_POLICY", "OPENBLAS_NUM_THREADS")}
+    out = subprocess.run([sys.executable, "-c", code], env=dict(env, PYTHONPATH=str(media.REPO)),
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["PASSIVE", "1", "False"]
+    given = dict(env, PYTHONPATH=str(media.REPO), OMP_WAIT_POLICY="ACTIVE", OPENBLAS_NUM_THREADS="2")
+    out = subprocess.run([sys.executable, "-c", code], env=given, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out == ["ACTIVE", "2", "False"]
