@@ -38,8 +38,8 @@ RAY_HORIZONTAL_MIN = 0.05  # squared horizontal length of a root ray below which
 # The root offsets follow the planted feet, jitter included; smoothed (with timestamps), they stop
 # passing that jitter on to the legs (the leg IK pins the feet exactly anyway).
 ROOT_OFFSET_SMOOTHING = LocalFitParams(sigma=0.1, order=1)
-OFFSET_HOLD_S = 1.0  # s: a root correction is held this long without contacts (a jump's flight) ...
-OFFSET_FADE_S = 1.0  # s: ... then fades out over this long
+OFFSET_HOLD_S = 0.5  # s: a root correction is held this long without contacts (a jump's flight) ...
+OFFSET_FADE_S = 0.5  # s: ... then fades out over this long
 REACH_MARGIN = 0.9995  # planted legs stay 0.05 % short of full extension (IK stays well-posed)
 _EPS = 1e-9
 
