@@ -121,6 +121,57 @@ def clip_motion(video: Path, gt: dict, extra: list[str], keep: Path | None, reus
         return mf.read_motion(out)
 
 
+# The 12 limb joints both skeletons define: BlazePose landmark index → SMPL joint index.
+LIMB_LANDMARKS = {11: 16, 12: 17, 13: 18, 14: 19, 15: 20, 16: 21, 23: 1, 24: 2, 25: 4, 26: 5, 27: 7, 28: 8}
+LANDMARK_ROWS = [("pa_mpjpe", "PA-MPJPE", "mm"), ("mpjpe", "MPJPE hip-aligned", "mm"),
+                 ("accel", "acceleration error", "mm/f²")]
+
+
+def _hip_aligned(joints: np.ndarray) -> np.ndarray:
+    """12 limb joints (T,12,3) relative to their hip midpoint (entries 6, 7 = left/right hip)."""
+    return joints - joints[:, 6:8].mean(1, keepdims=True)
+
+
+def _limb_metrics(pred: np.ndarray, truth: np.ndarray) -> dict[str, float]:
+    """PA-MPJPE, hip-aligned MPJPE and acceleration error (mm, mm/f²) on the 12 limb joints."""
+    p, t = _hip_aligned(pred), _hip_aligned(truth)
+    acc = lambda x: x[2:] - 2 * x[1:-1] + x[:-2]
+    return {"pa_mpjpe": M.pa_mpjpe(pred, truth), "mpjpe": M.mpjpe(p, t),
+            "accel": float(np.linalg.norm(acc(p) - acc(t), axis=-1).mean() * M.MM)}
+
+
+def landmark_metrics(motion: mf.Motion, gt: dict) -> dict[str, dict[str, float]] | None:
+    """Raw BlazePose world landmarks vs the fitted SMPL (raw and post) on the 12 limb joints, over the
+    frames where a pose was found; None when the file has no landmarks (VIBE backend)."""
+    track = max(motion.tracks, key=lambda t: t.num_frames)
+    world = track.extra.get("landmarks_world")
+    if world is None:
+        return None
+    found = np.all(np.isfinite(world[:, list(LIMB_LANDMARKS)]), axis=(1, 2))
+    frames = np.asarray(track.frames)[found]
+    truth = gt["joints_cam"][frames][:, list(LIMB_LANDMARKS.values())]
+    out = {"landmarks": _limb_metrics(world[found][:, list(LIMB_LANDMARKS)].astype(np.float64), truth)}
+    for kind in ("raw", "post"):
+        fitted = track_joints(motion, track, raw=kind == "raw")[found][:, list(LIMB_LANDMARKS.values())]
+        out[f"smpl_{kind}"] = _limb_metrics(fitted, truth)
+    return out
+
+
+def print_landmark_table(results: dict) -> None:
+    """Raw landmarks vs fitted SMPL (12 limb joints), per clip and overall; skipped without landmarks."""
+    rows = {c: r["landmarks"] for c, r in results.items() if r.get("landmarks")}
+    if not rows:
+        return
+    kinds = ("landmarks", "smpl_raw", "smpl_post")
+    rows["overall"] = {k: {m: float(np.mean([r[k][m] for r in rows.values()])) for m, _, _ in LANDMARK_ROWS}
+                       for k in kinds}
+    print("\nBlazePose raw landmarks vs fitted SMPL, 12 limb joints (landmarks / SMPL raw / SMPL post)")
+    print(f"{'metric':26s}" + "".join(f"{c[:20]:>24s}" for c in rows))
+    for key, label, unit in LANDMARK_ROWS:
+        cells = "".join(f"{'/'.join(f'{rows[c][k][key]:.1f}' for k in kinds):>24s}" for c in rows)
+        print(f"{label + ' (' + unit + ')':26s}{cells}")
+
+
 def evaluate(suite: str, extra: list[str], keep: Path | None = None,
              reuse: bool = False) -> dict[str, dict[str, dict[str, float]]]:
     """{clip: {"raw": metrics, "post": metrics, "backend": name}} for every clip of the suite."""
@@ -132,7 +183,8 @@ def evaluate(suite: str, extra: list[str], keep: Path | None = None,
         motion = clip_motion(video, gt, extra, keep, reuse)
         results[name] = {"raw": clip_metrics(motion, gt, raw=True),
                          "post": clip_metrics(motion, gt, raw=False),
-                         "backend": motion.meta.get("manifest", {}).get("backend")}
+                         "backend": motion.meta.get("manifest", {}).get("backend"),
+                         "landmarks": landmark_metrics(motion, gt)}
     return results
 
 
@@ -177,6 +229,7 @@ def main(argv: list[str] | None = None) -> int:
         a.motions.mkdir(parents=True, exist_ok=True)
     results = evaluate(a.suite, extra, a.motions, a.reuse)
     print_table(results)
+    print_landmark_table(results)
     if a.json:
         Path(a.json).write_text(json.dumps({"clips": results, "overall": overall(results)}, indent=2))
     return 0
