@@ -138,7 +138,7 @@ def cases(one: Path, multi: Path, long: Path, data: Path, quick: bool) -> list[t
     """(case, clip, vibe data or None, precision, extra options) per row; baselines first."""
     vibe = [("1p-720p", one, data, "fp32", "--detect-every 1"), ("1p-720p", one, data, "fp32", ""),
             ("1p-720p", one, data, "bf16", ""), ("1p-720p-long", long, data, "bf16", ""),
-            ("1p-720p-long", long, data, "bf16", "--compile"), ("multi-720p", multi, data, "bf16", ""),
+            ("1p-720p-long", long, data, "bf16", "--compile on"), ("multi-720p", multi, data, "bf16", ""),
             ("1p-720p-long", long, data, "fp32", "")]
     blaze = [("1p-720p", one, None, "fp32", "--detect-every 1"), ("1p-720p", one, None, "fp32", ""),
              ("1p-720p", one, None, "fp32", "--landmark-model lite"), ("multi-720p", multi, None, "fp32", ""),

@@ -101,9 +101,9 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--detect-every", type=_positive_int, metavar="N",
                    help="run the person detector every N frames while all tracks are followed "
                         "(every frame when a track is lost or new; default 5)")
-    p.add_argument("--compile", action="store_true",
-                   help="VIBE: torch.compile the backbone (Inductor, frozen weights; ~10-30 s warm-up, "
-                        "pays off for long videos)")
+    p.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
+                   help="VIBE: torch.compile the backbone (Inductor, frozen weights; 10-40 s warm-up, "
+                        "pays off for long videos); auto: on the CPU from 3000 crops (default auto)")
     p.add_argument("--landmark-model", choices=("lite", "full", "heavy"), default="full",
                    help="BlazePose backend: landmark model size (lite is faster, full the default)")
     p.add_argument("--ignore-stdin", action="store_true",

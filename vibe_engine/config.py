@@ -31,6 +31,10 @@ OFFICIAL_CHUNK_FRAMES = 450
 #: Frames between person-detector runs while every track is followed (``--detect-every``), per
 #: backend; chosen by measurement (benchmarks/engine.py; docs/engine-protocol.md "Speed").
 DEFAULT_DETECT_EVERY = {"vibe": 5, "blazepose": 10}
+#: ``--compile auto`` compiles the VIBE backbone on the CPU when the kept tracks have at least this
+#: many crops: a cold Inductor compilation costs 10-40 s on 2 shared cores and saves ~10 ms per
+#: crop with bf16 (benchmarks/engine.py), so it pays off only for minutes of tracked video.
+AUTO_COMPILE_MIN_CROPS = 3000
 #: Environment hook for tests: the feature step raises an out-of-memory error for batches larger
 #: than this many crops (docs/engine-protocol.md "Test hooks").
 OOM_ENV = "VIBE_ENGINE_FAULT_OOM_ABOVE"
@@ -73,8 +77,14 @@ class EngineConfig:
     foot_lock: bool = True
     oom_above: int | None = None
     detect_every: int | None = None
-    compile: bool = False
+    compile: str = "auto"
     landmark_model: str = "full"
+
+    def compiles(self, crops: int) -> bool:
+        """Whether the VIBE backbone is compiled for a run with ``crops`` crops (``--compile``)."""
+        if self.compile == "auto":
+            return self.device == "cpu" and crops >= AUTO_COMPILE_MIN_CROPS
+        return self.compile == "on"
 
     def detector_stride(self, backend: str) -> int:
         """Frames between detector runs: ``detect_every``, else the backend's default."""

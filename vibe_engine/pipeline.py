@@ -143,7 +143,7 @@ def load_model(cfg: EngineConfig) -> Any:
     m = cfg.models
     try:
         return load_generator(m.vibe_checkpoint, m.spin_checkpoint, body_model=m.body_model,
-                              device=cfg.device, precision=cfg.precision, compile=cfg.compile)
+                              device=cfg.device, precision=cfg.precision)
     except (ModelError, BadInputError):
         raise
     except Exception as exc:  # noqa: BLE001 - any loader failure means the file is unusable
@@ -436,9 +436,8 @@ def features_pass(run: _Run, reader: Any, model: Any, tracks: list[Any]) -> list
     streams = [_Stream(t) for t in tracks]
     backbone = _Backbone(run, model)
     total = sum(len(t.frames) for t in tracks)
-    if run.cfg.compile:
-        with run.timings("compile"):
-            model.warm_up(min(backbone.batch, total))
+    if run.cfg.compiles(total):
+        _compile(run, model, min(backbone.batch, total))
     last = max(int(t.frames[-1]) for t in tracks)
     crops: list[np.ndarray] = []
     owners: list[int] = []
@@ -463,6 +462,20 @@ def features_pass(run: _Run, reader: Any, model: Any, tracks: list[Any]) -> list
     run.token.check("features")
     _check_complete(streams)
     return streams
+
+
+def _compile(run: _Run, model: Any, batch: int) -> None:
+    """Compile the backbone for ``batch`` crops (timed as ``compile``); eager on failure
+    (e.g. no C++ compiler), with a ``COMPILE_FAILED`` warning."""
+    with run.timings("compile"):
+        model.compile_backbone()
+        try:
+            model.warm_up(batch)
+        except Exception as exc:  # noqa: BLE001 - any Inductor failure: the eager model still works
+            model.uncompile_backbone()
+            log.warning("torch.compile failed, running eager: %s", exc)
+            run.writer.warning("COMPILE_FAILED", f"torch.compile failed ({type(exc).__name__}: "
+                               f"{str(exc)[:120]}); running without it (--compile off hides this)")
 
 
 def _check_complete(streams: list[_Stream]) -> None:

@@ -58,6 +58,10 @@ class VibeGenerator(nn.Module):
         inductor_config.freezing = True
         self._compiled = torch.compile(self.backbone, dynamic=False)
 
+    def uncompile_backbone(self) -> None:
+        """Back to the eager backbone (after a failed compilation)."""
+        self._compiled, self._compiled_batch = None, 0
+
     def warm_up(self, batch: int) -> float:
         """Compile (if ``compile_backbone`` was called) for ``batch`` crops; returns seconds."""
         start = time.perf_counter()
