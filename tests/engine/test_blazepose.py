@@ -175,6 +175,37 @@ def test_heatmap_refinement_moves_to_the_weighted_peak() -> None:
     np.testing.assert_allclose(out[1], (0.2, 0.2))  # not confident: unchanged
 
 
+def _refine_loop(xy_norm: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
+    """MediaPipe's RefineLandmarksFromHeatmapCalculator one landmark at a time (the reference)."""
+    hm_h, hm_w, _ = heatmap.shape
+    out, half = xy_norm.copy(), (L.HEATMAP_KERNEL - 1) // 2
+    for k, (x, y) in enumerate(xy_norm):
+        col, row = int(x * hm_w), int(y * hm_h)
+        if not (0 <= col < hm_w and 0 <= row < hm_h):
+            continue
+        r0, r1, c0, c1 = max(0, row - half), min(hm_h, row + half + 1), max(0, col - half), min(hm_w, col + half + 1)
+        conf = L.sigmoid(heatmap[r0:r1, c0:c1, k])
+        total = float(conf.sum())
+        if conf.max() >= L.HEATMAP_MIN_CONFIDENCE and total > 0:
+            rows, cols = np.mgrid[r0:r1, c0:c1]
+            out[k] = ((cols * conf).sum() / hm_w / total, (rows * conf).sum() / hm_h / total)
+    return out
+
+
+def test_batched_heatmap_refinement_is_bit_identical_to_the_per_landmark_loop() -> None:
+    # bit-identical, not just close: the ROI of the next frame follows these landmarks, so a
+    # one-ulp change grows over a clip
+    rng = np.random.default_rng(5)
+    for _ in range(20):
+        heat = rng.normal(0.0, 3.0, (64, 64, 39)).astype(np.float32)
+        xy = rng.uniform(-0.1, 1.1, (39, 2)).astype(np.float32)  # inside, at the border, outside
+        xy[:4] = [[0.0, 0.0], [0.999, 0.999], [-0.01, 0.5], [0.05, 0.5]]
+        heat[:, :, 5] = -20.0  # never confident
+        got = L.refine_from_heatmap(xy, heat)
+        np.testing.assert_array_equal(got, _refine_loop(xy, heat))
+        assert got.dtype == np.float32 and not np.array_equal(got, xy)
+
+
 def test_missing_model_names_the_fix(monkeypatch, tmp_path) -> None:
     monkeypatch.setattr(L, "ASSET_MODELS_DIR", tmp_path)
     monkeypatch.delenv(L.MODELS_DIR_ENV, raising=False)

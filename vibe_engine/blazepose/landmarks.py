@@ -163,22 +163,53 @@ def sigmoid(x: np.ndarray) -> np.ndarray:
 
 
 def refine_from_heatmap(xy_norm: np.ndarray, heatmap: np.ndarray) -> np.ndarray:
-    """Heatmap refinement of (N,2) normalised tensor coordinates; heatmap (64,64,N) logits."""
-    hm_h, hm_w, _ = heatmap.shape
-    out = xy_norm.copy()
+    """Heatmap refinement of (N,2) normalised tensor coordinates; heatmap (64,64,N) logits.
+
+    Landmarks whose kernel window lies inside the heatmap are refined together (the same float
+    operations, in the same order, as one at a time); the few at the border one by one.
+    """
+    hm_h, hm_w, n = heatmap.shape
     half = (HEATMAP_KERNEL - 1) // 2
-    for k, (x, y) in enumerate(xy_norm):
-        col, row = int(x * hm_w), int(y * hm_h)  # C++ int() truncates towards zero
-        if not (0 <= col < hm_w and 0 <= row < hm_h):
-            continue
-        r0, r1 = max(0, row - half), min(hm_h, row + half + 1)
-        c0, c1 = max(0, col - half), min(hm_w, col + half + 1)
-        conf = sigmoid(heatmap[r0:r1, c0:c1, k])
-        total = float(conf.sum())
-        if conf.max() >= HEATMAP_MIN_CONFIDENCE and total > 0:
-            rows, cols = np.mgrid[r0:r1, c0:c1]
-            out[k] = ((cols * conf).sum() / hm_w / total, (rows * conf).sum() / hm_h / total)
+    col = np.trunc(xy_norm[:, 0] * hm_w).astype(np.int64)  # C++ int() truncates towards zero
+    row = np.trunc(xy_norm[:, 1] * hm_h).astype(np.int64)
+    out = xy_norm.copy()
+    inner = (col >= half) & (col < hm_w - half) & (row >= half) & (row < hm_h - half)
+    if inner.any():
+        _refine_inner(out, np.flatnonzero(inner), row, col, heatmap)
+    border = (col >= 0) & (col < hm_w) & (row >= 0) & (row < hm_h) & ~inner
+    for k in np.flatnonzero(border):
+        _refine_one(out, int(k), int(row[k]), int(col[k]), heatmap)
     return out
+
+
+def _refine_inner(out: np.ndarray, idx: np.ndarray, row: np.ndarray, col: np.ndarray,
+                  heatmap: np.ndarray) -> None:
+    """Refine landmarks ``idx`` whose whole kernel window is inside the heatmap, in place."""
+    hm_h, hm_w, _ = heatmap.shape
+    steps = np.arange(HEATMAP_KERNEL) - (HEATMAP_KERNEL - 1) // 2
+    rows, cols = row[idx, None] + steps, col[idx, None] + steps  # (M, K)
+    conf = sigmoid(heatmap[rows[:, :, None], cols[:, None, :], idx[:, None, None]])  # (M, K, K)
+    flat = conf.reshape(len(idx), -1)
+    total = flat.sum(axis=1).astype(np.float64)  # float32 sums, as conf.sum() per window
+    grid_r = np.broadcast_to(rows[:, :, None], conf.shape).reshape(len(idx), -1)
+    grid_c = np.broadcast_to(cols[:, None, :], conf.shape).reshape(len(idx), -1)
+    cx = (grid_c * flat).sum(axis=1) / hm_w / total
+    cy = (grid_r * flat).sum(axis=1) / hm_h / total
+    ok = (flat.max(axis=1) >= HEATMAP_MIN_CONFIDENCE) & (total > 0)
+    out[idx[ok]] = np.stack([cx, cy], axis=1)[ok]
+
+
+def _refine_one(out: np.ndarray, k: int, row: int, col: int, heatmap: np.ndarray) -> None:
+    """Refine landmark ``k`` (cell row, col inside the heatmap; window clipped), in place."""
+    hm_h, hm_w, _ = heatmap.shape
+    half = (HEATMAP_KERNEL - 1) // 2
+    r0, r1 = max(0, row - half), min(hm_h, row + half + 1)
+    c0, c1 = max(0, col - half), min(hm_w, col + half + 1)
+    conf = sigmoid(heatmap[r0:r1, c0:c1, k])
+    total = float(conf.sum())
+    if conf.max() >= HEATMAP_MIN_CONFIDENCE and total > 0:
+        rows, cols = np.mgrid[r0:r1, c0:c1]
+        out[k] = ((cols * conf).sum() / hm_w / total, (rows * conf).sum() / hm_h / total)
 
 
 class LandmarkModel:
