@@ -22,7 +22,6 @@ restarted at zero for each (vibe-facts.md §3 step 6); ``official_chunks=True`` 
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import platform
@@ -35,6 +34,7 @@ from typing import Any, Iterator
 import numpy as np
 
 from vibe_blender.core import motion_file as mf
+from vibe_blender.core.vibe_data import sha256_file
 
 from . import __version__, camera
 from .cancel import CancelToken
@@ -49,7 +49,6 @@ SCHEMA = f"{mf.FORMAT}/{mf.VERSION}"
 #: Frames whose detector score is at least this are "confident" for the per-track betas median.
 CONFIDENT_SCORE = 0.5
 #: Bytes per read when hashing files.
-HASH_BLOCK_BYTES = 1 << 20
 #: The 49 output joints of VIBE/SPIN: 25 OpenPose joints, then 24 ground-truth joints.
 SPIN49_NAMES = (
     "OP Nose", "OP Neck", "OP RShoulder", "OP RElbow", "OP RWrist", "OP LShoulder", "OP LElbow",
@@ -99,15 +98,6 @@ class _Run:
 
 
 # ----------------------------------------------------------------------------- checks
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex SHA-256 of a file, streamed."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for block in iter(lambda: fh.read(HASH_BLOCK_BYTES), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def check_output_path(out: Path) -> None:
@@ -637,16 +627,33 @@ def landmarks_pass(run: _Run, reader: Any, bp: Any, tracks: list[Any]) -> None:
                          "be decoded twice")
 
 
+#: motion-file member ← BlazePose backend extra (docs/motion-file.md, optional members)
+LANDMARK_MEMBERS = {"landmarks_image": "landmarks_image", "landmarks_world": "landmarks_world",
+                    "visibility": "visibility", "presence": "presence"}
+
+
 def blazepose_tracks(run: _Run, bp: Any, tracks: list[Any], times: np.ndarray) -> list[mf.Track]:
-    """Fit every track (the ``regress`` stage of the BlazePose backend)."""
+    """Fit every track (the ``regress`` stage of the BlazePose backend).
+
+    A track where BlazePose found no pose at all is dropped with a warning; NoPersonError when
+    that leaves none. The raw landmarks the fit used are kept as optional motion-file members.
+    """
     out = []
     for k, t in enumerate(tracks):
         with run.timings("fit"):
-            arrays = bp.finish_track(t.id)
-        arrays.pop("extra", None)  # raw landmarks: not part of motion-file version 1
-        out.append(mf.Track(id=int(t.id), times=times[arrays["frames"]], **arrays))
+            try:
+                arrays = bp.finish_track(t.id)
+            except NoPersonError as exc:
+                run.writer.warning("NO_POSE_TRACK_DROPPED", str(exc))
+                continue
+        raw = arrays.pop("extra", {})
+        kept = {name: raw[key] for name, key in LANDMARK_MEMBERS.items() if key in raw}
+        out.append(mf.Track(id=int(t.id), times=times[arrays["frames"]], extra=kept, **arrays))
         run.writer.progress("regress", k + 1, len(tracks))
         run.token.check("regress")
+    if not out:
+        raise NoPersonError("BlazePose found no body pose in any tracked person; use a video where "
+                            "people are seen whole, or the VIBE backend (--vibe-data)")
     return out
 
 
