@@ -421,6 +421,19 @@ def _crops_at(frame: Any, streams: list[_Stream], crops: list, owners: list) -> 
             s.next_row += 1
 
 
+def _frames_until(run: _Run, reader: Any, last: int) -> Iterator[Any]:
+    """Pass 2 of either backend: the video's frames up to index ``last``, decoded ahead in a
+    background thread (the wait is timed as ``decode``)."""
+    with Prefetcher(iter(reader)) as prefetched:
+        frames = iter(prefetched)
+        while True:
+            with run.timings("decode"):
+                frame = next(frames, None)
+            if frame is None or frame.index > last:
+                return
+            yield frame
+
+
 def features_pass(run: _Run, reader: Any, model: Any, tracks: list[Any]) -> list[_Stream]:
     """Pass 2: stream the video again; crops → batched backbone → per-track streaming GRU."""
     streams = [_Stream(t) for t in tracks]
@@ -432,20 +445,14 @@ def features_pass(run: _Run, reader: Any, model: Any, tracks: list[Any]) -> list
     crops: list[np.ndarray] = []
     owners: list[int] = []
     done = 0
-    with Prefetcher(iter(reader)) as prefetched:
-        frames = iter(prefetched)
-        while True:
-            with run.timings("decode"):
-                frame = next(frames, None)
-            if frame is None or frame.index > last:
-                break
-            with run.timings("crop"):
-                _crops_at(frame, streams, crops, owners)
-            if len(crops) >= backbone.batch:
-                done += len(crops)
-                _flush_batch(run, model, backbone, crops, owners, streams)
-                run.writer.progress("features", done, total)
-                run.token.check("features")
+    for frame in _frames_until(run, reader, last):
+        with run.timings("crop"):
+            _crops_at(frame, streams, crops, owners)
+        if len(crops) >= backbone.batch:
+            done += len(crops)
+            _flush_batch(run, model, backbone, crops, owners, streams)
+            run.writer.progress("features", done, total)
+            run.token.check("features")
     done += len(crops)
     _flush_batch(run, model, backbone, crops, owners, streams)
     run.writer.progress("features", done, total)
@@ -607,29 +614,22 @@ def landmarks_pass(run: _Run, reader: Any, bp: Any, tracks: list[Any]) -> None:
     for t in tracks:
         bp.start_track(t.id, t.bbox[0])
     total, done, last = sum(len(t.frames) for t in tracks), 0, max(int(t.frames[-1]) for t in tracks)
-    with Prefetcher(iter(reader)) as prefetched:
-        frames = iter(prefetched)
-        while True:
-            with run.timings("decode"):
-                frame = next(frames, None)
-            if frame is None or frame.index > last:
-                break
-            for k, t in enumerate(tracks):
-                if rows[k] < len(t.frames) and t.frames[rows[k]] == frame.index:
-                    with run.timings("landmarks"):
-                        bp.add_frame(t.id, frame.index, frame.image, t.bbox[rows[k]])
-                    rows[k] += 1
-                    done += 1
-            run.writer.progress("features", done, total)
-            run.token.check("features")
+    for frame in _frames_until(run, reader, last):
+        for k, t in enumerate(tracks):
+            if rows[k] < len(t.frames) and t.frames[rows[k]] == frame.index:
+                with run.timings("landmarks"):
+                    bp.add_frame(t.id, frame.index, frame.image, t.bbox[rows[k]])
+                rows[k] += 1
+                done += 1
+        run.writer.progress("features", done, total)
+        run.token.check("features")
     if rows != [len(t.frames) for t in tracks]:
         raise VideoError("the second pass over the video ended early; the file changed or cannot "
                          "be decoded twice")
 
 
-#: motion-file member ← BlazePose backend extra (docs/motion-file.md, optional members)
-LANDMARK_MEMBERS = {"landmarks_image": "landmarks_image", "landmarks_world": "landmarks_world",
-                    "visibility": "visibility", "presence": "presence"}
+#: BlazePose backend extras kept as optional motion-file members (docs/motion-file.md)
+LANDMARK_MEMBERS = ("landmarks_image", "landmarks_world", "visibility", "presence")
 
 
 def blazepose_tracks(run: _Run, bp: Any, tracks: list[Any], times: np.ndarray) -> list[mf.Track]:
@@ -647,7 +647,7 @@ def blazepose_tracks(run: _Run, bp: Any, tracks: list[Any], times: np.ndarray) -
                 run.writer.warning("NO_POSE_TRACK_DROPPED", str(exc))
                 continue
         raw = arrays.pop("extra", {})
-        kept = {name: raw[key] for name, key in LANDMARK_MEMBERS.items() if key in raw}
+        kept = {name: raw[name] for name in LANDMARK_MEMBERS if name in raw}
         out.append(mf.Track(id=int(t.id), times=times[arrays["frames"]], extra=kept, **arrays))
         run.writer.progress("regress", k + 1, len(tracks))
         run.token.check("regress")
