@@ -2,7 +2,6 @@
 import json
 import os
 import shlex
-import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -11,6 +10,7 @@ import pytest
 
 bpy = pytest.importorskip("bpy")
 
+from tests.fixtures.media import make_testsrc_clip  # noqa: E402
 from tests.fixtures.motion import make_motion  # noqa: E402
 from vibe_blender.core.motion_file import write_motion  # noqa: E402
 
@@ -118,11 +118,7 @@ def test_single_file_all_ok(tmp_path):
 @pytest.fixture(scope="module")
 def video(tmp_path_factory):
     """A 12-frame 160×90 H.264 clip made with the ffmpeg CLI (installed by `make apt`)."""
-    path = tmp_path_factory.mktemp("video") / "clip.mp4"
-    ffmpeg = shutil.which("ffmpeg")
-    assert ffmpeg, "ffmpeg is needed for this test: run `make apt`"
-    subprocess.run([ffmpeg, "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=160x90:rate=30",
-                    "-frames:v", str(NUM_FRAMES), "-pix_fmt", "yuv420p", str(path)], check=True, timeout=60)
+    path = make_testsrc_clip(tmp_path_factory.mktemp("video") / "clip.mp4", NUM_FRAMES)
     return path
 
 

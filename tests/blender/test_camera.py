@@ -1,13 +1,12 @@
 """Camera match in real Blender: Blender's own projection equals the motion file's OpenCV pinhole."""
 import math
-import shutil
-import subprocess
 
 import numpy as np
 import pytest
 
 bpy = pytest.importorskip("bpy")
 
+from tests.fixtures.media import make_testsrc_clip  # noqa: E402
 from vibe_blender.bl import camera as blcam  # noqa: E402
 from vibe_blender.core import camera_match as cm  # noqa: E402
 from vibe_blender.core.errors import MotionFileError, UserInputError  # noqa: E402
@@ -26,11 +25,7 @@ def empty_scene():
 @pytest.fixture(scope="module")
 def video(tmp_path_factory):
     """A 12-frame 160×90 H.264 clip made with the ffmpeg CLI (installed by `make apt`)."""
-    path = tmp_path_factory.mktemp("video") / "clip.mp4"
-    ffmpeg = shutil.which("ffmpeg")
-    assert ffmpeg, "ffmpeg is needed for this test: run `make apt`"
-    subprocess.run([ffmpeg, "-loglevel", "error", "-y", "-f", "lavfi", "-i", "testsrc=size=160x90:rate=30",
-                    "-frames:v", str(VIDEO_FRAMES), "-pix_fmt", "yuv420p", str(path)], check=True, timeout=60)
+    path = make_testsrc_clip(tmp_path_factory.mktemp("video") / "clip.mp4", VIDEO_FRAMES)
     return str(path)
 
 
