@@ -198,14 +198,23 @@ def _scale_locations(action: bpy.types.Action, factor: float) -> None:
         fc.update()
 
 
-def _scaled_armature(armature: bpy.types.Object, factor: float, undo: list) -> bpy.types.Object:
-    """Copy of the armature with rest bones, object transform and location keys scaled by ``factor``."""
-    data = armature.data.copy()
-    undo.append(lambda: bpy.data.armatures.remove(data))
-    copy = armature.copy()
+def _linked_copy(obj: bpy.types.Object, datablocks, undo: list) -> tuple:
+    """Copy of ``obj`` with its own copy of its data, linked to the scene; removal queued in ``undo``.
+
+    ``datablocks`` is the bpy.data collection of the object's data (armatures, meshes).
+    """
+    data = obj.data.copy()
+    undo.append(lambda: datablocks.remove(data))
+    copy = obj.copy()
     copy.data = data
     undo.append(lambda: bpy.data.objects.remove(copy))
     bpy.context.scene.collection.objects.link(copy)
+    return copy, data
+
+
+def _scaled_armature(armature: bpy.types.Object, factor: float, undo: list) -> bpy.types.Object:
+    """Copy of the armature with rest bones, object transform and location keys scaled by ``factor``."""
+    copy, data = _linked_copy(armature, bpy.data.armatures, undo)
     data.transform(Matrix.Scale(factor, 4))
     copy.matrix_basis = _conjugate(armature.matrix_basis, factor)
     action = armature.animation_data.action.copy()
@@ -218,12 +227,7 @@ def _scaled_armature(armature: bpy.types.Object, factor: float, undo: list) -> b
 def _scaled_mesh(mesh: bpy.types.Object, armature: bpy.types.Object, arm_copy: bpy.types.Object,
                  factor: float, undo: list) -> bpy.types.Object:
     """Copy of a skinned mesh (shape keys included) scaled by ``factor``, deformed by ``arm_copy``."""
-    data = mesh.data.copy()
-    undo.append(lambda: bpy.data.meshes.remove(data))
-    copy = mesh.copy()
-    copy.data = data
-    undo.append(lambda: bpy.data.objects.remove(copy))
-    bpy.context.scene.collection.objects.link(copy)
+    copy, data = _linked_copy(mesh, bpy.data.meshes, undo)
     data.transform(Matrix.Scale(factor, 4), shape_keys=True)
     if mesh.parent == armature:
         copy.parent = arm_copy
