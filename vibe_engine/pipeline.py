@@ -610,6 +610,9 @@ def _load_blazepose(cfg: EngineConfig, info: Any) -> Backend:
 
 def landmarks_pass(run: _Run, reader: Any, bp: Any, tracks: list[Any]) -> None:
     """BlazePose pass 2: stream the video again; landmarks for every track present in a frame."""
+    from .blazepose.fit import preload_torch
+
+    preload_torch()  # only the fit needs torch: load it while the landmark model runs
     rows = [0] * len(tracks)
     for t in tracks:
         bp.start_track(t.id, t.bbox[0])

@@ -31,7 +31,9 @@ Steps:
      flexion in [0°, 150°]; soft range penalties and a final hard clip;
    * priors: spine1-3 rotations kept equal, collars/neck/wrists/ankles pulled gently to rest;
      feet and hands (no observation) are fixed at rest.
-Deterministic: no random numbers; plain float32 torch on the CPU.
+Deterministic: no random numbers; plain float32 torch on the CPU. Only the optimisation uses torch
+(:mod:`vibe_engine.blazepose.objective`); this module imports without it, so the engine can load
+torch in the background (``preload_torch``) while it reads the video.
 
 Before the fit, ``resolve_flips`` relabels frames that BlazePose read back to front (confident but
 left/right-swapped, depth mirrored), by a 2-state Viterbi pass over the torso normal.
@@ -40,11 +42,11 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 import numpy as np
-import torch
 from scipy.spatial.transform import Rotation
 
 from vibe_engine.blazepose import topology as topo
@@ -156,10 +158,19 @@ class Skeleton:
         return cls(jreg @ v, body.get("parents"))
 
     def forward(self, rotmats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Posed joints (T,24,3) and markers (T,33,3), without translation, from (T,24,3,3)."""
-        with torch.no_grad():
-            j, m = forward_kinematics(torch.as_tensor(np.array(rotmats, dtype=np.float32)), self._tensors())
-        return j.numpy(), m.numpy()
+        """Posed joints (T,24,3) and markers (T,33,3), float32 metres, without translation, from
+        local rotations (T,24,3,3); batched by tree depth like the optimiser's torch version."""
+        rot = np.asarray(rotmats, dtype=np.float32)
+        n = rot.shape[0]
+        g = np.zeros((n, 24, 3, 3), np.float32)
+        t = np.zeros((n, 24, 3), np.float32)
+        g[:, 0], t[:, 0] = rot[:, 0], self.bones[0]
+        for idx, par in self.levels:
+            gp = g[:, par]
+            g[:, idx] = gp @ rot[:, idx]
+            t[:, idx] = t[:, par] + (gp @ self.bones[idx][..., None])[..., 0]
+        mp = topo.MARKER_PARENT
+        return t, t[:, mp] + (g[:, mp] @ self.offsets[..., None])[..., 0]
 
     def levers(self) -> np.ndarray:
         """(24,) metres: RMS distance from each joint of the markers it moves (rest pose), ≥ 5 cm."""
@@ -173,21 +184,20 @@ class Skeleton:
                 out[j] = max(MIN_LEVER_M, float(np.sqrt(d2.mean())))
         return out
 
-    def _tensors(self) -> dict[str, torch.Tensor]:
-        rest = torch.as_tensor(self.rest_joints)
-        bones = rest.clone()
-        bones[1:] = rest[1:] - rest[self.parents[1:]]
-        return {"bones": bones, "offsets": torch.as_tensor(self.offsets),
-                "levels": _levels(self.parents), "marker_parent": torch.as_tensor(topo.MARKER_PARENT)}
+    @property
+    def bones(self) -> np.ndarray:
+        """(24,3) float32: joint offsets from the parent joint (the root's: its rest position)."""
+        bones = self.rest_joints.copy()
+        bones[1:] = self.rest_joints[1:] - self.rest_joints[self.parents[1:]]
+        return bones
 
-
-def _levels(parents: np.ndarray) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """Joints grouped by tree depth (root excluded): [(joint indices, their parents)], root first."""
-    depth = np.zeros(len(parents), dtype=np.int64)
-    for j in range(1, len(parents)):
-        depth[j] = depth[parents[j]] + 1
-    return [(torch.as_tensor(np.flatnonzero(depth == d)), torch.as_tensor(parents[depth == d]))
-            for d in range(1, int(depth.max()) + 1)]
+    @property
+    def levels(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Joints grouped by tree depth (root excluded): [(joint indices, their parents)], root first."""
+        depth = np.zeros(len(self.parents), dtype=np.int64)
+        for j in range(1, len(self.parents)):
+            depth[j] = depth[self.parents[j]] + 1
+        return [(np.flatnonzero(depth == d), self.parents[depth == d]) for d in range(1, int(depth.max()) + 1)]
 
 
 def _is_ancestor(a: int, b: int, parents: np.ndarray) -> bool:
@@ -197,36 +207,6 @@ def _is_ancestor(a: int, b: int, parents: np.ndarray) -> bool:
             return True
         b = int(parents[b])
     return False
-
-
-def forward_kinematics(rot: torch.Tensor, sk: dict) -> tuple[torch.Tensor, torch.Tensor]:
-    """SMPL chain: rot (T,24,3,3) local rotations → joints (T,24,3), markers (T,33,3).
-
-    Batched by tree depth (9 levels for SMPL) rather than joint by joint.
-    """
-    n = rot.shape[0]
-    g = rot.new_zeros(n, 24, 3, 3).index_copy(1, torch.tensor([0]), rot[:, :1])
-    t = rot.new_zeros(n, 24, 3).index_copy(1, torch.tensor([0]), sk["bones"][:1].expand(n, 1, 3))
-    for idx, par in sk["levels"]:
-        gp = g[:, par]
-        g = g.index_copy(1, idx, gp @ rot[:, idx])
-        t = t.index_copy(1, idx, t[:, par] + (gp @ sk["bones"][idx][..., None])[..., 0])
-    mp = sk["marker_parent"]
-    markers = t[:, mp] + (g[:, mp] @ sk["offsets"][..., None])[..., 0]
-    return t, markers
-
-
-def so3_exp(v: torch.Tensor) -> torch.Tensor:
-    """Rodrigues: (...,3) axis-angle → (...,3,3), smooth at zero."""
-    theta2 = v.square().sum(-1, keepdim=True)[..., None]
-    theta = torch.sqrt(theta2 + 1e-12)
-    small = theta2 < 1e-6
-    a = torch.where(small, 1.0 - theta2 / 6.0, torch.sin(theta) / theta)
-    b = torch.where(small, 0.5 - theta2 / 24.0, (1.0 - torch.cos(theta)) / (theta2 + 1e-12))
-    x, y, z = v.unbind(-1)
-    o = torch.zeros_like(x)
-    k = torch.stack([o, -z, y, z, o, -x, -y, x, o], -1).reshape(*v.shape[:-1], 3, 3)
-    return torch.eye(3) + a * k + b * (k @ k)
 
 
 # ----------------------------------------------------------------------------- initialisation
@@ -360,53 +340,6 @@ def solve_translation(markers: np.ndarray, obs: Observations) -> np.ndarray:
 
 
 # ----------------------------------------------------------------------------- optimisation
-class _Params(torch.nn.Module):
-    """Free parameters: rotation increments (axis-angle, applied after the initial local rotations:
-    R = R_init · exp(δ)), hinge flexions, transl (T,3) and the log world scale.
-
-    Preconditioning: δ and the flexions are stored multiplied by each joint's lever arm (metres, the
-    RMS distance of the markers it moves), so that one unit of every parameter moves markers by
-    about one metre: the root and a wrist then have comparable curvature for L-BFGS.
-    """
-
-    def __init__(self, loc: np.ndarray, transl: np.ndarray, levers: np.ndarray) -> None:
-        super().__init__()
-        self.register_buffer("base", torch.as_tensor(np.array(loc, dtype=np.float32)))
-        self.register_buffer("lever", torch.as_tensor(levers, dtype=torch.float32))
-        self.register_buffer("flex_lever", self.lever[list(HINGE_JOINTS)])
-        self.delta_m = torch.nn.Parameter(torch.zeros(loc.shape[0], len(FREE_JOINTS), 3))
-        self.register_buffer("free_lever", self.lever[list(FREE_JOINTS)])
-        self.register_buffer("free_base", self.base[:, list(FREE_JOINTS)])
-        axes = torch.zeros(len(HINGE_JOINTS), 3)
-        for k, j in enumerate(HINGE_JOINTS):
-            axes[k, HINGES[j][0]] = HINGES[j][3]
-        self.register_buffer("hinge_axes", axes)
-        self.register_buffer("order", torch.as_tensor(np.argsort(FREE_JOINTS + HINGE_JOINTS + FIXED_JOINTS)))
-        flex = [HINGES[j][3] * Rotation.from_matrix(loc[:, j]).as_rotvec()[:, HINGES[j][0]]
-                for j in HINGE_JOINTS]
-        flex_m = torch.as_tensor(np.stack(flex, 1), dtype=torch.float32) * self.flex_lever
-        self.flex_m = torch.nn.Parameter(flex_m)
-        self.transl = torch.nn.Parameter(torch.as_tensor(transl, dtype=torch.float32))
-        self.log_scale = torch.nn.Parameter(torch.zeros(()))
-
-    @property
-    def flex(self) -> torch.Tensor:
-        """Hinge flexions (T,4), radians."""
-        return self.flex_m / self.flex_lever
-
-    def rotations(self, clip: bool = False) -> torch.Tensor:
-        """Local rotations (T,24,3,3) with hinges and fixed joints applied."""
-        free = self.free_base @ so3_exp(self.delta_m / self.free_lever[:, None])
-        flex = self.flex
-        if clip:
-            lo = torch.tensor([HINGES[j][1] for j in HINGE_JOINTS])
-            hi = torch.tensor([HINGES[j][2] for j in HINGE_JOINTS])
-            flex = torch.minimum(torch.maximum(flex, lo), hi)
-        hinge = so3_exp(flex[..., None] * self.hinge_axes)
-        fixed = torch.eye(3).expand(free.shape[0], len(FIXED_JOINTS), 3, 3)
-        return torch.cat([free, hinge, fixed], 1)[:, self.order]
-
-
 def _interpolate_missing(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Linear interpolation over time of (T,...) values at frames where ``valid`` is False."""
     if valid.all() or not valid.any():
@@ -415,52 +348,6 @@ def _interpolate_missing(x: np.ndarray, valid: np.ndarray) -> np.ndarray:
     flat = x.reshape(x.shape[0], -1)
     out = np.stack([np.interp(np.arange(x.shape[0]), idx, flat[idx, c]) for c in range(flat.shape[1])], 1)
     return out.reshape(x.shape).astype(x.dtype)
-
-
-def _losses(p: _Params, sk: dict, obs: dict, cfg: FitConfig) -> dict[str, torch.Tensor]:
-    rot = p.rotations()
-    _, m = forward_kinematics(rot, sk)
-    w = obs["weight"]
-    hip = 0.5 * (m[:, topo.LM["left_hip"]] + m[:, topo.LM["right_hip"]])
-    d3 = ((m - hip[:, None]) - torch.exp(p.log_scale) * obs["world"]).square().sum(-1)
-    cam = m + p.transl[:, None]
-    z = cam[..., 2].clamp(min=0.1)
-    proj = obs["focal"] * cam[..., :2] / z[..., None] + obs["center"]
-    depth = p.transl[:, 2].detach().clamp(min=0.1)[:, None]
-    d2 = ((proj - obs["image"]) * (depth / obs["focal"])[..., None]).square().sum(-1)
-    fw = obs["fit_w"]
-    out = {"3d": cfg.w3d * (w * fw * d3).sum() / obs["norm"],
-           "2d": cfg.w2d * (w * fw * d2).sum() / obs["norm"]}
-    if m.shape[0] > 2:
-        acc = cam[2:] - 2 * cam[1:-1] + cam[:-2]
-        out["smooth"] = cfg.w_smooth * acc.square().sum() / (m.shape[0] * topo.NUM_LANDMARKS)
-    out["limit"] = cfg.w_limit * _limit_penalty(p.flex)
-    out["prior"] = _prior(rot, cfg)
-    return out
-
-
-def _limit_penalty(flex: torch.Tensor) -> torch.Tensor:
-    lo = torch.tensor([HINGES[j][1] for j in HINGE_JOINTS])
-    hi = torch.tensor([HINGES[j][2] for j in HINGE_JOINTS])
-    return ((lo - flex).clamp(min=0).square() + (flex - hi).clamp(min=0).square()).mean()
-
-
-def _prior(rot: torch.Tensor, cfg: FitConfig) -> torch.Tensor:
-    spine = rot[:, list(SPINE)]
-    loss = cfg.w_spine * (spine - spine.mean(1, keepdim=True)).square().sum((-1, -2)).mean()
-    rest = (rot[:, list(REST_PRIOR)] - torch.eye(3)).square().sum((-1, -2)).mean(0)
-    return loss + cfg.w_prior * (rest * torch.tensor(list(REST_PRIOR.values()))).sum()
-
-
-def _tensor_obs(obs: Observations) -> dict[str, torch.Tensor]:
-    valid = obs.weight.sum(1) > 0
-    w = np.where(np.isfinite(obs.weight), obs.weight, 0.0).astype(np.float32)
-    return {"world": torch.as_tensor(np.nan_to_num(obs.world), dtype=torch.float32),
-            "image": torch.as_tensor(np.nan_to_num(obs.image), dtype=torch.float32),
-            "weight": torch.as_tensor(w), "focal": torch.tensor(float(obs.focal_px)),
-            "center": torch.tensor([obs.cx, obs.cy], dtype=torch.float32),
-            "fit_w": torch.as_tensor(topo.FIT_WEIGHTS),
-            "norm": torch.tensor(float(max(valid.sum(), 1)) * topo.NUM_LANDMARKS)}
 
 
 def fit_track(obs: Observations, skeleton: Skeleton, cfg: FitConfig | None = None) -> FitResult:
@@ -499,16 +386,13 @@ def _fit_window(obs: Observations, skeleton: Skeleton, cfg: FitConfig) -> FitRes
     init_w = np.maximum(obs.weight, 1e-3)
     init_obs = Observations(obs.world, obs.image, init_w, obs.focal_px, obs.cx, obs.cy)
     transl0 = solve_translation(markers0, init_obs)
-    params = _Params(loc, transl0, skeleton.levers())
-    sk, tobs = skeleton._tensors(), _tensor_obs(obs)
-    _optimise(params, sk, tobs, cfg)
-    with torch.no_grad():
-        rot = params.rotations(clip=True)
-        joints, markers = forward_kinematics(rot, sk)
-    pose = Rotation.from_matrix(rot.reshape(-1, 3, 3).numpy().astype(np.float64)).as_rotvec()
-    return FitResult(pose=pose.reshape(-1, 24, 3).astype(np.float32),
-                     transl=params.transl.detach().numpy().copy(), joints=joints.numpy(),
-                     markers=markers.numpy(), world_scale=float(torch.exp(params.log_scale.detach())))
+    from vibe_engine.blazepose import objective  # torch: imported here (see preload_torch)
+
+    rot, transl, world_scale = objective.optimise(loc, transl0, skeleton, obs, cfg)
+    joints, markers = skeleton.forward(rot)
+    pose = Rotation.from_matrix(rot.reshape(-1, 3, 3).astype(np.float64)).as_rotvec()
+    return FitResult(pose=pose.reshape(-1, 24, 3).astype(np.float32), transl=transl, joints=joints,
+                     markers=markers, world_scale=world_scale)
 
 
 def _blend(parts: list[tuple[int, FitResult]], t: int, overlap: int, skeleton: Skeleton) -> FitResult:
@@ -535,43 +419,6 @@ def _blend(parts: list[tuple[int, FitResult]], t: int, overlap: int, skeleton: S
     pose = rot.as_rotvec().reshape(t, 24, 3).astype(np.float32)
     return FitResult(pose=pose, transl=transl.astype(np.float32), joints=joints, markers=markers,
                      world_scale=scale)
-
-
-def _optimise(params: _Params, sk: dict, tobs: dict, cfg: FitConfig) -> None:
-    """Minimise the objective in place with SciPy's L-BFGS-B (float64 steps, float32 torch
-    objective and gradient), at most ``cfg.iterations`` iterations.
-
-    Not ``torch.optim.LBFGS``: constructing any torch optimiser imports ``torch._dynamo`` (0.9 s
-    of the engine's start-up on 2 cores, measured); SciPy's Moré–Thuente line search is the same
-    strong-Wolfe search.
-    """
-    from scipy.optimize import minimize
-
-    tensors = list(params.parameters())
-    sizes = [t.numel() for t in tensors]
-
-    def assign(x: np.ndarray) -> None:
-        with torch.no_grad():
-            for t, chunk in zip(tensors, np.split(x, np.cumsum(sizes)[:-1])):
-                t.copy_(torch.from_numpy(chunk.astype(np.float32)).view_as(t))
-
-    def objective(x: np.ndarray) -> tuple[float, np.ndarray]:
-        assign(x)
-        for t in tensors:
-            t.grad = None
-        total = LOSS_SCALE * sum(_losses(params, sk, tobs, cfg).values())
-        total.backward()
-        grad = torch.cat([t.grad.reshape(-1) for t in tensors]).double().numpy()
-        return float(total), grad
-
-    x0 = torch.cat([t.detach().reshape(-1) for t in tensors]).double().numpy()
-    res = minimize(objective, x0, jac=True, method="L-BFGS-B",
-                   options={"maxiter": cfg.iterations, "maxfun": int(cfg.iterations * 1.25), "maxcor": 20,
-                            "ftol": 1e-12, "gtol": 1e-9})
-    assign(res.x)
-    with torch.no_grad():
-        log.debug("fit: %d iterations, %s", res.nit,
-                  {k: round(float(v), 8) for k, v in _losses(params, sk, tobs, cfg).items()})
 
 
 # ----------------------------------------------------------------------------- left/right flips
@@ -641,3 +488,21 @@ def _viterbi(normals: np.ndarray, valid: np.ndarray) -> np.ndarray:
         states[idx[k]] = bool(state)
         state = int(back[k][state])
     return states
+
+
+def preload_torch() -> threading.Thread:
+    """Import the torch objective in a daemon thread and return it.
+
+    Importing torch takes ~0.9 s of one core; the BlazePose backend needs it only for the fit, at
+    the end of the run. Started when the video is first read, the import overlaps with decoding
+    and the landmark model (which release the GIL); ``_fit_window`` then finds it loaded.
+    """
+    def load() -> None:
+        try:
+            from vibe_engine.blazepose import objective  # noqa: F401
+        except Exception as exc:  # noqa: BLE001 - the fit imports it again and reports the error
+            log.debug("background torch import failed: %s", exc)
+
+    thread = threading.Thread(target=load, name="preload-torch", daemon=True)
+    thread.start()
+    return thread
