@@ -100,7 +100,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--no-foot-lock", action="store_true", help="do not pin feet in contact with the ground")
     p.add_argument("--detect-every", type=_positive_int, metavar="N",
                    help="run the person detector every N frames while all tracks are followed "
-                        "(every frame when a track is lost or new; default 5)")
+                        "(every frame when a track is lost or new; default 5 with VIBE, 15 with BlazePose)")
     p.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
                    help="VIBE: torch.compile the backbone (Inductor, frozen weights; 10-40 s warm-up, "
                         "pays off for long videos); auto: on the CPU from 3000 crops (default auto)")
@@ -157,16 +157,27 @@ def make_config(args: argparse.Namespace) -> EngineConfig:
         compile=args.compile, landmark_model=args.landmark_model)
 
 
-def _run(args: argparse.Namespace, out: TextIO) -> int:
+def _cuda_hello(device: str) -> tuple[bool, str | None]:
+    """(cuda available, torch version) for the ``hello`` line.
+
+    A CPU run does not probe CUDA: importing torch costs ~0.9 s on 2 cores, and the BlazePose
+    backend imports it in the background while the video is read (docs/engine-protocol.md).
+    """
+    if device == "cpu":
+        return False, torch_version()
     import torch
 
+    return torch.cuda.is_available(), torch.__version__
+
+
+def _run(args: argparse.Namespace, out: TextIO) -> int:
     from .cancel import CancelToken, watch_stdin
     from .pipeline import SCHEMA, run_pipeline
     from .protocol import ProtocolWriter
 
     writer = ProtocolWriter(out)
     token = CancelToken.from_env(lambda stage: writer.warning("TEST_PAUSE", f"paused in stage {stage}"))
-    writer.hello(args.device, torch.cuda.is_available(), torch.__version__)
+    writer.hello(args.device, *_cuda_hello(args.device))
     if not args.ignore_stdin:
         watch_stdin(token)
 
