@@ -30,7 +30,7 @@ GRU_CHUNK_FRAMES = 90
 OFFICIAL_CHUNK_FRAMES = 450
 #: Frames between person-detector runs while every track is followed (``--detect-every``), per
 #: backend; chosen by measurement (benchmarks/engine.py; docs/engine-protocol.md "Speed").
-DEFAULT_DETECT_EVERY = {"vibe": 5, "blazepose": 10}
+DEFAULT_DETECT_EVERY = {"vibe": 5, "blazepose": 15}
 #: ``--compile auto`` compiles the VIBE backbone on the CPU when the kept tracks have at least this
 #: many crops: a cold Inductor compilation costs 10-40 s on 2 shared cores and saves ~10 ms per
 #: crop with bf16 (benchmarks/engine.py), so it pays off only for minutes of tracked video.

@@ -55,7 +55,7 @@ def _mean_iou(a, b) -> tuple[float, float]:
     return float(iou.mean()), len(common) / len(a.frames)
 
 
-@pytest.mark.parametrize("every", [5, 10])  # the VIBE and BlazePose defaults
+@pytest.mark.parametrize("every", [5, 10, 15])  # the VIBE default, the old and the new BlazePose default
 def test_stride_keeps_people_identities_and_boxes(every_frame, every):
     base, base_runs = every_frame
     tracks, runs = _tracks(every)
