@@ -3,7 +3,7 @@ import numpy as np
 import pytest
 
 from vibe_blender.core import motion_file as mf
-from vibe_blender.core.body import forward_kinematics, shaped_rest
+from vibe_blender.core.body import forward_kinematics
 from vibe_blender.core.rotations import aa_to_matrix
 from vibe_engine.postprocess.footlock import BLEND_FRAMES, CONTACT_JOINTS, lock_feet
 from vibe_engine.postprocess.ground import GroundPlane, world_from_camera

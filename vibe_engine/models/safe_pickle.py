@@ -10,7 +10,6 @@ raises :class:`vibe_engine.errors.ModelError` naming ``module.class``.
 from __future__ import annotations
 
 import _codecs
-import copyreg
 import pickle
 from pathlib import Path
 from typing import Any

@@ -164,58 +164,66 @@ def _ground_lift(points: np.ndarray) -> np.ndarray:
     return lift
 
 
-def _rotation_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Smallest rotation (3,3) turning direction a (3,) onto b (3,)."""
-    a = a / (np.linalg.norm(a) + _EPS)
-    b = b / (np.linalg.norm(b) + _EPS)
+def _unit_rows(v: np.ndarray) -> np.ndarray:
+    """(N,3) rows scaled to unit length (zero rows stay ~0)."""
+    return v / (np.linalg.norm(v, axis=-1, keepdims=True) + _EPS)
+
+
+def _rotations_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Smallest rotations (N,3,3) turning directions a (N,3) onto b (N,3); identity where they
+    are (anti)parallel."""
+    a, b = _unit_rows(a), _unit_rows(b)
     axis = np.cross(a, b)
-    s, c = np.linalg.norm(axis), float(np.clip(a @ b, -1.0, 1.0))
-    if s < 1e-12:
-        return np.eye(3)
-    return aa_to_matrix(axis / s * np.arctan2(s, c))
+    s = np.linalg.norm(axis, axis=-1, keepdims=True)
+    c = np.clip((a * b).sum(-1, keepdims=True), -1.0, 1.0)
+    aa = np.where(s < 1e-12, 0.0, axis / np.maximum(s, 1e-300) * np.arctan2(s, c))
+    return aa_to_matrix(aa)
 
 
 def _two_bone(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """New knee and ankle positions (3,), (3,) reaching ``target`` with fixed bone lengths.
+    """New knee and ankle positions (N,3), (N,3) reaching ``target`` (N,3) with fixed bone lengths.
 
     The knee stays on the side of the hip→target line it was on (its bending plane).
     """
-    l1, l2 = np.linalg.norm(knee - hip), np.linalg.norm(ankle - knee)
+    l1 = np.linalg.norm(knee - hip, axis=-1, keepdims=True)
+    l2 = np.linalg.norm(ankle - knee, axis=-1, keepdims=True)
     to_target = target - hip
-    d = float(np.clip(np.linalg.norm(to_target), abs(l1 - l2) + 1e-6, l1 + l2 - 1e-6))
-    u = to_target / (np.linalg.norm(to_target) + _EPS)
-    pole = (knee - hip) - ((knee - hip) @ u) * u
-    v = pole / (np.linalg.norm(pole) + _EPS) if np.linalg.norm(pole) > 1e-6 else _any_perpendicular(u)
+    d = np.clip(np.linalg.norm(to_target, axis=-1, keepdims=True), np.abs(l1 - l2) + 1e-6, l1 + l2 - 1e-6)
+    u = _unit_rows(to_target)
+    pole = (knee - hip) - ((knee - hip) * u).sum(-1, keepdims=True) * u
+    v = np.where(np.linalg.norm(pole, axis=-1, keepdims=True) > 1e-6, _unit_rows(pole), _any_perpendicular(u))
     cos_a = np.clip((l1 * l1 + d * d - l2 * l2) / (2 * l1 * d), -1.0, 1.0)
     new_knee = hip + l1 * (cos_a * u + np.sqrt(1 - cos_a * cos_a) * v)
     return new_knee, hip + d * u
 
 
 def _any_perpendicular(u: np.ndarray) -> np.ndarray:
-    """A unit vector perpendicular to u (3,)."""
-    other = np.array([1.0, 0.0, 0.0]) if abs(u[0]) < 0.9 else np.array([0.0, 1.0, 0.0])
-    w = np.cross(u, other)
-    return w / np.linalg.norm(w)
+    """Unit vectors (N,3) perpendicular to u (N,3)."""
+    other = np.where(np.abs(u[:, :1]) < 0.9, np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0]))
+    return _unit_rows(np.cross(u, other))
 
 
 def _solve_leg(g: np.ndarray, rot: np.ndarray, leg: tuple[int, ...], target: np.ndarray,
-               toe_dir: np.ndarray | None, parents: np.ndarray) -> None:
-    """Rewrite local rotations ``rot`` (24,3,3) of one frame so the leg's ankle reaches ``target``.
+               toe_dir: np.ndarray, parents: np.ndarray) -> None:
+    """Rewrite local rotations ``rot`` (N,24,3,3) of N frames so the leg's ankle reaches ``target``
+    (N,3); g (N,24,4,4) are the frames' global joint transforms.
 
-    The ankle keeps its world orientation, or turns so the foot points along ``toe_dir`` (3,).
+    The ankle keeps its world orientation, or turns so the foot points along ``toe_dir`` (N,3)
+    where that row is not NaN.
     """
     hip, knee, ankle, foot = leg
-    p_hip, p_knee, p_ankle = (g[j, :3, 3] for j in (hip, knee, ankle))
+    p_hip, p_knee, p_ankle = (g[:, j, :3, 3] for j in (hip, knee, ankle))
     new_knee, new_ankle = _two_bone(p_hip, p_knee, p_ankle, target)
-    d1 = _rotation_between(p_knee - p_hip, new_knee - p_hip)
-    d2 = _rotation_between(d1 @ (p_ankle - p_knee), new_ankle - new_knee)
-    g_hip, g_knee = d1 @ g[hip, :3, :3], d2 @ d1 @ g[knee, :3, :3]
-    g_ankle = g[ankle, :3, :3]
-    if toe_dir is not None:
-        g_ankle = _rotation_between(g[foot, :3, 3] - p_ankle, toe_dir) @ g_ankle
-    rot[hip] = g[parents[hip], :3, :3].T @ g_hip
-    rot[knee] = g_hip.T @ g_knee
-    rot[ankle] = g_knee.T @ g_ankle
+    d1 = _rotations_between(p_knee - p_hip, new_knee - p_hip)
+    d2 = _rotations_between((d1 @ (p_ankle - p_knee)[..., None])[..., 0], new_ankle - new_knee)
+    g_hip, g_knee = d1 @ g[:, hip, :3, :3], d2 @ d1 @ g[:, knee, :3, :3]
+    g_ankle = g[:, ankle, :3, :3].copy()
+    turn = ~np.isnan(toe_dir[:, 0])
+    if turn.any():
+        g_ankle[turn] = _rotations_between(g[turn, foot, :3, 3] - p_ankle[turn], toe_dir[turn]) @ g_ankle[turn]
+    rot[:, hip] = np.swapaxes(g[:, parents[hip], :3, :3], -1, -2) @ g_hip
+    rot[:, knee] = np.swapaxes(g_hip, -1, -2) @ g_knee
+    rot[:, ankle] = np.swapaxes(g_knee, -1, -2) @ g_ankle
 
 
 def _reach_drop(g: np.ndarray, targets: list[np.ndarray], weights: list[np.ndarray]) -> np.ndarray:
@@ -293,10 +301,13 @@ def _solve_legs(rot: np.ndarray, rest: np.ndarray, parents: np.ndarray, root: np
     """Rewrite leg rotations ``rot`` (T,24,3,3) in place so each ankle follows its blended target."""
     g = _joints(rot, rest, parents, root)
     for leg, (target, weight, toe_dir) in zip(LEGS, legs):
-        for t in np.flatnonzero(weight > 0):
-            current = g[t, leg[2], :3, 3]
-            toe = None if np.isnan(toe_dir[t, 0]) else toe_dir[t]
-            _solve_leg(g[t], rot[t], leg, current + weight[t] * (target[t] - current), toe, parents)
+        idx = np.flatnonzero(weight > 0)
+        if idx.size:
+            current = g[idx, leg[2], :3, 3]
+            sub = rot[idx]
+            _solve_leg(g[idx], sub, leg, current + weight[idx, None] * (target[idx] - current), toe_dir[idx],
+                       parents)
+            rot[idx] = sub
         g = _joints(rot, rest, parents, root)
 
 
