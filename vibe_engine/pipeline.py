@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import os
 import platform
+import sys
 import time
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -522,9 +523,13 @@ def assemble_track(stream: _Stream, times: np.ndarray, cam_meta: dict[str, Any])
 
 
 def _versions() -> dict[str, str]:
-    import torch
+    """Library versions for the manifest; torch's from its package metadata when the run did not
+    load it (the BlazePose backend never imports torch)."""
+    from .cli import torch_version
 
-    return {"python": platform.python_version(), "torch": torch.__version__, "numpy": np.__version__}
+    torch = sys.modules.get("torch")
+    return {"python": platform.python_version(), "torch": torch.__version__ if torch else torch_version(),
+            "numpy": np.__version__}
 
 
 def _video_meta(cfg: EngineConfig, info: Any, times: np.ndarray) -> dict[str, Any]:
@@ -610,9 +615,6 @@ def _load_blazepose(cfg: EngineConfig, info: Any) -> Backend:
 
 def landmarks_pass(run: _Run, reader: Any, bp: Any, tracks: list[Any]) -> None:
     """BlazePose pass 2: stream the video again; landmarks for every track present in a frame."""
-    from .blazepose.fit import preload_torch
-
-    preload_torch()  # only the fit needs torch: load it while the landmark model runs
     rows = [0] * len(tracks)
     for t in tracks:
         bp.start_track(t.id, t.bbox[0])

@@ -84,17 +84,3 @@ def test_backend_needs_a_body_and_a_started_track() -> None:
     be = B.BlazePoseBackend(model="lite", body=synthetic_body(), image_size=(WIDTH, HEIGHT))
     with pytest.raises(KeyError, match="not started"):
         be.add_frame(7, 0, np.zeros((HEIGHT, WIDTH, 3), np.uint8), MAN)
-
-
-def test_fit_thread_count_is_set_for_the_block_and_restored() -> None:
-    import torch
-
-    from vibe_engine.blazepose.backend import FIT_THREADS, torch_threads
-
-    before = torch.get_num_threads()
-    with torch_threads(FIT_THREADS):
-        assert torch.get_num_threads() == FIT_THREADS
-    assert torch.get_num_threads() == before
-    with pytest.raises(RuntimeError), torch_threads(FIT_THREADS):
-        raise RuntimeError("fit failed")
-    assert torch.get_num_threads() == before

@@ -54,8 +54,7 @@ extra           dict         raw observations: ``landmarks_image`` (T,33,3) px (
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -69,24 +68,6 @@ log = logging.getLogger(__name__)
 
 #: Depth floor for the crop-camera conversion (metres).
 MIN_DEPTH_M = 0.1
-#: torch threads for the per-track fit: its tensors are small (T × 24 joints), and on 2 cores one
-#: thread beats two (one person at 720p: 240 frames 2.1 vs 2.9 s, 720 frames 3.9 vs 5.9 s).
-FIT_THREADS = 1
-
-
-@contextmanager
-def torch_threads(count: int) -> Iterator[None]:
-    """Run the block with ``count`` torch intra-op threads, then restore the previous count."""
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
-
-
 @dataclass
 class _TrackState:
     roi: RoiTracker
@@ -154,12 +135,11 @@ class BlazePoseBackend:
                                 f"{len(state.frames)} frames; check the video or the person boxes")
         obs = fit.Observations(world=raw["world"], image=raw["image"][..., :2], weight=raw["weight"],
                                focal_px=self.focal, cx=self.cx, cy=self.cy)
-        with torch_threads(FIT_THREADS):
-            obs, raw["mirrored"] = fit.resolve_flips(obs)
-            if raw["mirrored"].any():
-                log.info("track %s: %d frames read back to front by BlazePose were relabelled",
-                         track_id, int(raw["mirrored"].sum()))
-            res = fit.fit_track(obs, self.skeleton, self.fit_config)
+        obs, raw["mirrored"] = fit.resolve_flips(obs)
+        if raw["mirrored"].any():
+            log.info("track %s: %d frames read back to front by BlazePose were relabelled",
+                     track_id, int(raw["mirrored"].sum()))
+        res = fit.fit_track(obs, self.skeleton, self.fit_config)
         bbox = np.stack(state.bboxes).astype(np.float32)
         return self._arrays(state, raw, res, bbox)
 

@@ -31,9 +31,8 @@ Steps:
      flexion in [0°, 150°]; soft range penalties and a final hard clip;
    * priors: spine1-3 rotations kept equal, collars/neck/wrists/ankles pulled gently to rest;
      feet and hands (no observation) are fixed at rest.
-Deterministic: no random numbers; plain float32 torch on the CPU. Only the optimisation uses torch
-(:mod:`vibe_engine.blazepose.objective`); this module imports without it, so the engine can load
-torch in the background (``preload_torch``) while it reads the video.
+Deterministic: no random numbers. Plain numpy/SciPy (float64 optimisation with a hand-written
+gradient in :mod:`vibe_engine.blazepose.objective`): the default backend never imports torch.
 
 Before the fit, ``resolve_flips`` relabels frames that BlazePose read back to front (confident but
 left/right-swapped, depth mirrored), by a 2-state Viterbi pass over the torso normal.
@@ -42,7 +41,6 @@ from __future__ import annotations
 
 import logging
 import math
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 
@@ -159,7 +157,7 @@ class Skeleton:
 
     def forward(self, rotmats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posed joints (T,24,3) and markers (T,33,3), float32 metres, without translation, from
-        local rotations (T,24,3,3); batched by tree depth like the optimiser's torch version."""
+        local rotations (T,24,3,3); batched by tree depth."""
         rot = np.asarray(rotmats, dtype=np.float32)
         n = rot.shape[0]
         g = np.zeros((n, 24, 3, 3), np.float32)
@@ -386,7 +384,7 @@ def _fit_window(obs: Observations, skeleton: Skeleton, cfg: FitConfig) -> FitRes
     init_w = np.maximum(obs.weight, 1e-3)
     init_obs = Observations(obs.world, obs.image, init_w, obs.focal_px, obs.cx, obs.cy)
     transl0 = solve_translation(markers0, init_obs)
-    from vibe_engine.blazepose import objective  # torch: imported here (see preload_torch)
+    from vibe_engine.blazepose import objective  # imports this module: not at the top
 
     rot, transl, world_scale = objective.optimise(loc, transl0, skeleton, obs, cfg)
     joints, markers = skeleton.forward(rot)
@@ -488,21 +486,3 @@ def _viterbi(normals: np.ndarray, valid: np.ndarray) -> np.ndarray:
         states[idx[k]] = bool(state)
         state = int(back[k][state])
     return states
-
-
-def preload_torch() -> threading.Thread:
-    """Import the torch objective in a daemon thread and return it.
-
-    Importing torch takes ~0.9 s of one core; the BlazePose backend needs it only for the fit, at
-    the end of the run. Started when the video is first read, the import overlaps with decoding
-    and the landmark model (which release the GIL); ``_fit_window`` then finds it loaded.
-    """
-    def load() -> None:
-        try:
-            from vibe_engine.blazepose import objective  # noqa: F401
-        except Exception as exc:  # noqa: BLE001 - the fit imports it again and reports the error
-            log.debug("background torch import failed: %s", exc)
-
-    thread = threading.Thread(target=load, name="preload-torch", daemon=True)
-    thread.start()
-    return thread
