@@ -38,6 +38,9 @@ AUTO_COMPILE_MIN_CROPS = 3000
 #: Environment hook for tests: the feature step raises an out-of-memory error for batches larger
 #: than this many crops (docs/engine-protocol.md "Test hooks").
 OOM_ENV = "VIBE_ENGINE_FAULT_OOM_ABOVE"
+#: Environment hook for tests: the temporal step (GRU + regressor) raises an out-of-memory error
+#: for calls of more than this many frames (docs/engine-protocol.md "Test hooks").
+OOM_TEMPORAL_ENV = "VIBE_ENGINE_FAULT_OOM_TEMPORAL_ABOVE"
 
 
 @dataclass(frozen=True)
