@@ -39,7 +39,7 @@ from vibe_blender.core.vibe_data import sha256_file
 
 from . import __version__, camera
 from .cancel import CancelToken
-from .config import OFFICIAL_CHUNK_FRAMES, EngineConfig
+from .config import OFFICIAL_CHUNK_FRAMES, OOM_TEMPORAL_ENV, EngineConfig
 from .errors import BadInputError, ModelError, NoPersonError, OutOfMemoryError, OutputError, VideoError
 from .protocol import ProtocolWriter
 from .video import Prefetcher
@@ -88,14 +88,26 @@ class Timings:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
+def _temporal_oom_hook() -> int | None:
+    """The temporal-step OOM test hook (config.OOM_TEMPORAL_ENV): frames above which it fails."""
+    value = os.environ.get(OOM_TEMPORAL_ENV)
+    return int(value) if value else None
+
+
 @dataclass
 class _Run:
-    """Everything one run carries between stages."""
+    """Everything one run carries between stages.
+
+    ``temporal_frames``: the most frames per GRU/regressor call once the temporal step ran out of
+    memory (None: a whole chunk per call). ``oom_temporal_above``: the test hook's limit.
+    """
 
     cfg: EngineConfig
     writer: ProtocolWriter
     token: CancelToken
     timings: Timings = field(default_factory=Timings)
+    temporal_frames: int | None = None
+    oom_temporal_above: int | None = field(default_factory=_temporal_oom_hook)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -322,6 +334,13 @@ def _is_oom(exc: BaseException) -> bool:
         isinstance(exc, RuntimeError) and "out of memory" in str(exc).lower())
 
 
+def _oom_fix(device: str) -> str:
+    """The fix an OUT_OF_MEMORY message names for ``device``."""
+    if device == "cpu":
+        return "close other programs to free memory"
+    return "free GPU memory or use --device cpu"
+
+
 def _features_once(run: _Run, model: Any, crops: Any) -> Any:
     """Backbone on one batch; the OOM test hook (config.OOM_ENV) raises for big batches."""
     import torch
@@ -360,7 +379,7 @@ class _Backbone:
 
         if failed <= 1:
             raise OutOfMemoryError(f"the {self.run.cfg.device} device ran out of memory even with one "
-                                   "crop per batch; free GPU memory or use --device cpu") from None
+                                   f"crop per batch; {_oom_fix(self.run.cfg.device)}") from None
         self.batch = max(1, failed // 2)
         if torch.cuda.is_available():
             torch.cuda.empty_cache()
@@ -370,8 +389,6 @@ class _Backbone:
 
 def _run_chunks(run: _Run, model: Any, stream: _Stream, final: bool) -> None:
     """GRU + regressor over the buffered features, one chunk at a time, hidden state carried."""
-    import torch
-
     chunk = run.cfg.chunk_frames
     while len(stream.buffer) >= chunk or (final and stream.buffer):
         n = min(chunk, len(stream.buffer))
@@ -379,14 +396,75 @@ def _run_chunks(run: _Run, model: Any, stream: _Stream, final: bool) -> None:
             n = min(n, OFFICIAL_CHUNK_FRAMES - stream.done % OFFICIAL_CHUNK_FRAMES)
             if stream.done % OFFICIAL_CHUNK_FRAMES == 0:
                 stream.hidden = None
+        _temporal_chunk(run, model, stream, n)
+
+
+def _temporal_chunk(run: _Run, model: Any, stream: _Stream, n: int) -> None:
+    """The first ``n`` buffered features through the GRU + regressor, in calls of at most
+    ``run.temporal_frames`` frames with the hidden state carried (the same result as one call).
+
+    On out-of-memory the call size is halved and the failed call retried, down to one frame;
+    one ``OOM_RETRY`` warning per chunk that needed it, and the smaller size stays for the run.
+    """
+    failed = None
+    while n > 0:
+        m = min(n, run.temporal_frames or n)
+        if _temporal_step(run, model, stream, m):
+            n -= m
+            continue
+        failed = failed or m
+        _shrink_temporal(run, m)
+    if failed is not None:
+        run.writer.warning("OOM_RETRY", f"out of memory in the temporal step with {failed} frames per "
+                           f"call; running {run.temporal_frames} frames at a time from now on")
+
+
+def _temporal_step(run: _Run, model: Any, stream: _Stream, m: int) -> bool:
+    """One GRU + regressor call on the first ``m`` buffered features (1,m,2048); moves them to
+    the outputs and carries the hidden state. False (nothing changed) on out-of-memory."""
+    import torch
+
+    try:
         with run.timings("generator_temporal"), torch.inference_mode():
-            x = torch.from_numpy(np.stack(stream.buffer[:n]))[None]
-            y, stream.hidden = model.encode(x, stream.hidden)
-            out = model.regress(y, with_verts=False)
-        for key in stream.outputs:
-            stream.outputs[key].append(out[key][0].float().cpu().numpy())
-        del stream.buffer[:n]
-        stream.done += n
+            x = torch.from_numpy(np.stack(stream.buffer[:m]))[None]
+            out, hidden = _temporal_once(run, model, x, stream.hidden)
+            arrays = {key: out[key][0].float().cpu().numpy() for key in stream.outputs}
+    except RuntimeError as exc:
+        if not _is_oom(exc):
+            raise
+        return False
+    for key, value in arrays.items():
+        stream.outputs[key].append(value)
+    stream.hidden = hidden
+    del stream.buffer[:m]
+    stream.done += m
+    return True
+
+
+def _temporal_once(run: _Run, model: Any, x: Any, hidden: Any) -> tuple[dict[str, Any], Any]:
+    """GRU + regressor on x (1,T,2048) → (outputs (1,T,…), hidden); the temporal OOM test hook
+    (config.OOM_TEMPORAL_ENV) raises for more than its limit of frames."""
+    import torch
+
+    limit = run.oom_temporal_above
+    if limit is not None and x.shape[1] > limit:
+        raise torch.cuda.OutOfMemoryError(
+            f"CUDA out of memory (injected: temporal step of {x.shape[1]} frames > {limit})")
+    y, hidden = model.encode(x, hidden)
+    return model.regress(y, with_verts=False), hidden
+
+
+def _shrink_temporal(run: _Run, failed: int) -> None:
+    """Halve the GRU/regressor call size after ``failed`` frames ran out of memory;
+    OutOfMemoryError when one frame already failed."""
+    import torch
+
+    if failed <= 1:
+        raise OutOfMemoryError(f"the {run.cfg.device} device ran out of memory in the temporal step "
+                               f"(GRU + regressor) even one frame at a time; {_oom_fix(run.cfg.device)}")
+    run.temporal_frames = max(1, failed // 2)
+    if torch.cuda.is_available():
+        torch.cuda.empty_cache()
 
 
 def _flush_batch(run: _Run, model: Any, backbone: _Backbone, crops: list, owners: list,
