@@ -20,7 +20,7 @@ per frame). Each case runs ``--repeat`` times, the fastest run is kept (the mach
 Stage seconds come from the ``timings_s`` field of the engine's ``result`` line.
 
 Usage: ``python benchmarks/engine.py [--frames N] [--repeat R] [--device cpu|cuda] [--out DIR]
-[--quick]``.
+[--quick] [--backend all|vibe|blazepose]``.
 """
 from __future__ import annotations
 
@@ -133,7 +133,7 @@ def print_table(rows: list[dict]) -> None:
                        for c in cols))
 
 
-def cases(one: Path, multi: Path, long: Path, data: Path, quick: bool) -> list[tuple]:
+def cases(one: Path, multi: Path, long: Path, data: Path, quick: bool, backend: str) -> list[tuple]:
     """(case, clip, vibe data or None, precision, extra options) per row; baselines first."""
     vibe = [("1p-720p", one, data, "fp32", "--detect-every 1"), ("1p-720p", one, data, "fp32", ""),
             ("1p-720p", one, data, "bf16", ""), ("1p-720p-long", long, data, "bf16", ""),
@@ -145,7 +145,7 @@ def cases(one: Path, multi: Path, long: Path, data: Path, quick: bool) -> list[t
     if quick:
         vibe = [c for c in vibe if c[0] == "1p-720p"]
         blaze = [c for c in blaze if c[0] == "1p-720p"]
-    return vibe + blaze
+    return (vibe if backend in ("all", "vibe") else []) + (blaze if backend in ("all", "blazepose") else [])
 
 
 def main() -> None:
@@ -155,6 +155,8 @@ def main() -> None:
     parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--quick", action="store_true", help="only the one-person rows")
+    parser.add_argument("--backend", choices=("all", "vibe", "blazepose"), default="all",
+                        help="only the rows of this backend")
     parser.add_argument("--out", type=Path, default=None, help="work folder (default: a temp folder)")
     args = parser.parse_args()
     work = args.out or Path(tempfile.mkdtemp(prefix="vibe-bench-"))
@@ -165,7 +167,7 @@ def main() -> None:
     long = make_clip(work / "long.mp4", half, SIZE_720P, start=0, bounce=2 * LONG_FACTOR)
     common = ["--device", args.device, "--batch-size", str(args.batch_size), "--min-frames", "5"]
     rows = []
-    for k, (name, clip, vibe_data, precision, options) in enumerate(cases(one, multi, long, data, args.quick)):
+    for k, (name, clip, vibe_data, precision, options) in enumerate(cases(one, multi, long, data, args.quick, args.backend)):
         backend = "vibe" if vibe_data else "blazepose"
         extra = common + ["--precision", precision, *options.split()]
         runs = [run_engine(clip, work / f"case{k}.motion.npz", vibe_data, extra) for _ in range(args.repeat)]
