@@ -116,9 +116,10 @@ class Problem:
         flex = flex_m / self.lever_flex
         if clip:
             flex = np.clip(flex, _LO, _HI)
-        return self._assemble(self.base @ so3_exp(delta / self.lever_free[:, None]), so3_exp(flex[..., None] * _AXES))
+        return self.assemble(self.base @ so3_exp(delta / self.lever_free[:, None]), so3_exp(flex[..., None] * _AXES))
 
-    def _assemble(self, free: np.ndarray, hinge: np.ndarray) -> np.ndarray:
+    def assemble(self, free: np.ndarray, hinge: np.ndarray) -> np.ndarray:
+        """Local rotations (T,24,3,3) from free (T,F,3,3) and hinge (T,4,3,3) rotations (others: I)."""
         fixed = np.broadcast_to(np.eye(3), (free.shape[0], len(FIXED_JOINTS), 3, 3))
         return np.concatenate([free, hinge, fixed], 1)[:, _ORDER]
 
@@ -248,7 +249,7 @@ def evaluate(x: np.ndarray, prob: Problem) -> tuple[dict[str, float], np.ndarray
     exp_free = so3_exp(v)
     free = prob.base @ exp_free
     hinge = so3_exp(flex[..., None] * _AXES)
-    rot = prob._assemble(free, hinge)
+    rot = prob.assemble(free, hinge)
     g, _, markers = forward_kinematics(rot, prob)
     scale = float(np.exp(log_scale))
     losses, d_m, d_transl, d_ls = _data_terms(markers, transl, scale, prob)
