@@ -66,19 +66,71 @@ class _PrintProgress:
     def __init__(self, label: str) -> None:
         self.label, self._stage, self._shown = label, None, -1.0
 
-    def __call__(self, job) -> None:
+    def __call__(self, job: Job | CommandJob) -> None:
         frac = job.fraction
-        if job.stage != self._stage or frac - self._shown >= PRINT_STEP or job.finished:
-            self._stage, self._shown = job.stage, frac
+        stage = job.step_name if isinstance(job, CommandJob) else job.stage
+        if stage != self._stage or frac - self._shown >= PRINT_STEP or job.finished:
+            self._stage, self._shown = stage, frac
             eta = f", about {job.eta_s:.0f} s left in stage" if getattr(job, "eta_s", None) else ""
-            print(f"{self.label}: {job.stage or 'starting'} {frac * 100.0:5.1f}%{eta}", flush=True)
+            print(f"{self.label}: {stage or 'starting'} {frac * 100.0:5.1f}%{eta}", flush=True)
 
 
 class _ModalJob:
-    """Mixin: drive ``self._job`` from a window-manager timer until it finishes."""
+    """Mixin: the shared invoke/execute skeleton of the long operators, and the modal timer.
+
+    ``_prepare`` builds ``self._job`` (not started) or raises VibeError; ``_refuse`` answers
+    such a failure (report, CANCELLED; nothing was started or changed); ``_on_start`` runs just
+    before the job starts; ``_finish`` answers the finished job. ``invoke`` (UI) starts the job
+    and polls it from a window-manager timer (``modal``); ``execute`` (and ``invoke`` in
+    background mode) runs it to the end, printing progress lines when ``progress_label`` is set.
+    """
 
     _timer = None
     _job = None
+    #: Label of the background progress lines (None: no lines).
+    progress_label: str | None = None
+
+    def _prepare(self, context: bpy.types.Context) -> None:
+        raise NotImplementedError
+
+    def _refuse(self, message: str) -> set[str]:
+        """The job could not be prepared: report the one-line message, nothing started."""
+        self.report({"ERROR"}, message)
+        return {"CANCELLED"}
+
+    def _on_start(self, context: bpy.types.Context) -> None:
+        """Just before the job starts (both paths): show that it runs."""
+
+    def _finish(self, context: bpy.types.Context) -> set[str]:
+        raise NotImplementedError
+
+    def _prepared(self, context: bpy.types.Context) -> str | None:
+        """Prepare and announce the job; the one-line message when it cannot start, else None."""
+        try:
+            self._prepare(context)
+        except VibeError as exc:
+            return str(exc)
+        self._on_start(context)
+        return None
+
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        failure = self._prepared(context)
+        if failure is not None:
+            return self._refuse(failure)
+        try:
+            self._job.run_blocking(_PrintProgress(self.progress_label) if self.progress_label else None)
+        finally:
+            self._job.close()  # a no-op once finished; never leaves a process behind on an error
+        return self._finish(context)
+
+    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
+        if bpy.app.background:
+            return self.execute(context)
+        failure = self._prepared(context)
+        if failure is not None:
+            return self._refuse(failure)
+        self._job.start()
+        return self._start_modal(context)
 
     def _start_modal(self, context: bpy.types.Context) -> set[str]:
         wm = context.window_manager
@@ -108,9 +160,6 @@ class _ModalJob:
         if self._job is not None:
             self._job.close()
 
-    def _finish(self, context: bpy.types.Context) -> set[str]:
-        raise NotImplementedError
-
 
 class VIBE_OT_import_video(_ModalJob, bpy.types.Operator):
     """Run the engine on the video and bake one animated character per person"""
@@ -118,6 +167,7 @@ class VIBE_OT_import_video(_ModalJob, bpy.types.Operator):
     bl_idname = "vibe.import_video"
     bl_label = "Import Video"
     bl_options = {"REGISTER", "UNDO"}
+    progress_label = "VIBE"
 
     filepath: StringProperty(name="Video", subtype="FILE_PATH", options={"SKIP_SAVE"},
                              description="Video to capture (default: the panel's video)")
@@ -135,26 +185,12 @@ class VIBE_OT_import_video(_ModalJob, bpy.types.Operator):
         self._out = Path(bpy.path.abspath(self.motion_path)) if self.motion_path else _new_take_path(self._video)
         self._job = api.start_job(self._video, self._out, prefs.engine_options(context), self._options)
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        try:
-            self._prepare(context)
-            ActiveRun.job = self._job
-            self._job.run_blocking(_PrintProgress("VIBE"))
-        except VibeError as exc:
-            return self._fail(str(exc))
-        return self._finish(context)
+    def _refuse(self, message: str) -> set[str]:
+        return self._fail(message)
 
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
-        if bpy.app.background:
-            return self.execute(context)
-        try:
-            self._prepare(context)
-        except VibeError as exc:
-            return self._fail(str(exc))
+    def _on_start(self, context: bpy.types.Context) -> None:
         ActiveRun.job = self._job
         _set_status("Starting the engine…")
-        self._job.start()
-        return self._start_modal(context)
 
     def _finish(self, context: bpy.types.Context) -> set[str]:
         job = self._job
@@ -245,24 +281,11 @@ class VIBE_OT_check_engine(_ModalJob, bpy.types.Operator):
         engine_cmd.check_engine_python(spec)
         self._job = Job(engine_cmd.doctor_argv(spec, vibe_data=engine.vibe_data or None))
 
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        try:
-            self._prepare(context)
-        except VibeError as exc:
-            return _doctor_answer(self, [str(exc)], False)
-        self._job.run_blocking()
-        return self._finish(context)
+    def _refuse(self, message: str) -> set[str]:
+        return _doctor_answer(self, [message], False)
 
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
-        if bpy.app.background:
-            return self.execute(context)
-        try:
-            self._prepare(context)
-        except VibeError as exc:
-            return _doctor_answer(self, [str(exc)], False)
+    def _on_start(self, context: bpy.types.Context) -> None:
         prefs.RUNTIME.doctor_lines, prefs.RUNTIME.doctor_ok = ["Checking the engine…"], None
-        self._job.start()
-        return self._start_modal(context)
 
     def _finish(self, context: bpy.types.Context) -> set[str]:
         job = self._job
@@ -294,6 +317,7 @@ class VIBE_OT_setup_engine(_ModalJob, bpy.types.Operator):
 
     bl_idname = "vibe.setup_engine"
     bl_label = "Set Up Engine"
+    progress_label = "VIBE engine setup"
 
     def _prepare(self, context: bpy.types.Context) -> None:
         p = prefs.get_prefs(context)
@@ -305,26 +329,6 @@ class VIBE_OT_setup_engine(_ModalJob, bpy.types.Operator):
         steps = engine_cmd.setup_steps(base, self._venv, packages, p.torch_index_url.strip() or None)
         self._job = CommandJob(steps)
         prefs.RUNTIME.setup_job = self._job
-
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        try:
-            self._prepare(context)
-        except VibeError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        self._job.run_blocking(_PrintProgress("VIBE engine setup"))
-        return self._finish(context)
-
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
-        if bpy.app.background:
-            return self.execute(context)
-        try:
-            self._prepare(context)
-        except VibeError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        self._job.start()
-        return self._start_modal(context)
 
     def _finish(self, context: bpy.types.Context) -> set[str]:
         job = self._job
