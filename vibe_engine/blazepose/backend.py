@@ -9,7 +9,11 @@ Usage by the pipeline (streaming; one backend per run, any number of interleaved
     arrays = backend.finish_track(tid)                     # dict for the motion file's Track
 
 ``body``: SMPL-format arrays (``v_template`` (V,3), ``shapedirs`` (V,3,B), ``J_regressor`` (24,V),
-``parents`` (24,)), e.g. the stand-in body. Only the rest skeleton is used (betas = 0).
+``parents`` (24,)), e.g. the stand-in body. With ``shape`` (a :class:`~vibe_engine.blazepose.shape.ShapeConfig`)
+each track's betas are estimated from its world-landmark proportions (:mod:`vibe_engine.blazepose.shape`)
+and the track is fitted with that body's skeleton; with ``shape=None`` (the default,
+``DEFAULT_SHAPE``: the estimate did not improve the synthetic suite) every track keeps the body's
+mean shape (betas = 0).
 
 ``add_frame`` returns the frame's :class:`~vibe_engine.blazepose.landmarks.PoseLandmarks`
 (33 image landmarks in pixels with relative z, 33 world landmarks in metres, visibility,
@@ -27,8 +31,8 @@ key             shape        content
 =============== ============ ===================================================================
 frames          (T,) int64   frame indices as passed to ``add_frame``
 pose            (T,24,3) f32 SMPL axis-angle; joint 0 = global orientation in the camera frame
-betas           (T,B) f32    zeros (the body's rest shape is used as is; B = body's shapedirs)
-betas_track     (B,) f32     zeros
+betas           (T,B) f32    the track's betas on every row (B = body's shapedirs); zeros with shape=None
+betas_track     (B,) f32     the track's betas (``shape.estimate_betas``), the shape the fit used
 transl          (T,3) f32    root translation, OpenCV camera frame, metres (smplx convention)
 joints3d        (T,33,3) f32 the fitted body's 33 BlazePose-topology markers, camera frame,
                              without ``transl`` (as VIBE's kp_3d); names: topology.LANDMARK_NAMES
@@ -60,7 +64,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vibe_engine import camera
-from vibe_engine.blazepose import fit, topology as topo
+from vibe_engine.blazepose import fit, shape as body_shape, topology as topo
 from vibe_engine.blazepose.landmarks import DEFAULT_THREADS, LandmarkModel, PoseLandmarks, RoiTracker
 from vibe_engine.errors import BadInputError, ModelError, NoPersonError
 
@@ -68,6 +72,11 @@ log = logging.getLogger(__name__)
 
 #: Depth floor for the crop-camera conversion (metres).
 MIN_DEPTH_M = 0.1
+#: Per-track shape estimation by default; None: every track keeps the body's mean shape, because
+#: the estimate did not improve the synthetic suite (measurements: ``shape`` module docstring).
+DEFAULT_SHAPE: body_shape.ShapeConfig | None = None
+
+
 @dataclass
 class _TrackState:
     roi: RoiTracker
@@ -82,7 +91,8 @@ class BlazePoseBackend:
     def __init__(self, model: str = "full", body: Mapping[str, np.ndarray] | None = None,
                  focal_px: float | None = None, image_size: tuple[int, int] = (1920, 1080),
                  principal_point: tuple[float, float] | None = None,
-                 num_threads: int = DEFAULT_THREADS, fit_config: fit.FitConfig | None = None) -> None:
+                 num_threads: int = DEFAULT_THREADS, fit_config: fit.FitConfig | None = None,
+                 shape: body_shape.ShapeConfig | None = DEFAULT_SHAPE) -> None:
         if body is None:
             raise BadInputError("the BlazePose backend needs a body model (SMPL-format arrays); "
                                 "pass the stand-in body or an SMPL model")
@@ -93,10 +103,12 @@ class BlazePoseBackend:
         try:
             self.skeleton = fit.Skeleton.from_body(body)
             self.num_betas = int(np.asarray(body["shapedirs"]).shape[2])
+            self.shape_model = body_shape.ShapeModel.from_body(body) if shape is not None else None
         except (KeyError, ValueError, IndexError) as exc:
             raise ModelError(f"the body model cannot drive the BlazePose fit ({exc}); pass an "
                              f"SMPL-format body (24 joints, SMPL kinematic tree)") from exc
         self.fit_config = fit_config or fit.FitConfig()
+        self.body, self.shape_config = body, shape
         self._tracks: dict[int, _TrackState] = {}
 
     def start_track(self, track_id: int, first_bbox: np.ndarray) -> None:
@@ -139,18 +151,27 @@ class BlazePoseBackend:
         if raw["mirrored"].any():
             log.info("track %s: %d frames read back to front by BlazePose were relabelled",
                      track_id, int(raw["mirrored"].sum()))
-        res = fit.fit_track(obs, self.skeleton, self.fit_config)
+        betas = self._betas(obs)
+        skeleton = fit.Skeleton.from_body(self.body, betas) if betas.any() else self.skeleton
+        res = fit.fit_track(obs, skeleton, self.fit_config)
         bbox = np.stack(state.bboxes).astype(np.float32)
-        return self._arrays(state, raw, res, bbox)
+        return self._arrays(state, raw, res, bbox, betas)
 
-    def _arrays(self, state: _TrackState, raw: dict, res: fit.FitResult, bbox: np.ndarray) -> dict:
+    def _betas(self, obs: fit.Observations) -> np.ndarray:
+        """(B,) float32 betas of one track: estimated, or zeros when shape estimation is off."""
+        if self.shape_model is None:
+            return np.zeros(self.num_betas, np.float32)
+        return body_shape.estimate_betas(obs.world, obs.weight, self.shape_model, self.shape_config)
+
+    def _arrays(self, state: _TrackState, raw: dict, res: fit.FitResult, bbox: np.ndarray,
+                betas: np.ndarray) -> dict:
         t = len(state.frames)
         cam_crop = crop_camera(res.transl, bbox, self.focal, self.cx, self.cy)
         joints2d = camera.project_pinhole(res.markers + res.transl[:, None], self.focal, self.cx, self.cy)
         return {
             "frames": np.asarray(state.frames, dtype=np.int64), "pose": res.pose,
-            "betas": np.zeros((t, self.num_betas), np.float32),
-            "betas_track": np.zeros(self.num_betas, np.float32), "transl": res.transl.astype(np.float32),
+            "betas": np.tile(betas.astype(np.float32), (t, 1)),
+            "betas_track": betas.astype(np.float32), "transl": res.transl.astype(np.float32),
             "joints3d": res.markers.astype(np.float32), "joints2d": joints2d.astype(np.float32),
             "confidence": np.where(raw["detected"], raw["score"], 0.0).astype(np.float32),
             "detected": raw["detected"], "bbox": bbox, "cam_crop": cam_crop.astype(np.float32),
