@@ -13,7 +13,9 @@ import pytest
 from scipy.spatial.transform import Rotation
 
 from tests.engine.test_fit import interpolate_poses, random_keyposes, synthetic_body
-from vibe_engine.blazepose import fit, shape as S, topology as topo
+from vibe_engine.blazepose import fit
+from vibe_engine.blazepose import shape as S
+from vibe_engine.blazepose import topology as topo
 from vibe_engine.standin_body import load_standin_body
 
 ZERO_BIAS = (0.0,) * len(S.GROUP_NAMES)

@@ -64,7 +64,9 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from vibe_engine import camera
-from vibe_engine.blazepose import fit, shape as body_shape, topology as topo
+from vibe_engine.blazepose import fit
+from vibe_engine.blazepose import shape as body_shape
+from vibe_engine.blazepose import topology as topo
 from vibe_engine.blazepose.landmarks import DEFAULT_THREADS, LandmarkModel, PoseLandmarks, RoiTracker
 from vibe_engine.errors import BadInputError, ModelError, NoPersonError
 

@@ -21,19 +21,23 @@ body supports (the stand-in's phenotypes in [0, 1]; ±3 for a body without that 
 stand-in's markers (different joint definitions: e.g. its ankle points sit higher, shortening
 the shin), measured on held-out synthetic clips (:data:`CALIBRATION_CLIPS`, not in the suite).
 
-Measured (synthetic suite, stand-in bodies, make_clip.py ground truth):
+Measured (synthetic suite and the 8 calibration clips, stand-in bodies, make_clip.py ground truth):
 
 * Height is not observable: BlazePose's world size does not follow stature (median thigh
-  0.393-0.399 m for bodies of 1.41-1.60 m joint height; total of 7 segments 0.92-0.96 of the
-  mean body's whatever the true size). β0 is therefore not estimated by default.
-* Proportions are barely observable: per clip, the group log lengths scatter by σ ≈ 0.04 around
+  0.393-0.399 m for bodies of 1.41-1.60 m joint height; the sum of 7 segments is 0.92-0.96 of
+  the mean body's whatever the true size). β0 is therefore not estimated by default.
+* Proportions are barely observable: per clip, the group log lengths scatter by σ ≈ 0.05 around
   their bias (world and image landmarks alike), while one unit of β changes the proportions by at
   most 0.055 (the best-determined combination, ≈ 0.49 β1 − 0.79 β2 − 0.37 β3; the next 0.022;
-  weight and muscle together change the skeleton by < 0.4 %). The MAP estimate is mostly prior.
-* In the fit it does not help: estimated betas (slots 1-3, σ_noise 0.04) gave PA-MPJPE 55.0 mm vs
-  54.6, MPJPE 87.0 vs 86.4, ground penetration 2.9 vs 2.3 cm (root trajectory 12.1 vs 12.2 %),
-  whereas the true betas would give 54.6 / 83.7 / 1.7 (the true β1-β3 alone 54.6 / 84.8 / 2.0).
-  Hence ``backend.DEFAULT_SHAPE`` is None; pass a :class:`ShapeConfig` to use it.
+  weight and muscle together change the skeleton by < 0.4 %). The estimate is no better than
+  zeros: sum of |β1-β3 errors| 7.1 vs 5.5 on the suite's 5 clips, 21.3 vs 17.0 leave-one-out
+  on the calibration clips.
+* In the fit it does not measurably help (overall PA-MPJPE mm / MPJPE mm / accel / root
+  trajectory % / ground penetration cm): mean shape 54.6 / 86.4 / 7.6 / 12.2 / 2.3; estimated
+  β1-β3 54.7 / 85.9 / 7.6 / 12.5 / 2.3; estimated β0-β3 54.7 / 85.7 / 7.6 / 11.9 / 2.3; with a
+  bias from 5 of the clips and σ 0.04, 55.0 / 87.0 / 7.7 / 12.1 / 2.9; the true betas would give
+  54.6 / 83.7 / 7.6 / 12.6 / 1.7. Hence ``backend.DEFAULT_SHAPE`` is None; pass a
+  :class:`ShapeConfig` to use it.
 """
 from __future__ import annotations
 
@@ -43,7 +47,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vibe_engine.blazepose import fit, topology as topo
+from vibe_engine.blazepose import fit
+from vibe_engine.blazepose import topology as topo
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +73,13 @@ CALIBRATION_CLIPS = {
     "a_front": (18.0, "front", 10, ()),  # --bvh 01_01.bvh for this one
     "b_side": (21.0, "side", 11, ()), "c_diag": (25.0, "diagonal", 12, (0, 2)),
     "d_high": (29.0, "high", 13, (0, 0, 2)), "e_front": (33.0, "front", 14, (0, -2, -1, 1.5)),
+    "f_side": (8.0, "side", 15, (0, 0, -2)), "g_diag": (11.5, "diagonal", 16, (0, -1, 1, -1.5)),
+    "h_high": (0.2, "high", 17, (0, 1, 0, -2)),
 }
 #: log(BlazePose median length / stand-in marker length at the clip's true betas) per group
 #: (GROUP_NAMES order), each clip's mean over groups removed (only ratios matter: s is free),
 #: averaged over :data:`CALIBRATION_CLIPS`; their scatter is the default ``noise_sigma``.
-BLAZEPOSE_LENGTH_BIAS = (-0.0463, 0.0337, 0.0567, -0.0397, -0.0044)
+BLAZEPOSE_LENGTH_BIAS = (-0.0339, 0.0563, 0.0589, -0.0404, -0.0409)
 #: Range of a beta slot without phenotype metadata (SMPL-style bodies: ±3 standard deviations).
 DEFAULT_BETA_BOUND = 3.0
 #: Fewest confident observations (frames × sides) a segment group needs to count.
@@ -95,7 +102,7 @@ class ShapeConfig:
 
     slots: tuple[int, ...] = (1, 2, 3)
     prior_sigma: float = 1.0
-    noise_sigma: float = 0.04
+    noise_sigma: float = 0.05
     min_weight: float = 0.7
     min_frames: int = MIN_FRAMES
     length_bias: tuple[float, ...] = BLAZEPOSE_LENGTH_BIAS
@@ -112,7 +119,7 @@ class ShapeModel:
         self.rest, self.basis, self.bounds = rest, basis, bounds
 
     @classmethod
-    def from_body(cls, body: Mapping[str, np.ndarray]) -> "ShapeModel":
+    def from_body(cls, body: Mapping[str, np.ndarray]) -> ShapeModel:
         """From SMPL-format arrays (as ``fit.Skeleton.from_body``); ``meta`` gives the ranges."""
         num = int(np.asarray(body["shapedirs"]).shape[2])
         rest = _rest_markers(body, np.zeros(num))
@@ -124,6 +131,7 @@ class ShapeModel:
 
     @property
     def num_betas(self) -> int:
+        """B, the body's number of shape slots."""
         return self.basis.shape[0]
 
     def group_lengths(self, betas: np.ndarray) -> np.ndarray:
