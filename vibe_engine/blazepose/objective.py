@@ -97,8 +97,8 @@ class Problem:
     cfg: FitConfig
 
     def __post_init__(self) -> None:
-        self.marker_scatter = _scatter(topo.MARKER_PARENT, 24)
-        self.level_scatter = [_scatter(par) for _, par in self.levels]
+        self.marker_to_joint = _one_hot(topo.MARKER_PARENT, 24)
+        self.level_groups = [_unique_parent_groups(par) for _, par in self.levels]
 
     @property
     def frames(self) -> int:
@@ -159,10 +159,23 @@ def forward_kinematics(rot: np.ndarray, prob: Problem) -> tuple[np.ndarray, np.n
     return g, t, t[:, mp] + np.einsum("tkab,kb->tka", g[:, mp], prob.offsets)
 
 
-def _scatter(targets: np.ndarray, size: int | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """(unique targets (U,), one-hot (U,K) float64) that sums K rows into their target rows."""
-    uniq = np.unique(targets) if size is None else np.arange(size)
-    return uniq, (uniq[:, None] == np.asarray(targets)[None]).astype(np.float64)
+def _unique_parent_groups(parents: np.ndarray) -> list[np.ndarray]:
+    """Split a level's children (positions into ``parents``) into groups whose parents are all
+    different, so each group's gradients can be added to its parents by plain fancy indexing."""
+    groups: list[list[int]] = []
+    for k, p in enumerate(parents):
+        for g in groups:
+            if all(parents[i] != p for i in g):
+                g.append(k)
+                break
+        else:
+            groups.append([k])
+    return [np.array(g) for g in groups]
+
+
+def _one_hot(targets: np.ndarray, size: int) -> np.ndarray:
+    """(size, K) float64 matrix that sums K rows into their target rows 0..size-1."""
+    return (np.arange(size)[:, None] == np.asarray(targets)[None]).astype(np.float64)
 
 
 def _gather_sum(onehot: np.ndarray, x: np.ndarray) -> np.ndarray:
@@ -174,18 +187,21 @@ def _fk_backward(rot: np.ndarray, g: np.ndarray, d_markers: np.ndarray, d_rot: n
                  prob: Problem) -> np.ndarray:
     """Add dL/d(local rotations) (T,24,3,3) to ``d_rot`` given dL/dmarkers (T,33,3).
 
-    Reverse pass of ``forward_kinematics``, deepest level first; sums over children and markers
-    are products with one-hot matrices (faster than ``np.add.at``).
+    Reverse pass of ``forward_kinematics``, deepest level first. Markers are summed into their
+    joints with a one-hot matrix product, children into parents group by group (siblings in
+    different groups): both much faster than ``np.add.at``.
     """
-    _, to_joint = prob.marker_scatter
+    to_joint = prob.marker_to_joint
     d_t = _gather_sum(to_joint, d_markers)
     d_g = _gather_sum(to_joint, d_markers[..., :, None] * prob.offsets[None, :, None, :])
-    for (idx, par), (uniq, to_parent) in zip(reversed(prob.levels), reversed(prob.level_scatter)):
+    for (idx, par), groups in zip(reversed(prob.levels), reversed(prob.level_groups)):
         gp = g[:, par]
         d_rot[:, idx] += np.swapaxes(gp, -1, -2) @ d_g[:, idx]
         contrib = d_g[:, idx] @ np.swapaxes(rot[:, idx], -1, -2) + d_t[:, idx, :, None] * prob.bones[idx][None, :, None, :]
-        d_g[:, uniq] += _gather_sum(to_parent, contrib)
-        d_t[:, uniq] += _gather_sum(to_parent, d_t[:, idx])
+        d_tc = d_t[:, idx]
+        for grp in groups:
+            d_g[:, par[grp]] += contrib[:, grp]
+            d_t[:, par[grp]] += d_tc[:, grp]
     d_rot[:, 0] += d_g[:, 0]
     return d_rot
 
