@@ -13,7 +13,6 @@ import numpy as np
 import pytest
 import torch
 
-from tests.fixtures import synthetic
 from vibe_blender.core import protocol as P
 from vibe_engine import config as C
 from vibe_engine import pipeline as PL
@@ -36,22 +35,6 @@ def _run(tmp_path: Path, **cfg) -> tuple[PL._Run, io.StringIO]:
     stream = io.StringIO()
     config = C.EngineConfig(video=tmp_path / "v.mp4", out=tmp_path / "o.npz", **cfg)
     return PL._Run(config, ProtocolWriter(stream), CancelToken()), stream
-
-
-@pytest.fixture(scope="module")
-def generator(tmp_path_factory):
-    """A random-init VIBE generator (encoder + regressor are what the chunking exercises)."""
-    from vibe_engine.models.body_io import read_body_file
-    from vibe_engine.models.generator import VibeGenerator
-
-    root = tmp_path_factory.mktemp("body")
-    body = read_body_file(synthetic.write_smpl_npz(root / "smpl.npz", synthetic.make_smpl_arrays(0)))
-    torch.manual_seed(0)
-    model = VibeGenerator(body).eval().requires_grad_(False)
-    with torch.no_grad():  # keep the random GRU in a non-saturated regime
-        for p in model.encoder.parameters():
-            p.mul_(0.5)
-    return model
 
 
 def _stream_all(run, model, feats: np.ndarray, final_every: int | None = None) -> dict[str, np.ndarray]:

@@ -42,22 +42,6 @@ ROUNDING_MEDIAN = 1e-6
 # ------------------------------------------------------------------------------- in-process
 
 
-@pytest.fixture(scope="module")
-def generator(tmp_path_factory):
-    """A random-init VIBE generator (only its encoder and regressor run here)."""
-    from vibe_engine.models.body_io import read_body_file
-    from vibe_engine.models.generator import VibeGenerator
-
-    root = tmp_path_factory.mktemp("oom_body")
-    body = read_body_file(synthetic.write_smpl_npz(root / "smpl.npz", synthetic.make_smpl_arrays(0)))
-    torch.manual_seed(0)
-    model = VibeGenerator(body).eval().requires_grad_(False)
-    with torch.no_grad():  # keep the random GRU in a non-saturated regime
-        for p in model.encoder.parameters():
-            p.mul_(0.5)
-    return model
-
-
 def _run(tmp_path: Path, oom_above: int | None, **cfg) -> tuple[PL._Run, io.StringIO]:
     stream = io.StringIO()
     config = C.EngineConfig(video=tmp_path / "v.mp4", out=tmp_path / "o.npz", **cfg)
