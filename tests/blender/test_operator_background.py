@@ -6,37 +6,16 @@ so its preferences exist, and the engine command override preference points at
 ``tests/fakes/fake_engine.py``. Its exit status 0 also proves no timer was left registered
 (bpy 4.2 segfaults at exit otherwise). Each test below checks one scenario's record.
 """
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("bpy")
 
-REPO = Path(__file__).resolve().parents[2]
-FAKE = REPO / "tests" / "fakes" / "fake_engine.py"
-CHILD_TIMEOUT_S = 240
+from tests.fixtures.addon_child import PRELUDE, record, run_child  # noqa: E402
 
-CHILD = r'''
-import json, os, sys, traceback
-import bpy, addon_utils
-from tests.fixtures.motion import make_motion
-from vibe_blender.core import motion_file as mf
-
-FAKE, WORK, OUT = sys.argv[1], sys.argv[2], sys.argv[3]
-COUNTED = ("objects", "meshes", "armatures", "actions", "materials")
-results = {}
-addon_utils.enable("vibe_blender", default_set=True)
+CHILD = PRELUDE + r'''
 from vibe_blender.bl import api, prefs, character
 from vibe_blender.runner import errors as rerrors
-
-motion_path = os.path.join(WORK, "two.motion.npz")
-mf.write_motion(motion_path, make_motion(num_tracks=2, num_frames=12, posedirs=False))
-video = os.path.join(WORK, "clip.mp4")
-open(video, "wb").write(b"stand-in video: the fake engine only checks that it exists")
 
 def fresh(scenario=None, **pref_values):
     bpy.ops.wm.read_homefile(use_empty=True)
@@ -47,9 +26,6 @@ def fresh(scenario=None, **pref_values):
         setattr(p, k, v)
     bpy.context.scene.vibe.video_path = video
     return bpy.context.scene
-
-def launcher(scenario):
-    return f"'{sys.executable}' '{FAKE}' --scenario {scenario} --result-from '{motion_path}'"
 
 def counts():
     s = bpy.context.scene
@@ -83,12 +59,6 @@ def api_call(call, *args, **kwargs):
         rec.update(exc_type=type(exc).__name__, exc_mro=[c.__name__ for c in type(exc).__mro__],
                    code=getattr(exc, "code", None))
     return rec
-
-def run(name, fn):
-    try:
-        results[name] = fn()
-    except Exception:
-        results[name] = {"child_error": traceback.format_exc()}
 
 def op_video(scenario, **kw):
     fresh(scenario)
@@ -178,22 +148,11 @@ with open(OUT, "w") as fh:
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
-    work = tmp_path_factory.mktemp("operator")
-    out = work / "results.json"
-    env = {**os.environ, "BLENDER_USER_RESOURCES": str(work / "user"), "PYTHONPATH": str(REPO),
-           "OMP_WAIT_POLICY": "PASSIVE"}
-    done = subprocess.run([sys.executable, "-c", CHILD, str(FAKE), str(work), str(out)], cwd=REPO, env=env,
-                          capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
-    assert done.returncode == 0, f"child exited {done.returncode}:\n{done.stderr[-4000:]}"
-    data = json.loads(out.read_text())
-    data["_stdout"] = done.stdout
-    return data
+    return run_child(CHILD, tmp_path_factory.mktemp("operator"))
 
 
 def _rec(records, name):
-    rec = records[name]
-    assert "child_error" not in rec, rec.get("child_error")
-    return rec
+    return record(records, name)
 
 
 def _unchanged(rec):

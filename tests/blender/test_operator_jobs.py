@@ -7,45 +7,23 @@ until it finishes, the ``vibe.cancel`` operator and the polls that keep a second
 Ctrl-C during a blocking run. All scenarios run in ONE fresh interpreter with the add-on enabled
 (as in test_operator_background.py); each test checks one scenario's record.
 """
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
 
 import pytest
 
 pytest.importorskip("bpy")
 
-REPO = Path(__file__).resolve().parents[2]
-FAKE = REPO / "tests" / "fakes" / "fake_engine.py"
-CHILD_TIMEOUT_S = 240
+from tests.fixtures.addon_child import PRELUDE, record, run_child  # noqa: E402
 
-CHILD = r'''
-import json, os, signal, sys, threading, time, traceback
-import bpy, addon_utils
-from tests.fixtures.motion import make_motion
-from vibe_blender.core import motion_file as mf
-
-FAKE, WORK, OUT = sys.argv[1], sys.argv[2], sys.argv[3]
+CHILD = PRELUDE + r'''
 WAIT_S = 60.0
-COUNTED = ("objects", "meshes", "armatures", "actions", "materials")
-results = {}
-addon_utils.enable("vibe_blender", default_set=True)
 from vibe_blender.bl import api, operators, prefs, props
 from vibe_blender.runner import engine_cmd
-
-motion_path = os.path.join(WORK, "two.motion.npz")
-mf.write_motion(motion_path, make_motion(num_tracks=2, num_frames=12, posedirs=False))
-video = os.path.join(WORK, "clip.mp4")
-open(video, "wb").write(b"stand-in video: the fake engine only checks that it exists")
 
 def fresh(scenario=None, **pref_values):
     bpy.ops.wm.read_homefile(use_empty=True)
     p = prefs.get_prefs()
     p.engine_python, p.base_python = "", ""
-    p.engine_command = (f"'{sys.executable}' '{FAKE}' --scenario {scenario} --result-from '{motion_path}'"
-                        if scenario else "")
+    p.engine_command = launcher(scenario) if scenario else ""
     for k, v in pref_values.items():
         setattr(p, k, v)
     prefs.RUNTIME.doctor_lines, prefs.RUNTIME.doctor_ok = [], None
@@ -71,12 +49,6 @@ def wait_for(cond):
         if time.monotonic() > end:
             raise TimeoutError("the fake engine did not get there in time")
         time.sleep(0.02)
-
-def run(name, fn):
-    try:
-        results[name] = fn()
-    except Exception:
-        results[name] = {"child_error": traceback.format_exc()}
 
 def check_no_engine():
     fresh(None)
@@ -159,22 +131,11 @@ with open(OUT, "w") as fh:
 
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
-    work = tmp_path_factory.mktemp("operator_jobs")
-    out = work / "results.json"
-    env = {**os.environ, "BLENDER_USER_RESOURCES": str(work / "user"), "PYTHONPATH": str(REPO),
-           "OMP_WAIT_POLICY": "PASSIVE"}
-    done = subprocess.run([sys.executable, "-c", CHILD, str(FAKE), str(work), str(out)], cwd=REPO, env=env,
-                          check=False, capture_output=True, text=True, timeout=CHILD_TIMEOUT_S)
-    assert done.returncode == 0, f"child exited {done.returncode}:\n{done.stderr[-4000:]}"
-    data = json.loads(out.read_text())
-    data["_stdout"] = done.stdout
-    return data
+    return run_child(CHILD, tmp_path_factory.mktemp("operator_jobs"))
 
 
 def _rec(records, name):
-    rec = records[name]
-    assert "child_error" not in rec, rec.get("child_error")
-    return rec
+    return record(records, name)
 
 
 def _refused(rec, message):
