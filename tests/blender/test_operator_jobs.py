@@ -81,7 +81,7 @@ def ctrl_c():
     out = os.path.join(WORK, "ctrl-c.motion.npz")
     def interrupt():
         wait_for(lambda: operators.ActiveRun.job is not None and operators.ActiveRun.job.stage)
-        os.kill(os.getpid(), signal.SIGINT)
+        signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # the main thread runs Python signal handlers
     threading.Thread(target=interrupt, daemon=True).start()
     rec = op(bpy.ops.vibe.import_video, "INVOKE_DEFAULT", motion_path=out)
     job = operators.ActiveRun.job
