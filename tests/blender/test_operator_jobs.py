@@ -79,6 +79,9 @@ def ctrl_c():
     """Ctrl-C (SIGINT) during a blocking import, once the engine has sent a stage."""
     fresh("cancel")
     out = os.path.join(WORK, "ctrl-c.motion.npz")
+    # A shell starts background jobs with SIGINT ignored and Python then keeps it ignored (make
+    # test under nohup/&, some CI runners): restore the default handler that a terminal gives.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     def interrupt():
         wait_for(lambda: operators.ActiveRun.job is not None and operators.ActiveRun.job.stage)
         signal.pthread_kill(threading.main_thread().ident, signal.SIGINT)  # the main thread runs Python signal handlers
