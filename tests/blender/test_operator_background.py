@@ -139,10 +139,7 @@ for name, fn in [("chosen", chosen), ("no_engine", no_engine), ("missing_video",
                  ("api_bad_track", api_bad_track), ("rollback", rollback), ("check_engine", check_engine),
                  ("setup_bad_base", setup_bad_base)]:
     run(name, fn)
-addon_utils.disable("vibe_blender", default_set=True)
-results["disabled_clean"] = {"scene_prop": "vibe" in bpy.types.Scene.bl_rna.properties.keys()}
-with open(OUT, "w") as fh:
-    json.dump(results, fh)
+finish(lambda: results.update(disabled_clean={"scene_prop": "vibe" in bpy.types.Scene.bl_rna.properties.keys()}))
 '''
 
 
@@ -151,8 +148,7 @@ def records(tmp_path_factory):
     return run_child(CHILD, tmp_path_factory.mktemp("operator"))
 
 
-def _rec(records, name):
-    return record(records, name)
+_rec = record
 
 
 def _unchanged(rec):

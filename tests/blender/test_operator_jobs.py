@@ -126,9 +126,7 @@ for name, fn in [("check_no_engine", check_no_engine), ("check_crash", check_cra
                  ("setup_nothing", setup_nothing), ("setup_ok", setup_ok), ("ctrl_c", ctrl_c),
                  ("cancel_operator", cancel_operator), ("shutdown", shutdown)]:
     run(name, fn)
-addon_utils.disable("vibe_blender", default_set=True)
-with open(OUT, "w") as fh:
-    json.dump(results, fh)
+finish()
 '''
 
 
@@ -137,8 +135,7 @@ def records(tmp_path_factory):
     return run_child(CHILD, tmp_path_factory.mktemp("operator_jobs"))
 
 
-def _rec(records, name):
-    return record(records, name)
+_rec = record
 
 
 def _refused(rec, message):
