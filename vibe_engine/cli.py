@@ -27,7 +27,8 @@ from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING, Callable, Sequence, TextIO  # noqa: E402
 
 from . import __version__  # noqa: E402
-from .config import DEFAULT_BATCH_SIZE, DEFAULT_MIN_FRAMES, OOM_ENV, EngineConfig, resolve_models  # noqa: E402
+from .config import (DEFAULT_BATCH_SIZE, DEFAULT_MIN_FRAMES, OOM_ENV, OOM_TEMPORAL_ENV, EngineConfig,  # noqa: E402
+                     resolve_models)
 from .errors import (EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, CancelledError,  # noqa: E402
                      EngineError, ModelError)
 
@@ -133,8 +134,9 @@ def torch_version() -> str | None:
         return None
 
 
-def _oom_hook() -> int | None:
-    value = os.environ.get(OOM_ENV)
+def _oom_hook(name: str) -> int | None:
+    """An out-of-memory test hook's limit from the environment variable ``name`` (None: unset)."""
+    value = os.environ.get(name)
     return int(value) if value else None
 
 
@@ -153,7 +155,7 @@ def make_config(args: argparse.Namespace) -> EngineConfig:
         device=args.device, precision=args.precision, focal_px=args.focal, min_frames=args.min_frames,
         batch_size=args.batch_size, tracks=args.tracks, max_people=args.max_people,
         official_chunks=args.official_chunks, smooth=not args.no_smooth, ground=not args.no_ground,
-        foot_lock=not args.no_foot_lock, oom_above=_oom_hook(), detect_every=args.detect_every,
+        foot_lock=not args.no_foot_lock, oom_above=_oom_hook(OOM_ENV), oom_temporal_above=_oom_hook(OOM_TEMPORAL_ENV), detect_every=args.detect_every,
         compile=args.compile, landmark_model=args.landmark_model)
 
 

@@ -79,6 +79,7 @@ class EngineConfig:
     ground: bool = True
     foot_lock: bool = True
     oom_above: int | None = None
+    oom_temporal_above: int | None = None
     detect_every: int | None = None
     compile: str = "auto"
     landmark_model: str = "full"

@@ -39,7 +39,7 @@ from vibe_blender.core.vibe_data import sha256_file
 
 from . import __version__, camera
 from .cancel import CancelToken
-from .config import OFFICIAL_CHUNK_FRAMES, OOM_TEMPORAL_ENV, EngineConfig
+from .config import OFFICIAL_CHUNK_FRAMES, EngineConfig
 from .errors import BadInputError, ModelError, NoPersonError, OutOfMemoryError, OutputError, VideoError
 from .protocol import ProtocolWriter
 from .video import Prefetcher
@@ -88,18 +88,12 @@ class Timings:
             self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
 
 
-def _temporal_oom_hook() -> int | None:
-    """The temporal-step OOM test hook (config.OOM_TEMPORAL_ENV): frames above which it fails."""
-    value = os.environ.get(OOM_TEMPORAL_ENV)
-    return int(value) if value else None
-
-
 @dataclass
 class _Run:
     """Everything one run carries between stages.
 
     ``temporal_frames``: the most frames per GRU/regressor call once the temporal step ran out of
-    memory (None: a whole chunk per call). ``oom_temporal_above``: the test hook's limit.
+    memory (None: a whole chunk per call).
     """
 
     cfg: EngineConfig
@@ -107,7 +101,6 @@ class _Run:
     token: CancelToken
     timings: Timings = field(default_factory=Timings)
     temporal_frames: int | None = None
-    oom_temporal_above: int | None = field(default_factory=_temporal_oom_hook)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -446,7 +439,7 @@ def _temporal_once(run: _Run, model: Any, x: Any, hidden: Any) -> tuple[dict[str
     (config.OOM_TEMPORAL_ENV) raises for more than its limit of frames."""
     import torch
 
-    limit = run.oom_temporal_above
+    limit = run.cfg.oom_temporal_above
     if limit is not None and x.shape[1] > limit:
         raise torch.cuda.OutOfMemoryError(
             f"CUDA out of memory (injected: temporal step of {x.shape[1]} frames > {limit})")

@@ -44,8 +44,8 @@ ROUNDING_MEDIAN = 1e-6
 
 def _run(tmp_path: Path, oom_above: int | None, **cfg) -> tuple[PL._Run, io.StringIO]:
     stream = io.StringIO()
-    config = C.EngineConfig(video=tmp_path / "v.mp4", out=tmp_path / "o.npz", **cfg)
-    return PL._Run(config, ProtocolWriter(stream), CancelToken(), oom_temporal_above=oom_above), stream
+    config = C.EngineConfig(video=tmp_path / "v.mp4", out=tmp_path / "o.npz", oom_temporal_above=oom_above, **cfg)
+    return PL._Run(config, ProtocolWriter(stream), CancelToken()), stream
 
 
 def _stream_all(run: PL._Run, model, feats: np.ndarray) -> dict[str, np.ndarray]:
