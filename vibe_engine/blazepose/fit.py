@@ -143,6 +143,11 @@ class Skeleton:
         if tuple(self.parents.tolist()) != topo.SMPL_PARENTS:
             raise ValueError("the body must have the 24-joint SMPL kinematic tree")
         self.offsets = topo.marker_rest_offsets(self.rest_joints)
+        #: (24,3) float32: joint offsets from the parent joint (the root's: its rest position).
+        self.bones = self.rest_joints.copy()
+        self.bones[1:] = self.rest_joints[1:] - self.rest_joints[self.parents[1:]]
+        #: Joints grouped by tree depth (root excluded): [(joint indices, their parents)], root first.
+        self.levels = _depth_levels(self.parents)
 
     @classmethod
     def from_body(cls, body: Mapping[str, np.ndarray], betas: np.ndarray | None = None) -> "Skeleton":
@@ -157,18 +162,10 @@ class Skeleton:
 
     def forward(self, rotmats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """Posed joints (T,24,3) and markers (T,33,3), float32 metres, without translation, from
-        local rotations (T,24,3,3); batched by tree depth."""
-        rot = np.asarray(rotmats, dtype=np.float32)
-        n = rot.shape[0]
-        g = np.zeros((n, 24, 3, 3), np.float32)
-        t = np.zeros((n, 24, 3), np.float32)
-        g[:, 0], t[:, 0] = rot[:, 0], self.bones[0]
-        for idx, par in self.levels:
-            gp = g[:, par]
-            g[:, idx] = gp @ rot[:, idx]
-            t[:, idx] = t[:, par] + (gp @ self.bones[idx][..., None])[..., 0]
-        mp = topo.MARKER_PARENT
-        return t, t[:, mp] + (g[:, mp] @ self.offsets[..., None])[..., 0]
+        local rotations (T,24,3,3)."""
+        _, joints, markers = chain_kinematics(np.asarray(rotmats, dtype=np.float32), self.bones, self.offsets,
+                                              self.levels)
+        return joints, markers
 
     def levers(self) -> np.ndarray:
         """(24,) metres: RMS distance from each joint of the markers it moves (rest pose), ≥ 5 cm."""
@@ -182,20 +179,31 @@ class Skeleton:
                 out[j] = max(MIN_LEVER_M, float(np.sqrt(d2.mean())))
         return out
 
-    @property
-    def bones(self) -> np.ndarray:
-        """(24,3) float32: joint offsets from the parent joint (the root's: its rest position)."""
-        bones = self.rest_joints.copy()
-        bones[1:] = self.rest_joints[1:] - self.rest_joints[self.parents[1:]]
-        return bones
 
-    @property
-    def levels(self) -> list[tuple[np.ndarray, np.ndarray]]:
-        """Joints grouped by tree depth (root excluded): [(joint indices, their parents)], root first."""
-        depth = np.zeros(len(self.parents), dtype=np.int64)
-        for j in range(1, len(self.parents)):
-            depth[j] = depth[self.parents[j]] + 1
-        return [(np.flatnonzero(depth == d), self.parents[depth == d]) for d in range(1, int(depth.max()) + 1)]
+
+def _depth_levels(parents: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Joints grouped by tree depth (root excluded): [(joint indices, their parents)], root first."""
+    depth = np.zeros(len(parents), dtype=np.int64)
+    for j in range(1, len(parents)):
+        depth[j] = depth[parents[j]] + 1
+    return [(np.flatnonzero(depth == d), parents[depth == d]) for d in range(1, int(depth.max()) + 1)]
+
+
+def chain_kinematics(rot: np.ndarray, bones: np.ndarray, offsets: np.ndarray, levels: list
+                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """SMPL chain, batched by tree depth: local rotations (T,24,3,3), bone offsets (24,3), marker
+    offsets (33,3) in their parent joint frames, ``Skeleton.levels`` → global rotations
+    (T,24,3,3), joints (T,24,3) and markers (T,33,3), metres, without translation, in rot's dtype."""
+    n = rot.shape[0]
+    g = np.empty((n, 24, 3, 3), rot.dtype)
+    t = np.empty((n, 24, 3), rot.dtype)
+    g[:, 0], t[:, 0] = rot[:, 0], bones[0]
+    for idx, par in levels:
+        gp = g[:, par]
+        g[:, idx] = gp @ rot[:, idx]
+        t[:, idx] = t[:, par] + (gp @ bones[idx][..., None])[..., 0]
+    mp = topo.MARKER_PARENT
+    return g, t, t[:, mp] + (g[:, mp] @ offsets[..., None])[..., 0]
 
 
 def _is_ancestor(a: int, b: int, parents: np.ndarray) -> bool:

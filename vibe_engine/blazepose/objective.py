@@ -25,7 +25,7 @@ from scipy.spatial.transform import Rotation
 
 from vibe_engine.blazepose import topology as topo
 from vibe_engine.blazepose.fit import (FIXED_JOINTS, FREE_JOINTS, HINGE_JOINTS, HINGES, LOSS_SCALE, REST_PRIOR,
-                                       SPINE, FitConfig, Observations, Skeleton)
+                                       SPINE, FitConfig, Observations, Skeleton, chain_kinematics)
 
 log = logging.getLogger(__name__)
 
@@ -145,20 +145,6 @@ def initial_vector(loc: np.ndarray, transl0: np.ndarray, prob: Problem) -> np.nd
     return np.concatenate([delta.ravel(), flex_m.ravel(), np.asarray(transl0, np.float64).ravel(), [0.0]])
 
 
-def forward_kinematics(rot: np.ndarray, prob: Problem) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Global rotations (T,24,3,3), joints (T,24,3) and markers (T,33,3) from local rotations."""
-    n = rot.shape[0]
-    g = np.empty((n, 24, 3, 3))
-    t = np.empty((n, 24, 3))
-    g[:, 0], t[:, 0] = rot[:, 0], prob.bones[0]
-    for idx, par in prob.levels:
-        gp = g[:, par]
-        g[:, idx] = gp @ rot[:, idx]
-        t[:, idx] = t[:, par] + np.einsum("tjab,jb->tja", gp, prob.bones[idx])
-    mp = topo.MARKER_PARENT
-    return g, t, t[:, mp] + np.einsum("tkab,kb->tka", g[:, mp], prob.offsets)
-
-
 def _unique_parent_groups(parents: np.ndarray) -> list[np.ndarray]:
     """Split a level's children (positions into ``parents``) into groups whose parents are all
     different, so each group's gradients can be added to its parents by plain fancy indexing."""
@@ -187,7 +173,7 @@ def _fk_backward(rot: np.ndarray, g: np.ndarray, d_markers: np.ndarray, d_rot: n
                  prob: Problem) -> np.ndarray:
     """Add dL/d(local rotations) (T,24,3,3) to ``d_rot`` given dL/dmarkers (T,33,3).
 
-    Reverse pass of ``forward_kinematics``, deepest level first. Markers are summed into their
+    Reverse pass of ``fit.chain_kinematics``, deepest level first. Markers are summed into their
     joints with a one-hot matrix product, children into parents group by group (siblings in
     different groups): both much faster than ``np.add.at``.
     """
@@ -266,7 +252,7 @@ def evaluate(x: np.ndarray, prob: Problem) -> tuple[dict[str, float], np.ndarray
     free = prob.base @ exp_free
     hinge = so3_exp(flex[..., None] * _AXES)
     rot = prob.assemble(free, hinge)
-    g, _, markers = forward_kinematics(rot, prob)
+    g, _, markers = chain_kinematics(rot, prob.bones, prob.offsets, prob.levels)
     scale = float(np.exp(log_scale))
     losses, d_m, d_transl, d_ls = _data_terms(markers, transl, scale, prob)
     d_rot = np.zeros_like(rot)
