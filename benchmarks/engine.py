@@ -69,12 +69,9 @@ def make_clip(path: Path, n_frames: int, size: tuple[int, int], start: int = 0, 
 
 def make_vibe_data(root: Path) -> Path:
     """Random-weight checkpoints in the official layout (written once per root)."""
-    root.mkdir(parents=True, exist_ok=True)
-    if not (root / "spin_model_checkpoint.pth.tar").is_file():
-        smpl = synthetic.make_smpl_arrays(0)
-        synthetic.make_vibe_checkpoint(root / "vibe_model_wo_3dpw.pth.tar", smpl, 0)
-        synthetic.make_spin_checkpoint(root / "spin_model_checkpoint.pth.tar", 0, smpl=smpl)
-    return root
+    if (root / "spin_model_checkpoint.pth.tar").is_file():
+        return root
+    return synthetic.make_vibe_data(root, 0)
 
 
 def run_engine(video: Path, out: Path, vibe_data: Path | None, extra: list[str]) -> dict:

@@ -104,11 +104,7 @@ def leftovers(folder: Path) -> list[str]:
 @pytest.fixture(scope="session")
 def vibe_data(tmp_path_factory) -> Path:
     """A VIBE data folder with random-weight official-layout checkpoints (no SMPL .pkl: embedded)."""
-    root = tmp_path_factory.mktemp("vibe_data")
-    smpl = synthetic.make_smpl_arrays(0)
-    synthetic.make_vibe_checkpoint(root / "vibe_model_wo_3dpw.pth.tar", smpl, 0)
-    synthetic.make_spin_checkpoint(root / "spin_model_checkpoint.pth.tar", 0, smpl=smpl)
-    return root
+    return synthetic.make_vibe_data(tmp_path_factory.mktemp("vibe_data"), 0)
 
 
 @pytest.fixture(scope="session")

@@ -23,10 +23,7 @@ FP32_TOLERANCE = 1e-4
 
 @pytest.fixture(scope="module")
 def checkpoint(tmp_path_factory):
-    data = tmp_path_factory.mktemp("compile_vibe_data")
-    smpl = synthetic.make_smpl_arrays(3)
-    synthetic.make_vibe_checkpoint(data / "vibe_model_wo_3dpw.pth.tar", smpl, 3)
-    synthetic.make_spin_checkpoint(data / "spin_model_checkpoint.pth.tar", 3, smpl=smpl)
+    data = synthetic.make_vibe_data(tmp_path_factory.mktemp("compile_vibe_data"), 3)
     return data / "vibe_model_wo_3dpw.pth.tar"
 
 

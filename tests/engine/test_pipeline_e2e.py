@@ -28,10 +28,7 @@ MIN_COVERAGE = 0.9
 
 @pytest.fixture(scope="session")
 def demo_run(tmp_path_factory):
-    data = tmp_path_factory.mktemp("e2e_vibe_data")
-    smpl = synthetic.make_smpl_arrays(1)
-    synthetic.make_vibe_checkpoint(data / "vibe_model_wo_3dpw.pth.tar", smpl, 1)
-    synthetic.make_spin_checkpoint(data / "spin_model_checkpoint.pth.tar", 1, smpl=smpl)
+    data = synthetic.make_vibe_data(tmp_path_factory.mktemp("e2e_vibe_data"), 1)
     out = tmp_path_factory.mktemp("e2e") / "demo.motion.npz"
     engine = run_engine(["run", str(media.DEMO_CLIP), "--out", str(out), "--vibe-data", str(data),
                          "--precision", "bf16", "--batch-size", "32"])

@@ -112,11 +112,7 @@ def test_the_fix_names_the_cpu_device_on_a_gpu():
 def cli_inputs(tmp_path_factory) -> dict[str, Path]:
     """Random-weight VIBE data folder, a 10-frame clip and a boxes file with one track id."""
     root = tmp_path_factory.mktemp("oom_temporal")
-    data = root / "vibe_data"
-    data.mkdir()
-    smpl = synthetic.make_smpl_arrays(2)
-    synthetic.make_vibe_checkpoint(data / "vibe_model_wo_3dpw.pth.tar", smpl, 2)
-    synthetic.make_spin_checkpoint(data / "spin_model_checkpoint.pth.tar", 2, smpl=smpl)
+    data = synthetic.make_vibe_data(root / "vibe_data", 2)
     clip = media.write_cv2_clip(root / "clip.mp4", [media.pattern_frame(i, *CLIP_SIZE) for i in range(CLIP_FRAMES)])
     boxes = root / "boxes.csv"
     boxes.write_text("frame,x1,y1,x2,y2,score,track_id\n" +
