@@ -1,7 +1,7 @@
 """``python -m vibe_engine …``: see vibe_engine.cli.
 
 The process ends with ``os._exit`` once everything is written and flushed: a normal interpreter
-shutdown with torch and the LiteRT interpreters loaded takes ~0.5 s more on 2 cores (measured),
+shutdown with the models loaded took ~0.5 s more on 2 cores (measured),
 and the add-on waits for the exit. Every output file is complete (renamed into place) before
 ``main`` returns.
 """

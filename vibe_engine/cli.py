@@ -163,7 +163,7 @@ def _cuda_hello(device: str) -> tuple[bool, str | None]:
     """(cuda available, torch version) for the ``hello`` line.
 
     A CPU run does not probe CUDA: importing torch costs ~0.9 s on 2 cores, and the BlazePose
-    backend imports it in the background while the video is read (docs/engine-protocol.md).
+    backend never needs it (docs/engine-protocol.md).
     """
     if device == "cpu":
         return False, torch_version()
