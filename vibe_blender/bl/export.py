@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 import bpy
@@ -19,6 +20,7 @@ import numpy as np
 from mathutils import Matrix
 
 from ..core import export_presets as presets
+from ..core import fbx_binary, glb_binary, skinning
 from ..core.errors import UserInputError, VibeError
 from . import compat
 
@@ -154,28 +156,260 @@ def _run_operator(op: Callable[..., set], label: str, path: str, **kwargs: Any) 
         raise ExportError(f"{label} export did not finish ({sorted(result)}); see the console log")
 
 
-def export_fbx_file(objects, path: str | os.PathLike, preset: str = "generic") -> str:
+def export_fbx_file(objects, path: str | os.PathLike, preset: str = "generic", *, timing: str = "video",
+                    max_influences: Any = presets.PRESET_DEFAULT, take: str | None = None,
+                    report: dict | None = None) -> str:
     """Export the character as FBX with an engine preset (generic / unity / unreal); return the path.
 
-    The animation is the armature's active action over its keyed frame range at the scene fps.
+    The animation is the armature's active action over its keyed frame range at the scene fps, keyed
+    at export times from ``timing`` (see :mod:`..core.export_presets`); the nodes' default transforms
+    are the rest pose; the take is named ``<armature>_<take>``; the GlobalSettings time span is the
+    take's. ``max_influences``: skin influences kept per vertex (the preset's by default, None: all).
+    ``report`` (a dict) receives the facts of the export (see :func:`_report`).
     """
     options = presets.fbx_options(preset)
+    key = preset.lower()
+    limit = presets.resolve_max_influences(max_influences, presets.FBX_MAX_INFLUENCES[key])
     armature, meshes = character_objects(objects)
     _check_selectable([armature, *meshes])
-    start, end = action_frame_range(armature)
-    in_cm = preset.lower() in presets.FBX_CENTIMETRE_PRESETS
-    log.info("FBX %s: %s + %d meshes, frames %d-%d", preset, armature.name, len(meshes), start, end)
+    clip = _clip(armature, timing, take)
+    factor = presets.CENTIMETRES_PER_METRE if key in presets.FBX_CENTIMETRE_PRESETS else 1.0
+    facts = _report(report, clip, "fbx", max_influences=limit)
+    log.info("FBX %s: %s + %d meshes, frames %d-%d", preset, armature.name, len(meshes), clip.start, clip.end)
 
     def write(tmp: str) -> None:
         with contextlib.ExitStack() as stack:
-            arm, mesh_list = stack.enter_context(_centimetre_copies(armature, meshes)) if in_cm \
-                else (armature, meshes)
+            arm, mesh_list = stack.enter_context(_export_copies(armature, meshes, factor, limit, facts))
             stack.enter_context(_isolated_selection([arm, *mesh_list], arm))
-            scene = bpy.context.scene
-            scene.frame_start, scene.frame_end = start, end
+            stack.enter_context(_timed_actions(arm, mesh_list, clip))
+            stack.enter_context(_scene_named(bpy.context.scene, clip.name))
             _run_operator(bpy.ops.export_scene.fbx, "FBX", tmp, **options)
+        fbx_binary.set_time_span(tmp, clip.first_s, clip.last_s)
 
     return atomic_export(path, presets.FILE_EXTENSIONS["fbx"], write)
+
+
+@dataclass(frozen=True)
+class Clip:
+    """What an export writes in time: scene frames ``start``..``end`` (the action's keyed range),
+    ``origin`` the scene frame that becomes 0 s, at ``fps``; ``name`` the take/clip name."""
+
+    start: int
+    end: int
+    origin: int
+    fps: float
+    name: str
+
+    @property
+    def first_s(self) -> float:
+        return (self.start - self.origin) / self.fps
+
+    @property
+    def last_s(self) -> float:
+        return (self.end - self.origin) / self.fps
+
+
+def _clip(armature: bpy.types.Object, timing: str, take: str | None) -> Clip:
+    """The Clip of an armature's action for a timing mode (see :mod:`..core.export_presets`).
+
+    Video time 0 is the frame the motion was baked to start at (the action's ``vibe_frame_start``;
+    for actions not baked by the add-on, the scene's start frame).
+    """
+    presets.check_choice("timing", timing, presets.TIMING_MODES)
+    start, end = action_frame_range(armature)
+    scene = bpy.context.scene
+    video_zero = armature.animation_data.action.get("vibe_frame_start", scene.frame_start)
+    origin = start if timing == "clip" else int(round(float(video_zero)))
+    take = str(take) if take else presets.DEFAULT_TAKE
+    return Clip(start, end, origin, scene.render.fps / scene.render.fps_base, f"{armature.name}_{take}")
+
+
+def _report(report: dict | None, clip: Clip, fmt: str, **extra: Any) -> dict:
+    """Fill ``report`` (or a new dict) with the export facts: format, take name, first/last key time
+    (s), frames, fps and ``extra``; skinning adds influences and the pruning error (m)."""
+    facts = report if report is not None else {}
+    facts.update(format=fmt, take=clip.name, first_key_s=clip.first_s, last_key_s=clip.last_s,
+                 frames=clip.end - clip.start + 1, fps=clip.fps, **extra)
+    return facts
+
+
+@contextlib.contextmanager
+def _scene_named(scene: bpy.types.Scene, name: str) -> Iterator[None]:
+    """Rename the scene (Blender's FBX exporter names the take and document after it) for a while."""
+    old = scene.name
+    scene.name = name
+    try:
+        yield
+    finally:
+        scene.name = old
+
+
+#: Pose value of a channel at rest, by the data path's last part (per index).
+_REST_VALUES = {"rotation_quaternion": (1.0, 0.0, 0.0, 0.0), "location": (0.0, 0.0, 0.0),
+                "scale": (1.0, 1.0, 1.0), "rotation_euler": (0.0, 0.0, 0.0),
+                "rotation_axis_angle": (0.0, 0.0, 1.0, 0.0), "value": (0.0,)}
+
+
+_KEY_ARRAYS = ("co", "handle_left", "handle_right")
+
+
+def _key_arrays(fc: bpy.types.FCurve) -> dict:
+    """{property: float32 array (2·N)} of the keys of ``fc`` (frames at even, values at odd indices)."""
+    out = {}
+    for prop in _KEY_ARRAYS:
+        out[prop] = np.zeros(2 * len(fc.keyframe_points), dtype=np.float32)
+        fc.keyframe_points.foreach_get(prop, out[prop])
+    return out
+
+
+def _rest_value(fc: bpy.types.FCurve) -> float | None:
+    """The channel's rest value (pose-bone transforms, shape-key values), None for other channels."""
+    rest = _REST_VALUES.get(fc.data_path.rsplit(".", 1)[-1])
+    if rest is None or fc.array_index >= len(rest) or not fc.data_path.startswith(("pose.bones", "key_blocks")):
+        return None
+    return rest[fc.array_index]
+
+
+@contextlib.contextmanager
+def _shifted_curves(action: bpy.types.Action, offset: float, rest_frame: float | None) -> Iterator[None]:
+    """Move every key of ``action`` by ``offset`` frames and, with ``rest_frame``, add a CONSTANT rest
+    key there (before the first key); afterwards the added keys go and the saved keys are put back
+    bit for bit (the action itself is edited: exporters treat an action copy as a second strip)."""
+    saved = []
+    try:
+        for fc in compat.action_fcurves(action):
+            arrays = _key_arrays(fc)
+            saved.append([fc, arrays, False])
+            for prop in _KEY_ARRAYS:
+                moved = arrays[prop].copy()
+                moved[0::2] += offset
+                fc.keyframe_points.foreach_set(prop, moved)
+            rest = _rest_value(fc) if rest_frame is not None else None
+            if rest is not None:
+                fc.keyframe_points.insert(rest_frame, rest, options={"FAST"}).interpolation = "CONSTANT"
+                saved[-1][2] = True
+            fc.update()
+        yield
+    finally:
+        for fc, arrays, added in saved:
+            if added:
+                fc.keyframe_points.remove(fc.keyframe_points[0], fast=True)
+            for prop in _KEY_ARRAYS:
+                fc.keyframe_points.foreach_set(prop, arrays[prop])
+            fc.update()
+
+
+@contextlib.contextmanager
+def _private_action(owner: bpy.types.ID) -> Iterator[bpy.types.Action | None]:
+    """Give ``owner`` a temporary copy of its action (same slot); the original is put back after."""
+    ad = owner.animation_data
+    if ad is None or ad.action is None:
+        yield None
+        return
+    original = ad.action
+    slot = getattr(ad, "action_slot", None)
+    copy = original.copy()
+    try:
+        ad.action = copy
+        if slot is not None:
+            ad.action_slot = copy.slots[slot.identifier]
+        yield copy
+    finally:
+        ad.action = original
+        if slot is not None:
+            ad.action_slot = slot
+        bpy.data.actions.remove(copy)
+
+
+@contextlib.contextmanager
+def _timed_actions(armature: bpy.types.Object, meshes: list, clip: Clip) -> Iterator[None]:
+    """Shift the character's actions (armature, shape keys) so that ``clip.origin`` is scene frame 0
+    and key the rest pose ``REST_FRAME_LEAD`` frames before the first one; set the scene frame range to
+    the shifted clip and the current frame to the rest frame (everything is put back afterwards).
+    (Not used for glTF: Blender 4.2's glTF exporter samples the bones of a character's shifted
+    action from the wrong first frame; glTF exports unshifted, slid to 0 s, and
+    :func:`glb_binary.retime_animations` sets the times.)
+
+    Blender's exporters write scene frame f at f / fps seconds, and the FBX exporter writes the pose of
+    the current frame as the nodes' default transforms.
+    """
+    scene = bpy.context.scene
+    owners = [armature, *(m.data.shape_keys for m in meshes if m.data.shape_keys)]
+    first, last = clip.start - clip.origin, clip.end - clip.origin
+    rest_frame = first - presets.REST_FRAME_LEAD
+    actions = {id(a): a for a in (compat.active_action(o) for o in owners) if a is not None}
+    with contextlib.ExitStack() as stack:
+        for action in actions.values():
+            stack.enter_context(_shifted_curves(action, -clip.origin, rest_frame))
+        scene.frame_start, scene.frame_end = first, last
+        scene.frame_set(rest_frame)
+        yield
+
+
+def _bone_weights(mesh: bpy.types.Object, bone_names: list) -> tuple:
+    """(dense weights (V, J) float64 over ``bone_names``, vertex-group index → column or −1)."""
+    column = {n: j for j, n in enumerate(bone_names)}
+    group_col = np.array([column.get(g.name, -1) for g in mesh.vertex_groups] or [-1])
+    weights = np.zeros((len(mesh.data.vertices), len(bone_names)))
+    for v in mesh.data.vertices:
+        for g in v.groups:
+            j = group_col[g.group] if g.group < len(group_col) else -1
+            if j >= 0:
+                weights[v.index, j] += g.weight
+    return weights, group_col
+
+
+def _skin_matrices(armature: bpy.types.Object, bone_names: list, frames: range) -> np.ndarray:
+    """(T, J, 4, 4) armature-space skinning matrices (posed · rest⁻¹) at the given scene frames."""
+    scene = bpy.context.scene
+    back = scene.frame_current
+    rest_inv = [armature.data.bones[n].matrix_local.inverted() for n in bone_names]
+    out = np.zeros((len(frames), len(bone_names), 4, 4))
+    try:
+        for i, f in enumerate(frames):
+            scene.frame_set(f)
+            out[i] = [np.array(armature.pose.bones[n].matrix @ r) for n, r in zip(bone_names, rest_inv)]
+    finally:
+        scene.frame_set(back)
+    return out
+
+
+def _prune_mesh(mesh: bpy.types.Object, copy: bpy.types.Object, armature: bpy.types.Object,
+                limit: int, frames: range) -> dict:
+    """Prune ``copy``'s bone weights to ``limit`` per vertex (renormalised), measured on the original
+    ``mesh`` deformed by ``armature`` over ``frames``; returns {vertices changed, max error in m}."""
+    names = [b.name for b in armature.data.bones]
+    weights, group_col = _bone_weights(mesh, names)
+    pruned = skinning.prune(weights, limit)
+    changed = np.flatnonzero(np.any(np.abs(pruned - skinning.normalised(weights)) > 0, axis=1))
+    error = 0.0
+    if len(changed):
+        co = np.zeros(3 * len(mesh.data.vertices))
+        mesh.data.vertices.foreach_get("co", co)
+        to_arm = np.array(armature.matrix_world.inverted() @ mesh.matrix_world)
+        rest = co.reshape(-1, 3)[changed] @ to_arm[:3, :3].T + to_arm[:3, 3]
+        error = float(skinning.pruning_error(rest, weights[changed], pruned[changed],
+                                             _skin_matrices(armature, names, frames)).max())
+        _write_weights(copy, pruned, group_col, changed)
+    return {"vertices_pruned": int(len(changed)), "max_influences_before": int(skinning.influence_counts(
+        weights).max(initial=0)), "pruning_error_m": error}
+
+
+def _write_weights(obj: bpy.types.Object, weights: np.ndarray, group_col: np.ndarray, rows) -> None:
+    """Set ``obj``'s bone-group weights of the vertices ``rows`` to ``weights`` (0 removes them)."""
+    removals: dict[int, list] = {}
+    vertices = obj.data.vertices
+    for v in rows:
+        for g in vertices[int(v)].groups:
+            j = group_col[g.group] if g.group < len(group_col) else -1
+            if j < 0:
+                continue
+            if weights[v, j] > 0:
+                g.weight = float(weights[v, j])
+            else:
+                removals.setdefault(g.group, []).append(int(v))
+    for group, indices in removals.items():
+        obj.vertex_groups[group].remove(indices)
 
 
 def _conjugate(m: Matrix, factor: float) -> Matrix:
@@ -228,7 +462,8 @@ def _scaled_mesh(mesh: bpy.types.Object, armature: bpy.types.Object, arm_copy: b
                  factor: float, undo: list) -> bpy.types.Object:
     """Copy of a skinned mesh (shape keys included) scaled by ``factor``, deformed by ``arm_copy``."""
     copy, data = _linked_copy(mesh, bpy.data.meshes, undo)
-    data.transform(Matrix.Scale(factor, 4), shape_keys=True)
+    if factor != 1.0:
+        data.transform(Matrix.Scale(factor, 4), shape_keys=True)
     if mesh.parent == armature:
         copy.parent = arm_copy
     copy.matrix_parent_inverse = _conjugate(mesh.matrix_parent_inverse, factor)
@@ -256,22 +491,44 @@ def _rename_back(original: bpy.types.ID, copy: bpy.types.ID, name: str) -> None:
 
 
 @contextlib.contextmanager
-def _centimetre_copies(armature: bpy.types.Object, meshes: list) -> Iterator[tuple]:
-    """Temporary copies of the character scaled ×100, named like the originals, with the scene unit
-    at 0.01 m, so the FBX holds centimetre numbers in a centimetre file and no node is scaled.
+def _export_copies(armature: bpy.types.Object, meshes: list, factor: float, limit: int | None,
+                   facts: dict) -> Iterator[tuple]:
+    """(armature, meshes) to export: the originals, or temporary copies named like them where the
+    export changes them: scaled by ``factor`` (≠ 1: armature too, with the scene unit at 1/factor m,
+    so the FBX holds centimetre numbers in a centimetre file and no node is scaled) and/or with the
+    skin pruned to ``limit`` influences per vertex (facts gets the measured error).
 
     The originals, their actions and the scene unit are restored and the copies removed afterwards.
     """
-    factor = presets.CENTIMETRES_PER_METRE
+    if factor == 1.0 and not limit:
+        names = [b.name for b in armature.data.bones]
+        counts = [skinning.influence_counts(_bone_weights(m, names)[0]).max(initial=0) for m in meshes]
+        facts.update(vertices_pruned=0, pruning_error_m=0.0, max_influences_before=int(max(counts, default=0)))
+        yield armature, meshes
+        return
     units = bpy.context.scene.unit_settings
     undo: list = []
     try:
-        arm = _scaled_armature(armature, factor, undo)
+        arm = _scaled_armature(armature, factor, undo) if factor != 1.0 else armature
         mesh_copies = [_scaled_mesh(m, armature, arm, factor, undo) for m in meshes]
-        _swap_names([(armature, arm), *zip(meshes, mesh_copies)], undo)
-        scale_length = units.scale_length
-        undo.append(lambda: setattr(units, "scale_length", scale_length))
-        units.scale_length = 1.0 / factor
+        facts.update(vertices_pruned=0, pruning_error_m=0.0)
+        if limit:
+            start, end = action_frame_range(armature)
+            frames = range(start, end + 1)
+            for m, c in zip(meshes, mesh_copies):
+                one = _prune_mesh(m, c, armature, limit, frames)
+                facts["vertices_pruned"] += one["vertices_pruned"]
+                facts["pruning_error_m"] = max(facts["pruning_error_m"], one["pruning_error_m"])
+                facts["max_influences_before"] = max(facts.get("max_influences_before", 0),
+                                                     one["max_influences_before"])
+            log.info("skin pruned to %d influences: %d vertices changed, max vertex error %.3f mm",
+                     limit, facts["vertices_pruned"], 1e3 * facts["pruning_error_m"])
+        pairs = ([(armature, arm)] if arm is not armature else []) + list(zip(meshes, mesh_copies))
+        _swap_names(pairs, undo)
+        if factor != 1.0:
+            scale_length = units.scale_length
+            undo.append(lambda: setattr(units, "scale_length", scale_length))
+            units.scale_length = 1.0 / factor
         yield arm, mesh_copies
     finally:
         for step in reversed(undo):
@@ -308,35 +565,138 @@ def _y_up_copy(armature: bpy.types.Object) -> Iterator[bpy.types.Object]:
         bpy.data.armatures.remove(data)
 
 
-def export_bvh_file(armature: bpy.types.Object, path: str | os.PathLike) -> str:
-    """Export the armature's action as Y-up BVH (Frame Time = 1 / scene fps, root translation).
+def export_bvh_file(armature: bpy.types.Object, path: str | os.PathLike, *, timing: str = "video",
+                    layout: str = "standard", report: dict | None = None) -> str:
+    """Export the armature's action as Y-up BVH (Frame Time = 1 / scene fps); return the path.
 
-    Returns the path. The file reads back in Blender with the BVH importer's default axes.
+    ``layout`` "standard": 6 channels (position + rotation) on the root, 3 rotations elsewhere; a
+    ground root bone whose only child moves (the character's root → pelvis) is merged into that
+    child, which becomes the BVH root. "positions": position channels on every joint, all bones.
+    ``timing`` "video": file frame k is video frame k (before a late person's first frame the first
+    pose repeats; BVH has no start time); "clip": file frame 0 is the person's first frame.
     """
+    options = presets.bvh_options(layout)
     armature, _ = character_objects(armature)
     _check_selectable([armature])
     _check_unscaled(armature)
-    start, end = action_frame_range(armature)
+    clip = _clip(armature, timing, None)
+    first = min(clip.origin, clip.start)
+    merge = _bvh_merge_plan(armature, clip) if layout == "standard" else None
+    _report(report, clip, "bvh", layout=layout, frames_written=clip.end - first + 1,
+            root=merge[1] if merge else armature.data.bones[0].name if armature.data.bones else None)
 
     def write(tmp: str) -> None:
-        with _y_up_copy(armature) as copy, _isolated_selection([copy], copy):
-            _run_operator(bpy.ops.export_anim.bvh, "BVH", tmp, frame_start=start, frame_end=end,
-                          **presets.BVH_OPTIONS)
+        with _y_up_copy(armature) as copy, _isolated_selection([copy], copy), _private_action(copy):
+            if merge:
+                _merge_root(armature, copy, *merge, range(first, clip.end + 1))
+            _run_operator(bpy.ops.export_anim.bvh, "BVH", tmp, frame_start=first, frame_end=clip.end,
+                          **options)
 
     return atomic_export(path, presets.FILE_EXTENSIONS["bvh"], write)
 
 
-def export_gltf_file(objects, path: str | os.PathLike) -> str:
-    """Export the character as binary glTF (.glb): skinned mesh + the active action; return the path."""
+def _moving_locations(armature: bpy.types.Object) -> set:
+    """Names of the pose bones whose ``location`` keys are not all zero (moved off their rest)."""
+    moving = set()
+    for fc in compat.action_fcurves(armature.animation_data.action):
+        if fc.data_path.startswith('pose.bones["') and fc.data_path.endswith('"].location'):
+            values = np.zeros(2 * len(fc.keyframe_points), dtype=np.float32)
+            fc.keyframe_points.foreach_get("co", values)
+            if len(values) and np.any(values[1::2] != 0):
+                moving.add(fc.data_path[len('pose.bones["'):-len('"].location')])
+    return moving
+
+
+def _bvh_merge_plan(armature: bpy.types.Object, clip: Clip) -> tuple[str, str] | None:
+    """(ground root, child) to merge for the standard BVH layout, or None when no bone but the root
+    leaves its rest location (then root-only position channels are exact).
+
+    Raises UserInputError when another bone moves its location (only the root may, in BVH).
+    """
+    bones = armature.data.bones
+    roots = [b for b in bones if b.parent is None]
+    movers = {n for n in _moving_locations(armature) if n in bones and bones[n].parent is not None}
+    if not movers:
+        return None
+    mover = bones[next(iter(movers))]
+    if len(movers) == 1 and len(roots) == 1 and mover.parent == roots[0] and len(roots[0].children) == 1:
+        return roots[0].name, mover.name
+    raise UserInputError(f"bones {sorted(movers)} of {armature.name!r} move their location, which the "
+                         "standard BVH layout keeps on the root only; export with layout='positions'")
+
+
+def _merge_root(original: bpy.types.Object, copy: bpy.types.Object, root: str, child: str,
+                frames: range) -> None:
+    """Delete ``root`` from the (Y-up) copy and key ``child`` with its full armature-space motion.
+
+    The copy's rest is ``A`` · the original's (A = BVH_FROM_BLENDER · matrix_world, rigid), so the
+    child's posed matrix in the copy is A · its posed matrix in the original, sampled at ``frames``.
+    """
+    scene = bpy.context.scene
+    a = Matrix(presets.BVH_FROM_BLENDER) @ original.matrix_world
+    posed = []
+    for f in frames:
+        scene.frame_set(f)
+        posed.append(a @ original.pose.bones[child].matrix)
+    bpy.ops.object.mode_set(mode="EDIT")
+    edit = copy.data.edit_bones
+    edit[child].use_connect = False
+    edit.remove(edit[root])
+    bpy.ops.object.mode_set(mode="OBJECT")
+    rest_inv = copy.data.bones[child].matrix_local.inverted()
+    pb = copy.pose.bones[child]
+    if pb.rotation_mode != "QUATERNION":
+        raise UserInputError(f"bone {child!r} must use quaternion rotation for the standard BVH layout; "
+                             "export with layout='positions'")
+    loc, quats = np.zeros((len(posed), 3)), np.zeros((len(posed), 4))
+    prev = None
+    for i, m in enumerate(posed):
+        t, q, _ = (rest_inv @ m).decompose()
+        if prev is not None:
+            q.make_compatible(prev)
+        loc[i], quats[i], prev = t, q, q
+    _rekey(copy, child, np.array(frames, dtype=np.float64), loc, quats)
+
+
+def _rekey(obj: bpy.types.Object, bone: str, frames: np.ndarray, loc: np.ndarray, quats: np.ndarray) -> None:
+    """Replace the keys of ``bone``'s location and quaternion curves in ``obj``'s action."""
+    prefix = f'pose.bones["{bone}"].'
+    curves = {(fc.data_path, fc.array_index): fc for fc in compat.action_fcurves(obj.animation_data.action)}
+    for name, values in (("location", loc), ("rotation_quaternion", quats)):
+        for k in range(values.shape[1]):
+            fc = curves.get((prefix + name, k))
+            if fc is None:
+                raise ExportError(f"bone {bone!r} has no {name}[{k}] curve to carry the BVH root motion")
+            fc.keyframe_points.clear()
+            compat.write_keys(fc, frames, values[:, k])
+
+
+def export_gltf_file(objects, path: str | os.PathLike, *, timing: str = "video",
+                     max_influences: Any = presets.PRESET_DEFAULT, take: str | None = None,
+                     report: dict | None = None) -> str:
+    """Export the character as binary glTF (.glb): skinned mesh + the active action; return the path.
+
+    Times follow ``timing``; the animation is named ``<armature>_<take>``; ``max_influences`` (4 by
+    default, None: all) skin influences per vertex are kept (pruned, renormalised, error in report).
+    """
+    limit = presets.resolve_max_influences(max_influences, presets.GLTF_MAX_INFLUENCES)
     armature, meshes = character_objects(objects)
-    targets = [armature, *meshes]
-    _check_selectable(targets)
-    start, end = action_frame_range(armature)
+    _check_selectable([armature, *meshes])
+    clip = _clip(armature, timing, take)
+    facts = _report(report, clip, "glb", max_influences=limit)
+    # the exporter slides the clip to 0 s; retime_animations then puts it at clip.first_s
+    options = presets.merged(presets.GLTF_OPTIONS, export_nla_strips_merged_animation_name=clip.name,
+                             export_anim_slide_to_zero=True,
+                             export_all_influences=not limit or limit > presets.DEFAULT_MAX_INFLUENCES)
 
     def write(tmp: str) -> None:
-        with _isolated_selection(targets, armature):
+        with contextlib.ExitStack() as stack:
+            arm, mesh_list = stack.enter_context(_export_copies(armature, meshes, 1.0, limit, facts))
+            stack.enter_context(_isolated_selection([arm, *mesh_list], arm))
             scene = bpy.context.scene
-            scene.frame_start, scene.frame_end = start, end
-            _run_operator(bpy.ops.export_scene.gltf, "glTF", tmp, **presets.GLTF_OPTIONS)
+            scene.frame_start, scene.frame_end = clip.start, clip.end
+            _run_operator(bpy.ops.export_scene.gltf, "glTF", tmp, **options)
+            glb_binary.retime_animations(tmp, clip.first_s, clip.end - clip.start + 1, scene.render.fps,
+                                         scene.render.fps_base)
 
     return atomic_export(path, presets.FILE_EXTENSIONS["glb"], write)
