@@ -194,13 +194,14 @@ def export_person(arm, folder: str, stem: str, ns: argparse.Namespace) -> dict[s
     from vibe_blender.bl.export import action_frame_range
     track_id = arm.get("vibe_track_id", arm.name)
     base = os.path.join(folder, f"{stem}_person{track_id}")
-    writers = {"fbx": lambda p: api_export.export_fbx(arm, p, preset=ns.preset),
-               "bvh": lambda p: api_export.export_bvh(arm, p),
-               "glb": lambda p: api_export.export_gltf(arm, p)}
+    reports: dict[str, dict] = {fmt: {} for fmt in ns.formats}
+    writers = {"fbx": lambda p: api_export.export_fbx(arm, p, preset=ns.preset, take=stem, report=reports["fbx"]),
+               "bvh": lambda p: api_export.export_bvh(arm, p, report=reports["bvh"]),
+               "glb": lambda p: api_export.export_gltf(arm, p, take=stem, report=reports["glb"])}
     files = {fmt: writers[fmt](f"{base}.{fmt}") for fmt in ns.formats}
     start, end = action_frame_range(arm)
     return {"id": track_id, "armature": arm.name, "frame_range": [start, end],
-            "frames": end - start + 1, "files": files}
+            "frames": end - start + 1, "files": files, "exports": reports}
 
 
 def save_blend(path: str) -> str:
