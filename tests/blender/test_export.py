@@ -235,3 +235,64 @@ def test_export_from_pose_mode_returns_to_pose_mode(tmp_path, preset):
     ex.export_bvh_file(arm, tmp_path / "a.bvh")
     assert arm.mode == "POSE" and bpy.context.view_layer.objects.active == arm
     bpy.ops.object.mode_set(mode="OBJECT")
+
+
+def _key_arrays(action):
+    from vibe_blender.bl import compat
+    out = []
+    for fc in compat.action_fcurves(action):
+        co = np.zeros(2 * len(fc.keyframe_points), dtype=np.float32)
+        fc.keyframe_points.foreach_get("co", co)
+        out.append((fc.data_path, fc.array_index, co.tobytes()))
+    return out
+
+
+def test_exports_leave_the_action_bit_identical(tmp_path):
+    """FBX shifts keys (video time) and adds a rest key on the action for a moment: all put back."""
+    arm, _ = _character()
+    action = arm.animation_data.action
+    before = _key_arrays(action)
+    for preset in ("generic", "unity", "unreal"):
+        ex.export_fbx_file(arm, tmp_path / f"{preset}.fbx", preset=preset, timing="video")
+    ex.export_fbx_file(arm, tmp_path / "clip.fbx", timing="clip")
+    ex.export_gltf_file(arm, tmp_path / "a.glb")
+    ex.export_bvh_file(arm, tmp_path / "a.bvh")
+    assert arm.animation_data.action == action and _key_arrays(action) == before
+    assert [a.name for a in bpy.data.actions] == [action.name] and bpy.context.scene.name == "Scene"
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda arm, d: ex.export_fbx_file(arm, d / "a.fbx", timing="absolute"), "unknown timing 'absolute'"),
+    (lambda arm, d: ex.export_fbx_file(arm, d / "a.fbx", max_influences=-2), "max_influences must be"),
+    (lambda arm, d: ex.export_gltf_file(arm, d / "a.glb", max_influences=1.5), "max_influences must be"),
+    (lambda arm, d: ex.export_bvh_file(arm, d / "a.bvh", layout="cmu"), "unknown BVH layout 'cmu'")])
+def test_bad_export_options(tmp_path, call, message):
+    arm, _ = _character()
+    before = _key_arrays(arm.animation_data.action)
+    with pytest.raises(UserInputError, match=message):
+        call(arm, tmp_path)
+    assert os.listdir(tmp_path) == [] and _key_arrays(arm.animation_data.action) == before
+
+
+def test_standard_bvh_refuses_a_moving_inner_bone(tmp_path):
+    """Only the root may carry position channels in standard BVH: a moving knee asks for 'positions'."""
+    arm, _ = _character()
+    arm.pose.bones["left_knee"].location = (0.0, 0.05, 0.0)
+    arm.pose.bones["left_knee"].keyframe_insert("location", frame=5)
+    with pytest.raises(UserInputError, match="layout='positions'"):
+        ex.export_bvh_file(arm, tmp_path / "a.bvh")
+    assert os.listdir(tmp_path) == []
+    ex.export_bvh_file(arm, tmp_path / "a.bvh", layout="positions")
+    assert open(tmp_path / "a.bvh").read().count("CHANNELS 6") == len(rigs.SMPL_JOINT_NAMES)
+
+
+def test_skin_pruning_report(tmp_path):
+    """The test rig has 2 influences on some vertices: max_influences=1 prunes them, with the error."""
+    arm, mesh = _character()
+    report = {}
+    ex.export_fbx_file(arm, tmp_path / "a.fbx", preset="unity", max_influences=1, report=report)
+    assert report["max_influences"] == 1 and report["max_influences_before"] == 2
+    assert report["vertices_pruned"] == len(rigs.SMPL_JOINT_NAMES) - 1  # one shared vertex per child joint
+    assert 0 < report["pruning_error_m"] < 0.5
+    assert [len(v.groups) for v in mesh.data.vertices].count(2) == len(rigs.SMPL_JOINT_NAMES) - 1  # user mesh kept
+    assert (report["first_key_s"], report["frames"], report["take"]) == (0.0, NUM_FRAMES, "Rig_take")
