@@ -137,6 +137,10 @@ def test_fbx_read_by_fbx_sdk(exported, name):
     settings = {k: v[0] for k, v in read_fbx(e["path"]).find("GlobalSettings").properties70().items()}
     assert (settings["TimeSpanStart"], settings["TimeSpanStop"]) == (
         round(rep["first_key_s"] * KTIME), round(rep["last_key_s"] * KTIME))
+    key_times = np.concatenate([c.find("KeyTime").props[0] for c in
+                                read_fbx(e["path"]).find("Objects").find_all("AnimationCurve")])
+    np.testing.assert_allclose([key_times.min(), key_times.max()],  # KTime in the file, ±1 tick rounding
+                               [rep["first_key_s"] * KTIME, rep["last_key_s"] * KTIME], rtol=0, atol=1)
     influences = _check_influences(e, _cluster_influences(e["path"]))
     print(f"\nFBX SDK {name}: take {facts['takes'][0]}, first {times[0]:.3f} s, last {times[-1]:.3f} s, "
           f"{len(times)} keys, joint error {joint_err * 1e3:.4f} mm, default-vs-rest {default_err * 1e3:.4f} mm, "

@@ -3,7 +3,14 @@
 Option tables live in :mod:`vibe_blender.core.export_presets`. Every export:
 - writes only the character (armature + its meshes) by selecting them, and restores the user's
   selection, active object, mode, scene frame range and current frame afterwards;
-- covers the frame range of the armature's action at the scene's fps;
+- covers the frame range of the armature's action at the scene's fps, at export times where video
+  frame 0 is 0 s (``timing="video"``; ``"clip"``: the person's first frame is 0 s) in every format;
+- FBX: nodes' default transforms = rest pose, take ``<armature>_<take>``, GlobalSettings time span =
+  the take's (patched in the file, :mod:`..core.fbx_binary`); glTF: times rewritten
+  (:mod:`..core.glb_binary`); BVH: the standard channel layout (root positions only);
+- prunes skin weights to ``max_influences`` on temporary mesh copies and measures the error;
+- leaves the user's objects, actions (bit for bit) and scene as they were, and fills an optional
+  ``report`` dict with the facts of the file;
 - writes to a temporary name in the target folder and renames on success, so a failed export
   leaves no partial file behind.
 """
@@ -581,7 +588,7 @@ def export_bvh_file(armature: bpy.types.Object, path: str | os.PathLike, *, timi
     _check_unscaled(armature)
     clip = _clip(armature, timing, None)
     first = min(clip.origin, clip.start)
-    merge = _bvh_merge_plan(armature, clip) if layout == "standard" else None
+    merge = _bvh_merge_plan(armature) if layout == "standard" else None
     _report(report, clip, "bvh", layout=layout, frames_written=clip.end - first + 1,
             root=merge[1] if merge else armature.data.bones[0].name if armature.data.bones else None)
 
@@ -607,7 +614,7 @@ def _moving_locations(armature: bpy.types.Object) -> set:
     return moving
 
 
-def _bvh_merge_plan(armature: bpy.types.Object, clip: Clip) -> tuple[str, str] | None:
+def _bvh_merge_plan(armature: bpy.types.Object) -> tuple[str, str] | None:
     """(ground root, child) to merge for the standard BVH layout, or None when no bone but the root
     leaves its rest location (then root-only position channels are exact).
 
