@@ -20,6 +20,8 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
+import math  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
 import traceback  # noqa: E402
 from importlib import metadata  # noqa: E402
@@ -29,10 +31,13 @@ from typing import TYPE_CHECKING, Callable, Sequence, TextIO  # noqa: E402
 from . import __version__  # noqa: E402
 from .config import (DEFAULT_BATCH_SIZE, DEFAULT_MIN_FRAMES, OOM_ENV, OOM_TEMPORAL_ENV, EngineConfig,  # noqa: E402
                      resolve_models)
+from vibe_blender.core.motion_header import MAX_FRAMES  # noqa: E402
+
 from .errors import (EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, CancelledError,  # noqa: E402
                      EngineError, ModelError)
 
 if TYPE_CHECKING:
+    from .cancel import CancelToken
     from .protocol import ProtocolWriter
 
 log = logging.getLogger(__name__)
@@ -49,18 +54,42 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see --help)")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+#: Argument ranges (inclusive): values outside are refused before any work (exit 2).
+FOCAL_RANGE_PX = (10.0, 100_000.0)
+BATCH_RANGE = (1, 1024)
+MIN_FRAMES_RANGE = (1, MAX_FRAMES)
+DETECT_EVERY_RANGE = (1, 1000)
+MAX_PEOPLE_RANGE = (1, 1000)
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+def _int_in(low: int, high: int) -> Callable[[str], int]:
+    """argparse type: an integer in [low, high]."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {text}")
+        return value
+
+    return parse
+
+
+def _float_in(low: float, high: float) -> Callable[[str], float]:
+    """argparse type: a finite number in [low, high] (nan, inf and 1e300 are refused)."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"must be a number between {low:g} and {high:g}, got {text}")
+        return value
+
+    return parse
 
 
 def _id_list(text: str) -> tuple[int, ...]:
@@ -85,21 +114,21 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--boxes", metavar="FILE", help="per-frame person boxes (JSON/CSV) instead of the detector")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
-    p.add_argument("--focal", type=_positive_float, metavar="PX",
-                   help="focal length in pixels (default: the image diagonal)")
-    p.add_argument("--min-frames", type=_positive_int, default=DEFAULT_MIN_FRAMES, metavar="N",
+    p.add_argument("--focal", type=_float_in(*FOCAL_RANGE_PX), metavar="PX",
+                   help="focal length in pixels, %g to %g (default: the image diagonal)" % FOCAL_RANGE_PX)
+    p.add_argument("--min-frames", type=_int_in(*MIN_FRAMES_RANGE), default=DEFAULT_MIN_FRAMES, metavar="N",
                    help=f"drop tracks shorter than N frames (default {DEFAULT_MIN_FRAMES})")
-    p.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
+    p.add_argument("--batch-size", type=_int_in(*BATCH_RANGE), default=DEFAULT_BATCH_SIZE, metavar="N",
                    help=f"crops per backbone batch (default {DEFAULT_BATCH_SIZE})")
     p.add_argument("--tracks", type=_id_list, metavar="IDS", help="keep only these track ids, e.g. 1,3")
-    p.add_argument("--max-people", type=_positive_int, metavar="N", help="keep the N longest tracks")
+    p.add_argument("--max-people", type=_int_in(*MAX_PEOPLE_RANGE), metavar="N", help="keep the N longest tracks")
     p.add_argument("--official-chunks", action="store_true",
                    help="restart the GRU every 450 frames like the official demo")
     p.add_argument("--no-smooth", action="store_true", help="keep the raw per-frame network output")
     p.add_argument("--no-ground", action="store_true",
                    help="do not estimate the ground plane (no world frame, no foot locking)")
     p.add_argument("--no-foot-lock", action="store_true", help="do not pin feet in contact with the ground")
-    p.add_argument("--detect-every", type=_positive_int, metavar="N",
+    p.add_argument("--detect-every", type=_int_in(*DETECT_EVERY_RANGE), metavar="N",
                    help="run the person detector every N frames while all tracks are followed "
                         "(every frame when a track is lost or new; default 5 with VIBE, 15 with BlazePose)")
     p.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
@@ -108,7 +137,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--landmark-model", choices=("lite", "full", "heavy"), default="full",
                    help="BlazePose backend: landmark model size (lite is faster, full the default)")
     p.add_argument("--ignore-stdin", action="store_true",
-                   help="do not treat end of stdin as cancel (for shell use with </dev/null)")
+                   help="never watch stdin for a cancel line (stdin that is not a pipe is never watched)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -173,15 +202,16 @@ def _cuda_hello(device: str) -> tuple[bool, str | None]:
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
-    from .cancel import CancelToken, watch_stdin
+    from .cancel import CancelToken, stdin_is_a_pipe, watch_stdin
     from .pipeline import SCHEMA, run_pipeline
     from .protocol import ProtocolWriter
 
     writer = ProtocolWriter(out)
     token = CancelToken.from_env(lambda stage: writer.warning("TEST_PAUSE", f"paused in stage {stage}"))
     writer.hello(args.device, *_cuda_hello(args.device))
-    if not args.ignore_stdin:
+    if not args.ignore_stdin and stdin_is_a_pipe():
         watch_stdin(token)
+    _cancel_on_sigterm(token)
 
     def body() -> int:
         result = run_pipeline(make_config(args), writer, token)
@@ -191,6 +221,21 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
         return EXIT_OK
 
     return guarded(writer, body)
+
+
+def _cancel_on_sigterm(token: "CancelToken") -> None:
+    """SIGTERM (the add-on's cancel ladder, ``kill``, a service manager) ends the run like a
+    cancel: CancelledError is raised in the main thread, so temporary files are removed and the
+    run exits 3 with ``done cancelled``. Only the first SIGTERM raises; later ones are ignored
+    while the run unwinds."""
+
+    def handler(signum: int, frame: object) -> None:
+        if token.cancelled:
+            return
+        token.cancel("terminated (SIGTERM)")
+        raise CancelledError("terminated (SIGTERM)")
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def guarded(writer: "ProtocolWriter", body: Callable[[], int]) -> int:

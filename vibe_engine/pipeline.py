@@ -27,6 +27,7 @@ import os
 import platform
 import sys
 import time
+import zipfile
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -35,12 +36,14 @@ from typing import Any, Iterator
 import numpy as np
 
 from vibe_blender.core import motion_file as mf
+from vibe_blender.core.atomic import DiskFullError
 from vibe_blender.core.vibe_data import sha256_file
 
 from . import __version__, camera
 from .cancel import CancelToken
 from .config import OFFICIAL_CHUNK_FRAMES, EngineConfig
 from .errors import BadInputError, ModelError, NoPersonError, OutOfMemoryError, OutputError, VideoError
+from .model_files import model_file_problem
 from .protocol import ProtocolWriter
 from .video import Prefetcher
 
@@ -105,13 +108,35 @@ class _Run:
 
 # ----------------------------------------------------------------------------- checks
 
+#: Fewest frames a video must have: the tracker confirms a person after 3 matched frames.
+MIN_VIDEO_FRAMES = 3
+#: File signatures of still images (which FFmpeg would open as a 1-frame "video").
+STILL_IMAGE_MAGIC = ((0, b"\x89PNG\r\n\x1a\n", "PNG"), (0, b"\xff\xd8\xff", "JPEG"), (8, b"WEBP", "WebP"))
 
-def check_output_path(out: Path) -> None:
-    """OutputError unless ``out`` can be created (checked before any heavy work)."""
+
+def _is_motion_file(path: Path) -> bool:
+    """True when ``path`` is a zip archive with a ``meta.npy`` member (a motion file we may replace)."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            return "meta.npy" in zf.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return False
+
+
+def check_output_path(out: Path, video: Path | None = None) -> None:
+    """OutputError unless ``out`` can be created (checked before any heavy work).
+
+    ``out`` may replace an earlier motion file, never the input video or any other existing file.
+    """
     if out.is_dir():
         raise OutputError(f"output path is a folder: {out}; pass a file name such as clip.motion.npz to --out")
     if not out.parent.is_dir():
         raise OutputError(f"output folder does not exist: {out.parent}; create it or choose another --out")
+    if video is not None and out.exists() and video.exists() and os.path.samefile(out, video):
+        raise OutputError(f"the output {out.name} is the input video; choose another --out such as "
+                          f"{out.with_suffix('.motion.npz').name}")
+    if out.exists() and not _is_motion_file(out):
+        raise OutputError(f"{out} exists and is not a motion file; it is left untouched: choose another --out")
     probe = out.parent / f".{out.name}.probe-{os.getpid()}"
     try:
         probe.open("wb").close()
@@ -121,11 +146,19 @@ def check_output_path(out: Path) -> None:
 
 
 def check_video_path(video: Path) -> None:
-    """VideoError when the video file does not exist or is empty."""
+    """VideoError when the video is missing, a folder, or empty."""
+    if video.is_dir():
+        raise VideoError(f"{video} is a folder, not a video file; pass the path of a video file")
     if not video.is_file():
         raise VideoError(f"video not found: {video}; check the path")
     if video.stat().st_size == 0:
         raise VideoError(f"video file is empty (0 bytes): {video}; pass a real video file")
+    with open(video, "rb") as fh:
+        head = fh.read(16)
+    kind = next((name for at, magic, name in STILL_IMAGE_MAGIC if head[at:at + len(magic)] == magic), None)
+    if kind is not None:
+        raise VideoError(f"{video.name} is a still image ({kind}), not a video; pass a video file "
+                         "with at least a few frames")
 
 
 # ----------------------------------------------------------------------------- models
@@ -137,6 +170,10 @@ def load_model(cfg: EngineConfig) -> Any:
 
     _check_device(cfg.device)
     m = cfg.models
+    for name, path in m.named().items():
+        problem = model_file_problem(path)
+        if problem:
+            raise ModelError(f"{name} {problem}; replace it with the official file from the VIBE data download")
     try:
         return load_generator(m.vibe_checkpoint, m.spin_checkpoint, body_model=m.body_model,
                               device=cfg.device, precision=cfg.precision)
@@ -273,6 +310,9 @@ def detect_and_track(run: _Run, reader: Any, source: PersonSource) -> tuple[Any,
     source.flush(run.timings)
     if not times:
         raise VideoError(f"no frame could be decoded from {run.cfg.video.name}; pass a playable video")
+    if len(times) < MIN_VIDEO_FRAMES:
+        raise VideoError(f"{run.cfg.video.name} has only {len(times)} frame(s); the tracker needs at least "
+                         f"{MIN_VIDEO_FRAMES}: pass a longer video")
     with run.timings("track"):
         tracks = source.finish(len(times))
     return reader.info, np.asarray(times, np.float64), tracks
@@ -759,8 +799,10 @@ def run_pipeline(cfg: EngineConfig, writer: ProtocolWriter, token: CancelToken) 
     """Run every stage; raises EngineError subclasses (CancelledError on cancel)."""
     run = _Run(cfg, writer, token)
     writer.stage("decode")
-    check_output_path(cfg.out)
     check_video_path(cfg.video)
+    check_output_path(cfg.out, cfg.video)
+    if cfg.device == "cuda":
+        _check_device(cfg.device)
     with _open(run) as reader:
         log.info("video %s: %s", cfg.video.name, reader.info)
         token.check("decode")
@@ -781,6 +823,7 @@ def run_pipeline(cfg: EngineConfig, writer: ProtocolWriter, token: CancelToken) 
             landmarks_pass(run, reader, backend.model, tracks)
             writer.stage("regress")
             motion_tracks = blazepose_tracks(run, backend.model, tracks, times)
+        reader.verify_unchanged()
     writer.stage("write")
     return _write(run, build_motion(run, backend, info, times, motion_tracks))
 
@@ -792,7 +835,13 @@ def _write(run: _Run, motion: mf.Motion) -> RunResult:
     motion.meta["manifest"]["timings_s"] = {k: round(v, 4) for k, v in run.timings.seconds.items()}
     run.token.check("write")
     with run.timings("write"):
-        mf.write_motion(run.cfg.out, motion)
+        try:
+            mf.write_motion(run.cfg.out, motion)
+        except DiskFullError as exc:
+            raise OutputError(str(exc)) from None
+        except OSError as exc:
+            raise OutputError(f"cannot write {run.cfg.out} ({exc.strerror or exc}); "
+                              "check the folder's permissions or choose another --out") from None
     people = [mf.track_summary(t) for t in motion.tracks]
     video = motion.meta["video"]
     return RunResult(run.cfg.out, [{k: p[k] for k in ("id", "frames", "first", "last")} for p in people],
