@@ -206,13 +206,10 @@ def export_person(arm, folder: str, stem: str, ns: argparse.Namespace) -> dict[s
 def save_blend(path: str) -> str:
     """Save the current file as a copy to ``path`` atomically (temp name + rename)."""
     import bpy
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp-{os.getpid()}.blend")
-    try:
-        bpy.ops.wm.save_as_mainfile(filepath=tmp, copy=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+    from vibe_blender.core.atomic import atomic_path
+    with atomic_path(path) as tmp:
+        bpy.ops.wm.save_as_mainfile(filepath=str(tmp), copy=True)
     return path
 
 
@@ -250,11 +247,9 @@ def _one_line(exc: BaseException) -> str:
 
 def write_report(path: str, report: dict[str, Any]) -> None:
     """Write the JSON report atomically."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(report, fh, indent=2)
-        fh.write("\n")
-    os.replace(tmp, path)
+    from vibe_blender.core.atomic import atomic_write
+    with atomic_write(path) as fh:
+        fh.write((json.dumps(report, indent=2) + "\n").encode("utf-8"))
 
 
 def _blender_version() -> str:

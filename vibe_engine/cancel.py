@@ -94,8 +94,9 @@ def _lines(fd: int) -> Iterator[bytes]:
     while True:
         chunk = os.read(fd, READ_CHUNK_BYTES)
         if not chunk:
-            if pending:
-                yield b"".join(pending)
+            rest = b"".join(pending)
+            if rest:
+                yield rest
             return
         *complete, rest = chunk.split(b"\n")
         for piece in complete:

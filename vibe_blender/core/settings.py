@@ -62,7 +62,11 @@ class ImportOptions:
         return "video" if self.fps_mode == "video" else None
 
     def chosen(self, available: list[int]) -> list[int]:
-        """The track ids to import out of ``available``; UserInputError names missing ones."""
+        """The track ids to import out of ``available``; UserInputError names missing ones, or
+        says the file has no person at all."""
+        if not available:
+            raise UserInputError("The motion file has no tracked person (0 tracks): run the engine "
+                                 "again on a video where a person is visible")
         if self.tracks is None:
             return list(available)
         missing = [t for t in self.tracks if t not in available]
