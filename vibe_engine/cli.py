@@ -26,7 +26,7 @@ import sys  # noqa: E402
 import traceback  # noqa: E402
 from importlib import metadata  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import TYPE_CHECKING, Callable, Sequence, TextIO  # noqa: E402
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO  # noqa: E402
 
 from . import __version__  # noqa: E402
 from .config import (DEFAULT_BATCH_SIZE, DEFAULT_MIN_FRAMES, OOM_ENV, OOM_TEMPORAL_ENV, EngineConfig,  # noqa: E402
@@ -62,31 +62,18 @@ DETECT_EVERY_RANGE = (1, 1000)
 MAX_PEOPLE_RANGE = (1, 1000)
 
 
-def _int_in(low: int, high: int) -> Callable[[str], int]:
-    """argparse type: an integer in [low, high]."""
+def _number_in(cast: Callable[[str], float], low: float, high: float) -> Callable[[str], Any]:
+    """argparse type: ``cast(text)`` (int or float) finite and in [low, high] (nan, inf, 1e300
+    and 1e-300 are refused for a range that excludes them)."""
+    what = "a whole number" if cast is int else "a number"
 
-    def parse(text: str) -> int:
+    def parse(text: str) -> Any:
         try:
-            value = int(text)
+            value = cast(text)
         except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be between {low} and {high}, got {text}")
-        return value
-
-    return parse
-
-
-def _float_in(low: float, high: float) -> Callable[[str], float]:
-    """argparse type: a finite number in [low, high] (nan, inf and 1e300 are refused)."""
-
-    def parse(text: str) -> float:
-        try:
-            value = float(text)
-        except ValueError:
-            raise argparse.ArgumentTypeError(f"expected a number, got {text!r}") from None
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
         if not (math.isfinite(value) and low <= value <= high):
-            raise argparse.ArgumentTypeError(f"must be a number between {low:g} and {high:g}, got {text}")
+            raise argparse.ArgumentTypeError(f"must be {what} between {low:g} and {high:g}, got {text}")
         return value
 
     return parse
@@ -114,21 +101,21 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--boxes", metavar="FILE", help="per-frame person boxes (JSON/CSV) instead of the detector")
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
-    p.add_argument("--focal", type=_float_in(*FOCAL_RANGE_PX), metavar="PX",
+    p.add_argument("--focal", type=_number_in(float, *FOCAL_RANGE_PX), metavar="PX",
                    help="focal length in pixels, %g to %g (default: the image diagonal)" % FOCAL_RANGE_PX)
-    p.add_argument("--min-frames", type=_int_in(*MIN_FRAMES_RANGE), default=DEFAULT_MIN_FRAMES, metavar="N",
+    p.add_argument("--min-frames", type=_number_in(int, *MIN_FRAMES_RANGE), default=DEFAULT_MIN_FRAMES, metavar="N",
                    help=f"drop tracks shorter than N frames (default {DEFAULT_MIN_FRAMES})")
-    p.add_argument("--batch-size", type=_int_in(*BATCH_RANGE), default=DEFAULT_BATCH_SIZE, metavar="N",
+    p.add_argument("--batch-size", type=_number_in(int, *BATCH_RANGE), default=DEFAULT_BATCH_SIZE, metavar="N",
                    help=f"crops per backbone batch (default {DEFAULT_BATCH_SIZE})")
     p.add_argument("--tracks", type=_id_list, metavar="IDS", help="keep only these track ids, e.g. 1,3")
-    p.add_argument("--max-people", type=_int_in(*MAX_PEOPLE_RANGE), metavar="N", help="keep the N longest tracks")
+    p.add_argument("--max-people", type=_number_in(int, *MAX_PEOPLE_RANGE), metavar="N", help="keep the N longest tracks")
     p.add_argument("--official-chunks", action="store_true",
                    help="restart the GRU every 450 frames like the official demo")
     p.add_argument("--no-smooth", action="store_true", help="keep the raw per-frame network output")
     p.add_argument("--no-ground", action="store_true",
                    help="do not estimate the ground plane (no world frame, no foot locking)")
     p.add_argument("--no-foot-lock", action="store_true", help="do not pin feet in contact with the ground")
-    p.add_argument("--detect-every", type=_int_in(*DETECT_EVERY_RANGE), metavar="N",
+    p.add_argument("--detect-every", type=_number_in(int, *DETECT_EVERY_RANGE), metavar="N",
                    help="run the person detector every N frames while all tracks are followed "
                         "(every frame when a track is lost or new; default 5 with VIBE, 15 with BlazePose)")
     p.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
