@@ -297,7 +297,8 @@ class Job:
             self._fail_crashed()
 
     def _succeed_or_fail_on_missing_file(self) -> None:
-        if self.result_path is not None and not self.result_path.is_file():
+        unchanged = self._result_before is not None and _identity(self.result_path) == self._result_before
+        if self.result_path is not None and (not self.result_path.is_file() or unchanged):
             self._fail(f"The engine finished but wrote no motion file at {self.result_path}: "
                        "check the disk space and the output folder", "NO_RESULT")
             return
