@@ -425,13 +425,10 @@ def square_boxes(xyxy: np.ndarray) -> np.ndarray:
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-row IoU (T,) of (T,4) boxes (cx, cy, w, h)."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    lo = np.maximum(a[:, :2] - a[:, 2:] / 2, b[:, :2] - b[:, 2:] / 2)
-    hi = np.minimum(a[:, :2] + a[:, 2:] / 2, b[:, :2] + b[:, 2:] / 2)
-    inter = np.prod(np.clip(hi - lo, 0, None), axis=1)
-    union = np.prod(a[:, 2:], axis=1) + np.prod(b[:, 2:], axis=1) - inter
-    return np.where(union > 0, inter / np.where(union > 0, union, 1), 0.0)
+    """Per-row IoU (T,) of (T,4) boxes (cx, cy, w, h) (``vibe_engine.detect.box_iou``)."""
+    from vibe_engine.detect import box_iou as iou_xyxy
+    from vibe_engine.track import cxcywh_to_xyxy
+    return iou_xyxy(cxcywh_to_xyxy(np.asarray(a, np.float64)), cxcywh_to_xyxy(np.asarray(b, np.float64)))
 
 
 def _stats(values: np.ndarray, digits: int = 2) -> dict[str, float]:

@@ -31,6 +31,8 @@ REPO = Path(__file__).resolve().parents[1]
 if str(REPO) not in sys.path:  # run from a checkout: `blender -P tools/vibe_batch.py`
     sys.path.insert(0, str(REPO))
 
+from vibe_blender.core.settings import DEVICES, FPS_MODES, ROOT_MOTION_MODES  # noqa: E402
+
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 REPORT_NAME = "vibe_batch_report.json"
 REPORT_VERSION = 1
@@ -60,12 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="generic", help="FBX preset: generic, unity, unreal")
     p.add_argument("--motion", action="store_true", help="INPUT is motion file(s): bake without the engine")
     p.add_argument("--tracks", default=None, help="comma list of track ids to import (default: all)")
-    p.add_argument("--root-motion", default="world", choices=("world", "in_place", "off"))
-    p.add_argument("--fps-mode", default="video", choices=("video", "scene"),
+    p.add_argument("--root-motion", default="world", choices=ROOT_MOTION_MODES)
+    p.add_argument("--fps-mode", default="video", choices=FPS_MODES,
                    help="video: set the scene to the video's frame rate (default); scene: keep 24 fps")
     p.add_argument("--no-blend", action="store_true", help="do not save a .blend per input")
     p.add_argument("--engine-python", default=None, help="engine interpreter (default: add-on preference)")
-    p.add_argument("--device", default="cpu", help="engine device: cpu or cuda (videos only)")
+    p.add_argument("--device", default="cpu", choices=DEVICES, help="engine device (videos only)")
     p.add_argument("--engine-command", default=None,
                    help="argv prefix replacing '<engine python> -m vibe_engine' (shell quoting)")
     return p

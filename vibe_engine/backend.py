@@ -14,9 +14,9 @@ pipeline (``vibe_engine.pipeline``) drives every backend with the same loop::
 
 Implementations: :class:`vibe_engine.models.vibe_backend.VibeBackend` (the VIBE generator,
 licensed files) and :class:`vibe_engine.blazepose.engine_backend.BlazePoseEngineBackend` (the
-default: shipped landmark models + the CC0 stand-in body). :func:`load_backend` chooses by the
-configuration. To add a backend: implement :class:`Backend` in its own package and add one
-branch to :func:`load_backend` (docs/architecture.md).
+default: shipped landmark models + the CC0 stand-in body). ``vibe_engine.backends.load_backend``
+chooses by the configuration. To add a backend: implement :class:`Backend` in its own package
+and add one branch to ``load_backend`` (docs/architecture.md).
 """
 from __future__ import annotations
 
@@ -92,14 +92,3 @@ class Backend(Protocol):
 
     def finish_track(self, track: Any, times: np.ndarray) -> mf.Track:
         """The motion-file track (``times`` (N,) s: every frame's time); NoPersonError drops it."""
-
-
-def load_backend(ctx: RunContext, info: Any) -> Backend:
-    """VIBE when model files were given (``cfg.models``), else BlazePose with the stand-in body."""
-    if ctx.cfg.models is not None:
-        from vibe_engine.models.vibe_backend import VibeBackend
-
-        return VibeBackend.load(ctx, info)
-    from vibe_engine.blazepose.engine_backend import BlazePoseEngineBackend
-
-    return BlazePoseEngineBackend.load(ctx, info)

@@ -24,6 +24,7 @@ import sys  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import Callable, Sequence, TextIO  # noqa: E402
 
+from vibe_blender.core.settings import DEVICES, PRECISIONS  # noqa: E402
 from vibe_engine import __version__  # noqa: E402
 from vibe_engine.config import (DEFAULT_BATCH_SIZE, DEFAULT_MIN_FRAMES, OOM_ENV, OOM_TEMPORAL_ENV,  # noqa: E402
                                 EngineConfig, resolve_models)
@@ -78,8 +79,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="FILE", help="motion file to write (*.motion.npz)")
     _add_model_args(p)
     p.add_argument("--boxes", metavar="FILE", help="per-frame person boxes (JSON/CSV) instead of the detector")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--device", choices=DEVICES, default="cpu")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     p.add_argument("--focal", type=_positive_float, metavar="PX",
                    help="focal length in pixels (default: the image diagonal)")
     p.add_argument("--min-frames", type=_positive_int, default=DEFAULT_MIN_FRAMES, metavar="N",

@@ -13,7 +13,7 @@ Stages (protocol ``stage`` names, docs/engine-protocol.md):
   the SMPL fit) into a motion-file track.
 - ``write``: post-process (``postprocess.run``), assemble the motion file and write it atomically.
 
-The backend is chosen by ``backend.load_backend`` (VIBE when model files are given, else the
+The backend is chosen by ``backends.load_backend`` (VIBE when model files are given, else the
 default BlazePose backend with the shipped models and the CC0 stand-in body).
 """
 from __future__ import annotations
@@ -30,7 +30,8 @@ import numpy as np
 from vibe_blender.core import motion_file as mf
 from vibe_blender.core.vibe_data import sha256_file
 from vibe_engine import __version__, camera
-from vibe_engine.backend import Backend, RunContext, Timings, load_backend
+from vibe_engine.backend import Backend, RunContext, Timings
+from vibe_engine.backends import load_backend
 from vibe_engine.cancel import CancelToken
 from vibe_engine.versions import library_versions
 from vibe_engine.config import EngineConfig
