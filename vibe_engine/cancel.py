@@ -23,7 +23,7 @@ from typing import Callable, Iterator
 
 from vibe_blender.core.protocol import is_cancel
 
-from .errors import CancelledError
+from vibe_engine.errors import CancelledError
 
 log = logging.getLogger(__name__)
 

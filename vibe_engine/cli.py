@@ -23,22 +23,19 @@ import logging  # noqa: E402
 import math  # noqa: E402
 import signal  # noqa: E402
 import sys  # noqa: E402
-import traceback  # noqa: E402
-from importlib import metadata  # noqa: E402
 from pathlib import Path  # noqa: E402
 from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO  # noqa: E402
 
-from . import __version__  # noqa: E402
-from .config import (DEFAULT_BATCH_SIZE, DEFAULT_MIN_FRAMES, OOM_ENV, OOM_TEMPORAL_ENV, EngineConfig,  # noqa: E402
-                     resolve_models)
 from vibe_blender.core.motion_header import MAX_FRAMES  # noqa: E402
-
-from .errors import (EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, CancelledError,  # noqa: E402
-                     EngineError, ModelError)
+from vibe_blender.core.settings import DEVICES, PRECISIONS  # noqa: E402
+from vibe_engine import __version__  # noqa: E402
+from vibe_engine.config import (DEFAULT_BATCH_SIZE, DEFAULT_MIN_FRAMES, OOM_ENV, OOM_TEMPORAL_ENV,  # noqa: E402
+                                EngineConfig, resolve_models)
+from vibe_engine.errors import EXIT_OK, EXIT_USAGE, CancelledError, ModelError  # noqa: E402
+from vibe_engine.versions import torch_version  # noqa: E402
 
 if TYPE_CHECKING:
-    from .cancel import CancelToken
-    from .protocol import ProtocolWriter
+    from vibe_engine.cancel import CancelToken
 
 log = logging.getLogger(__name__)
 
@@ -99,8 +96,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="FILE", help="motion file to write (*.motion.npz)")
     _add_model_args(p)
     p.add_argument("--boxes", metavar="FILE", help="per-frame person boxes (JSON/CSV) instead of the detector")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    p.add_argument("--device", choices=DEVICES, default="cpu")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     p.add_argument("--focal", type=_number_in(float, *FOCAL_RANGE_PX), metavar="PX",
                    help="focal length in pixels, %g to %g (default: the image diagonal)" % FOCAL_RANGE_PX)
     p.add_argument("--min-frames", type=_number_in(int, *MIN_FRAMES_RANGE), default=DEFAULT_MIN_FRAMES, metavar="N",
@@ -142,14 +139,6 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def torch_version() -> str | None:
-    """Installed torch version without importing torch (None when missing)."""
-    try:
-        return metadata.version("torch")
-    except metadata.PackageNotFoundError:
-        return None
-
-
 def _oom_hook(name: str) -> int | None:
     """An out-of-memory test hook's limit from the environment variable ``name`` (None: unset)."""
     value = os.environ.get(name)
@@ -189,9 +178,9 @@ def _cuda_hello(device: str) -> tuple[bool, str | None]:
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
-    from .cancel import CancelToken, stdin_is_a_pipe, watch_stdin
-    from .pipeline import SCHEMA, run_pipeline
-    from .protocol import ProtocolWriter
+    from vibe_engine.cancel import CancelToken, stdin_is_a_pipe, watch_stdin
+    from vibe_engine.pipeline import SCHEMA, run_pipeline
+    from vibe_engine.protocol import ProtocolWriter, guarded
 
     writer = ProtocolWriter(out)
     token = CancelToken.from_env(lambda stage: writer.warning("TEST_PAUSE", f"paused in stage {stage}"))
@@ -225,33 +214,11 @@ def _cancel_on_sigterm(token: "CancelToken") -> None:
     signal.signal(signal.SIGTERM, handler)
 
 
-def guarded(writer: "ProtocolWriter", body: Callable[[], int]) -> int:
-    """Run ``body``; map exceptions to protocol error/done lines and exit codes."""
-    try:
-        return body()
-    except (CancelledError, KeyboardInterrupt) as exc:
-        log.info("cancelled: %s", exc)
-        writer.done("cancelled")
-        return EXIT_CANCELLED
-    except EngineError as exc:
-        log.error("%s", exc)
-        writer.error(exc.code, str(exc), None)
-        writer.done("error")
-        return exc.exit_code
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: report, never a bare crash
-        detail = traceback.format_exc()
-        log.error("internal error\n%s", detail)
-        writer.error("INTERNAL", f"internal error: {type(exc).__name__}: {str(exc)[:200]} "
-                     "(please report this with the log)", detail)
-        writer.done("error")
-        return EXIT_INTERNAL
-
-
 def _usage_failure(argv: Sequence[str], message: str, out: TextIO) -> int:
     """Exit 2 with one line on stderr; `run` also gets hello/error/done on stdout."""
     sys.stderr.write(message + "\n")
     if next((a for a in argv if not a.startswith("-")), None) == "run":
-        from .protocol import ProtocolWriter
+        from vibe_engine.protocol import ProtocolWriter
 
         writer = ProtocolWriter(out)
         writer.hello("cpu", False, torch_version())
@@ -292,13 +259,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "inspect":
-        from .inspect_cmd import inspect_main
+        from vibe_engine.inspect_cmd import inspect_main
 
         return inspect_main(args.file, args.json, sys.stdout)
     out, restore = _protocol_stream()
     try:
         if args.command == "doctor":
-            from .doctor import doctor_main
+            from vibe_engine.doctor import doctor_main
 
             return doctor_main(args, out)
         return _run(args, out)

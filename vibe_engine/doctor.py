@@ -16,11 +16,12 @@ from typing import Any, TextIO
 
 import numpy as np
 
-from . import __version__
-from .config import OPTIONAL_DATA_NAMES, ModelFiles, resolve_models
-from .model_files import model_file_problem
-from .errors import EXIT_OK
-from .pipeline import sha256_file
+from vibe_blender.core.vibe_data import sha256_file
+from vibe_engine import __version__
+from vibe_engine.config import OPTIONAL_DATA_NAMES, ModelFiles, resolve_models
+from vibe_engine.errors import EXIT_OK
+from vibe_engine.model_files import model_file_problem
+from vibe_engine.protocol import ProtocolWriter, guarded
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +83,6 @@ def _summary_text(data: dict[str, Any]) -> str:
 
 def doctor_main(args: argparse.Namespace, out: TextIO) -> int:
     """Emit the doctor transcript; returns the exit code."""
-    from .cli import guarded
-    from .protocol import ProtocolWriter
-
     dev = device_report()
     writer = ProtocolWriter(out)
     writer.hello("cuda" if dev["cuda"] else "cpu", dev["cuda"], dev["torch"])

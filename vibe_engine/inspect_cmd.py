@@ -15,7 +15,7 @@ import numpy as np
 from vibe_blender.core import motion_file as mf
 from vibe_blender.core.errors import MotionFileError
 
-from .errors import EXIT_BAD_INPUT, EXIT_OK
+from vibe_engine.errors import EXIT_BAD_INPUT, EXIT_OK
 
 
 def _track_extra(track: mf.Track) -> dict[str, Any]:

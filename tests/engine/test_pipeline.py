@@ -17,6 +17,9 @@ import torch
 from vibe_blender.core import protocol as P
 from vibe_engine import config as C
 from vibe_engine import pipeline as PL
+from vibe_engine.backend import RunContext
+from vibe_engine.models import vibe_backend as VB
+from vibe_engine.models.streaming import Stream, Temporal
 from vibe_engine.cancel import CancelToken, watch_stdin
 from vibe_engine.errors import BadInputError, CancelledError, ModelError, NoPersonError, OutputError
 from vibe_engine.protocol import ProtocolWriter
@@ -32,19 +35,19 @@ class FakeClock:
         return self.now
 
 
-def _run(tmp_path: Path, **cfg) -> tuple[PL._Run, io.StringIO]:
+def _run(tmp_path: Path, **cfg) -> tuple[RunContext, io.StringIO]:
     stream = io.StringIO()
     config = C.EngineConfig(video=tmp_path / "v.mp4", out=tmp_path / "o.npz", **cfg)
-    return PL._Run(config, ProtocolWriter(stream), CancelToken()), stream
+    return RunContext(config, ProtocolWriter(stream), CancelToken()), stream
 
 
 def _stream_all(run, model, feats: np.ndarray, final_every: int | None = None) -> dict[str, np.ndarray]:
-    stream = PL._Stream(SimpleNamespace(id=1))
+    stream, temporal = Stream(SimpleNamespace(id=1)), Temporal(run, model)
     for i, f in enumerate(feats):
         stream.buffer.append(f)
         if final_every and (i + 1) % final_every == 0:
-            PL._run_chunks(run, model, stream, final=False)
-    PL._run_chunks(run, model, stream, final=True)
+            temporal.run_chunks(stream, final=False)
+    temporal.run_chunks(stream, final=True)
     return {k: np.concatenate(v) for k, v in stream.outputs.items()}
 
 
@@ -124,8 +127,8 @@ def test_robust_betas_is_the_median_over_confident_detected_frames():
     betas = np.arange(50, dtype=np.float64).reshape(5, 10)
     conf = np.array([0.9, 0.1, 0.8, 0.0, 0.7])
     detected = np.array([True, True, True, False, False])
-    np.testing.assert_array_equal(PL._robust_betas(betas, conf, detected), np.median(betas[[0, 2]], 0))
-    np.testing.assert_array_equal(PL._robust_betas(betas, conf * 0, detected), np.median(betas, 0))
+    np.testing.assert_array_equal(VB.robust_betas(betas, conf, detected), np.median(betas[[0, 2]], 0))
+    np.testing.assert_array_equal(VB.robust_betas(betas, conf * 0, detected), np.median(betas, 0))
 
 
 def test_output_path_checks(tmp_path):

@@ -22,15 +22,7 @@ from .atomic import atomic_write
 from .errors import MotionFileError
 from .motion_header import FORMAT, VERSION, check_track_frames, validate_meta
 from .npz_safe import ArchiveError, read_members
-
-NUM_JOINTS = 24
-SMPL_JOINT_NAMES = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
-    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
-    "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hand", "right_hand",
-)
-SMPL_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
+from .smpl import NUM_JOINTS, SMPL_JOINT_NAMES, SMPL_PARENTS  # noqa: F401 - re-exported
 
 # Track members: name -> (trailing shape with symbolic dims, dtype). T frames, B betas, J joints.
 TRACK_ARRAYS: dict[str, tuple[tuple[int | str, ...], type]] = {

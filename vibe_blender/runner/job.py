@@ -80,12 +80,18 @@ FINAL_STATES = (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
 
 
 class Job:
-    """One engine run. ``result_path``: the motion file the command was told to write (or None)."""
+    """One engine run. ``result_path``: the motion file the command was told to write (or None);
+    ``stderr_log``: a file for the engine's whole stderr (see ``EngineProcess``).
+
+    ``warnings``: one-line texts (engine warnings and garbage-line notes); ``engine_warnings``:
+    the engine's own ``(code, message)`` pairs.
+    """
 
     def __init__(self, argv: list[str], *, result_path: str | os.PathLike | None = None,
                  ladder: CancelLadder = CancelLadder(), env: dict | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.process = EngineProcess(argv, env=env, ladder=ladder, clock=clock)
+                 clock: Callable[[], float] = time.monotonic,
+                 stderr_log: str | os.PathLike | None = None) -> None:
+        self.process = EngineProcess(argv, env=env, ladder=ladder, clock=clock, stderr_log=stderr_log)
         self.result_path = None if result_path is None else Path(result_path)
         self._clock = clock
         self.state = JobState.PENDING
@@ -95,6 +101,7 @@ class Job:
         self.stage, self.stage_index, self.stage_count = "", 0, 0
         self.done, self.total = 0, 0
         self.warnings: list[str] = []
+        self.engine_warnings: list[tuple[str, str]] = []
         self.garbage_lines: list[str] = []
         self.error = self.error_code = self.error_detail = ""
         self.exit_code: int | None = None
@@ -259,6 +266,7 @@ class Job:
 
     def _on_warning(self, msg: Message) -> None:
         self.warnings.append(str(msg["message"]))
+        self.engine_warnings.append((str(msg["code"]), str(msg["message"])))
 
     def _on_result(self, msg: Message) -> None:
         self.result = msg.to_dict()
