@@ -87,3 +87,25 @@ def test_budget_limits_members_even_when_the_sizes_agree(tmp_path, monkeypatch):
     with pytest.raises(npz_safe.ArchiveError, match="over the reader's limit of 1 MiB"):
         npz_safe.read_members(str(path), lambda name: True)
     assert npz_safe.read_members(str(path), lambda name: False) == {}  # unknown: never inflated
+
+
+def test_read_motion_parses_the_typed_header_once(tmp_path):
+    path = tmp_path / "a.motion.npz"
+    motion = make_motion(num_tracks=1, num_frames=5)
+    motion.meta["world"] = {"world_from_camera": np.diag([1.0, -1.0, -1.0, 1.0]).tolist()}
+    mf.write_motion(path, motion)
+    got = mf.read_motion(path)
+    h = got.header
+    assert h is got.header  # parsed once, then cached
+    assert (h.video.fps, h.video.frames, h.video.width, h.video.vfr) == (30.0, 8, 1280, False)
+    assert (h.camera.focal_px, h.camera.cx, h.camera.height) == (1000.0, 640.0, 720)
+    assert h.world.grounded and np.array_equal(h.world.world_from_camera, np.diag([1.0, -1.0, -1.0, 1.0]))
+    assert (h.manifest.backend, h.manifest.precision, h.joints_set, len(h.joint_names)) == ("vibe", "fp32", "spin49", 49)
+    assert "created" in h.raw and h.manifest.raw["engine_version"] == "test"
+
+
+def test_an_ungrounded_file_gets_the_default_world(meta):
+    from vibe_blender.core.frames import default_world_from_camera
+
+    h = mh.parse_header(meta)
+    assert not h.world.grounded and np.array_equal(h.world.world_from_camera, default_world_from_camera())

@@ -13,6 +13,7 @@ import json
 import os
 import zipfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timezone
 from typing import Any
 
@@ -20,7 +21,7 @@ import numpy as np
 
 from .atomic import atomic_write
 from .errors import MotionFileError
-from .motion_header import FORMAT, VERSION, check_track_frames, validate_meta
+from .motion_header import FORMAT, VERSION, Header, check_track_frames, parse_header, validate_meta
 from .npz_safe import ArchiveError, read_members
 from .smpl import NUM_JOINTS, SMPL_JOINT_NAMES, SMPL_PARENTS  # noqa: F401 - re-exported
 
@@ -107,11 +108,20 @@ class Track:
 
 @dataclass
 class Motion:
-    """A whole motion file: header, body model and tracks (ordered by id)."""
+    """A whole motion file: header, body model and tracks (ordered by id).
+
+    ``meta`` is the header as JSON data (what the engine builds and writes); readers use
+    ``header``, its typed form, parsed once (``read_motion`` parses it when it reads the file).
+    """
 
     meta: dict[str, Any]
     body: BodyModel
     tracks: list[Track]
+
+    @cached_property
+    def header(self) -> Header:
+        """The typed header (motion_header.Header), parsed from ``meta`` on first use."""
+        return parse_header(self.meta)
 
     def track(self, track_id: int) -> Track:
         """Return the track with this id; MotionFileError naming the ids present otherwise."""
@@ -137,13 +147,13 @@ def track_summary(track: Track) -> dict[str, Any]:
 
 def summary(motion: Motion) -> dict[str, Any]:
     """Machine-readable summary: ``video`` {frames, fps, width, height, ...} and ``tracks``."""
-    video = motion.meta.get("video", {})
+    h = motion.header
     return {
-        "format": motion.meta.get("format"),
-        "version": motion.meta.get("version"),
-        "video": {k: video.get(k) for k in ("frames", "fps", "width", "height", "duration", "rotation", "vfr")},
-        "backend": motion.meta.get("manifest", {}).get("backend"),
-        "body": motion.meta.get("body", {}).get("kind"),
+        "format": FORMAT,
+        "version": motion.meta["version"],
+        "video": {k: getattr(h.video, k) for k in ("frames", "fps", "width", "height", "duration", "rotation", "vfr")},
+        "backend": h.manifest.backend,
+        "body": h.body.get("kind"),
         "tracks": [track_summary(t) for t in motion.tracks],
     }
 
@@ -371,6 +381,7 @@ def read_motion(path: str | os.PathLike) -> Motion:
     )
     try:
         validate(motion)
+        motion.header  # noqa: B018 - parsed once, here, so a bad header fails at read time
     except MotionFileError as exc:
         raise MotionFileError(f"{path}: {exc}") from None
     return motion

@@ -1,16 +1,23 @@
-"""The motion file's ``meta`` header: one schema check with bounds (docs/motion-file.md).
+"""The motion file's ``meta`` header: one schema check with bounds, and its typed form
+(``parse_header`` → ``Header`` with ``VideoInfo``, the pinhole camera, ``WorldInfo``,
+``Manifest``), read once per file by ``motion_file.read_motion`` (docs/motion-file.md).
 
 ``validate_meta`` runs before anything uses the header, so a tampered or foreign header fails
 with one line naming the key, its value and the allowed range — never a KeyError, a TypeError
 deep in the add-on, or an export that bakes two billion frames. Unknown keys stay allowed
-(forward compatible within version 1). Standard library only.
+(forward compatible within version 1). Standard library and numpy.
 """
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass, field, fields
 from typing import Any
 
+import numpy as np
+
+from .camera_match import PinholeCamera
 from .errors import MotionFileError
+from .frames import world_from_camera
 
 FORMAT = "vibe-mocap-motion"
 VERSION = 1
@@ -112,3 +119,85 @@ def check_track_frames(meta: dict, last_frame: int) -> None:
     if last_frame >= meta["video"]["frames"]:
         raise MotionFileError(f"a track reaches frame {last_frame} but meta video.frames is "
                               f"{meta['video']['frames']}: {FIX}")
+
+
+# --------------------------------------------------------------------------- typed sections
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """``meta.video``: the clip as decoded. Sizes in displayed pixels (after ``rotation``,
+    clockwise degrees); ``fps`` = frames / ``duration`` (s); ``vfr``: timestamps uneven."""
+
+    fps: float
+    frames: int
+    width: int | None = None
+    height: int | None = None
+    rotation: int = 0
+    duration: float | None = None
+    vfr: bool | None = None
+    path: str = ""
+    sha256: str | None = None
+
+
+@dataclass(frozen=True)
+class WorldInfo:
+    """``meta.world``: ``world_from_camera`` (4×4 float64, OpenCV camera → z-up world with the
+    ground at z = 0, metres), the default world of ``frames.default_world_from_camera`` when the
+    engine found no ground (``grounded`` False). ``raw``: the section as written."""
+
+    world_from_camera: np.ndarray
+    grounded: bool
+    raw: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """``meta.manifest``: how the file was made. ``raw`` keeps every key (timings, versions…)."""
+
+    engine_version: str | None = None
+    backend: str | None = None
+    device: str | None = None
+    precision: str | None = None
+    settings: dict = field(default_factory=dict)
+    checkpoints: dict = field(default_factory=dict)
+    raw: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Header:
+    """The whole header, typed: ``camera`` is the engine's pinhole (None when the file has no
+    camera section), ``body``/``joints`` stay plain dicts (free-form descriptions), ``raw`` is
+    the JSON object as read (unknown keys kept)."""
+
+    video: VideoInfo
+    camera: PinholeCamera | None
+    world: WorldInfo
+    manifest: Manifest
+    body: dict
+    joints_set: str | None
+    joint_names: tuple[str, ...]
+    raw: dict
+
+
+def _known(cls: type, section: dict) -> dict:
+    names = {f.name for f in fields(cls)} - {"raw"}
+    return {k: v for k, v in section.items() if k in names}
+
+
+def parse_header(meta: Any) -> Header:
+    """Validate ``meta`` (``validate_meta``) and return it typed. MotionFileError on any problem."""
+    validate_meta(meta)
+    world = meta.get("world") or {}
+    manifest = meta.get("manifest") or {}
+    joints = meta.get("joints") or {}
+    return Header(
+        video=VideoInfo(**_known(VideoInfo, meta["video"])),
+        camera=PinholeCamera.from_meta(meta) if meta.get("camera") else None,
+        world=WorldInfo(world_from_camera(meta), world.get("world_from_camera") is not None, dict(world)),
+        manifest=Manifest(**_known(Manifest, manifest), raw=dict(manifest)),
+        body=dict(meta.get("body") or {}),
+        joints_set=joints.get("set"),
+        joint_names=tuple(joints.get("names") or ()),
+        raw=meta,
+    )
