@@ -13,6 +13,7 @@ bpy = pytest.importorskip("bpy")
 
 from tests.blender import export_rigs as rigs  # noqa: E402
 from vibe_blender.bl import export as ex  # noqa: E402
+from vibe_blender.bl import export_bvh as exb  # noqa: E402
 from vibe_blender.core.errors import UserInputError  # noqa: E402
 
 NUM_FRAMES = 30
@@ -76,7 +77,7 @@ def test_fbx_round_trip(tmp_path, preset):
 def test_bvh_round_trip(tmp_path):
     arm, _ = _character(seed=1)
     heads = rigs.head_positions(arm, CHECK_FRAMES)
-    path = ex.export_bvh_file(arm, tmp_path / "char.bvh")
+    path = exb.export_bvh_file(arm, tmp_path / "char.bvh")
     lines = open(path).read().splitlines()
     assert f"Frames: {NUM_FRAMES}" in lines and f"Frame Time: {1 / FPS:.6f}" in lines
     assert lines[1] == "ROOT pelvis" and "CHANNELS 6 Xposition Yposition Zposition" in lines[4]
@@ -121,7 +122,7 @@ def test_export_restores_user_state(tmp_path):
     datablocks = (bpy.data.objects, bpy.data.meshes, bpy.data.armatures, bpy.data.actions)
     counts = [len(c) for c in datablocks]
     ex.export_fbx_file(arm, tmp_path / "a.fbx", preset="unreal")  # works on temporary scaled copies
-    ex.export_bvh_file(arm, tmp_path / "a.bvh")
+    exb.export_bvh_file(arm, tmp_path / "a.bvh")
     assert [len(c) for c in datablocks] == counts
     assert (arm.name, arm.data.name, mesh.name, mesh.data.name) == ("Rig", "Rig", "Body", "Body")
     assert scene.unit_settings.scale_length == 1.0 and tuple(arm.scale) == (1, 1, 1)
@@ -145,7 +146,7 @@ def test_bad_target_path(tmp_path, target, message):
 def test_unwritable_folder():
     arm, _ = _character()
     with pytest.raises(UserInputError, match="cannot write"):  # /proc takes no new files, even for root
-        ex.export_bvh_file(arm, "/proc/vibe_char.bvh")
+        exb.export_bvh_file(arm, "/proc/vibe_char.bvh")
 
 
 def test_nothing_to_export(tmp_path):
@@ -232,7 +233,7 @@ def test_export_from_pose_mode_returns_to_pose_mode(tmp_path, preset):
     bpy.context.view_layer.objects.active = arm
     bpy.ops.object.mode_set(mode="POSE")
     ex.export_fbx_file(arm, tmp_path / "a.fbx", preset=preset)
-    ex.export_bvh_file(arm, tmp_path / "a.bvh")
+    exb.export_bvh_file(arm, tmp_path / "a.bvh")
     assert arm.mode == "POSE" and bpy.context.view_layer.objects.active == arm
     bpy.ops.object.mode_set(mode="OBJECT")
 
@@ -255,7 +256,7 @@ def test_exports_leave_the_action_bit_identical(tmp_path):
     for preset in ("generic", "unity", "unreal"):
         ex.export_fbx_file(arm, tmp_path / f"{preset}.fbx", preset=preset, timing="video")
     ex.export_fbx_file(arm, tmp_path / "clip.fbx", timing="clip")
-    ex.export_bvh_file(arm, tmp_path / "a.bvh")  # (glTF in-process would crash bpy 4.2 at exit; it edits no action)
+    exb.export_bvh_file(arm, tmp_path / "a.bvh")  # (glTF in-process would crash bpy 4.2 at exit; it edits no action)
     assert arm.animation_data.action == action and _key_arrays(action) == before
     assert [a.name for a in bpy.data.actions] == [action.name] and bpy.context.scene.name == "Scene"
 
@@ -264,7 +265,7 @@ def test_exports_leave_the_action_bit_identical(tmp_path):
     (lambda arm, d: ex.export_fbx_file(arm, d / "a.fbx", timing="absolute"), "unknown timing 'absolute'"),
     (lambda arm, d: ex.export_fbx_file(arm, d / "a.fbx", max_influences=-2), "max_influences must be"),
     (lambda arm, d: ex.export_gltf_file(arm, d / "a.glb", max_influences=1.5), "max_influences must be"),
-    (lambda arm, d: ex.export_bvh_file(arm, d / "a.bvh", layout="cmu"), "unknown BVH layout 'cmu'")])
+    (lambda arm, d: exb.export_bvh_file(arm, d / "a.bvh", layout="cmu"), "unknown BVH layout 'cmu'")])
 def test_bad_export_options(tmp_path, call, message):
     arm, _ = _character()
     before = _key_arrays(arm.animation_data.action)
@@ -279,9 +280,9 @@ def test_standard_bvh_refuses_a_moving_inner_bone(tmp_path):
     arm.pose.bones["left_knee"].location = (0.0, 0.05, 0.0)
     arm.pose.bones["left_knee"].keyframe_insert("location", frame=5)
     with pytest.raises(UserInputError, match="layout='positions'"):
-        ex.export_bvh_file(arm, tmp_path / "a.bvh")
+        exb.export_bvh_file(arm, tmp_path / "a.bvh")
     assert os.listdir(tmp_path) == []
-    ex.export_bvh_file(arm, tmp_path / "a.bvh", layout="positions")
+    exb.export_bvh_file(arm, tmp_path / "a.bvh", layout="positions")
     assert open(tmp_path / "a.bvh").read().count("CHANNELS 6") == len(rigs.SMPL_JOINT_NAMES)
 
 

@@ -23,6 +23,7 @@ import bpy
 
 from ..core.export_presets import FBX_PRESET_NAMES, PRESET_DEFAULT
 from . import export as _export
+from . import export_bvh as _export_bvh
 from .export import ExportError
 
 ObjectsArg = Union[bpy.types.Object, Iterable[bpy.types.Object]]
@@ -58,7 +59,7 @@ def export_bvh(armature: bpy.types.Object, path: str | os.PathLike, *, timing: s
     (earlier versions). ``Frame Time`` is 1 / scene fps; with ``timing`` "video" file frame k is
     video frame k, with "clip" frame 0 is the person's first frame. Returns the path.
     """
-    return _export.export_bvh_file(armature, path, timing=timing, layout=layout, report=report)
+    return _export_bvh.export_bvh_file(armature, path, timing=timing, layout=layout, report=report)
 
 
 def export_gltf(objects: ObjectsArg, path: str | os.PathLike, *, timing: str = "video",

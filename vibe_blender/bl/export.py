@@ -31,11 +31,9 @@ from ..core import export_presets as presets
 from ..core import fbx_binary, glb_binary, skinning
 from ..core.errors import UserInputError, VibeError
 from . import compat
+from .export_skin import bone_weights, prune_mesh
 
 log = logging.getLogger(__name__)
-
-RIGID_SCALE_TOLERANCE = 1e-4  # an armature scaled by more than this cannot be written as BVH
-
 
 class ExportError(VibeError):
     """Blender's exporter failed on a valid request (the message says which file and why)."""
@@ -107,7 +105,7 @@ def atomic_export(path: str, extension: str, write: Callable[[str], Any]) -> str
 
 
 @contextlib.contextmanager
-def _isolated_selection(targets: list, active: bpy.types.Object) -> Iterator[None]:
+def isolated_selection(targets: list, active: bpy.types.Object) -> Iterator[None]:
     """Select exactly ``targets`` (active = ``active``) in OBJECT mode; restore everything after."""
     view_layer = bpy.context.view_layer
     scene = bpy.context.scene
@@ -142,7 +140,7 @@ def _restore(view_layer, scene, targets, prev_selected, prev_active, prev_mode, 
         bpy.ops.object.mode_set(mode=prev_mode)
 
 
-def _check_selectable(objects: list) -> None:
+def check_selectable(objects: list) -> None:
     """Raise UserInputError when an object is not in the current view layer (cannot be selected)."""
     view_layer = bpy.context.view_layer
     view_layer.update()  # objects linked since the last update are not in view_layer.objects yet
@@ -156,7 +154,7 @@ def _check_selectable(objects: list) -> None:
 DISK_FULL_MARKS = ("No space left on device", "[Errno 28]", "Disk quota exceeded", "[Errno 122]")
 
 
-def _run_operator(op: Callable[..., set], label: str, path: str, **kwargs: Any) -> None:
+def run_operator(op: Callable[..., set], label: str, path: str, **kwargs: Any) -> None:
     """Call an exporter operator; turn its failures into ExportError with a one-line message."""
     try:
         result = op(filepath=path, **kwargs)
@@ -182,25 +180,25 @@ def export_fbx_file(objects, path: str | os.PathLike, preset: str = "generic", *
     at export times from ``timing`` (see :mod:`..core.export_presets`); the nodes' default transforms
     are the rest pose; the take is named ``<armature>_<take>``; the GlobalSettings time span is the
     take's. ``max_influences``: skin influences kept per vertex (the preset's by default, None: all).
-    ``report`` (a dict) receives the facts of the export (see :func:`_report`).
+    ``report`` (a dict) receives the facts of the export (see :func:`fill_report`).
     """
     options = presets.fbx_options(preset)
     key = preset.lower()
     limit = presets.resolve_max_influences(max_influences, presets.FBX_MAX_INFLUENCES[key])
     armature, meshes = character_objects(objects)
-    _check_selectable([armature, *meshes])
-    clip = _clip(armature, timing, take)
+    check_selectable([armature, *meshes])
+    clip = clip_of(armature, timing, take)
     factor = presets.CENTIMETRES_PER_METRE if key in presets.FBX_CENTIMETRE_PRESETS else 1.0
-    facts = _report(report, clip, "fbx", max_influences=limit)
+    facts = fill_report(report, clip, "fbx", max_influences=limit)
     log.info("FBX %s: %s + %d meshes, frames %d-%d", preset, armature.name, len(meshes), clip.start, clip.end)
 
     def write(tmp: str) -> None:
         with contextlib.ExitStack() as stack:
             arm, mesh_list = stack.enter_context(_export_copies(armature, meshes, factor, limit, facts))
-            stack.enter_context(_isolated_selection([arm, *mesh_list], arm))
+            stack.enter_context(isolated_selection([arm, *mesh_list], arm))
             stack.enter_context(_timed_actions(arm, mesh_list, clip))
             stack.enter_context(_scene_named(bpy.context.scene, clip.name))
-            _run_operator(bpy.ops.export_scene.fbx, "FBX", tmp, **options)
+            run_operator(bpy.ops.export_scene.fbx, "FBX", tmp, **options)
         fbx_binary.set_time_span(tmp, clip.first_s, clip.last_s)
 
     return atomic_export(path, presets.FILE_EXTENSIONS["fbx"], write)
@@ -226,7 +224,7 @@ class Clip:
         return (self.end - self.origin) / self.fps
 
 
-def _clip(armature: bpy.types.Object, timing: str, take: str | None) -> Clip:
+def clip_of(armature: bpy.types.Object, timing: str, take: str | None) -> Clip:
     """The Clip of an armature's action for a timing mode (see :mod:`..core.export_presets`).
 
     Video time 0 is the frame the motion was baked to start at (the action's ``vibe_frame_start``;
@@ -241,7 +239,7 @@ def _clip(armature: bpy.types.Object, timing: str, take: str | None) -> Clip:
     return Clip(start, end, origin, scene.render.fps / scene.render.fps_base, f"{armature.name}_{take}")
 
 
-def _report(report: dict | None, clip: Clip, fmt: str, **extra: Any) -> dict:
+def fill_report(report: dict | None, clip: Clip, fmt: str, **extra: Any) -> dict:
     """Fill ``report`` (or a new dict) with the export facts: format, take name, first/last key time
     (s), frames, fps and ``extra``; skinning adds influences and the pruning error (m)."""
     facts = report if report is not None else {}
@@ -317,28 +315,6 @@ def _shifted_curves(action: bpy.types.Action, offset: float, rest_frame: float |
 
 
 @contextlib.contextmanager
-def _private_action(owner: bpy.types.ID) -> Iterator[bpy.types.Action | None]:
-    """Give ``owner`` a temporary copy of its action (same slot); the original is put back after."""
-    ad = owner.animation_data
-    if ad is None or ad.action is None:
-        yield None
-        return
-    original = ad.action
-    slot = getattr(ad, "action_slot", None)
-    copy = original.copy()
-    try:
-        ad.action = copy
-        if slot is not None:
-            ad.action_slot = copy.slots[slot.identifier]
-        yield copy
-    finally:
-        ad.action = original
-        if slot is not None:
-            ad.action_slot = slot
-        bpy.data.actions.remove(copy)
-
-
-@contextlib.contextmanager
 def _timed_actions(armature: bpy.types.Object, meshes: list, clip: Clip) -> Iterator[None]:
     """Shift the character's actions (armature, shape keys) so that ``clip.origin`` is scene frame 0
     and key the rest pose ``REST_FRAME_LEAD`` frames before the first one; set the scene frame range to
@@ -361,72 +337,6 @@ def _timed_actions(armature: bpy.types.Object, meshes: list, clip: Clip) -> Iter
         scene.frame_start, scene.frame_end = first, last
         scene.frame_set(rest_frame)
         yield
-
-
-def _bone_weights(mesh: bpy.types.Object, bone_names: list) -> tuple:
-    """(dense weights (V, J) float64 over ``bone_names``, vertex-group index → column or −1)."""
-    column = {n: j for j, n in enumerate(bone_names)}
-    group_col = np.array([column.get(g.name, -1) for g in mesh.vertex_groups] or [-1])
-    weights = np.zeros((len(mesh.data.vertices), len(bone_names)))
-    for v in mesh.data.vertices:
-        for g in v.groups:
-            j = group_col[g.group] if g.group < len(group_col) else -1
-            if j >= 0:
-                weights[v.index, j] += g.weight
-    return weights, group_col
-
-
-def _skin_matrices(armature: bpy.types.Object, bone_names: list, frames: range) -> np.ndarray:
-    """(T, J, 4, 4) armature-space skinning matrices (posed · rest⁻¹) at the given scene frames."""
-    scene = bpy.context.scene
-    back = scene.frame_current
-    rest_inv = [armature.data.bones[n].matrix_local.inverted() for n in bone_names]
-    out = np.zeros((len(frames), len(bone_names), 4, 4))
-    try:
-        for i, f in enumerate(frames):
-            scene.frame_set(f)
-            out[i] = [np.array(armature.pose.bones[n].matrix @ r) for n, r in zip(bone_names, rest_inv)]
-    finally:
-        scene.frame_set(back)
-    return out
-
-
-def _prune_mesh(mesh: bpy.types.Object, copy: bpy.types.Object, armature: bpy.types.Object,
-                limit: int, frames: range) -> dict:
-    """Prune ``copy``'s bone weights to ``limit`` per vertex (renormalised), measured on the original
-    ``mesh`` deformed by ``armature`` over ``frames``; returns {vertices changed, max error in m}."""
-    names = [b.name for b in armature.data.bones]
-    weights, group_col = _bone_weights(mesh, names)
-    pruned = skinning.prune(weights, limit)
-    changed = np.flatnonzero(np.any(np.abs(pruned - skinning.normalised(weights)) > 0, axis=1))
-    error = 0.0
-    if len(changed):
-        co = np.zeros(3 * len(mesh.data.vertices))
-        mesh.data.vertices.foreach_get("co", co)
-        to_arm = np.array(armature.matrix_world.inverted() @ mesh.matrix_world)
-        rest = co.reshape(-1, 3)[changed] @ to_arm[:3, :3].T + to_arm[:3, 3]
-        error = float(skinning.pruning_error(rest, weights[changed], pruned[changed],
-                                             _skin_matrices(armature, names, frames)).max())
-        _write_weights(copy, pruned, group_col, changed)
-    return {"vertices_pruned": int(len(changed)), "max_influences_before": int(skinning.influence_counts(
-        weights).max(initial=0)), "pruning_error_m": error}
-
-
-def _write_weights(obj: bpy.types.Object, weights: np.ndarray, group_col: np.ndarray, rows) -> None:
-    """Set ``obj``'s bone-group weights of the vertices ``rows`` to ``weights`` (0 removes them)."""
-    removals: dict[int, list] = {}
-    vertices = obj.data.vertices
-    for v in rows:
-        for g in vertices[int(v)].groups:
-            j = group_col[g.group] if g.group < len(group_col) else -1
-            if j < 0:
-                continue
-            if weights[v, j] > 0:
-                g.weight = float(weights[v, j])
-            else:
-                removals.setdefault(g.group, []).append(int(v))
-    for group, indices in removals.items():
-        obj.vertex_groups[group].remove(indices)
 
 
 def _conjugate(m: Matrix, factor: float) -> Matrix:
@@ -519,7 +429,7 @@ def _export_copies(armature: bpy.types.Object, meshes: list, factor: float, limi
     """
     if factor == 1.0 and not limit:
         names = [b.name for b in armature.data.bones]
-        counts = [skinning.influence_counts(_bone_weights(m, names)[0]).max(initial=0) for m in meshes]
+        counts = [skinning.influence_counts(bone_weights(m, names)[0]).max(initial=0) for m in meshes]
         facts.update(vertices_pruned=0, pruning_error_m=0.0, max_influences_before=int(max(counts, default=0)))
         yield armature, meshes
         return
@@ -533,7 +443,7 @@ def _export_copies(armature: bpy.types.Object, meshes: list, factor: float, limi
             start, end = action_frame_range(armature)
             frames = range(start, end + 1)
             for m, c in zip(meshes, mesh_copies):
-                one = _prune_mesh(m, c, armature, limit, frames)
+                one = prune_mesh(m, c, armature, limit, frames)
                 facts["vertices_pruned"] += one["vertices_pruned"]
                 facts["pruning_error_m"] = max(facts["pruning_error_m"], one["pruning_error_m"])
                 facts["max_influences_before"] = max(facts.get("max_influences_before", 0),
@@ -552,142 +462,6 @@ def _export_copies(armature: bpy.types.Object, meshes: list, factor: float, limi
             step()
 
 
-def _check_unscaled(armature: bpy.types.Object) -> None:
-    """Raise UserInputError when the armature object is scaled (BVH offsets could not follow)."""
-    scale = armature.matrix_world.to_scale()
-    if max(abs(s - 1.0) for s in scale) > RIGID_SCALE_TOLERANCE:
-        raise UserInputError(f"armature {armature.name!r} is scaled {tuple(round(s, 3) for s in scale)}; "
-                             "apply its scale (Object > Apply > Scale) before exporting BVH")
-
-
-@contextlib.contextmanager
-def _y_up_copy(armature: bpy.types.Object) -> Iterator[bpy.types.Object]:
-    """A temporary copy of the armature (same action) whose rest bones are in Y-up world space.
-
-    Blender's BVH exporter writes armature space as is and ignores the object transform; moving
-    the copy's rest skeleton by ``BVH_FROM_BLENDER @ matrix_world`` (a rigid transform) turns the
-    whole animation rigidly into world space with BVH's Y-up convention, while the user's armature
-    stays untouched. The copy and its data are removed afterwards.
-    """
-    data = armature.data.copy()
-    copy = armature.copy()
-    copy.data = data
-    bpy.context.scene.collection.objects.link(copy)
-    try:
-        data.transform(Matrix(presets.BVH_FROM_BLENDER) @ armature.matrix_world)
-        copy.matrix_world = Matrix.Identity(4)
-        yield copy
-    finally:
-        bpy.data.objects.remove(copy)
-        bpy.data.armatures.remove(data)
-
-
-def export_bvh_file(armature: bpy.types.Object, path: str | os.PathLike, *, timing: str = "video",
-                    layout: str = "standard", report: dict | None = None) -> str:
-    """Export the armature's action as Y-up BVH (Frame Time = 1 / scene fps); return the path.
-
-    ``layout`` "standard": 6 channels (position + rotation) on the root, 3 rotations elsewhere; a
-    ground root bone whose only child moves (the character's root → pelvis) is merged into that
-    child, which becomes the BVH root. "positions": position channels on every joint, all bones.
-    ``timing`` "video": file frame k is video frame k (before a late person's first frame the first
-    pose repeats; BVH has no start time); "clip": file frame 0 is the person's first frame.
-    """
-    options = presets.bvh_options(layout)
-    armature, _ = character_objects(armature)
-    _check_selectable([armature])
-    _check_unscaled(armature)
-    clip = _clip(armature, timing, None)
-    first = min(clip.origin, clip.start)
-    merge = _bvh_merge_plan(armature) if layout == "standard" else None
-    _report(report, clip, "bvh", layout=layout, frames_written=clip.end - first + 1,
-            root=merge[1] if merge else armature.data.bones[0].name if armature.data.bones else None)
-
-    def write(tmp: str) -> None:
-        with _y_up_copy(armature) as copy, _isolated_selection([copy], copy), _private_action(copy):
-            if merge:
-                _merge_root(armature, copy, *merge, range(first, clip.end + 1))
-            _run_operator(bpy.ops.export_anim.bvh, "BVH", tmp, frame_start=first, frame_end=clip.end,
-                          **options)
-
-    return atomic_export(path, presets.FILE_EXTENSIONS["bvh"], write)
-
-
-def _moving_locations(armature: bpy.types.Object) -> set:
-    """Names of the pose bones whose ``location`` keys are not all zero (moved off their rest)."""
-    moving = set()
-    for fc in compat.action_fcurves(armature.animation_data.action):
-        if fc.data_path.startswith('pose.bones["') and fc.data_path.endswith('"].location'):
-            values = np.zeros(2 * len(fc.keyframe_points), dtype=np.float32)
-            fc.keyframe_points.foreach_get("co", values)
-            if len(values) and np.any(values[1::2] != 0):
-                moving.add(fc.data_path[len('pose.bones["'):-len('"].location')])
-    return moving
-
-
-def _bvh_merge_plan(armature: bpy.types.Object) -> tuple[str, str] | None:
-    """(ground root, child) to merge for the standard BVH layout, or None when no bone but the root
-    leaves its rest location (then root-only position channels are exact).
-
-    Raises UserInputError when another bone moves its location (only the root may, in BVH).
-    """
-    bones = armature.data.bones
-    roots = [b for b in bones if b.parent is None]
-    movers = {n for n in _moving_locations(armature) if n in bones and bones[n].parent is not None}
-    if not movers:
-        return None
-    mover = bones[next(iter(movers))]
-    if len(movers) == 1 and len(roots) == 1 and mover.parent == roots[0] and len(roots[0].children) == 1:
-        return roots[0].name, mover.name
-    raise UserInputError(f"bones {sorted(movers)} of {armature.name!r} move their location, which the "
-                         "standard BVH layout keeps on the root only; export with layout='positions'")
-
-
-def _merge_root(original: bpy.types.Object, copy: bpy.types.Object, root: str, child: str,
-                frames: range) -> None:
-    """Delete ``root`` from the (Y-up) copy and key ``child`` with its full armature-space motion.
-
-    The copy's rest is ``A`` · the original's (A = BVH_FROM_BLENDER · matrix_world, rigid), so the
-    child's posed matrix in the copy is A · its posed matrix in the original, sampled at ``frames``.
-    """
-    scene = bpy.context.scene
-    a = Matrix(presets.BVH_FROM_BLENDER) @ original.matrix_world
-    posed = []
-    for f in frames:
-        scene.frame_set(f)
-        posed.append(a @ original.pose.bones[child].matrix)
-    bpy.ops.object.mode_set(mode="EDIT")
-    edit = copy.data.edit_bones
-    edit[child].use_connect = False
-    edit.remove(edit[root])
-    bpy.ops.object.mode_set(mode="OBJECT")
-    rest_inv = copy.data.bones[child].matrix_local.inverted()
-    pb = copy.pose.bones[child]
-    if pb.rotation_mode != "QUATERNION":
-        raise UserInputError(f"bone {child!r} must use quaternion rotation for the standard BVH layout; "
-                             "export with layout='positions'")
-    loc, quats = np.zeros((len(posed), 3)), np.zeros((len(posed), 4))
-    prev = None
-    for i, m in enumerate(posed):
-        t, q, _ = (rest_inv @ m).decompose()
-        if prev is not None:
-            q.make_compatible(prev)
-        loc[i], quats[i], prev = t, q, q
-    _rekey(copy, child, np.array(frames, dtype=np.float64), loc, quats)
-
-
-def _rekey(obj: bpy.types.Object, bone: str, frames: np.ndarray, loc: np.ndarray, quats: np.ndarray) -> None:
-    """Replace the keys of ``bone``'s location and quaternion curves in ``obj``'s action."""
-    prefix = f'pose.bones["{bone}"].'
-    curves = {(fc.data_path, fc.array_index): fc for fc in compat.action_fcurves(obj.animation_data.action)}
-    for name, values in (("location", loc), ("rotation_quaternion", quats)):
-        for k in range(values.shape[1]):
-            fc = curves.get((prefix + name, k))
-            if fc is None:
-                raise ExportError(f"bone {bone!r} has no {name}[{k}] curve to carry the BVH root motion")
-            fc.keyframe_points.clear()
-            compat.write_keys(fc, frames, values[:, k])
-
-
 def export_gltf_file(objects, path: str | os.PathLike, *, timing: str = "video",
                      max_influences: Any = presets.PRESET_DEFAULT, take: str | None = None,
                      report: dict | None = None) -> str:
@@ -698,9 +472,9 @@ def export_gltf_file(objects, path: str | os.PathLike, *, timing: str = "video",
     """
     limit = presets.resolve_max_influences(max_influences, presets.GLTF_MAX_INFLUENCES)
     armature, meshes = character_objects(objects)
-    _check_selectable([armature, *meshes])
-    clip = _clip(armature, timing, take)
-    facts = _report(report, clip, "glb", max_influences=limit)
+    check_selectable([armature, *meshes])
+    clip = clip_of(armature, timing, take)
+    facts = fill_report(report, clip, "glb", max_influences=limit)
     # the exporter slides the clip to 0 s; retime_animations then puts it at clip.first_s
     options = presets.merged(presets.GLTF_OPTIONS, export_nla_strips_merged_animation_name=clip.name,
                              export_anim_slide_to_zero=True,
@@ -709,10 +483,10 @@ def export_gltf_file(objects, path: str | os.PathLike, *, timing: str = "video",
     def write(tmp: str) -> None:
         with contextlib.ExitStack() as stack:
             arm, mesh_list = stack.enter_context(_export_copies(armature, meshes, 1.0, limit, facts))
-            stack.enter_context(_isolated_selection([arm, *mesh_list], arm))
+            stack.enter_context(isolated_selection([arm, *mesh_list], arm))
             scene = bpy.context.scene
             scene.frame_start, scene.frame_end = clip.start, clip.end
-            _run_operator(bpy.ops.export_scene.gltf, "glTF", tmp, **options)
+            run_operator(bpy.ops.export_scene.gltf, "glTF", tmp, **options)
             glb_binary.retime_animations(tmp, clip.first_s, clip.end - clip.start + 1, scene.render.fps,
                                          scene.render.fps_base)
 
