@@ -93,7 +93,16 @@ def convert(rig: dict, verts, groups) -> list[dict]:
                     "head": [round(v, 6) for v in end_position(b["head"], verts, groups)],
                     "tail": [round(v, 6) for v in end_position(b["tail"], verts, groups)],
                     "roll": round(float(b.get("roll", 0.0)), 6)})
-    return out
+    return _drop_zero_length(out)
+
+
+def _drop_zero_length(bones: list[dict]) -> list[dict]:
+    """Remove bones whose ends coincide on the base mesh (MPFB helpers); children move to their parent."""
+    gone = {b["name"]: b["parent"] for b in bones if b["head"] == b["tail"]}
+    for b in bones:
+        while b["parent"] in gone:
+            b["parent"] = gone[b["parent"]]
+    return [b for b in bones if b["name"] not in gone]
 
 
 def main(argv: list[str] | None = None) -> int:
