@@ -2,8 +2,9 @@
 
 Targets: the CC0 MakeHuman/MPFB2 rigs (Mixamo names, Unreal-style game-engine names, a Rigify
 metarig, MakeHuman, CMU) in their A-pose rest, a T-posed and a 5 %-longer-legged variant, and the
-Mixamo rig renamed to meaningless names (mapped by structure). Takes: a synthetic walk with known
-contacts and the engine's motion of the demo clip (its contacts).
+Mixamo rig renamed to meaningless names (mapped by structure). Takes: a synthetic walk planted by
+the engine's foot lock, the synthetic benchmark clip's ground truth (CMU mocap, true contacts) and
+the engine's motion of both people of the demo clip (its contacts; cached in out/cache).
 """
 from __future__ import annotations
 
@@ -26,6 +27,11 @@ FK_TOL = 1e-9  # float64 FK of the same matrices
 @pytest.fixture(scope="module")
 def synthetic():
     return fx.synthetic_source()
+
+
+@pytest.fixture(scope="module")
+def cmu():
+    return fx.cmu_source()
 
 
 @pytest.fixture(scope="module")
@@ -134,6 +140,12 @@ TARGETS = [("mixamo", None), ("game_engine", None), ("rigify_human", None), ("mi
 def test_synthetic_take_meets_the_numbers(synthetic, name, variant):
     rig = _rig(name, variant)
     _check(synthetic, rig, rm.detect_mapping(rig), (name, variant))
+
+
+@pytest.mark.parametrize("name, variant", TARGETS)
+def test_cmu_mocap_take_meets_the_numbers(cmu, name, variant):
+    rig = _rig(name, variant)
+    _check(cmu, rig, rm.detect_mapping(rig), (name, variant))
 
 
 @pytest.mark.parametrize("name, variant", TARGETS)

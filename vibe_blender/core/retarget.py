@@ -175,29 +175,46 @@ def _world_rotations(rig: RigSkeleton, source: SourceMotion, drives: list[_Drive
     return rot
 
 
-def solve_basis(rig: RigSkeleton, rot: np.ndarray, driven: np.ndarray,
-                positions: dict[int, np.ndarray]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def solve_basis(rig: RigSkeleton, rot: np.ndarray, driven: np.ndarray, positions: dict[int, np.ndarray],
+                bones: np.ndarray | None = None, with_basis: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pose-bone (quats (T,N,4), locs (T,N,3) armature units, world (T,N,4,4)) that give the
     driven bones (mask (N,)) the world rotations ``rot`` (T,N,3,3) and the bones in ``positions``
-    ({index: (T,3)}) those world heads; other bones keep their rest pose relative to the parent."""
+    ({index: (T,3)}) those world heads; other bones keep their rest pose relative to the parent.
+    ``bones`` (N,) bool: evaluate only these (they must include their ancestors); the others'
+    world entries are left undefined. ``with_basis=False`` skips the quaternions (world only)."""
     t, n = rot.shape[:2]
     world = np.empty((t, n, 4, 4))
-    basis_r = np.tile(np.eye(3), (t, n, 1, 1))
     locs = np.zeros((t, n, 3))
-    inv_rest = np.linalg.inv(rig.rest)
+    drive_idx = np.flatnonzero(driven)
+    base_r = np.empty((t, len(drive_idx), 3, 3))
+    slot_of = {int(j): k for k, j in enumerate(drive_idx)}
+    rel = np.linalg.inv(rig.rest[np.maximum(rig.parents, 0)]) @ rig.rest  # Rest_parent⁻¹ · Rest_j
     for j in range(n):
+        if bones is not None and not bones[j]:
+            continue
         p = int(rig.parents[j])
-        base = np.broadcast_to(rig.rest[j], (t, 4, 4)) if p < 0 else world[:, p] @ (inv_rest[p] @ rig.rest[j])
-        br, bt = base[:, :3, :3], base[:, :3, 3]
+        base = np.broadcast_to(rig.rest[j], (t, 4, 4)) if p < 0 else world[:, p] @ rel[j]
         world[:, j] = base
         if driven[j]:
-            basis_r[:, j] = np.swapaxes(br, -1, -2) @ rot[:, j]
+            base_r[:, slot_of[j]] = base[:, :3, :3]
             world[:, j, :3, :3] = rot[:, j]
         if j in positions:
-            locs[:, j] = np.einsum("tba,tb->ta", br, positions[j] - bt) * rig.scale
+            locs[:, j] = np.einsum("tba,tb->ta", base[:, :3, :3], positions[j] - base[:, :3, 3]) * rig.scale
             world[:, j, :3, 3] = positions[j]
-    quats = quat_continuity(matrix_to_quat(basis_r), axis=0)
+    quats = np.zeros((t, n, 4))
+    quats[..., 0] = 1.0
+    if with_basis and drive_idx.size:
+        basis = np.swapaxes(base_r, -1, -2) @ rot[:, drive_idx]
+        quats[:, drive_idx] = quat_continuity(matrix_to_quat(basis), axis=0)
     return quats, locs, world
+
+
+def _with_ancestors(rig: RigSkeleton, bones: list[int]) -> np.ndarray:
+    """Mask (N,) of ``bones`` and all their ancestors."""
+    mask = np.zeros(len(rig.names), bool)
+    for j in bones:
+        mask[rig.chain_to_root(j)] = True
+    return mask
 
 
 def _root_positions(rig: RigSkeleton, bmap: BoneMap, source: SourceMotion, k: float) -> dict[int, np.ndarray]:
@@ -233,7 +250,9 @@ def foot_points(rig: RigSkeleton, bmap: BoneMap, world: np.ndarray, side: str) -
 def _relock(rig: RigSkeleton, bmap: BoneMap, rot: np.ndarray, driven: np.ndarray,
             positions: dict[int, np.ndarray], contacts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pin the target's planted feet (contacts (T,4)); returns solve_basis' result."""
-    _, _, world = solve_basis(rig, rot, driven, positions)
+    leg_bones = [j for side in SIDES for j in _leg_bones(rig, bmap, side) if j is not None]
+    legs_only = _with_ancestors(rig, leg_bones)
+    _, _, world = solve_basis(rig, rot, driven, positions, legs_only, with_basis=False)
     hips = rig.index(bmap.slots["hips"][0])
     legs = []
     drop = np.zeros(rot.shape[0])
@@ -247,7 +266,7 @@ def _relock(rig: RigSkeleton, bmap: BoneMap, rot: np.ndarray, driven: np.ndarray
     positions = {j: p + (drop[:, None] * [0.0, 0.0, 1.0] if j == hips else 0.0) for j, p in positions.items()}
     rot = rot.copy()
     for side, thigh, shin, foot, target, weight, toe_dir in legs:
-        _, _, world = solve_basis(rig, rot, driven, positions)
+        _, _, world = solve_basis(rig, rot, driven, positions, legs_only, with_basis=False)
         idx = np.flatnonzero(weight > 0)
         if not idx.size:
             continue
