@@ -176,23 +176,37 @@ def _world_rotations(rig: RigSkeleton, source: SourceMotion, drives: list[_Drive
 
 
 def solve_basis(rig: RigSkeleton, rot: np.ndarray, driven: np.ndarray, positions: dict[int, np.ndarray],
-                bones: np.ndarray | None = None, with_basis: bool = True) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                bones: np.ndarray | None = None, with_basis: bool = True,
+                follows: dict[int, int] | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pose-bone (quats (T,N,4), locs (T,N,3) armature units, world (T,N,4,4)) that give the
     driven bones (mask (N,)) the world rotations ``rot`` (T,N,3,3) and the bones in ``positions``
     ({index: (T,3)}) those world heads; other bones keep their rest pose relative to the parent.
     ``bones`` (N,) bool: evaluate only these (they must include their ancestors); the others'
-    world entries are left undefined. ``with_basis=False`` skips the quaternions (world only)."""
+    world entries are left undefined. ``with_basis=False`` skips the quaternions (world only).
+    ``follows`` {bone: driven bone}: undriven bones whose world pose copies a driven bone's (they
+    are evaluated after it). A driven bone's parent is taken to follow its nearest driven, moved
+    or copying ancestor rigidly (the bones in between keep their rest relation)."""
     t, n = rot.shape[:2]
     world = np.empty((t, n, 4, 4))
     locs = np.zeros((t, n, 3))
     drive_idx = np.flatnonzero(driven)
     base_r = np.empty((t, len(drive_idx), 3, 3))
     slot_of = {int(j): k for k, j in enumerate(drive_idx)}
-    rel = np.linalg.inv(rig.rest[np.maximum(rig.parents, 0)]) @ rig.rest  # Rest_parent⁻¹ · Rest_j
-    for j in range(n):
+    # a driven bone follows its nearest driven / moved ancestor rigidly (the bones in between keep
+    # their rest relation: true for plain rigs, and what makes Rigify's FK controls work, whose
+    # parents are constraint-driven copies of the controls above them)
+    follows = follows or {}
+    keyed = driven.copy()
+    keyed[list(positions) + list(follows)] = True
+    anchor = np.array([_keyed_ancestor(rig, j, keyed) if driven[j] else int(rig.parents[j]) for j in range(n)])
+    rel = np.linalg.inv(rig.rest[np.maximum(anchor, 0)]) @ rig.rest  # Rest_anchor⁻¹ · Rest_j
+    for j in _evaluation_order(rig, anchor, follows):
         if bones is not None and not bones[j]:
             continue
-        p = int(rig.parents[j])
+        if j in follows:
+            world[:, j] = world[:, follows[j]]
+            continue
+        p = int(anchor[j])
         base = np.broadcast_to(rig.rest[j], (t, 4, 4)) if p < 0 else world[:, p] @ rel[j]
         world[:, j] = base
         if driven[j]:
@@ -209,11 +223,47 @@ def solve_basis(rig: RigSkeleton, rot: np.ndarray, driven: np.ndarray, positions
     return quats, locs, world
 
 
-def _with_ancestors(rig: RigSkeleton, bones: list[int]) -> np.ndarray:
-    """Mask (N,) of ``bones`` and all their ancestors."""
+def _evaluation_order(rig: RigSkeleton, anchor: np.ndarray, follows: dict[int, int]) -> list[int]:
+    """Bones ordered so each comes after its anchor and the bone it copies."""
+    if not follows:
+        return list(range(len(rig.names)))
+    order, state = [], np.zeros(len(rig.names), np.int8)
+
+    def visit(j: int) -> None:
+        if state[j] == 2:
+            return
+        if state[j] == 1:
+            raise RigError(f"bone {rig.names[j]!r} copies a bone that depends on it; remove the cycle")
+        state[j] = 1
+        for dep in (int(anchor[j]), follows.get(j, -1)):
+            if dep >= 0:
+                visit(dep)
+        state[j] = 2
+        order.append(j)
+    for j in range(len(rig.names)):
+        visit(j)
+    return order
+
+
+def _keyed_ancestor(rig: RigSkeleton, j: int, keyed: np.ndarray) -> int:
+    """The nearest ancestor of bone ``j`` that is keyed (driven or moved); its direct parent if none."""
+    p = int(rig.parents[j])
+    while p >= 0 and not keyed[p]:
+        p = int(rig.parents[p])
+    return p if p >= 0 else int(rig.parents[j])
+
+
+def _with_ancestors(rig: RigSkeleton, bones: list[int], follows: dict[int, int] | None = None) -> np.ndarray:
+    """Mask (N,) of ``bones``, all their ancestors and, for copying bones, what they copy (and up)."""
     mask = np.zeros(len(rig.names), bool)
-    for j in bones:
-        mask[rig.chain_to_root(j)] = True
+    todo = list(bones)
+    while todo:
+        j = todo.pop()
+        for k in rig.chain_to_root(j):
+            if not mask[k]:
+                mask[k] = True
+                if follows and k in follows:
+                    todo.append(follows[k])
     return mask
 
 
@@ -226,8 +276,7 @@ def _root_positions(rig: RigSkeleton, bmap: BoneMap, source: SourceMotion, k: fl
         root = rig.index(bmap.slots["root"][0])
         if root not in rig.chain_to_root(hips):
             raise RigError(f"root bone {rig.names[root]!r} is not above the hips; fix the bone map")
-        flat = delta * np.array([1.0, 1.0, 0.0])
-        out[root] = rig.heads[root] + flat
+        out[root] = rig.heads[root] + delta * np.array([1.0, 1.0, 0.0])
     return out
 
 
@@ -248,11 +297,12 @@ def foot_points(rig: RigSkeleton, bmap: BoneMap, world: np.ndarray, side: str) -
 
 
 def _relock(rig: RigSkeleton, bmap: BoneMap, rot: np.ndarray, driven: np.ndarray,
-            positions: dict[int, np.ndarray], contacts: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+            positions: dict[int, np.ndarray], contacts: np.ndarray,
+            follows: dict[int, int] | None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Pin the target's planted feet (contacts (T,4)); returns solve_basis' result."""
     leg_bones = [j for side in SIDES for j in _leg_bones(rig, bmap, side) if j is not None]
-    legs_only = _with_ancestors(rig, leg_bones)
-    _, _, world = solve_basis(rig, rot, driven, positions, legs_only, with_basis=False)
+    legs_only = _with_ancestors(rig, leg_bones, follows)
+    _, _, world = solve_basis(rig, rot, driven, positions, legs_only, False, follows)
     hips = rig.index(bmap.slots["hips"][0])
     legs = []
     drop = np.zeros(rot.shape[0])
@@ -266,7 +316,7 @@ def _relock(rig: RigSkeleton, bmap: BoneMap, rot: np.ndarray, driven: np.ndarray
     positions = {j: p + (drop[:, None] * [0.0, 0.0, 1.0] if j == hips else 0.0) for j, p in positions.items()}
     rot = rot.copy()
     for side, thigh, shin, foot, target, weight, toe_dir in legs:
-        _, _, world = solve_basis(rig, rot, driven, positions, legs_only, with_basis=False)
+        _, _, world = solve_basis(rig, rot, driven, positions, legs_only, False, follows)
         idx = np.flatnonzero(weight > 0)
         if not idx.size:
             continue
@@ -280,21 +330,27 @@ def _relock(rig: RigSkeleton, bmap: BoneMap, rot: np.ndarray, driven: np.ndarray
         if turn.any():
             sub = idx[turn]
             rot[sub, foot] = rotations_between(toe[turn] - ankle[turn], toe_dir[sub]) @ rot[sub, foot]
-    return solve_basis(rig, rot, driven, positions)
+    return solve_basis(rig, rot, driven, positions, follows=follows)
 
 
-def retarget(source: SourceMotion, rig: RigSkeleton, bmap: BoneMap, *, lock_feet: bool = True) -> RetargetPlan:
-    """The target's animation for the whole take (see the module docstring)."""
+def retarget(source: SourceMotion, rig: RigSkeleton, bmap: BoneMap, *, lock_feet: bool = True,
+             copies: dict[int, int] | None = None) -> RetargetPlan:
+    """The target's animation for the whole take (see the module docstring).
+
+    ``copies`` {bone: source bone}: bones whose world pose is a copy of another's (Blender's Copy
+    Transforms constraint, e.g. Rigify's ORG- bones copying the FK controls); copies of driven
+    bones are followed exactly (solve_basis' ``follows``)."""
     drives = _drives(rig, bmap)
     driven = np.zeros(len(rig.names), bool)
     driven[[d.bone for d in drives]] = True
     rot = _world_rotations(rig, source, drives)
+    follows = {j: c for j, c in copies.items() if driven[c]} if copies else None
     k = leg_ratio(rig, bmap, source)
     positions = _root_positions(rig, bmap, source, k)
     if lock_feet and source.contacts is not None and source.contacts.any():
-        quats, locs, world = _relock(rig, bmap, rot, driven, positions, source.contacts)
+        quats, locs, world = _relock(rig, bmap, rot, driven, positions, source.contacts, follows)
     else:
-        quats, locs, world = solve_basis(rig, rot, driven, positions)
+        quats, locs, world = solve_basis(rig, rot, driven, positions, follows=follows)
     return RetargetPlan(quats=quats, locs=locs, moved=tuple(sorted(positions)), world=world, scale=k)
 
 
@@ -349,3 +405,26 @@ def root_path_error(source: SourceMotion, rig: RigSkeleton, bmap: BoneMap, world
     tgt = (world[:, hips, :3, 3] - world[0, hips, :3, 3])[:, :2]
     length = np.linalg.norm(np.diff(src, axis=0), axis=-1).sum()
     return float(np.linalg.norm(tgt - src, axis=-1).max() / max(length, 1e-9))
+
+
+PLANTED_HEIGHT_M = 0.05  # a foot point this close to its lowest height (5th percentile) ...
+PLANTED_STEP_M = 0.005  # ... moving less than this per frame counts as planted (planted_feet)
+PLANTED_MIN_FRAMES = 3
+
+
+def planted_feet(source: SourceMotion) -> np.ndarray:
+    """Contacts (T,4) (left heel, left toe, right heel, right toe) found in the take itself: the
+    source's ankle and toe joints low and still. For bakes that carry no engine contacts; the
+    engine's foot lock leaves planted feet exactly still, so this recovers its contacts."""
+    pts = source.world[:, [7, 10, 8, 11], :3, 3]
+    low = pts[..., 2] <= np.percentile(pts[..., 2], 5, axis=0) + PLANTED_HEIGHT_M
+    step = np.linalg.norm(np.diff(pts[..., :2], axis=0), axis=-1)
+    still = np.concatenate([step[:1], np.minimum(step[1:], step[:-1]), step[-1:]]) <= PLANTED_STEP_M
+    flags = low & still
+    for k in range(4):  # drop flickers shorter than PLANTED_MIN_FRAMES
+        padded = np.concatenate([[False], flags[:, k], [False]])
+        edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
+        for a, b in zip(edges[::2], edges[1::2]):
+            if b - a < PLANTED_MIN_FRAMES:
+                flags[a:b, k] = False
+    return flags

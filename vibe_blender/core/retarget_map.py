@@ -57,7 +57,7 @@ _UNREAL = {
     "thigh": ["thigh_{s}"], "shin": ["calf_{s}"], "foot": ["foot_{s}"], "toe": ["ball_{s}"],
 }
 _RIGIFY_FK = {
-    "root": ["root"], "hips": ["torso"], "spine": ["spine_fk.001", "spine_fk.002", "spine_fk.003"],
+    "hips": ["torso"], "spine": ["spine_fk.001", "spine_fk.002", "spine_fk.003"],
     "neck": ["neck"], "head": ["head"], "shoulder": ["shoulder.{S}"], "upper_arm": ["upper_arm_fk.{S}"],
     "forearm": ["forearm_fk.{S}"], "hand": ["hand_fk.{S}"], "thigh": ["thigh_fk.{S}"],
     "shin": ["shin_fk.{S}"], "foot": ["foot_fk.{S}"], "toe": ["toe_fk.{S}", "toe.{S}"],
