@@ -256,3 +256,29 @@ def _def_rig(rig_obj):
         return index.get(p, -1)
     return replace(full, names=tuple(full.names[j] for j in keep), rest=full.rest[keep],
                    tails=full.tails[keep], parents=np.array([parent(j) for j in keep]))
+
+
+def test_operator_retargets_and_reports(tmp_path):
+    import vibe_blender
+    vibe_blender.register()
+    try:
+        src = _source()
+        tgt = _target("game_engine")
+        settings = bpy.context.scene.vibe_retarget
+        settings.source, settings.target = src, tgt
+        assert bpy.ops.vibe.retarget() == {"FINISHED"}
+        assert tgt.animation_data.action.name == "VIBE_Target_retarget"
+        preset = tmp_path / "game.bonemap.json"
+        assert bpy.ops.vibe.retarget_save_map(filepath=str(preset)) == {"FINISHED"}
+        assert rm.from_json(preset.read_text()).slots["thigh.L"] == ("thigh_l",)
+        settings.mapping_path = str(preset)
+        assert bpy.ops.vibe.retarget() == {"FINISHED"}  # re-run with the saved preset replaces ours
+        tent, _ = _bad_rigs()
+        settings.target, settings.mapping_path = tent, ""
+        before = _scene_state()
+        with pytest.raises(RuntimeError, match="humanoid"):  # bpy.ops raises the ERROR report
+            bpy.ops.vibe.retarget()
+        assert _scene_state() == before
+    finally:
+        vibe_blender.unregister()
+    assert not hasattr(bpy.types.Scene, "vibe_retarget")
