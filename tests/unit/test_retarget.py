@@ -193,3 +193,10 @@ def test_unmapped_bones_keep_their_rest_pose(synthetic):
     for name in bmap.unmapped:
         j = rig.index(name)
         np.testing.assert_allclose(np.abs(plan.quats[:, j, 0]), 1.0, atol=1e-12)
+
+
+def test_planted_feet_recover_the_contacts(synthetic, demo, cmu):
+    """Fallback for bakes without the engine's contacts: feet the foot lock left still."""
+    np.testing.assert_array_equal(rt.planted_feet(synthetic), synthetic.contacts)
+    np.testing.assert_array_equal(rt.planted_feet(demo[0]), demo[0].contacts)
+    assert (rt.planted_feet(cmu) == cmu.contacts).mean() > 0.95

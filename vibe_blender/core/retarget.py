@@ -416,7 +416,7 @@ def planted_feet(source: SourceMotion) -> np.ndarray:
     """Contacts (T,4) (left heel, left toe, right heel, right toe) found in the take itself: the
     source's ankle and toe joints low and still. For bakes that carry no engine contacts; the
     engine's foot lock leaves planted feet exactly still, so this recovers its contacts."""
-    pts = source.world[:, [7, 10, 8, 11], :3, 3]
+    pts = source.world[:, [7, 10, 8, 11]][..., :3, 3]  # (T,4,3)
     low = pts[..., 2] <= np.percentile(pts[..., 2], 5, axis=0) + PLANTED_HEIGHT_M
     step = np.linalg.norm(np.diff(pts[..., :2], axis=0), axis=-1)
     still = np.concatenate([step[:1], np.minimum(step[1:], step[:-1]), step[-1:]]) <= PLANTED_STEP_M
