@@ -67,6 +67,8 @@ def rig_of(target: bpy.types.Object) -> RigSkeleton:
     """The target armature's rest skeleton in the world (metres), as ``core.retarget_rig`` wants."""
     if target is None or target.type != "ARMATURE":
         raise RetargetError(f"{getattr(target, 'name', target)!r} is not an armature; pick your character's armature")
+    if target.mode == "EDIT":
+        raise RetargetError(f"{target.name} is in Edit Mode; switch to Object or Pose Mode and retarget again")
     rigid, scale = _split_world(target)
     bones = target.data.bones
     order = _parents_first(bones)
