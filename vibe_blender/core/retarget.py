@@ -153,25 +153,27 @@ def leg_ratio(rig: RigSkeleton, bmap: BoneMap, source: SourceMotion) -> float:
 
 
 def _world_rotations(rig: RigSkeleton, source: SourceMotion, drives: list[_Drive]) -> np.ndarray:
-    """World rotations (T,N,3,3) for the driven bones (other entries unused)."""
+    """World rotations (T,N,3,3) for the driven bones (other entries identity)."""
     t = source.world.shape[0]
     rot = np.tile(np.eye(3), (t, len(rig.names), 1, 1))
     heads, rest_heads = source.world[:, :, :3, 3], source.rest[:, :3, 3]
-    y = source.world[:, :, :3, 1]
     lengths = np.linalg.norm(source.tails - rest_heads, axis=-1)
-    tails = heads + y * lengths[None, :, None]
-    for d in drives:
+    tails = heads + source.world[:, :, :3, 1] * lengths[None, :, None]
+    chords, chords_rest = np.empty((t, len(drives), 3)), np.empty((len(drives), 3))
+    for k, d in enumerate(drives):
         chain, a, b = d.chord
         rest_pts = _source_points(rest_heads, source.tails, chain)
         pts = _source_points(heads, tails, chain)
-        chord_rest = _at_fraction(rest_pts, b, rest_pts) - _at_fraction(rest_pts, a, rest_pts)
-        chord = _at_fraction(pts, b, rest_pts) - _at_fraction(pts, a, rest_pts)
-        seg_rest = d.end - rig.heads[d.bone]
-        c = rotations_between(seg_rest[None], chord_rest[None])[0]
-        delta = source.world[:, d.source, :3, :3] @ source.rest[d.source, :3, :3].T
-        cr = c @ rig.rest[d.bone, :3, :3]
-        aimed = delta @ (c @ seg_rest)
-        rot[:, d.bone] = rotations_between(aimed, chord) @ delta @ cr
+        chords_rest[k] = _at_fraction(rest_pts, b, rest_pts) - _at_fraction(rest_pts, a, rest_pts)
+        chords[:, k] = _at_fraction(pts, b, rest_pts) - _at_fraction(pts, a, rest_pts)
+    bones = np.array([d.bone for d in drives])
+    srcs = np.array([d.source for d in drives])
+    seg_rest = np.stack([d.end for d in drives]) - rig.heads[bones]  # (D,3)
+    c = rotations_between(seg_rest, chords_rest)  # (D,3,3) rest alignment
+    delta = source.world[:, srcs, :3, :3] @ np.swapaxes(source.rest[srcs, :3, :3], -1, -2)  # (T,D,3,3)
+    aimed = np.einsum("tdab,db->tda", delta, np.einsum("dab,db->da", c, seg_rest))
+    aim = rotations_between(aimed.reshape(-1, 3), chords.reshape(-1, 3)).reshape(t, len(drives), 3, 3)
+    rot[:, bones] = aim @ delta @ (c @ rig.rest[bones, :3, :3])
     return rot
 
 
@@ -187,40 +189,60 @@ def solve_basis(rig: RigSkeleton, rot: np.ndarray, driven: np.ndarray, positions
     are evaluated after it). A driven bone's parent is taken to follow its nearest driven, moved
     or copying ancestor rigidly (the bones in between keep their rest relation)."""
     t, n = rot.shape[:2]
-    world = np.empty((t, n, 4, 4))
+    wb = np.empty((n, t, 4, 4))  # bone-major while building (contiguous per bone)
     locs = np.zeros((t, n, 3))
     drive_idx = np.flatnonzero(driven)
-    base_r = np.empty((t, len(drive_idx), 3, 3))
+    base_r = np.empty((len(drive_idx), t, 3, 3))
     slot_of = {int(j): k for k, j in enumerate(drive_idx)}
-    # a driven bone follows its nearest driven / moved ancestor rigidly (the bones in between keep
-    # their rest relation: true for plain rigs, and what makes Rigify's FK controls work, whose
-    # parents are constraint-driven copies of the controls above them)
     follows = follows or {}
-    keyed = driven.copy()
-    keyed[list(positions) + list(follows)] = True
-    anchor = np.array([_keyed_ancestor(rig, j, keyed) if driven[j] else int(rig.parents[j]) for j in range(n)])
-    rel = np.linalg.inv(rig.rest[np.maximum(anchor, 0)]) @ rig.rest  # Rest_anchor⁻¹ · Rest_j
-    for j in _evaluation_order(rig, anchor, follows):
+    anchor, rel, order = _prepare(rig, driven, tuple(positions), tuple(sorted(follows.items())))
+    for j in order:
         if bones is not None and not bones[j]:
             continue
         if j in follows:
-            world[:, j] = world[:, follows[j]]
+            wb[j] = wb[follows[j]]
             continue
         p = int(anchor[j])
-        base = np.broadcast_to(rig.rest[j], (t, 4, 4)) if p < 0 else world[:, p] @ rel[j]
-        world[:, j] = base
+        if p < 0:
+            wb[j] = rig.rest[j]
+        else:
+            np.matmul(wb[p], rel[j], out=wb[j])
         if driven[j]:
-            base_r[:, slot_of[j]] = base[:, :3, :3]
-            world[:, j, :3, :3] = rot[:, j]
+            base_r[slot_of[j]] = wb[j, :, :3, :3]
+            wb[j, :, :3, :3] = rot[:, j]
         if j in positions:
-            locs[:, j] = np.einsum("tba,tb->ta", base[:, :3, :3], positions[j] - base[:, :3, 3]) * rig.scale
-            world[:, j, :3, 3] = positions[j]
+            head = wb[j, :, :3, 3]
+            r = base_r[slot_of[j]] if driven[j] else wb[j, :, :3, :3]
+            locs[:, j] = np.einsum("tba,tb->ta", r, positions[j] - head) * rig.scale
+            wb[j, :, :3, 3] = positions[j]
+    world = np.moveaxis(wb, 0, 1)
     quats = np.zeros((t, n, 4))
     quats[..., 0] = 1.0
     if with_basis and drive_idx.size:
-        basis = np.swapaxes(base_r, -1, -2) @ rot[:, drive_idx]
-        quats[:, drive_idx] = quat_continuity(matrix_to_quat(basis), axis=0)
+        basis = np.swapaxes(base_r, -1, -2) @ np.moveaxis(rot[:, drive_idx], 1, 0)
+        quats[:, drive_idx] = np.moveaxis(quat_continuity(matrix_to_quat(basis), axis=1), 0, 1)
     return quats, locs, world
+
+
+_PREPARED: dict = {}
+
+
+def _prepare(rig: RigSkeleton, driven: np.ndarray, moved: tuple, follows: tuple) -> tuple:
+    """(anchor (N,), rel (N,4,4) = Rest_anchor⁻¹ · Rest_j, evaluation order) for solve_basis,
+    cached for the last rig/driven set (the re-lock solves the same rig several times)."""
+    key = (rig.rest.tobytes(), rig.parents.tobytes(), driven.tobytes(), moved, follows)
+    if _PREPARED.get("key") != key:
+        keyed = driven.copy()
+        keyed[list(moved) + [j for j, _ in follows]] = True
+        n = len(rig.names)
+        anchor = np.array([_keyed_ancestor(rig, j, keyed) if driven[j] else int(rig.parents[j]) for j in range(n)])
+        a = rig.rest[np.maximum(anchor, 0)]
+        inv = np.zeros_like(a)  # rest matrices are rigid: inverse = [Rᵀ | −Rᵀ·t]
+        inv[:, :3, :3] = np.swapaxes(a[:, :3, :3], -1, -2)
+        inv[:, :3, 3] = -np.einsum("nba,nb->na", a[:, :3, :3], a[:, :3, 3])
+        inv[:, 3, 3] = 1.0
+        _PREPARED.update(key=key, value=(anchor, inv @ rig.rest, _evaluation_order(rig, anchor, dict(follows))))
+    return _PREPARED["value"]
 
 
 def _evaluation_order(rig: RigSkeleton, anchor: np.ndarray, follows: dict[int, int]) -> list[int]:
