@@ -285,7 +285,7 @@ def test_rigify_generated_human_rig(tmp_path):
     assert (r["convention"], r["def_convention"]) == ("rigify_fk", "rigify_def")
     assert r["fk_error_m"] < EVAL_TOL_M  # the FK controls we key: exactly the plan
     # the deforming DEF- bones: arms and head exact; legs and spine follow Rigify's tweak/B-bone
-    # chains, about 1° (legs) and 3.5° (spine) off the FK controls
+    # chains, about 0.3-0.8° (legs) and 3.6° (spine) off the FK controls
     errors = r["errors"]
     assert np.mean(list(errors.values())) <= MAX_LIMB_ERROR_DEG, errors
     assert max(errors.values()) <= RIGIFY_DEF_MAX_DEG, errors

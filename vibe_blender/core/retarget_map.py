@@ -56,8 +56,10 @@ _UNREAL = {
     "upper_arm": ["upperarm_{s}"], "forearm": ["lowerarm_{s}"], "hand": ["hand_{s}"],
     "thigh": ["thigh_{s}"], "shin": ["calf_{s}"], "foot": ["foot_{s}"], "toe": ["ball_{s}"],
 }
+# Rigify FK: spine_fk.001 and .002 share a head (the pivot); keying .002 and .003 tracks the
+# deforming spine best (measured on the generated human rig, tests/blender/test_retarget_blender.py)
 _RIGIFY_FK = {
-    "hips": ["torso"], "spine": ["spine_fk.001", "spine_fk.002", "spine_fk.003"],
+    "hips": ["torso"], "spine": ["spine_fk.002", "spine_fk.003"],
     "neck": ["neck"], "head": ["head"], "shoulder": ["shoulder.{S}"], "upper_arm": ["upper_arm_fk.{S}"],
     "forearm": ["forearm_fk.{S}"], "hand": ["hand_fk.{S}"], "thigh": ["thigh_fk.{S}"],
     "shin": ["shin_fk.{S}"], "foot": ["foot_fk.{S}"], "toe": ["toe_fk.{S}", "toe.{S}"],
