@@ -133,14 +133,15 @@ def test_engine_contacts_travel_on_the_baked_action():
     np.testing.assert_array_equal(contacts, fx.cmu_motion().tracks[0].extra["contacts"])
 
 
-def test_fbx_round_trip_of_the_retargeted_character(tmp_path):
+@pytest.mark.parametrize("preset", ["generic", "unity", "unreal"])
+def test_fbx_round_trip_of_the_retargeted_character(tmp_path, preset):
     src = _source()
     tgt = _target("mixamo")
     api.retarget(src, tgt)
     names = [b.name for b in tgt.data.bones]
     frames = list(range(1, 121, 17))
     heads = rigs.head_positions(tgt, frames, names)
-    path = api.export_fbx(tgt, tmp_path / "mixamo.fbx")
+    path = api.export_fbx(tgt, tmp_path / "mixamo.fbx", preset=preset)
     bpy.ops.wm.read_factory_settings(use_empty=True)
     bpy.context.scene.render.fps = 30
     bpy.ops.import_scene.fbx(filepath=path, anim_offset=0)
