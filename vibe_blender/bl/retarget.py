@@ -23,7 +23,7 @@ from ..core import retarget as core
 from ..core.bake_plan import BakePlan
 from ..core.errors import VibeError
 from ..core.retarget_map import BoneMap, detect_mapping, from_json, validate
-from ..core.retarget_rig import RigError, RigSkeleton, from_bones
+from ..core.retarget_rig import RigError, RigSkeleton
 from ..core.skeleton import BONE_NAMES, NUM_SMPL_JOINTS, ROOT_INDEX
 from . import compat
 from .character import PROP_REST_JOINTS, skeleton_of

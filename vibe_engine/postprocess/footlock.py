@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 
 from vibe_blender.core.body import forward_kinematics, shaped_rest
-from vibe_blender.core.leg_ik import BLEND_FRAMES, ankle_targets, leg_turns, reach_drop, rotations_between
+from vibe_blender.core.leg_ik import BLEND_FRAMES, ankle_targets, leg_turns, reach_drop, rotations_between  # noqa: F401
 from vibe_blender.core.rotations import aa_to_matrix, matrix_to_aa
 
 from .smoothing import LocalFitParams, smooth_vectors
