@@ -227,7 +227,11 @@ def test_bad_input_is_refused_and_the_scene_is_unchanged(tmp_path):
     bad_map["slots"]["thigh.L"] = ["mixamorig:Tail"]
     map_path = tmp_path / "bad.json"
     map_path.write_text(json.dumps(bad_map))
+    squashed = _target("mixamo", obj_name="Squashed")
+    squashed.scale = (1.0, 1.0, 0.5)
+    bpy.context.view_layer.update()
     cases = [((src, tent), "humanoid"), ((src, legless), "legs"), ((src, busy), "already plays"),
+             ((src, squashed), "non-uniform scale"),
              ((src, good, str(map_path)), "mixamorig:Tail"), ((good, src), "not a VIBE character"),
              ((src, bpy.data.objects["Good_mesh"]), "not an armature"), ((src, src), "same armature")]
     for args, message in cases:
@@ -235,6 +239,14 @@ def test_bad_input_is_refused_and_the_scene_is_unchanged(tmp_path):
         with pytest.raises(blrt.RetargetError, match=message):
             api.retarget(*args)
         assert _scene_state() == before, message
+    bpy.context.view_layer.objects.active = good
+    bpy.ops.object.mode_set(mode="EDIT")
+    try:
+        with pytest.raises(blrt.RetargetError, match="Edit Mode"):
+            api.retarget(src, good)
+    finally:
+        bpy.ops.object.mode_set(mode="OBJECT")
+    assert good.animation_data is None or good.animation_data.action is None
 
 
 RIGIFY_CHILD = """
