@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import operators, panels, prefs, props
+from . import operators, panels, prefs, props, ui_retarget
 
 CLASSES = (
     props.VibeSceneSettings,
@@ -16,6 +16,7 @@ CLASSES = (
     operators.VIBE_OT_setup_engine,
     operators.VIBE_OT_hash_vibe_data,
     panels.VIBE_PT_main,
+    *ui_retarget.CLASSES,  # the Retarget to… sub-panel (after its parent panel)
 )
 
 

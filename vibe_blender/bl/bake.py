@@ -138,6 +138,9 @@ def _tag_action(action: bpy.types.Action, motion: Any, track_id: int, root_motio
     action["vibe_track_id"] = int(track_id)
     action["vibe_root_motion"] = root_motion
     action["vibe_fps"] = float(rate)
+    contacts = motion.track(track_id).extra.get("contacts")  # the engine's, for retargeting (bl.retarget)
+    if contacts is not None:
+        action["vibe_contacts"] = np.asarray(contacts, np.int32).ravel().tolist()
 
 
 def _write_correctives(writer: compat.ActionWriter, plan: BakePlan) -> None:
