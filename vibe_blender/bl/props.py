@@ -4,7 +4,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
-from ..core.settings import ImportOptions, parse_track_ids
+from ..core.settings import DEFAULT_FPS_MODE, ImportOptions, parse_track_ids
 
 ROOT_MOTION_ITEMS = (
     ("world", "World", "The body travels through the scene as in the video (static camera)"),
@@ -32,7 +32,7 @@ class VibeSceneSettings(bpy.types.PropertyGroup):
                             description="Zero-phase smoothing of rotations and root path (engine)")
     foot_lock: BoolProperty(name="Foot Lock", default=True,
                             description="Pin feet while in ground contact (engine)")
-    fps_mode: EnumProperty(name="Frame Rate", items=FPS_ITEMS, default="scene")
+    fps_mode: EnumProperty(name="Frame Rate", items=FPS_ITEMS, default=DEFAULT_FPS_MODE)
     motion_path: StringProperty(name="Motion File", subtype="FILE_PATH",
                                 description="Motion file (*.motion.npz) written by the engine; "
                                             "re-import it without running the engine again")

@@ -12,6 +12,9 @@ from .errors import UserInputError
 ROOT_MOTION_MODES = ("world", "in_place", "off")
 #: "scene": keep the scene frame rate (motion resampled to it); "video": set the scene to the video's.
 FPS_MODES = ("scene", "video")
+#: The default: the camera's footage background plays one video frame per scene frame, so only a scene
+#: at the video's rate keeps the characters on the people (a 24 fps scene with 30 fps footage drifts).
+DEFAULT_FPS_MODE = "video"
 DEVICES = ("cpu", "cuda")
 PRECISIONS = ("fp32", "bf16")
 
@@ -47,7 +50,7 @@ class ImportOptions:
     root_motion: str = "world"
     smoothing: bool = True
     foot_lock: bool = True
-    fps_mode: str = "scene"
+    fps_mode: str = DEFAULT_FPS_MODE
     frame_start: int = 1
 
     def __post_init__(self) -> None:
