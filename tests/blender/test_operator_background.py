@@ -246,7 +246,7 @@ def test_check_engine_shows_the_doctor_answer(records):
 def test_setup_engine_with_a_missing_base_python_fails_clearly(records):
     rec = _rec(records, "setup_bad_base")
     assert rec["ret"] == "RuntimeError"
-    assert "Creating the engine environment: cannot start" in rec["error"]
+    assert "is not a Python 3.11+ with venv: pick another one" in rec["error"]
     assert rec["engine_python"] == ""
 
 

@@ -15,7 +15,8 @@ CLASSES = (
     operators.VIBE_OT_check_engine,
     operators.VIBE_OT_setup_engine,
     operators.VIBE_OT_hash_vibe_data,
-    panels.VIBE_PT_main,
+    operators.VIBE_OT_export_character,
+    *panels.PANELS,
 )
 
 

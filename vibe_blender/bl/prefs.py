@@ -10,11 +10,14 @@ or the user points ``engine_python`` at an existing one.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
+from ..core.errors import UserInputError
 from ..core.settings import EngineOptions
 from ..core.vibe_data import HashCache, check_folder
 from ..runner import engine_cmd
@@ -23,10 +26,15 @@ from . import ui_compat
 #: ``bl_idname`` of the preferences = the add-on's module name (``vibe_blender`` when enabled as
 #: a legacy add-on from a checkout, ``bl_ext.<repo>.vibe_mocap`` as an extension).
 ADDON_ID = __package__.rpartition(".")[0]
+#: The add-on's own folder (the extension's: it holds ``engine/`` with the bundled engine wheel).
+ADDON_ROOT = Path(__file__).resolve().parents[1]
 DEVICE_ITEMS = (("cpu", "CPU", "Run on the processor (always available)"),
                 ("cuda", "CUDA", "Run on an NVIDIA GPU (the engine venv needs a CUDA torch)"))
 PRECISION_ITEMS = (("fp32", "FP32", "Full precision"),
                    ("bf16", "BF16", "bfloat16 autocast: faster on recent CPUs/GPUs, tiny differences"))
+SOURCE_ITEMS = (("online", "Online", "The package index, torch from PyTorch's index for the device (CPU or CUDA)"),
+                ("index", "Package Index Only", "Everything from pip's configured index (a mirror); no PyTorch index"),
+                ("offline", "Offline Wheelhouse", "Everything from a folder of wheel files; no network"))
 BYTES_PER_MB = 1e6
 SHOWN_SHA_CHARS = 16
 
@@ -68,6 +76,35 @@ def engine_venv_dir() -> str:
     return os.fspath(ui_compat.user_dir(ADDON_ID) / engine_cmd.VENV_DIR_NAME)
 
 
+def setup_log_path() -> Path:
+    """The log of the last "Set Up Engine" (every pip line), next to the engine venv."""
+    return ui_compat.user_dir(ADDON_ID) / engine_cmd.SETUP_LOG_NAME
+
+
+def blender_python() -> str:
+    """Blender's own interpreter when it is a Python (a Blender program's bundled one, or the bpy
+    module's host); "" when ``sys.executable`` is the Blender binary (it must not be probed)."""
+    name = os.path.basename(sys.executable or "").lower()
+    return sys.executable if name.startswith("python") else ""
+
+
+def setup_steps(p: "VibePreferences") -> list[tuple[str, list[str]]]:
+    """The "Set Up Engine" steps for the preferences ``p``; raises UserInputError."""
+    base = engine_cmd.find_base_python(bpy.path.abspath(p.base_python) if p.base_python else "",
+                                       blender_python())
+    bundled = engine_cmd.bundled_engine(ADDON_ROOT)
+    if bundled is None:  # a checkout enabled as a legacy add-on: the packages named in the preferences
+        return engine_cmd.setup_steps(base, engine_venv_dir(), tuple(p.engine_packages.split()),
+                                      p.torch_index_url.strip() or None)
+    custom = p.torch_index_url.strip()
+    torch_index = "" if p.install_source == "index" else (custom if custom != engine_cmd.TORCH_CPU_INDEX else None)
+    wheelhouse = bpy.path.abspath(p.wheelhouse) if p.install_source == "offline" else None
+    if p.install_source == "offline" and not p.wheelhouse:
+        raise UserInputError("Choose the wheelhouse folder for the offline set-up first")
+    return engine_cmd.engine_setup_steps(base, engine_venv_dir(), bundled, device=p.device,
+                                         torch_index=torch_index, wheelhouse=wheelhouse)
+
+
 class VibePreferences(bpy.types.AddonPreferences):
     """Engine location, model data, device; buttons to check and set up the engine."""
 
@@ -91,6 +128,11 @@ class VibePreferences(bpy.types.AddonPreferences):
     engine_packages: StringProperty(
         name="Engine Packages", default=" ".join(engine_cmd.DEFAULT_ENGINE_PACKAGES),
         description="What 'Set Up Engine' installs with pip (names, wheel files or folders)")
+    install_source: EnumProperty(name="Install From", items=SOURCE_ITEMS, default="online")
+    wheelhouse: StringProperty(
+        name="Wheelhouse", subtype="DIR_PATH",
+        description="Folder with every wheel the engine needs (pip download -r engine/requirements.txt), "
+                    "for a set-up without network")
     torch_index_url: StringProperty(
         name="Torch Index", default=engine_cmd.TORCH_CPU_INDEX,
         description="Extra pip index for torch. The CPU-only index avoids GBs of CUDA libraries; "

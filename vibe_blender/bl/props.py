@@ -4,6 +4,7 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
+from ..core.export_presets import FBX_PRESET_NAMES
 from ..core.settings import DEFAULT_FPS_MODE, ImportOptions, parse_track_ids
 
 ROOT_MOTION_ITEMS = (
@@ -11,13 +12,18 @@ ROOT_MOTION_ITEMS = (
     ("in_place", "In Place", "Horizontal travel removed: the body stays over the origin"),
     ("off", "Off", "No root translation keys (pose only)"),
 )
-FPS_ITEMS = (
-    ("scene", "Match Scene", "Keep the scene frame rate; the motion is resampled to it"),
-    ("video", "Set Scene to Video", "Set the scene frame rate to the video's average frame rate"),
+FPS_ITEMS = (  # order kept: .blend files store the item index
+    ("scene", "Keep Scene", "Keep the scene frame rate (motion resampled to it). The camera's footage "
+                            "background still plays one video frame per scene frame, so it drifts "
+                            "from the characters when the rates differ"),
+    ("video", "Video Rate", "Set the scene frame rate to the video's: the footage background and the "
+                            "characters stay together, keys land on whole frames"),
 )
+FBX_PRESET_ITEMS = tuple((n, n.capitalize(), f"FBX axes and units for {n.capitalize()}")
+                         for n in FBX_PRESET_NAMES)
 PEOPLE_ITEMS = (
     ("all", "All", "Import every tracked person"),
-    ("chosen", "Chosen", "Import only the listed track ids"),
+    ("chosen", "Chosen", "Import only the people with the listed track ids"),
 )
 
 
@@ -25,14 +31,20 @@ class VibeSceneSettings(bpy.types.PropertyGroup):
     """Inputs of the VIBE sidebar panel, saved with the .blend file."""
 
     video_path: StringProperty(name="Video", subtype="FILE_PATH", description="Video to capture")
-    people: EnumProperty(name="People", items=PEOPLE_ITEMS, default="all")
-    track_ids: StringProperty(name="Track IDs", description="Track ids to import, e.g. '1, 3'")
-    root_motion: EnumProperty(name="Root Motion", items=ROOT_MOTION_ITEMS, default="world")
+    people: EnumProperty(name="People", items=PEOPLE_ITEMS, default="all",
+                         description="Which tracked people become characters")
+    track_ids: StringProperty(name="Track IDs", description="Track ids to import, e.g. '1, 3' "
+                                                            "(the numbers of the characters VIBE_1, VIBE_3)")
+    root_motion: EnumProperty(name="Root Motion", items=ROOT_MOTION_ITEMS, default="world",
+                              description="Where the body goes")
     smoothing: BoolProperty(name="Smoothing", default=True,
                             description="Zero-phase smoothing of rotations and root path (engine)")
     foot_lock: BoolProperty(name="Foot Lock", default=True,
                             description="Pin feet while in ground contact (engine)")
-    fps_mode: EnumProperty(name="Frame Rate", items=FPS_ITEMS, default=DEFAULT_FPS_MODE)
+    fps_mode: EnumProperty(name="Frame Rate", items=FPS_ITEMS, default=DEFAULT_FPS_MODE,
+                           description="Scene frame rate after the import")
+    fbx_preset: EnumProperty(name="FBX", items=FBX_PRESET_ITEMS, default="generic",
+                             description="Axes and units of the FBX export")
     motion_path: StringProperty(name="Motion File", subtype="FILE_PATH",
                                 description="Motion file (*.motion.npz) written by the engine; "
                                             "re-import it without running the engine again")
