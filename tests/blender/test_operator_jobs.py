@@ -104,7 +104,7 @@ def cancel_operator():
     polls.append([bpy.ops.vibe.import_video.poll(), bpy.ops.vibe.cancel.poll()])
     ret = sorted(bpy.ops.vibe.cancel())
     status = operators.ActiveRun.message
-    wait_for(lambda: job.update() or job.finished)
+    wait_for(lambda: (job.update(), job.finished)[1])  # until it ended, not just the next line
     polls.append([bpy.ops.vibe.import_video.poll(), bpy.ops.vibe.cancel.poll()])
     return {"ret": ret, "status": status, "polls": polls, "job_state": job.state.name,
             "exit_code": job.exit_code, "out_exists": os.path.exists(out)}
