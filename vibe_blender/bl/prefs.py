@@ -135,8 +135,8 @@ class VibePreferences(bpy.types.AddonPreferences):
                     "for a set-up without network")
     torch_index_url: StringProperty(
         name="Torch Index", default=engine_cmd.TORCH_CPU_INDEX,
-        description="Extra pip index for torch. The CPU-only index avoids GBs of CUDA libraries; "
-                    "empty: PyPI only (its Linux torch is the CUDA build)")
+        description="Extra pip index for torch. Left at the CPU index, Set Up Engine picks PyTorch's "
+                    "index for the Device (CPU or CUDA); another URL is used as given")
     engine_command: StringProperty(
         name="Engine Command Override",
         description="Replaces '<engine python> -m vibe_engine' (developers, tests); split like a "
@@ -158,6 +158,10 @@ class VibePreferences(bpy.types.AddonPreferences):
         row = box.row()
         row.prop(self, "device")
         row.prop(self, "precision")
+        row = box.row()
+        row.prop(self, "install_source")
+        if self.install_source == "offline":
+            box.prop(self, "wheelhouse")
         row = box.row()
         row.operator("vibe.check_engine", icon="VIEWZOOM")
         row.operator("vibe.setup_engine", icon="IMPORT")
@@ -189,10 +193,14 @@ class VibePreferences(bpy.types.AddonPreferences):
 
 
 def _draw_setup_status(box: bpy.types.UILayout) -> None:
+    """The running set-up (step, progress, pip's latest line, Cancel) or its outcome, and the log."""
     job = RUNTIME.setup_job
     if job is not None and not job.finished:
-        ui_compat.draw_progress(box, job.fraction, job.step_name)
+        ui_compat.draw_progress(box, job.fraction, f"{job.step_name} ({job.step_index + 1}/{len(job.steps)})")
         if job.last_line:
             box.label(text=job.last_line[:120])
+        box.operator("vibe.cancel", icon="CANCEL")
     elif RUNTIME.setup_message:
         box.label(text=RUNTIME.setup_message)
+    if job is not None and job.log_path is not None:
+        box.label(text=f"Log: {job.log_path}", icon="TEXT")
