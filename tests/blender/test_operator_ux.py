@@ -133,7 +133,21 @@ def labels():
     return {"shown": shown, "max": ui_text.MAX_LABEL_CHARS, "descriptions": descriptions,
             "idle": panels._idle()}
 
-for name, fn in [("cancelled", cancelled), ("empty_video", empty_video), ("redo", redo), ("reimport", reimport),
+def locked():
+    """While the engine runs: inputs locked (the panels draw them disabled), Capture and Export greyed."""
+    fresh("cancel")
+    op(bpy.ops.vibe.import_motion, filepath=motion_path)
+    bpy.context.view_layer.objects.active = bpy.data.objects["VIBE_1"]
+    before = [panels._idle(), bpy.ops.vibe.import_video.poll(), bpy.ops.vibe.export_character.poll()]
+    options = props.import_options(bpy.context.scene.vibe)
+    job = operators.api.start_job(video, os.path.join(WORK, "locked.motion.npz"), prefs.engine_options(), options)
+    operators.ActiveRun.job = job
+    job.start()
+    during = [panels._idle(), bpy.ops.vibe.import_video.poll(), bpy.ops.vibe.export_character.poll()]
+    operators.shutdown()
+    return {"before": before, "during": during, "after": panels._idle()}
+
+for name, fn in [("locked", locked), ("cancelled", cancelled), ("empty_video", empty_video), ("redo", redo), ("reimport", reimport),
                  ("stale_engine_message", stale_engine_message), ("visibility", visibility),
                  ("export_buttons", export_buttons), ("labels", labels)]:
     run(name, fn)
@@ -144,6 +158,11 @@ finish()
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
     return run_child(CHILD, tmp_path_factory.mktemp("operator_ux"))
+
+
+def test_inputs_are_locked_while_the_engine_runs(records):
+    assert record(records, "locked") == {"before": [True, True, True], "during": [False, False, False],
+                                         "after": True}
 
 
 def test_a_cancel_is_reported_as_info_not_as_an_error(records):

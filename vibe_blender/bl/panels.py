@@ -128,7 +128,12 @@ def _draw_running(box: bpy.types.UILayout, job) -> None:
 
 def _draw_engine_hint(layout: bpy.types.UILayout, context: bpy.types.Context) -> None:
     p = prefs.get_prefs(context)
-    if p is not None and not (p.engine_python or p.engine_command):
+    setup = prefs.RUNTIME.setup_job
+    if setup is not None and not setup.finished:  # "Set Up" pressed here: its progress shows here too
+        box = layout.box()
+        ui_compat.draw_progress(box, setup.fraction, f"Engine set-up {setup.step_index + 1}/{len(setup.steps)}")
+        box.operator("vibe.cancel", icon="CANCEL")
+    elif p is not None and not (p.engine_python or p.engine_command):
         row = layout.row(align=True)
         row.label(text="No engine yet", icon="ERROR")
         row.operator("vibe.setup_engine", text="Set Up")

@@ -36,7 +36,8 @@ class VibeSceneSettings(bpy.types.PropertyGroup):
     track_ids: StringProperty(name="Track IDs", description="Track ids to import, e.g. '1, 3' "
                                                             "(the numbers of the characters VIBE_1, VIBE_3)")
     root_motion: EnumProperty(name="Root Motion", items=ROOT_MOTION_ITEMS, default="world",
-                              description="Where the body goes")
+                              description="Where the body goes: through the scene as in the video, "
+                                          "in place, or no root keys")
     smoothing: BoolProperty(name="Smoothing", default=True,
                             description="Zero-phase smoothing of rotations and root path (engine)")
     foot_lock: BoolProperty(name="Foot Lock", default=True,
