@@ -147,7 +147,21 @@ def locked():
     operators.shutdown()
     return {"before": before, "during": during, "after": panels._idle()}
 
-for name, fn in [("locked", locked), ("cancelled", cancelled), ("empty_video", empty_video), ("redo", redo), ("reimport", reimport),
+def setup_cancelled():
+    """Cancel during "Set Up Engine" (a real venv being created): INFO, no engine Python set, log kept."""
+    import threading
+    fresh(None, base_python=sys.executable, engine_packages="pip", torch_index_url="")
+    def cancel_soon():
+        while prefs.RUNTIME.setup_job is None or prefs.RUNTIME.setup_job.state.name != "RUNNING":
+            time.sleep(0.01)
+        bpy.ops.vibe.cancel()
+    threading.Thread(target=cancel_soon, daemon=True).start()
+    rec = op(bpy.ops.vibe.setup_engine, "INVOKE_DEFAULT")
+    job = prefs.RUNTIME.setup_job
+    return {**rec, "message": prefs.RUNTIME.setup_message, "engine_python": prefs.get_prefs().engine_python,
+            "state": job.state.name, "log_starts": open(job.log_path).read().startswith("== Creating")}
+
+for name, fn in [("setup_cancelled", setup_cancelled), ("locked", locked), ("cancelled", cancelled), ("empty_video", empty_video), ("redo", redo), ("reimport", reimport),
                  ("stale_engine_message", stale_engine_message), ("visibility", visibility),
                  ("export_buttons", export_buttons), ("labels", labels)]:
     run(name, fn)
@@ -158,6 +172,13 @@ finish()
 @pytest.fixture(scope="module")
 def records(tmp_path_factory):
     return run_child(CHILD, tmp_path_factory.mktemp("operator_ux"))
+
+
+def test_engine_setup_can_be_cancelled(records):
+    rec = record(records, "setup_cancelled")
+    assert rec["ret"] == ["CANCELLED"] and rec["error"] == ""  # INFO, not an error
+    assert rec["state"] == "CANCELLED" and rec["message"] == "Engine set-up cancelled"
+    assert rec["engine_python"] == "" and rec["log_starts"]
 
 
 def test_inputs_are_locked_while_the_engine_runs(records):
