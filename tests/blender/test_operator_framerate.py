@@ -21,7 +21,7 @@ bpy = pytest.importorskip("bpy")
 
 import vibe_blender  # noqa: E402
 from tests.blender.conftest import ENGINE_PYTHON  # noqa: E402
-from tools.demo import JOINT_PAIRS  # noqa: E402
+from tools.demo_scene import JOINT_PAIRS  # noqa: E402
 from vibe_blender.bl import compat  # noqa: E402
 from vibe_blender.bl.camera import project_world_points  # noqa: E402
 from vibe_blender.core.motion_file import SMPL_JOINT_NAMES, read_motion  # noqa: E402

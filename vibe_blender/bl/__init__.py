@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import operators, panels, prefs, props
+from . import operators, panels, prefs, props, ui_export
 
 CLASSES = (
     props.VibeSceneSettings,
@@ -15,7 +15,7 @@ CLASSES = (
     operators.VIBE_OT_check_engine,
     operators.VIBE_OT_setup_engine,
     operators.VIBE_OT_hash_vibe_data,
-    operators.VIBE_OT_export_character,
+    ui_export.VIBE_OT_export_character,
     *panels.PANELS,
 )
 

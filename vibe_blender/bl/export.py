@@ -18,6 +18,7 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
+from ..core import atomic
 from ..core import export_presets as presets
 from ..core.errors import UserInputError, VibeError
 from . import compat
@@ -78,22 +79,21 @@ def check_target(path: str | os.PathLike, extension: str) -> str:
 
 
 def atomic_export(path: str, extension: str, write: Callable[[str], Any]) -> str:
-    """Call ``write(temp_path)`` then rename the temp file onto ``path``; clean up on failure."""
+    """Call ``write(temp_path)`` then rename the temp file onto ``path`` (core.atomic: a failure
+    leaves ``path`` as it was, stale temp files of killed exports are removed); a full disk is an
+    ExportError naming the free space."""
     path = check_target(path, extension)
-    stem = os.path.basename(path)[: -len(extension)]
-    tmp = os.path.join(os.path.dirname(path), f".{stem}.tmp-{os.getpid()}{extension}")
     try:
-        open(tmp, "wb").close()  # probe: the folder really takes new files
-    except OSError as exc:
-        raise UserInputError(f"cannot write {path}: {exc.strerror}; choose a writable folder") from None
-    try:
-        write(tmp)
-        if not os.path.isfile(tmp) or os.path.getsize(tmp) == 0:
-            raise ExportError(f"Blender's exporter wrote nothing for {path}; see the console log")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        with atomic.atomic_path(path) as tmp:
+            try:
+                open(tmp, "wb").close()  # probe: the folder really takes new files
+            except OSError as exc:
+                raise UserInputError(f"cannot write {path}: {exc.strerror}; choose a writable folder") from None
+            write(str(tmp))
+            if not tmp.is_file() or tmp.stat().st_size == 0:
+                raise ExportError(f"Blender's exporter wrote nothing for {path}; see the console log")
+    except atomic.DiskFullError as exc:
+        raise ExportError(str(exc)) from None
     return path
 
 
@@ -143,12 +143,22 @@ def _check_selectable(objects: list) -> None:
         raise UserInputError(f"objects {missing} are not in the current view layer; link them to the scene")
 
 
+#: Texts of a full-disk failure inside Blender's exporters (their exception text is all we get).
+DISK_FULL_MARKS = ("No space left on device", "[Errno 28]", "Disk quota exceeded", "[Errno 122]")
+
+
 def _run_operator(op: Callable[..., set], label: str, path: str, **kwargs: Any) -> None:
     """Call an exporter operator; turn its failures into ExportError with a one-line message."""
     try:
         result = op(filepath=path, **kwargs)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = str(exc)
+        if any(mark in text for mark in DISK_FULL_MARKS):
+            raise ExportError(f"{label} export failed: {atomic.disk_full_message(path)}") from None
+        lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+        # Blender wraps a Python exporter's exception as "Error: Python: Traceback ...": the
+        # exception's own last line says what went wrong.
+        first = (lines[-1] if lines and "Traceback" in lines[0] else lines[0]) if lines else type(exc).__name__
         raise ExportError(f"{label} export failed: {first}") from exc
     if "FINISHED" not in result:
         raise ExportError(f"{label} export did not finish ({sorted(result)}); see the console log")

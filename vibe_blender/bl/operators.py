@@ -22,7 +22,6 @@ from bpy.props import StringProperty
 
 from ..core import ui_text
 from ..core.errors import UserInputError, VibeError
-from ..core.export_presets import FBX_PRESET_NAMES, FILE_EXTENSIONS
 from ..core.settings import ImportOptions
 from ..core.vibe_data import HashCache, check_folder
 from ..runner import engine_cmd
@@ -275,7 +274,8 @@ class VIBE_OT_import_motion(bpy.types.Operator):
 def _bake(op: bpy.types.Operator, path: str | os.PathLike, options: ImportOptions) -> set[str]:
     """Shared end of both imports: bake, report, FINISHED; or report the error, CANCELLED."""
     try:
-        armatures = api.bake_motion(path, options)
+        armatures = api.bake_motion(path, options,
+                                    report=lambda text: op.report({"WARNING"}, ui_text.without_flags(text)))
     except VibeError as exc:
         _set_status(str(exc), "ERROR")
         op.report({"ERROR"}, ActiveRun.message)
@@ -453,66 +453,6 @@ def _doctor_from_lines(lines: list[str]) -> list[str]:
     for text in lines:
         job.apply(decode_line(text))
     return doctor_lines(job) if job.hello else []
-
-
-EXPORT_FORMAT_ITEMS = (("fbx", "FBX", "Armature + body + action (game engines, DCC tools)"),
-                       ("bvh", "BVH", "Skeleton motion only (Y up)"),
-                       ("glb", "glTF", "Binary glTF: skinned body + action (web, Godot)"))
-FBX_PRESET_ITEMS = props.FBX_PRESET_ITEMS
-
-
-def chosen_character(context: bpy.types.Context) -> bpy.types.Object | None:
-    """The VIBE armature of the active object (the armature itself or its body), else None."""
-    from .character import PROP_REST_JOINTS
-
-    obj = context.active_object
-    if obj is not None and obj.type == "MESH" and obj.parent is not None:
-        obj = obj.parent
-    return obj if obj is not None and obj.type == "ARMATURE" and PROP_REST_JOINTS in obj else None
-
-
-class VIBE_OT_export_character(bpy.types.Operator):
-    """Export the active VIBE character (FBX with a preset, BVH or glTF)"""
-
-    bl_idname = "vibe.export_character"
-    bl_label = "Export Character"
-
-    format: bpy.props.EnumProperty(name="Format", items=EXPORT_FORMAT_ITEMS, default="fbx")
-    fbx_preset: bpy.props.EnumProperty(name="FBX Preset", items=FBX_PRESET_ITEMS, default="generic")
-    filepath: StringProperty(name="File", subtype="FILE_PATH", options={"SKIP_SAVE"})
-
-    @classmethod
-    def poll(cls, context: bpy.types.Context) -> bool:
-        return active_job() is None and chosen_character(context) is not None
-
-    def invoke(self, context: bpy.types.Context, event: bpy.types.Event) -> set[str]:
-        if not self.filepath:
-            arm = chosen_character(context)
-            self.filepath = f"{arm.name if arm else 'character'}{FILE_EXTENSIONS[self.format]}"
-        context.window_manager.fileselect_add(self)
-        return {"RUNNING_MODAL"}
-
-    def execute(self, context: bpy.types.Context) -> set[str]:
-        arm = chosen_character(context)
-        if arm is None:
-            self.report({"ERROR"}, "Select a VIBE character first (its armature or body)")
-            return {"CANCELLED"}
-        if not self.filepath:
-            self.report({"ERROR"}, "Choose where to save the export: the file name is empty")
-            return {"CANCELLED"}
-        path = bpy.path.abspath(self.filepath)
-        try:
-            if self.format == "fbx":
-                written = api.export_fbx(arm, path, preset=self.fbx_preset)
-            elif self.format == "bvh":
-                written = api.export_bvh(arm, path)
-            else:
-                written = api.export_gltf(arm, path)
-        except VibeError as exc:
-            self.report({"ERROR"}, str(exc))
-            return {"CANCELLED"}
-        self.report({"INFO"}, f"Exported {arm.name} to {written}")
-        return {"FINISHED"}
 
 
 class VIBE_OT_hash_vibe_data(bpy.types.Operator):

@@ -11,7 +11,7 @@ import textwrap
 import bpy
 
 from ..core import ui_text
-from . import operators, prefs, ui_compat
+from . import operators, prefs, ui_compat, ui_export
 
 LEVEL_ICONS = {"INFO": "INFO", "WARNING": "ERROR", "ERROR": "CANCEL"}
 WRAP_CHARS = 34  # characters per status line at the default sidebar width
@@ -109,7 +109,7 @@ class VIBE_PT_export(_SubPanel, bpy.types.Panel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
-        arm = operators.chosen_character(context)
+        arm = ui_export.chosen_character(context)
         layout.label(text=arm.name if arm else "No character", icon="ARMATURE_DATA")
         layout.prop(context.scene.vibe, "fbx_preset")
         row = layout.row(align=True)

@@ -18,7 +18,7 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from ..core.errors import UserInputError
-from ..core.settings import EngineOptions
+from ..core.settings import DEVICE_CHOICES, INSTALL_SOURCE_CHOICES, PRECISION_CHOICES, EngineOptions, enum_items
 from ..core.vibe_data import HashCache, check_folder
 from ..runner import engine_cmd
 from . import ui_compat
@@ -28,13 +28,9 @@ from . import ui_compat
 ADDON_ID = __package__.rpartition(".")[0]
 #: The add-on's own folder (the extension's: it holds ``engine/`` with the bundled engine wheel).
 ADDON_ROOT = Path(__file__).resolve().parents[1]
-DEVICE_ITEMS = (("cpu", "CPU", "Run on the processor (always available)"),
-                ("cuda", "CUDA", "Run on an NVIDIA GPU (the engine venv needs a CUDA torch)"))
-PRECISION_ITEMS = (("fp32", "FP32", "Full precision"),
-                   ("bf16", "BF16", "bfloat16 autocast: faster on recent CPUs/GPUs, tiny differences"))
-SOURCE_ITEMS = (("online", "Online", "The package index, torch from PyTorch's index for the device (CPU or CUDA)"),
-                ("index", "Package Index Only", "Everything from pip's configured index (a mirror); no PyTorch index"),
-                ("offline", "Offline Wheelhouse", "Everything from a folder of wheel files; no network"))
+DEVICE_ITEMS = enum_items(DEVICE_CHOICES)
+PRECISION_ITEMS = enum_items(PRECISION_CHOICES)
+SOURCE_ITEMS = enum_items(INSTALL_SOURCE_CHOICES)
 BYTES_PER_MB = 1e6
 SHOWN_SHA_CHARS = 16
 

@@ -5,20 +5,11 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
 from ..core.export_presets import FBX_PRESET_NAMES
-from ..core.settings import DEFAULT_FPS_MODE, ImportOptions, parse_track_ids
+from ..core.settings import (DEFAULT_FPS_MODE, FPS_CHOICES, ROOT_MOTION_CHOICES, ImportOptions, enum_items,
+                             parse_track_ids)
 
-ROOT_MOTION_ITEMS = (
-    ("world", "World", "The body travels through the scene as in the video (static camera)"),
-    ("in_place", "In Place", "Horizontal travel removed: the body stays over the origin"),
-    ("off", "Off", "No root translation keys (pose only)"),
-)
-FPS_ITEMS = (  # order kept: .blend files store the item index
-    ("scene", "Keep Scene", "Keep the scene frame rate (motion resampled to it). The camera's footage "
-                            "background still plays one video frame per scene frame, so it drifts "
-                            "from the characters when the rates differ"),
-    ("video", "Video Rate", "Set the scene frame rate to the video's: the footage background and the "
-                            "characters stay together, keys land on whole frames"),
-)
+ROOT_MOTION_ITEMS = enum_items(ROOT_MOTION_CHOICES)
+FPS_ITEMS = enum_items(FPS_CHOICES)
 FBX_PRESET_ITEMS = tuple((n, n.capitalize(), f"FBX axes and units for {n.capitalize()}")
                          for n in FBX_PRESET_NAMES)
 PEOPLE_ITEMS = (
