@@ -21,12 +21,13 @@ bpy = pytest.importorskip("bpy")
 
 import vibe_blender  # noqa: E402
 from tests.blender.conftest import ENGINE_PYTHON  # noqa: E402
-from tools.demo_scene import JOINT_PAIRS  # noqa: E402
 from vibe_blender.bl import compat  # noqa: E402
 from vibe_blender.bl.camera import project_world_points  # noqa: E402
 from vibe_blender.core.motion_file import SMPL_JOINT_NAMES, read_motion  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(REPO / "tools"))  # the demo's modules import each other as top-level modules
+from demo_scene import JOINT_PAIRS  # noqa: E402  (engine joint ↔ SMPL joint, as the demo measures)
 DEMO = REPO / "assets" / "video" / "demo_two_people.mp4"
 CLIP_SECONDS = 3
 ENGINE_TIMEOUT_S = 900
