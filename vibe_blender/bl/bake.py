@@ -13,7 +13,7 @@ When the body has the pose-corrective shape keys (``character``), a second actio
 mesh reproduces SMPL's pose correctives. Drivers on ``hide_viewport`` / ``hide_render`` of the armature
 and the body hide the character outside its track (before its first and after its last key). Each run of flagged frames also gets one scene timeline marker ``VIBE_<id> low`` at its first frame.
 The Action carries ``["vibe_manifest"]`` (the file's manifest as JSON), ``["vibe_track_id"]``,
-``["vibe_root_motion"]`` and ``["vibe_fps"]``. Re-baking replaces the armature's action (the old one
+``["vibe_root_motion"]``, ``["vibe_fps"]`` and ``["vibe_frame_start"]``. Re-baking replaces the armature's action (the old one
 is removed when nothing else uses it) and its markers. Any exception leaves the scene as it was.
 """
 from __future__ import annotations
@@ -104,6 +104,7 @@ def bake_track(armature: bpy.types.Object, motion: Any, track_id: int, *, root_m
     try:
         _build_actions(writers, armature, key, plan, track_id)
         _tag_action(writers[0].action, motion, track_id, root_motion, rate)
+        writers[0].action["vibe_frame_start"] = float(frame_start)  # video time 0 (exports start there)
         last = max(float(t.times[-1]) for t in motion.tracks)
         _set_props(armature, undo)
         _replace_markers(scene, plan, track_id, undo)
@@ -153,6 +154,9 @@ def _tag_action(action: bpy.types.Action, motion: Any, track_id: int, root_motio
     action["vibe_track_id"] = int(track_id)
     action["vibe_root_motion"] = root_motion
     action["vibe_fps"] = float(rate)
+    contacts = motion.track(track_id).extra.get("contacts")  # the engine's, for retargeting (bl.retarget)
+    if contacts is not None:
+        action["vibe_contacts"] = np.asarray(contacts, np.int32).ravel().tolist()
 
 
 def _write_correctives(writer: compat.ActionWriter, plan: BakePlan) -> None:
