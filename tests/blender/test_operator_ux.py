@@ -154,7 +154,7 @@ def setup_cancelled():
     def cancel_soon():
         while prefs.RUNTIME.setup_job is None or prefs.RUNTIME.setup_job.state.name != "RUNNING":
             time.sleep(0.01)
-        bpy.ops.vibe.cancel()
+        prefs.RUNTIME.setup_job.request_cancel()  # what vibe.cancel does (no bpy call off the main thread)
     threading.Thread(target=cancel_soon, daemon=True).start()
     rec = op(bpy.ops.vibe.setup_engine, "INVOKE_DEFAULT")
     job = prefs.RUNTIME.setup_job
