@@ -144,7 +144,9 @@ def test_fbx_round_trip_of_the_retargeted_character(tmp_path, preset):
     path = api.export_fbx(tgt, tmp_path / "mixamo.fbx", preset=preset)
     bpy.ops.wm.read_factory_settings(use_empty=True)
     bpy.context.scene.render.fps = 30
-    bpy.ops.import_scene.fbx(filepath=path, anim_offset=0)
+    # exports put the source's video frame 0 (scene frame 1 here) at 0 s; the importer's default
+    # offset of 1 puts it back on frame 1
+    bpy.ops.import_scene.fbx(filepath=path, anim_offset=1)
     arm2 = next(o for o in bpy.data.objects if o.type == "ARMATURE")
     err = np.abs(rigs.head_positions(arm2, frames, names) - heads).max()
     assert err <= FBX_TOL_M, err

@@ -2,6 +2,7 @@
 import numpy as np
 
 from vibe_blender.core import bake_plan as bp
+from vibe_blender.core.motion_header import VideoInfo
 from vibe_blender.core.settings import DEFAULT_FPS_MODE, ImportOptions
 
 
@@ -17,7 +18,7 @@ def test_keys_land_on_whole_frames_when_rates_match():
 
 
 def test_scene_range_covers_the_clip_and_every_key():
-    video = {"frames": 230, "fps": 30.0}
+    video = VideoInfo(fps=30.0, frames=230)
     assert bp.scene_range(1, 30.0, 5.0, video) == (1, 230)  # the clip outlasts the last key (t = 5 s)
     assert bp.scene_range(1, 24.0, 229 / 30, video) == (1, 185)  # 7.633 s at 24 fps: frame 184.2
     assert bp.scene_range(10, 30.0, 9.0, video) == (10, 280)  # a key after the clip's end

@@ -27,8 +27,6 @@ import bpy
 import numpy as np
 
 from ..core.bake_plan import BakePlan, flagged_runs, plan_track, scene_fps, scene_range, visibility_expression
-from ..core.errors import MotionFileError
-from ..core.frames import world_from_camera
 from ..core.skeleton import BONE_NAMES, NUM_SMPL_JOINTS, ROOT_INDEX
 from . import compat
 from .character import body_of, corrective_key, corrective_key_names, skeleton_of
@@ -37,6 +35,7 @@ log = logging.getLogger(__name__)
 
 PROP_CONFIDENCE = "vibe_confidence"
 PROP_FLAGGED = "vibe_flagged"
+PROP_FRAME_START = "vibe_frame_start"  # the scene frame of video time 0 (exports start there)
 QUALITY_GROUP = "VIBE quality"
 VISIBILITY_PATHS = ("hide_viewport", "hide_render")
 
@@ -73,9 +72,7 @@ def resolve_fps(motion: Any, scene: bpy.types.Scene, fps: float | str | None) ->
     if fps is None:
         rate = scene.render.fps / scene.render.fps_base
     elif fps == "video":
-        rate = (motion.meta.get("video") or {}).get("fps")
-        if rate is None:
-            raise MotionFileError("the motion file records no video fps; pass a number as fps")
+        rate = motion.header.video.fps  # validated: a finite number in (0, 1000]
     else:
         rate = fps
     rate = float(rate)
@@ -96,7 +93,7 @@ def bake_track(armature: bpy.types.Object, motion: Any, track_id: int, *, root_m
     rate = resolve_fps(motion, scene, fps)
     track = motion.track(track_id)
     plan = plan_track(skeleton_of(armature), track.pose, track.transl, track.times,
-                      world_from_camera(motion.meta), fps=rate, frame_start=frame_start,
+                      motion.header.world.world_from_camera, fps=rate, frame_start=frame_start,
                       root_motion=root_motion, confidence=track.confidence, detected=track.detected)
     key = corrective_key(body_of(armature))
     writers: list[compat.ActionWriter] = []
@@ -104,11 +101,11 @@ def bake_track(armature: bpy.types.Object, motion: Any, track_id: int, *, root_m
     try:
         _build_actions(writers, armature, key, plan, track_id)
         _tag_action(writers[0].action, motion, track_id, root_motion, rate)
-        writers[0].action["vibe_frame_start"] = float(frame_start)  # video time 0 (exports start there)
+        writers[0].action[PROP_FRAME_START] = float(frame_start)
         last = max(float(t.times[-1]) for t in motion.tracks)
         _set_props(armature, undo)
         _replace_markers(scene, plan, track_id, undo)
-        _set_timing(scene, fps is not None, rate, scene_range(frame_start, rate, last, motion.meta.get("video")),
+        _set_timing(scene, fps is not None, rate, scene_range(frame_start, rate, last, motion.header.video),
                     undo)
         olds = [_assign(owner, w, undo) for owner, w in zip((armature, key), writers)]
     except BaseException:
@@ -150,7 +147,7 @@ def _write_channels(writer: compat.ActionWriter, plan: BakePlan) -> None:
 
 
 def _tag_action(action: bpy.types.Action, motion: Any, track_id: int, root_motion: str, rate: float) -> None:
-    action["vibe_manifest"] = json.dumps(motion.meta.get("manifest", {}), sort_keys=True)
+    action["vibe_manifest"] = json.dumps(motion.header.manifest.raw, sort_keys=True)
     action["vibe_track_id"] = int(track_id)
     action["vibe_root_motion"] = root_motion
     action["vibe_fps"] = float(rate)

@@ -26,6 +26,7 @@ from ..core.retarget_map import BoneMap, detect_mapping, from_json, validate
 from ..core.retarget_rig import RigError, RigSkeleton
 from ..core.skeleton import BONE_NAMES, NUM_SMPL_JOINTS, ROOT_INDEX
 from . import compat
+from .bake import PROP_FRAME_START
 from .character import PROP_REST_JOINTS, skeleton_of
 
 log = logging.getLogger(__name__)
@@ -231,6 +232,9 @@ def retarget(source: bpy.types.Object, target: bpy.types.Object, mapping=None, l
         _write(writer, rig, plan, frames, driven)
         writer.action[PROP_RETARGET] = source.name
         writer.action[PROP_MAP] = bmap.to_json()
+        video_zero = source.animation_data.action.get(PROP_FRAME_START)
+        if video_zero is not None:  # exports put this frame at 0 s, as for the source
+            writer.action[PROP_FRAME_START] = float(video_zero)
         _rotation_modes(target, [rig.names[j] for j in driven], undo)
         if bmap.convention == "rigify_fk":
             _rigify_fk(target, undo)

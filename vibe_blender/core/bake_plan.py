@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -81,16 +82,15 @@ def scene_fps(fps: float) -> tuple[int, float]:
     return fps_int, fps_int / fps
 
 
-def scene_range(frame_start: int, fps: float, last_time: float, video: dict | None = None) -> tuple[int, int]:
+def scene_range(frame_start: int, fps: float, last_time: float, video: Any = None) -> tuple[int, int]:
     """(frame_start, frame_end) covering every key (``last_time`` s) and the whole clip.
 
-    ``video``: the motion file's ``meta["video"]`` (``frames``, ``fps``); its last frame shows at
-    ``frame_start + (frames - 1) / video_fps · fps`` scene frames.
+    ``video``: the motion file's typed ``motion_header.VideoInfo`` (``frames``, ``fps``), or None;
+    its last frame shows at ``frame_start + (frames - 1) / video_fps · fps`` scene frames.
     """
     ends = [float(last_time)]
-    video = video or {}
-    if video.get("frames") and video.get("fps"):
-        ends.append((int(video["frames"]) - 1) / float(video["fps"]))
+    if video is not None:
+        ends.append((int(video.frames) - 1) / float(video.fps))
     end = frame_start + max(ends) * float(fps)
     return int(frame_start), max(int(frame_start), int(math.ceil(end - FRAME_SNAP)))
 

@@ -13,7 +13,6 @@ import json
 import os
 import zipfile
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import datetime, timezone
 from typing import Any
 
@@ -111,16 +110,18 @@ class Motion:
     """A whole motion file: header, body model and tracks (ordered by id).
 
     ``meta`` is the header as JSON data (what the engine builds and writes); readers use
-    ``header``, its typed form, parsed once (``read_motion`` parses it when it reads the file).
+    ``header``, its typed form. ``read_motion`` parses it when it reads the file, so a bad header
+    fails there; ``header`` is derived from ``meta`` on each access (microseconds), so it can
+    never disagree with a ``meta`` that a caller edited or replaced.
     """
 
     meta: dict[str, Any]
     body: BodyModel
     tracks: list[Track]
 
-    @cached_property
+    @property
     def header(self) -> Header:
-        """The typed header (motion_header.Header), parsed from ``meta`` on first use."""
+        """The typed header (motion_header.Header) of ``meta``."""
         return parse_header(self.meta)
 
     def track(self, track_id: int) -> Track:
@@ -383,7 +384,7 @@ def read_motion(path: str | os.PathLike) -> Motion:
     )
     try:
         validate(motion)
-        motion.header  # noqa: B018 - parsed once, here, so a bad header fails at read time
+        motion.header  # noqa: B018 - parsed here, so a bad header fails at read time
     except MotionFileError as exc:
         raise MotionFileError(f"{path}: {exc}") from None
     return motion
