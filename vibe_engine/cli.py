@@ -123,6 +123,9 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = sub.add_parser("inspect", help="summarise a motion file")
     inspect.add_argument("file")
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
+    batch = sub.add_parser("batch", add_help=False, help="many videos → motion files, resumable, on Ray "
+                           "(docs/batch.md; `batch --help`)")
+    batch.add_argument("batch_args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -259,6 +262,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _usage_failure(argv, str(exc), sys.stdout)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "batch":
+        from .batch import batch_main
+
+        return batch_main(args.batch_args)
     if args.command == "inspect":
         from .inspect_cmd import inspect_main
 
