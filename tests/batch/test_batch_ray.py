@@ -23,16 +23,6 @@ pytest.importorskip("ray")
 RAY = ["--ray", "local", "--workers", "2", "--no-progress"]
 
 
-@pytest.fixture(scope="module")
-def clips(tmp_path_factory) -> list[Path]:
-    return h.cut_clips(tmp_path_factory.mktemp("clips") / "in")
-
-
-@pytest.fixture(scope="module")
-def references(clips, tmp_path_factory) -> dict[str, Path]:
-    return h.single_runs(clips, tmp_path_factory.mktemp("single"))
-
-
 def _descendants(pid: int) -> set[int]:
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):

@@ -147,7 +147,10 @@ def make_plan(ns: argparse.Namespace, common: list[str], out: Path, run_id: str,
     bad = [a for a in common if a.split("=")[0] in ("--out", "--ignore-stdin")]
     if bad:
         raise UsageError(f"{bad[0]} is set by the batch; remove it after --")
-    prepared = [_clip_settings(c, common, run_parser, flags, ns.formats) for c in clips]
+    try:
+        prepared = [_clip_settings(c, common, run_parser, flags, ns.formats) for c in clips]
+    except InputError as exc:
+        raise UsageError(str(exc)) from None
     keys = [f"{sha256_file(c.video)}:{settings_hash(s)}" for c, (_, s) in zip(clips, prepared)]
     seen: set[str] = set()
     specs, by_key, settings = [], {}, {}
