@@ -28,20 +28,20 @@ def env(**extra: str) -> dict[str, str]:
     return dict(os.environ, OMP_WAIT_POLICY="PASSIVE", PYTHONPATH=str(media.REPO), **extra)
 
 
-def cut_clips(folder: Path, starts=CLIP_STARTS) -> list[Path]:
-    """One small clip per start frame (CLIP_FRAMES frames of the demo at 1/CLIP_SCALE size)."""
+def cut_clips(folder: Path, starts=CLIP_STARTS, length: int = CLIP_FRAMES) -> list[Path]:
+    """One small clip per start frame (``length`` frames of the demo at 1/CLIP_SCALE size)."""
     import cv2
 
     folder.mkdir(parents=True, exist_ok=True)
     cap = cv2.VideoCapture(str(media.DEMO_CLIP))
     frames = []
-    while len(frames) < max(starts) + CLIP_FRAMES:
+    while len(frames) < max(starts) + length:
         ok, bgr = cap.read()
         assert ok
         h, w = bgr.shape[:2]
         frames.append(cv2.cvtColor(cv2.resize(bgr, (w // CLIP_SCALE, h // CLIP_SCALE)), cv2.COLOR_BGR2RGB))
     cap.release()
-    return [media.write_cv2_clip(folder / f"clip{s:03d}.mp4", frames[s:s + CLIP_FRAMES]) for s in starts]
+    return [media.write_cv2_clip(folder / f"clip{s:03d}.mp4", frames[s:s + length]) for s in starts]
 
 
 def single_runs(videos: list[Path], out_dir: Path, parallel: int = 2) -> dict[str, Path]:
