@@ -25,7 +25,8 @@ VOLATILE_META = (("created",), ("manifest", "timings_s"), ("manifest", "settings
 
 
 def env(**extra: str) -> dict[str, str]:
-    return dict(os.environ, OMP_WAIT_POLICY="PASSIVE", PYTHONPATH=str(media.REPO), **extra)
+    """The test environment: this checkout on PYTHONPATH, passive OpenMP waits, plus ``extra``."""
+    return {**os.environ, "OMP_WAIT_POLICY": "PASSIVE", "PYTHONPATH": str(media.REPO), **extra}
 
 
 def cut_clips(folder: Path, starts=CLIP_STARTS, length: int = CLIP_FRAMES) -> list[Path]:
@@ -117,3 +118,20 @@ def assert_same_motion(a: Path, b: Path) -> None:
         _drop(ma, path)
         _drop(mb, path)
     assert ma == mb
+
+
+def engine_processes(out: Path) -> list[int]:
+    """Pids of live engine processes writing into ``out`` (from /proc command lines)."""
+    pids = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            argv = Path(f"/proc/{entry}/cmdline").read_bytes().split(b"\0")
+            state = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()[0]
+        except OSError:
+            continue
+        if b"vibe_engine" in argv and b"run" in argv and state != "Z" \
+                and any(a.startswith(str(out).encode()) for a in argv):
+            pids.append(int(entry))
+    return pids

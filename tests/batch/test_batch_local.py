@@ -3,6 +3,8 @@ concurrent batches on one folder, the in-process engine mode, the Blender export
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -58,6 +60,22 @@ def test_inprocess_engine_mode_matches_single_run(clips, references, tmp_path):
                                               "--", *h.RUN_OPTIONS]))
     assert rc == 0, err[-3000:]
     h.assert_same_motion(out / f"{clips[4].stem}.motion.npz", references[clips[4].stem])
+
+
+def test_upload_hook_runs_per_clip_and_without_ray_auto_falls_back(clips, references, tmp_path):
+    shim = tmp_path / "no_ray"  # a `ray` that cannot be imported, ahead of site-packages
+    (shim / "ray").mkdir(parents=True)
+    (shim / "ray" / "__init__.py").write_text("raise ImportError('No module named ray (test shim)')\n")
+    out, backup = tmp_path / "out", tmp_path / "backup"
+    backup.mkdir()
+    hook = f"{sys.executable} -c 'import shutil, sys; shutil.copy(sys.argv[1], sys.argv[2])' {{motion}} {backup}/{{name}}.npz"
+    proc = subprocess.Popen([sys.executable, "-m", "vibe_engine", "batch", str(clips[0]), "--out", str(out), *SEQ,
+                             "--ray", "auto", "--upload", hook, "--", *h.RUN_OPTIONS], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=h.env(PYTHONPATH=f"{shim}:{h.media.REPO}"))
+    rc, report, err = h.finish_batch(proc)
+    assert rc == 0, err[-3000:]
+    assert report["executor"] == "sequential (ray not installed)" and "Ray is not installed" in err
+    h.assert_same_motion(backup / f"{clips[0].stem}.npz", references[clips[0].stem])
 
 
 def test_export_formats_run_the_blender_batch_per_clip(clips, tmp_path):

@@ -66,6 +66,7 @@ def test_six_clips_with_a_worker_killed_mid_run_match_single_runs(clips, referen
         h.assert_same_motion(Path(clip["motion_file"]), references[Path(clip["video"]).stem])
     assert sorted(p.name for p in out.glob("*.motion.npz")) == sorted(f"{c.stem}.motion.npz" for c in clips)
     assert not list(out.glob("*.tmp*"))
+    assert h.engine_processes(out) == []  # the killed worker's engine stopped itself (stdin closed)
     assert addresses and all(a.startswith(("127.0.0.1:", "[::ffff:127.0.0.1]:")) for a in addresses), addresses
 
 
@@ -103,6 +104,7 @@ def test_resume_after_ctrl_c_runs_only_the_unfinished_clips(clips, references, t
     assert unfinished, "the interrupt came after the last clip"
     mtimes = {n: (out / f"{n}.motion.npz").stat().st_mtime_ns for n in finished}
     assert not list(out.glob("*.tmp*"))
+    assert h.engine_processes(out) == []  # cancelled engines are gone
     n_before = len(h.ledger(out))
 
     rc, report, err = h.finish_batch(h.batch([clips[0].parent, "--out", out, *RAY, "--resume", "--",

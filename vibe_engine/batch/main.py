@@ -9,6 +9,7 @@ import datetime as _dt
 import json
 import logging
 import os
+import shlex
 import sys
 import time
 import uuid
@@ -89,6 +90,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="engine as the CLI subprocess (default, isolated) or inside the task's process")
     p.add_argument("--pin", choices=("auto", "on", "off"), default="auto",
                    help="pin each task to one free CPU (auto: with --ray local)")
+    p.add_argument("--upload", metavar="CMD", default=None,
+                   help="per-clip hook run on the worker after a clip is done (no shell; {motion}, "
+                        "{name}, {exports} are replaced), e.g. \"aws s3 cp {motion} s3://bucket/\"")
     p.add_argument("--no-progress", action="store_true", help="no progress bar on stderr")
     return p
 
@@ -136,6 +140,21 @@ def _names(clips: list[Clip], keys: list[str]) -> list[str]:
             for s, k in zip(stems, keys)]
 
 
+def _upload_argv(text: str | None) -> tuple[str, ...]:
+    """The upload hook's argv (shell-style quoting, never run by a shell); UsageError if malformed."""
+    if not text:
+        return ()
+    try:
+        argv = tuple(shlex.split(text))
+        for arg in argv:
+            arg.format(motion="", name="", exports="")
+    except (ValueError, KeyError, IndexError) as exc:
+        raise UsageError(f"--upload {text!r}: {exc}; use {{motion}}, {{name}}, {{exports}} placeholders") from None
+    if not argv:
+        raise UsageError("--upload is empty; give a command such as \"cp {motion} /backup/\"")
+    return argv
+
+
 def make_plan(ns: argparse.Namespace, common: list[str], out: Path, run_id: str, pin: bool) -> Plan:
     """Expand the inputs, hash videos and settings, name outputs (UsageError: nothing runs)."""
     try:
@@ -163,7 +182,7 @@ def make_plan(ns: argparse.Namespace, common: list[str], out: Path, run_id: str,
             run_argv=tuple(argv), ledger=str(out / LEDGER_NAME), lock=str(out / ".locks" / f"{name}.lock"),
             run_id=run_id, mode=ns.engine_mode, formats=ns.formats,
             export_dir=str(out / "exports" / name) if ns.formats else None,
-            log=str(out / "logs" / f"{name}.engine.log"), pin=pin))
+            log=str(out / "logs" / f"{name}.engine.log"), pin=pin, upload=_upload_argv(ns.upload)))
         by_key[key], settings[key] = clip, s
     return Plan(specs, by_key, settings)
 

@@ -6,6 +6,8 @@ or in the task's own process (``mode="inprocess"``); both write the motion file 
 ``motion_file.write_motion`` (temporary name in the same folder, fsync, rename), so a reader never
 sees a partial file. docs/batch.md ("Engine mode") says why the subprocess is the default.
 
+An optional upload hook (``--upload CMD``) then copies the finished take elsewhere.
+
 Outcomes (``TaskResult.status``): ``done``; ``failed`` with the engine's error code and one-line
 message (bad input, exit 4, and internal errors are not retried); ``cancelled`` (Ctrl-C or a Ray
 cancel). An engine process killed by a signal raises ``EngineCrashed``, which Ray retries
@@ -62,6 +64,7 @@ class TaskSpec:
     export_dir: str | None = None
     log: str | None = None
     pin: bool = False
+    upload: tuple[str, ...] = ()
 
 
 @dataclass
@@ -220,6 +223,18 @@ def run_export(spec: TaskSpec, result: TaskResult) -> None:
     result.exports = sorted(entry.get("files", []))
 
 
+def run_upload(spec: TaskSpec, result: TaskResult) -> None:
+    """The per-clip upload hook: ``spec.upload`` argv with ``{motion}``, ``{name}``, ``{exports}``
+    replaced, run without a shell on the worker once the clip is done (exit 0 expected)."""
+    values = {"motion": spec.out, "name": spec.name, "exports": spec.export_dir or ""}
+    argv = [arg.format(**values) for arg in spec.upload]
+    proc = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, text=True, env=_engine_env())
+    if proc.returncode != 0:
+        tail = (proc.stderr.strip().splitlines() or [f"exit status {proc.returncode}"])[-1]
+        result.status, result.error = "failed", {"code": "UPLOAD_FAILED", "exit_code": proc.returncode,
+                                                 "message": f"upload hook failed: {tail[:300]}"}
+
+
 def run_task(spec: TaskSpec) -> dict[str, Any]:
     """Run one clip (engine, then exports) under the clip's lock; returns ``TaskResult.as_dict()``.
 
@@ -235,5 +250,7 @@ def run_task(spec: TaskSpec) -> dict[str, Any]:
             result.output_sha256 = sha256_file(spec.out)
             if spec.formats:
                 run_export(spec, result)
+            if spec.upload and result.status == "done":
+                run_upload(spec, result)
     result.seconds = round(time.perf_counter() - start, 3)
     return result.as_dict()
