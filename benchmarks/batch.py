@@ -68,14 +68,59 @@ def noop_round_trip_s() -> float:
     return mean
 
 
+def _popen_batch(clips_dir: Path, out: Path, extra: list[str]) -> subprocess.Popen:
+    env = dict(os.environ, OMP_WAIT_POLICY="PASSIVE", PYTHONPATH=str(REPO))
+    return subprocess.Popen([sys.executable, "-m", "vibe_engine", "batch", str(clips_dir), "--out", str(out),
+                             "--no-progress", *extra, "--", *RUN_OPTIONS], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def fault_runs(clips_dir: Path, root: Path, mode: str) -> dict:
+    """Engine mode ``mode`` on a 2-worker local cluster: SIGKILL the first worker 1 s into its clip,
+    then (a second batch) Ctrl-C 1 s after two clips started. Returns what was left behind."""
+    import signal
+
+    from tests.batch.helpers import engine_processes, ledger, wait_for
+
+    extra = ["--ray", "local", "--workers", "2", "--engine-mode", mode]
+    out = root / f"kill_{mode}"
+    proc = _popen_batch(clips_dir, out, extra)
+    first = wait_for(lambda: next((r for r in ledger(out) if r["event"] == "start"), None))
+    time.sleep(1.0)
+    os.kill(first["pid"], signal.SIGKILL)
+    stdout, _ = proc.communicate(timeout=1800)
+    report = json.loads(stdout)
+    kill = {"rc": proc.returncode, "counts": report["counts"],
+            "attempts_of_killed": sum(r["event"] == "start" and r["key"] == first["key"] for r in ledger(out)),
+            "orphans": len(engine_processes(out)), "tmp_files": len(list(out.glob("*.tmp*")))}
+    out = root / f"int_{mode}"
+    proc = _popen_batch(clips_dir, out, extra)
+    wait_for(lambda: sum(r["event"] == "start" for r in ledger(out)) >= 2)
+    time.sleep(1.0)
+    t0 = time.perf_counter()
+    proc.send_signal(signal.SIGINT)
+    stdout, _ = proc.communicate(timeout=1800)
+    last = {r["key"]: r["event"] for r in ledger(out)}
+    interrupt = {"rc": proc.returncode, "exit_after_ctrl_c_s": round(time.perf_counter() - t0, 2),
+                 "counts": json.loads(stdout)["counts"], "keys_left_running": sum(e == "start" for e in last.values()),
+                 "orphans": len(engine_processes(out)), "tmp_files": len(list(out.glob("*.tmp*")))}
+    return {"sigkill_worker": kill, "ctrl_c": interrupt}
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--clips", type=int, default=8)
     ap.add_argument("--frames", type=int, default=24, help="frames per clip")
+    ap.add_argument("--faults", action="store_true",
+                    help="only the engine-mode fault comparison (worker SIGKILL, Ctrl-C) on 4 clips")
     ns = ap.parse_args()
     root = Path(tempfile.mkdtemp(prefix="vibe-batch-bench-"))
     starts = tuple(range(0, 200 - ns.frames, max(1, (200 - ns.frames) // ns.clips)))[:ns.clips]
     clips = cut_clips(root / "clips", starts, ns.frames)
+    if ns.faults:
+        for mode in ("subprocess", "inprocess"):
+            print(f"{mode}: {json.dumps(fault_runs(root / 'clips', root, mode))}")
+        return
     configs = [("sequential", []), ("sequential inprocess", ["--engine-mode", "inprocess"]),
                ("ray 1 worker", ["--ray", "local", "--workers", "1", "--pin", "on"]),
                ("ray 2 workers", ["--ray", "local", "--workers", "2", "--pin", "on"])]

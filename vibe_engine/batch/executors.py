@@ -64,7 +64,8 @@ def init_ray(address: str, workers: int, gpus: float) -> Any:
     """Import and start/connect Ray: ``local`` starts a loopback-only cluster of ``workers`` CPUs
     (no dashboard); ``auto`` connects to a running cluster or starts a local one; anything else
     is a cluster address (``HOST:PORT`` or ``ray://HOST:PORT``)."""
-    if address == "local":
+    host = address.split("://")[-1].rsplit(":", 1)[0]
+    if address == "local" or host in ("127.0.0.1", "localhost"):
         os.environ.setdefault(RAY_LOOPBACK_ENV, "0")
         os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
     import ray
