@@ -256,6 +256,10 @@ def _protocol_stream() -> tuple[TextIO, Callable[[], None]]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["batch"]:  # its own parser (argparse's REMAINDER would not take a leading option)
+        from .batch import batch_main
+
+        return batch_main(argv[1:])
     try:
         args = build_parser().parse_args(argv)
     except UsageError as exc:

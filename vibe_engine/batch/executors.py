@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import logging
 import os
+import socket
+from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 from .task import EngineCrashed, TaskSpec, run_task
@@ -22,6 +24,8 @@ RAY_CANCEL_WAIT_S = 30.0
 #: Ray's switch for a single-machine cluster on loopback only (every server binds 127.0.0.1);
 #: read when ray is imported, inherited by the raylet and the workers.
 RAY_LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+#: Written by `ray start` on this machine: the address `ray.init(address="auto")` joins.
+RAY_CURRENT_CLUSTER = Path("/tmp/ray/ray_current_cluster")
 
 #: (spec, result dict) of a finished task; RayExecutor.run also yields None between results.
 Outcome = tuple[TaskSpec, dict[str, Any]]
@@ -60,10 +64,22 @@ class SequentialExecutor:
         self.running = []
 
 
+def _local_cluster_running() -> bool:
+    """Whether the cluster named in RAY_CURRENT_CLUSTER (``ray start`` here) accepts connections."""
+    try:
+        host, port = RAY_CURRENT_CLUSTER.read_text().strip().rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=1.0):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
 def init_ray(address: str, workers: int, gpus: float) -> Any:
     """Import and start/connect Ray: ``local`` starts a loopback-only cluster of ``workers`` CPUs
     (no dashboard); ``auto`` connects to a running cluster or starts a local one; anything else
     is a cluster address (``HOST:PORT`` or ``ray://HOST:PORT``)."""
+    if address == "auto" and not os.environ.get("RAY_ADDRESS") and not _local_cluster_running():
+        address = "local"  # no running cluster to join: start one, loopback-only
     host = address.split("://")[-1].rsplit(":", 1)[0]
     if address == "local" or host in ("127.0.0.1", "localhost"):
         os.environ.setdefault(RAY_LOOPBACK_ENV, "0")
@@ -74,7 +90,7 @@ def init_ray(address: str, workers: int, gpus: float) -> Any:
     if address == "local":
         kwargs.update(address="local", num_cpus=workers, num_gpus=0 if not gpus else None,
                       _node_ip_address="127.0.0.1")
-    elif address != "auto":
+    else:  # join a running cluster: its own settings apply
         kwargs = {"address": address, "log_to_driver": False}
     ray.init(**kwargs)
     return ray

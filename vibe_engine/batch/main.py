@@ -324,6 +324,10 @@ def batch_main(argv: Sequence[str]) -> int:
     Only the JSON report goes to stdout: while the batch runs, fd 1 points at stderr, so Ray's
     and the workers' messages cannot corrupt it.
     """
+    own = argv[:list(argv).index("--")] if "--" in argv else list(argv)
+    if "-h" in own or "--help" in own:
+        build_parser().print_help()
+        return EXIT_OK
     sys.stdout.flush()
     report_fd = os.dup(1)
     os.dup2(2, 1)
@@ -343,6 +347,7 @@ def batch_main(argv: Sequence[str]) -> int:
 
 def _batch(argv: list[str]) -> tuple[int, dict[str, Any] | None]:
     """(exit code, report or None)."""
+    logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     common = argv[argv.index("--") + 1:] if "--" in argv else []
     own = argv[:argv.index("--")] if "--" in argv else argv
     try:
@@ -362,6 +367,6 @@ def _batch(argv: list[str]) -> tuple[int, dict[str, Any] | None]:
         sys.stderr.write(f"{exc}\n")
         return EXIT_USAGE, None
     except KeyboardInterrupt:
-        sys.stderr.write("interrupted before any clip ran\n")
+        sys.stderr.write("interrupted; batch.jsonl records every clip that finished\n")
         return EXIT_CANCELLED, None
     return _exit_code(report), report
