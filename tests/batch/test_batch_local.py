@@ -43,7 +43,7 @@ def test_sequential_batch_matches_single_runs_and_resume_skips(clips, references
 def test_two_batches_on_one_folder_at_once_both_complete(clips, references, tmp_path):
     out = tmp_path / "out"
     args = [*clips[2:4], "--out", out, *SEQ, "--", *h.RUN_OPTIONS]
-    first, second = h.batch(args), h.batch(["--out", out, *args[:2], *args[3:]])  # options first too
+    first, second = h.batch(args), h.batch(["--out", out, *clips[2:4], *SEQ, "--", *h.RUN_OPTIONS])  # options first
     for proc in (first, second):
         rc, report, err = h.finish_batch(proc)
         assert rc == 0 and report["counts"] == {"done": 2}, err[-3000:]
