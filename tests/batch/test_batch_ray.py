@@ -118,3 +118,11 @@ def test_resume_after_ctrl_c_runs_only_the_unfinished_clips(clips, references, t
     assert {n: (out / f"{n}.motion.npz").stat().st_mtime_ns for n in finished} == mtimes
     for clip in clips:
         h.assert_same_motion(out / f"{clip.stem}.motion.npz", references[clip.stem])
+
+
+def test_unreachable_cluster_is_a_usage_error_and_writes_nothing(clips, tmp_path):
+    out = tmp_path / "out"
+    rc, report, err = h.finish_batch(h.batch([clips[0], "--out", out, "--ray", "127.0.0.1:1", "--no-progress"]))
+    assert rc == 2 and report == {}
+    assert "cannot reach the Ray cluster 127.0.0.1:1" in err
+    assert not out.exists()

@@ -24,6 +24,8 @@ RAY_CANCEL_WAIT_S = 30.0
 #: Ray's switch for a single-machine cluster on loopback only (every server binds 127.0.0.1);
 #: read when ray is imported, inherited by the raylet and the workers.
 RAY_LOOPBACK_ENV = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+#: Seconds to wait for a TCP connection when checking a cluster address.
+CONNECT_CHECK_S = 2.0
 #: Written by `ray start` on this machine: the address `ray.init(address="auto")` joins.
 RAY_CURRENT_CLUSTER = Path("/tmp/ray/ray_current_cluster")
 
@@ -64,13 +66,21 @@ class SequentialExecutor:
         self.running = []
 
 
+def _listening(address: str) -> bool:
+    """Whether something accepts TCP connections at ``HOST:PORT`` (within CONNECT_CHECK_S)."""
+    try:
+        host, port = address.split("://")[-1].rsplit(":", 1)
+        with socket.create_connection((host, int(port)), timeout=CONNECT_CHECK_S):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
 def _local_cluster_running() -> bool:
     """Whether the cluster named in RAY_CURRENT_CLUSTER (``ray start`` here) accepts connections."""
     try:
-        host, port = RAY_CURRENT_CLUSTER.read_text().strip().rsplit(":", 1)
-        with socket.create_connection((host, int(port)), timeout=1.0):
-            return True
-    except (OSError, ValueError):
+        return _listening(RAY_CURRENT_CLUSTER.read_text().strip())
+    except OSError:
         return False
 
 
@@ -91,6 +101,8 @@ def init_ray(address: str, workers: int, gpus: float) -> Any:
         kwargs.update(address="local", num_cpus=workers, num_gpus=0 if not gpus else None,
                       _node_ip_address="127.0.0.1")
     else:  # join a running cluster: its own settings apply
+        if address != "auto" and not _listening(address):  # ray.init would retry for minutes
+            raise ConnectionError(f"nothing accepts connections at {address}")
         kwargs = {"address": address, "log_to_driver": False}
     ray.init(**kwargs)
     return ray

@@ -227,6 +227,9 @@ def _executor(ns: argparse.Namespace):
             raise UsageError("Ray is not installed: pip install 'vibe-mocap[ray]' (or run without --ray)")
         log.warning("Ray is not installed: running the clips one after another in this process")
         return SequentialExecutor(ns.max_retries), "sequential (ray not installed)", 1
+    except ConnectionError as exc:
+        raise UsageError(f"cannot reach the Ray cluster {ns.ray}: {str(exc)[:200]}; check the address "
+                         "(`ray status` on the head) and RAY_AUTH_MODE/RAY_AUTH_TOKEN_PATH") from None
     workers = ns.workers or max(1, int(ray.cluster_resources().get("CPU", 1)))
     return RayExecutor(ray, workers, ns.gpus_per_task, ns.max_retries), f"ray {ns.ray}", workers
 
@@ -251,8 +254,9 @@ def _end_event(ledger: Ledger, spec: TaskSpec, result: dict[str, Any], run_id: s
                   run_id=run_id, name=spec.name, video=spec.video, output=spec.out, **fields)
 
 
-def execute(ns: argparse.Namespace, plan: Plan, out: Path, run_id: str) -> dict[str, Any]:
-    """Run the plan; returns the report (also written to DIR/batch_report.json)."""
+def execute(ns: argparse.Namespace, plan: Plan, out: Path, run_id: str, chosen: tuple) -> dict[str, Any]:
+    """Run the plan on ``chosen`` = ``_executor(ns)``; returns the report (also written to
+    DIR/batch_report.json)."""
     ledger = Ledger(out / LEDGER_NAME)
     last = ledger.last()
     entries: dict[str, dict[str, Any]] = {}
@@ -263,7 +267,7 @@ def execute(ns: argparse.Namespace, plan: Plan, out: Path, run_id: str) -> dict[
             entries[spec.key] = _clip_entry(spec, {**done, "status": "skipped"})
         else:
             todo.append(spec)
-    executor, how, workers = _executor(ns)
+    executor, how, workers = chosen
     progress = Progress(len(todo), not ns.no_progress)
     started, cancelled = time.perf_counter(), False
 
@@ -360,9 +364,10 @@ def _batch(argv: list[str]) -> tuple[int, dict[str, Any] | None]:
         run_id = uuid.uuid4().hex[:12]
         pin = ns.pin == "on" or (ns.pin == "auto" and ns.ray == "local")
         plan = make_plan(ns, common, out, run_id, pin)
+        chosen = _executor(ns)
         for sub in (".locks", "logs"):
             (out / sub).mkdir(parents=True, exist_ok=True)
-        report = execute(ns, plan, out, run_id)
+        report = execute(ns, plan, out, run_id, chosen)
     except UsageError as exc:
         sys.stderr.write(f"{exc}\n")
         return EXIT_USAGE, None
