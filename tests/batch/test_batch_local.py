@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -52,6 +53,21 @@ def test_two_batches_on_one_folder_at_once_both_complete(clips, references, tmp_
     for clip in clips[2:4]:
         h.assert_same_motion(out / f"{clip.stem}.motion.npz", references[clip.stem])
     assert not list(out.glob("*.tmp*"))
+
+
+def test_two_resuming_batches_on_one_folder_run_each_clip_once(clips, references, tmp_path):
+    out = tmp_path / "out"
+    args = [*clips[2:4], "--out", out, *SEQ, "--resume", "--", *h.RUN_OPTIONS]
+    procs = [h.batch(args), h.batch(args)]
+    status = Counter()
+    for proc in procs:
+        rc, report, err = h.finish_batch(proc)
+        assert rc == 0, err[-3000:]
+        status.update((c["name"], c["status"]) for c in report["clips"])
+    assert status == {(c.stem, s): 1 for c in clips[2:4] for s in ("done", "skipped")}
+    assert sorted(r["event"] for r in h.ledger(out)) == ["done"] * 2 + ["start"] * 2
+    for clip in clips[2:4]:
+        h.assert_same_motion(out / f"{clip.stem}.motion.npz", references[clip.stem])
 
 
 def test_inprocess_engine_mode_matches_single_run(clips, references, tmp_path):

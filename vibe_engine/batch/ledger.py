@@ -1,8 +1,9 @@
 """The run manifest ``DIR/batch.jsonl``: one JSON event per line, appended under a file lock.
 
 Each clip is keyed by ``<video sha256>:<settings hash>``. Events: ``start`` (written by the task
-when it begins an attempt, with its host and pid), then one of ``done``, ``failed``,
-``cancelled`` (written by the batch driver). The last event of a key is its state: a ``start``
+when it begins an attempt, with its host and pid), then ``done`` (written by the task before it
+releases the clip's lock) or ``failed`` / ``cancelled`` (written by the batch driver, which also
+learns of dead workers). The last event of a key is its state: a ``start``
 without an end event is a partial take (the driver died), which ``--resume`` runs again, like
 ``failed`` and ``cancelled`` ones. ``done`` carries the output's sha256, so a motion file that was
 deleted or changed since is run again too.

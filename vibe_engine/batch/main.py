@@ -22,7 +22,7 @@ from .. import __version__
 from ..errors import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
 from .inputs import Clip, InputError, expand_inputs, option_argv
 from .ledger import LEDGER_NAME, Ledger, settings_hash, sha256_file
-from .task import EXPORT_FORMATS, TaskSpec, export_available
+from .task import EXPORT_FORMATS, TaskSpec, end_fields, export_available
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,8 @@ def make_plan(ns: argparse.Namespace, common: list[str], out: Path, run_id: str,
             run_argv=tuple(argv), ledger=str(out / LEDGER_NAME), lock=str(out / ".locks" / f"{name}.lock"),
             run_id=run_id, mode=ns.engine_mode, formats=ns.formats,
             export_dir=str(out / "exports" / name) if ns.formats else None,
-            log=str(out / "logs" / f"{name}.engine.log"), pin=pin, upload=_upload_argv(ns.upload)))
+            log=str(out / "logs" / f"{name}.engine.log"), pin=pin, upload=_upload_argv(ns.upload),
+            resume=ns.resume))
         by_key[key], settings[key] = clip, s
     return Plan(specs, by_key, settings)
 
@@ -247,11 +248,10 @@ def _clip_entry(spec: TaskSpec, result: dict[str, Any]) -> dict[str, Any]:
             "error": result.get("error"), "exports": result.get("exports", [])}
 
 
-def _end_event(ledger: Ledger, spec: TaskSpec, result: dict[str, Any], run_id: str) -> None:
-    status = result["status"]
-    fields = {k: result.get(k) for k in ("seconds", "frames", "people", "error", "exports", "output_sha256")}
-    ledger.append(status if status in ("done", "failed", "cancelled") else "failed", spec.key,
-                  run_id=run_id, name=spec.name, video=spec.video, output=spec.out, **fields)
+def _end_event(ledger: Ledger, spec: TaskSpec, result: dict[str, Any]) -> None:
+    """Record a task's end that the task could not record itself (it writes ``done``)."""
+    if result["status"] in ("failed", "cancelled"):
+        ledger.append(result["status"], spec.key, **end_fields(spec, result))
 
 
 def execute(ns: argparse.Namespace, plan: Plan, out: Path, run_id: str, chosen: tuple) -> dict[str, Any]:
@@ -272,7 +272,7 @@ def execute(ns: argparse.Namespace, plan: Plan, out: Path, run_id: str, chosen: 
     started, cancelled = time.perf_counter(), False
 
     def record(spec: TaskSpec, result: dict[str, Any]) -> None:
-        _end_event(ledger, spec, result, run_id)
+        _end_event(ledger, spec, result)
         entries[spec.key] = _clip_entry(spec, result)
         progress.update(result["status"], len(getattr(executor, "inflight", getattr(executor, "running", []))))
 

@@ -65,6 +65,7 @@ class TaskSpec:
     log: str | None = None
     pin: bool = False
     upload: tuple[str, ...] = ()
+    resume: bool = False
 
 
 @dataclass
@@ -236,15 +237,22 @@ def run_upload(spec: TaskSpec, result: TaskResult) -> None:
 
 
 def run_task(spec: TaskSpec) -> dict[str, Any]:
-    """Run one clip (engine, then exports) under the clip's lock; returns ``TaskResult.as_dict()``.
+    """Run one clip (engine, exports, upload) under the clip's lock; returns ``TaskResult.as_dict()``.
 
-    The per-clip lock file serialises two batch runs working on the same output. KeyboardInterrupt
-    (Ctrl-C, ``ray.cancel``) stops the engine and propagates.
+    The per-clip lock file serialises batch runs working on the same output. With ``resume``, a
+    clip that another run finished while this one waited for the lock is ``skipped``. A finished
+    clip's ``done`` event is appended before the lock is released. KeyboardInterrupt (Ctrl-C,
+    ``ray.cancel``) stops the engine and propagates.
     """
     start = time.perf_counter()
     result = TaskResult(key=spec.key, status="failed", attempt_pid=os.getpid())
+    ledger = Ledger(spec.ledger)
     with locked(spec.lock), pinned_cpu(spec.pin) as cpu:
-        Ledger(spec.ledger).append("start", spec.key, run_id=spec.run_id, name=spec.name, cpu=cpu)
+        if spec.resume and ledger.finished(spec.key, Path(spec.out)):
+            done = ledger.last()[spec.key]
+            result.status, result.frames, result.people = "skipped", done.get("frames"), done.get("people", [])
+            return result.as_dict()
+        ledger.append("start", spec.key, run_id=spec.run_id, name=spec.name, cpu=cpu)
         (run_inprocess if spec.mode == "inprocess" else run_subprocess)(spec, result)
         if result.status == "done":
             result.output_sha256 = sha256_file(spec.out)
@@ -252,5 +260,13 @@ def run_task(spec: TaskSpec) -> dict[str, Any]:
                 run_export(spec, result)
             if spec.upload and result.status == "done":
                 run_upload(spec, result)
-    result.seconds = round(time.perf_counter() - start, 3)
+        result.seconds = round(time.perf_counter() - start, 3)
+        if result.status == "done":
+            ledger.append("done", spec.key, **end_fields(spec, result.as_dict()))
     return result.as_dict()
+
+
+def end_fields(spec: TaskSpec, result: dict[str, Any]) -> dict[str, Any]:
+    """The fields of an end event in the run manifest (besides event, key, time, host, pid)."""
+    return {"run_id": spec.run_id, "name": spec.name, "video": spec.video, "output": spec.out,
+            **{k: result.get(k) for k in ("seconds", "frames", "people", "error", "exports", "output_sha256")}}
