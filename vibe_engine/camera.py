@@ -33,6 +33,15 @@ def default_focal(width: int, height: int) -> float:
     return float(math.hypot(width, height))
 
 
+def camera_meta(width: int, height: int, focal_px: float | None) -> dict:
+    """The motion file's ``meta.camera``: pinhole, principal point at the image centre (px);
+    ``focal_px`` None → :func:`default_focal` (``source`` records which)."""
+    focal = focal_px if focal_px is not None else default_focal(width, height)
+    return {"model": "pinhole", "focal_px": float(focal), "cx": width / 2.0, "cy": height / 2.0,
+            "width": int(width), "height": int(height),
+            "source": "user" if focal_px is not None else "default"}
+
+
 def orig_cam(cam_crop: np.ndarray, bbox: np.ndarray, width: int, height: int) -> np.ndarray:
     """(T,4) (sx, sy, tx, ty) exactly as the official ``convert_crop_cam_to_orig_img``.
 

@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .errors import BadInputError, ModelError
+from vibe_engine.errors import BadInputError, ModelError
 
 #: VIBE generator checkpoints, in order of preference, inside a VIBE data folder.
 VIBE_CHECKPOINT_NAMES = ("vibe_model_wo_3dpw.pth.tar", "vibe_model_w_3dpw.pth.tar")

@@ -19,10 +19,10 @@ from vibe_blender.core import motion_file as mf
 from vibe_blender.core.body import forward_kinematics, shaped_rest
 from vibe_blender.core.rotations import aa_to_matrix
 
-from .contacts import detect_contacts
-from .footlock import CONTACT_JOINTS, lock_feet
-from .ground import estimate_ground, world_from_camera
-from .smoothing import LocalFitParams, smooth_rotations, smooth_translation
+from vibe_engine.postprocess.contacts import detect_contacts
+from vibe_engine.postprocess.footlock import CONTACT_JOINTS, lock_feet
+from vibe_engine.postprocess.ground import estimate_ground, world_from_camera
+from vibe_engine.postprocess.smoothing import LocalFitParams, smooth_rotations, smooth_translation
 
 log = logging.getLogger(__name__)
 PELVIS, NECK = 0, 12
