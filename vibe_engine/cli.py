@@ -256,9 +256,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
     if argv[:1] == ["batch"]:  # its own parser (argparse's REMAINDER would not take a leading option)
-        from .batch import batch_main
+        from vibe_engine.batch import batch_main
 
-        return batch_main(argv[1:])
+        return batch_main(argv[1:], build_parser, make_config)
     try:
         args = build_parser().parse_args(argv)
     except UsageError as exc:
@@ -266,9 +266,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "batch":
-        from .batch import batch_main
+        from vibe_engine.batch import batch_main
 
-        return batch_main(args.batch_args)
+        return batch_main(args.batch_args, build_parser, make_config)
     if args.command == "inspect":
         from vibe_engine.inspect_cmd import inspect_main
 

@@ -3,6 +3,7 @@ concurrent batches on one folder, the in-process engine mode, the Blender export
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
 from collections import Counter
@@ -32,8 +33,9 @@ def test_sequential_batch_matches_single_runs_and_resume_skips(clips, references
         h.assert_same_motion(out / f"{clip.stem}.motion.npz", references[clip.stem])
     saved = (out / "batch_report.json").read_text()
     assert json.loads(saved)["counts"] == {"done": 2}
-    # resume: nothing runs; a changed output file is run again
-    (out / f"{clips[1].stem}.motion.npz").write_bytes(b"edited by hand")
+    # resume: a done clip is skipped; one whose motion file changed since is run again (the engine
+    # replaces a motion file, never another kind of file)
+    shutil.copyfile(references[clips[0].stem], out / f"{clips[1].stem}.motion.npz")
     rc, report, err = h.finish_batch(h.batch([*clips[:2], "--out", out, *SEQ, "--resume", "--",
                                               *h.RUN_OPTIONS]))
     assert rc == 0, err[-3000:]
@@ -113,9 +115,11 @@ def test_manifest_options_change_the_key(clips, tmp_path):
     found = expand_inputs([str(manifest), str(clips[0].parent / "clip00*.mp4")])
     assert [c.options for c in found] == [{}, {"no_smooth": True}]  # the glob's clip000 is a duplicate
     from vibe_engine.batch.main import build_parser, make_plan
+    from vibe_engine.cli import build_parser as build_parser_cli
+    from vibe_engine.cli import make_config
 
     ns = build_parser().parse_args([str(manifest), "--out", str(tmp_path / "o")])
-    plan = make_plan(ns, h.RUN_OPTIONS, tmp_path / "o", "test", False)
+    plan = make_plan(ns, h.RUN_OPTIONS, tmp_path / "o", "test", False, (build_parser_cli, make_config))
     assert len(plan.specs) == 2 and plan.specs[0].key.split(":")[0] == plan.specs[1].key.split(":")[0]
     assert plan.specs[0].key != plan.specs[1].key and "--no-smooth" in plan.specs[1].run_argv
     assert len({s.out for s in plan.specs}) == 2  # same stem: names made unique
@@ -132,7 +136,9 @@ def test_usage_errors_exit_2_and_write_nothing(clips, tmp_path, capsys, args, wo
     bad = _manifest(tmp_path / "bad.jsonl", [{"video": str(clips[0]), "no_smooth": "maybe"}])
     args = [a.format(clip=clips[0], bad_manifest=bad) for a in args]
     out = tmp_path / "out"
-    assert batch_main([args[0], "--out", str(out), *args[1:]]) == 2
+    from vibe_engine.cli import build_parser, make_config
+
+    assert batch_main([args[0], "--out", str(out), *args[1:]], build_parser, make_config) == 2
     assert words in capsys.readouterr().err
     assert not out.exists()
 

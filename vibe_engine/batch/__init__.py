@@ -16,6 +16,6 @@ Exit codes: 0 every clip done, 1 at least one failed, 2 usage/inputs (nothing ru
 """
 from __future__ import annotations
 
-from .main import batch_main
+from vibe_engine.batch.main import batch_main
 
 __all__ = ["batch_main"]

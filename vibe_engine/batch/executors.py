@@ -13,7 +13,7 @@ import socket
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from .task import EngineCrashed, TaskSpec, run_task
+from vibe_engine.batch.task import EngineCrashed, TaskSpec, run_task
 
 log = logging.getLogger(__name__)
 

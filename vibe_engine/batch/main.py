@@ -16,13 +16,13 @@ import uuid
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Callable, Sequence
 
-from .. import __version__
-from ..errors import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
-from .inputs import Clip, InputError, expand_inputs, option_argv
-from .ledger import LEDGER_NAME, Ledger, settings_hash, sha256_file
-from .task import EXPORT_FORMATS, TaskSpec, end_fields, export_available
+from vibe_engine import __version__
+from vibe_engine.batch.inputs import Clip, InputError, expand_inputs, option_argv
+from vibe_engine.batch.ledger import LEDGER_NAME, Ledger, settings_hash, sha256_file
+from vibe_engine.batch.task import EXPORT_FORMATS, TaskSpec, end_fields, export_available
+from vibe_engine.errors import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
 
 log = logging.getLogger(__name__)
 
@@ -97,9 +97,7 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-def _run_parser() -> argparse.ArgumentParser:
-    from ..cli import build_parser as cli_parser
-
+def _run_parser(cli_parser: Callable[[], argparse.ArgumentParser]) -> argparse.ArgumentParser:
     sub = next(a for a in cli_parser()._actions if isinstance(a, argparse._SubParsersAction))
     return sub.choices["run"]  # the real `run` parser: same options, types and checks
 
@@ -155,13 +153,18 @@ def _upload_argv(text: str | None) -> tuple[str, ...]:
     return argv
 
 
-def make_plan(ns: argparse.Namespace, common: list[str], out: Path, run_id: str, pin: bool) -> Plan:
-    """Expand the inputs, hash videos and settings, name outputs (UsageError: nothing runs)."""
+def make_plan(ns: argparse.Namespace, common: list[str], out: Path, run_id: str, pin: bool,
+              cli: tuple[Callable, Callable]) -> Plan:
+    """Expand the inputs, hash videos and settings, name outputs (UsageError: nothing runs).
+
+    ``cli`` = (build_parser, make_config) of vibe_engine.cli: the `run` parser checks every
+    clip's options; the in-process engine mode builds its config with them.
+    """
     try:
         clips = expand_inputs(ns.inputs)
     except InputError as exc:
         raise UsageError(str(exc)) from None
-    run_parser = _run_parser()
+    run_parser = _run_parser(cli[0])
     flags = _flags(run_parser)
     bad = [a for a in common if a.split("=")[0] in ("--out", "--ignore-stdin")]
     if bad:
@@ -183,7 +186,7 @@ def make_plan(ns: argparse.Namespace, common: list[str], out: Path, run_id: str,
             run_id=run_id, mode=ns.engine_mode, formats=ns.formats,
             export_dir=str(out / "exports" / name) if ns.formats else None,
             log=str(out / "logs" / f"{name}.engine.log"), pin=pin, upload=_upload_argv(ns.upload),
-            resume=ns.resume))
+            resume=ns.resume, cli=cli if ns.engine_mode == "inprocess" else None))
         by_key[key], settings[key] = clip, s
     return Plan(specs, by_key, settings)
 
@@ -217,7 +220,7 @@ class Progress:
 
 def _executor(ns: argparse.Namespace):
     """(executor, description, workers)."""
-    from .executors import RayExecutor, SequentialExecutor, init_ray
+    from vibe_engine.batch.executors import RayExecutor, SequentialExecutor, init_ray
 
     if ns.ray is None:
         return SequentialExecutor(ns.max_retries), "sequential", 1
@@ -322,8 +325,10 @@ def _exit_code(report: dict[str, Any]) -> int:
     return EXIT_SOME_FAILED if bad else EXIT_OK
 
 
-def batch_main(argv: Sequence[str]) -> int:
-    """Entry point of ``vibe_engine batch``; returns the exit code.
+def batch_main(argv: Sequence[str], build_parser_fn: Callable[[], argparse.ArgumentParser],
+               make_config: Callable[[argparse.Namespace], Any]) -> int:
+    """Entry point of ``vibe_engine batch`` (called by vibe_engine.cli with its ``build_parser``
+    and ``make_config``, so that this package never imports the CLI); returns the exit code.
 
     Only the JSON report goes to stdout: while the batch runs, fd 1 points at stderr, so Ray's
     and the workers' messages cannot corrupt it.
@@ -337,7 +342,7 @@ def batch_main(argv: Sequence[str]) -> int:
     os.dup2(2, 1)
     saved, sys.stdout = sys.stdout, sys.stderr
     try:
-        code, report = _batch(list(argv))
+        code, report = _batch(list(argv), (build_parser_fn, make_config))
     finally:
         sys.stdout.flush()
         os.dup2(report_fd, 1)
@@ -349,7 +354,7 @@ def batch_main(argv: Sequence[str]) -> int:
     return code
 
 
-def _batch(argv: list[str]) -> tuple[int, dict[str, Any] | None]:
+def _batch(argv: list[str], cli: tuple[Callable, Callable]) -> tuple[int, dict[str, Any] | None]:
     """(exit code, report or None)."""
     logging.basicConfig(level=logging.WARNING, stream=sys.stderr, format="%(levelname)s %(name)s: %(message)s")
     common = argv[argv.index("--") + 1:] if "--" in argv else []
@@ -363,7 +368,7 @@ def _batch(argv: list[str]) -> tuple[int, dict[str, Any] | None]:
         out = Path(ns.out).expanduser().resolve()
         run_id = uuid.uuid4().hex[:12]
         pin = ns.pin == "on" or (ns.pin == "auto" and ns.ray == "local")
-        plan = make_plan(ns, common, out, run_id, pin)
+        plan = make_plan(ns, common, out, run_id, pin, cli)
         chosen = _executor(ns)
         for sub in (".locks", "logs"):
             (out / sub).mkdir(parents=True, exist_ok=True)

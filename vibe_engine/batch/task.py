@@ -26,10 +26,10 @@ import sys
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
-from ..errors import EXIT_BAD_INPUT, EXIT_CANCELLED, EXIT_OK, EXIT_USAGE
-from .ledger import Ledger, locked, sha256_file
+from vibe_engine.batch.ledger import Ledger, locked, sha256_file
+from vibe_engine.errors import EXIT_CANCELLED, EXIT_OK, EXIT_USAGE
 
 #: Package root on sys.path for the engine subprocess (a checkout or site-packages).
 PACKAGE_ROOT = Path(__file__).resolve().parents[2]
@@ -66,6 +66,8 @@ class TaskSpec:
     pin: bool = False
     upload: tuple[str, ...] = ()
     resume: bool = False
+    #: (build_parser, make_config) of vibe_engine.cli, for the in-process mode (pickled by name).
+    cli: tuple[Callable[[], Any], Callable[[Any], Any]] | None = None
 
 
 @dataclass
@@ -173,13 +175,14 @@ def _fill(result: TaskResult, rc: int, messages: list[dict[str, Any]]) -> None:
 
 
 def run_inprocess(spec: TaskSpec, result: TaskResult) -> None:
-    """The engine's ``run`` in this process: the CLI's parser, config and pipeline."""
-    from ..cancel import CancelToken
-    from ..cli import build_parser, make_config
-    from ..errors import CancelledError, EngineError
-    from ..pipeline import run_pipeline
-    from ..protocol import ProtocolWriter
+    """The engine's ``run`` in this process: the CLI's parser and config builder (``spec.cli``,
+    passed in by vibe_engine.cli, so this package never imports it) and the pipeline."""
+    from vibe_engine.cancel import CancelToken
+    from vibe_engine.errors import CancelledError, EngineError
+    from vibe_engine.pipeline import run_pipeline
+    from vibe_engine.protocol import ProtocolWriter
 
+    build_parser, make_config = spec.cli
     args = build_parser().parse_args(["run", spec.video, "--out", spec.out, *spec.run_argv])
     try:
         run = run_pipeline(make_config(args), ProtocolWriter(io.StringIO()), CancelToken())
