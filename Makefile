@@ -82,6 +82,7 @@ bench: .venv/.stamp apt
 	.venv/bin/python benchmarks/generator.py
 	.venv/bin/python benchmarks/engine.py
 	.venv/bin/python benchmarks/bake.py
+	.venv/bin/python benchmarks/retarget.py
 	.venv/bin/python benchmarks/accuracy.py --suite ci
 
 # Opt-in: the full synthetic accuracy suite (clips are rendered on demand; needs Debian's CMU BVH files).

@@ -10,7 +10,8 @@ The animation is planned in numpy (``core.bake_plan``) and written with ``keyfra
   per-frame quality curves visible in the Graph Editor / Dope Sheet.
 When the body has the pose-corrective shape keys (``character``), a second action
 ``VIBE_<id>_correctives`` on its shape-key datablock keys their 207 values (LINEAR), so the evaluated
-mesh reproduces SMPL's pose correctives. Each run of flagged frames also gets one scene timeline marker ``VIBE_<id> low`` at its first frame.
+mesh reproduces SMPL's pose correctives. Drivers on ``hide_viewport`` / ``hide_render`` of the armature
+and the body hide the character outside its track (before its first and after its last key). Each run of flagged frames also gets one scene timeline marker ``VIBE_<id> low`` at its first frame.
 The Action carries ``["vibe_manifest"]`` (the file's manifest as JSON), ``["vibe_track_id"]``,
 ``["vibe_root_motion"]``, ``["vibe_fps"]`` and ``["vibe_frame_start"]``. Re-baking replaces the armature's action (the old one
 is removed when nothing else uses it) and its markers. Any exception leaves the scene as it was.
@@ -25,7 +26,7 @@ from typing import Any, Callable
 import bpy
 import numpy as np
 
-from ..core.bake_plan import BakePlan, flagged_runs, plan_track, scene_fps
+from ..core.bake_plan import BakePlan, flagged_runs, plan_track, scene_fps, scene_range, visibility_expression
 from ..core.errors import MotionFileError
 from ..core.frames import world_from_camera
 from ..core.skeleton import BONE_NAMES, NUM_SMPL_JOINTS, ROOT_INDEX
@@ -37,6 +38,7 @@ log = logging.getLogger(__name__)
 PROP_CONFIDENCE = "vibe_confidence"
 PROP_FLAGGED = "vibe_flagged"
 QUALITY_GROUP = "VIBE quality"
+VISIBILITY_PATHS = ("hide_viewport", "hide_render")
 
 
 def action_name(track_id: int) -> str:
@@ -47,6 +49,18 @@ def action_name(track_id: int) -> str:
 def correctives_action_name(track_id: int) -> str:
     """Name of a track's corrective shape-key action: ``VIBE_<id>_correctives``."""
     return f"VIBE_{int(track_id)}_correctives"
+
+
+def _drive_visibility(objects: list, plan: BakePlan, frame_start: int) -> None:
+    """``hide_viewport`` / ``hide_render`` of ``objects`` driven by the frame: shown only from the first
+    to the last key (one expression driver each, replaced on re-bake; no key changes the action's range)."""
+    expression = visibility_expression(plan.frames, frame_start)
+    for obj in objects:
+        for path in VISIBILITY_PATHS:
+            obj.driver_remove(path)
+            drv = obj.driver_add(path).driver
+            drv.type = "SCRIPTED"
+            drv.expression = expression  # a simple expression: evaluated without Python auto-run
 
 
 def marker_prefix(track_id: int) -> str:
@@ -94,7 +108,8 @@ def bake_track(armature: bpy.types.Object, motion: Any, track_id: int, *, root_m
         last = max(float(t.times[-1]) for t in motion.tracks)
         _set_props(armature, undo)
         _replace_markers(scene, plan, track_id, undo)
-        _set_timing(scene, fps is not None, rate, frame_start, last, undo)
+        _set_timing(scene, fps is not None, rate, scene_range(frame_start, rate, last, motion.meta.get("video")),
+                    undo)
         olds = [_assign(owner, w, undo) for owner, w in zip((armature, key), writers)]
     except BaseException:
         for step in reversed(undo):
@@ -103,6 +118,7 @@ def bake_track(armature: bpy.types.Object, motion: Any, track_id: int, *, root_m
             w.discard()
         raise
     _drop_unused(olds)  # irreversible, so last; nothing below can fail
+    _drive_visibility([o for o in (armature, body_of(armature)) if o is not None], plan, frame_start)
     for w, name in zip(writers, (action_name(track_id), correctives_action_name(track_id))):
         w.action.name = name
     log.info("baked track %s: %d keys at %.3f fps", track_id, plan.num_keys, rate)
@@ -138,6 +154,9 @@ def _tag_action(action: bpy.types.Action, motion: Any, track_id: int, root_motio
     action["vibe_track_id"] = int(track_id)
     action["vibe_root_motion"] = root_motion
     action["vibe_fps"] = float(rate)
+    contacts = motion.track(track_id).extra.get("contacts")  # the engine's, for retargeting (bl.retarget)
+    if contacts is not None:
+        action["vibe_contacts"] = np.asarray(contacts, np.int32).ravel().tolist()
 
 
 def _write_correctives(writer: compat.ActionWriter, plan: BakePlan) -> None:
@@ -189,15 +208,15 @@ def _replace_markers(scene, plan, track_id, undo) -> None:
         undo.append(lambda m=marker: markers.remove(m))
 
 
-def _set_timing(scene, set_fps, rate, frame_start, last_time, undo) -> None:
+def _set_timing(scene, set_fps, rate, frame_range, undo) -> None:
     r = scene.render
     before = (r.fps, r.fps_base, scene.frame_start, scene.frame_end)
     undo.append(lambda: _restore_timing(scene, before))
     if set_fps:
         r.fps, r.fps_base = scene_fps(rate)
-    end = max(int(frame_start), int(math.ceil(frame_start + last_time * rate - 1e-6)))
+    start, end = frame_range
     scene.frame_end = max(end, scene.frame_end)  # never below frame_start while moving it
-    scene.frame_start = int(frame_start)
+    scene.frame_start = start
     scene.frame_end = end
 
 

@@ -81,6 +81,32 @@ def scene_fps(fps: float) -> tuple[int, float]:
     return fps_int, fps_int / fps
 
 
+def scene_range(frame_start: int, fps: float, last_time: float, video: dict | None = None) -> tuple[int, int]:
+    """(frame_start, frame_end) covering every key (``last_time`` s) and the whole clip.
+
+    ``video``: the motion file's ``meta["video"]`` (``frames``, ``fps``); its last frame shows at
+    ``frame_start + (frames - 1) / video_fps · fps`` scene frames.
+    """
+    ends = [float(last_time)]
+    video = video or {}
+    if video.get("frames") and video.get("fps"):
+        ends.append((int(video["frames"]) - 1) / float(video["fps"]))
+    end = frame_start + max(ends) * float(fps)
+    return int(frame_start), max(int(frame_start), int(math.ceil(end - FRAME_SNAP)))
+
+
+def visibility_expression(frames: np.ndarray, frame_start: float) -> str:
+    """Driver expression for ``hide_viewport`` / ``hide_render``: true (hidden) from the scene start
+    ``frame_start`` to before the first of ``frames`` (T,) scene frames, and after the last.
+
+    Frames before ``frame_start`` stay visible: Blender's glTF exporter gathers the objects at frame 0
+    and skips hidden ones. Blender's simple-expression evaluator runs it without Python (no auto-run
+    permission needed).
+    """
+    first, last = float(np.min(frames)), float(np.max(frames))
+    return f"(frame >= {float(frame_start):.4f} and frame < {first:.4f}) or frame > {last:.4f}"
+
+
 def local_rotations(skeleton: Skeleton, rot: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:
     """Pose-bone rotation matrices B (T,24,3,3) for SMPL local rotations ``rot`` (T,24,3,3).
 

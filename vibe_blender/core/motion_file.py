@@ -281,9 +281,11 @@ def write_motion(path: str | os.PathLike, motion: Motion, *, compress: bool = Fa
     members = {"meta": _header(motion), **_body_members(motion.body)}
     for track in motion.tracks:
         members.update(_track_members(track))
-    saver = np.savez_compressed if compress else np.savez
-    with atomic_write(path) as fh:
-        saver(fh, **members)
+    compression = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with atomic_write(path) as fh, zipfile.ZipFile(fh, "w", compression, allowZip64=True) as zf:
+        for name, array in members.items():  # the layout np.savez writes, closed even on a full disk
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, array, allow_pickle=False)
 
 
 # --------------------------------------------------------------------------- reading
