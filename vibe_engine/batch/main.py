@@ -18,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
+from vibe_blender.core.atomic import atomic_write
 from vibe_engine import __version__
 from vibe_engine.batch.inputs import Clip, InputError, expand_inputs, option_argv
 from vibe_engine.batch.ledger import LEDGER_NAME, Ledger, settings_hash, sha256_file
@@ -239,9 +240,8 @@ def _executor(ns: argparse.Namespace):
 
 
 def _atomic_write_json(path: Path, data: Any) -> None:
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path) as fh:
+        fh.write((json.dumps(data, indent=2, default=str) + "\n").encode("utf-8"))
 
 
 def _clip_entry(spec: TaskSpec, result: dict[str, Any]) -> dict[str, Any]:
