@@ -33,12 +33,11 @@ for _path in (str(REPO), str(REPO / "tools")):  # run from a checkout: `blender 
         sys.path.insert(0, _path)
 
 from tool_cli import EXIT_USAGE, Parser, UsageError, exit_process, print_error  # noqa: E402
-from vibe_blender.core.settings import DEVICES, FPS_MODES, ROOT_MOTION_MODES  # noqa: E402
+from vibe_blender.core.settings import DEVICES, FPS_MODES, ROOT_MOTION_MODES, VIDEO_SUFFIXES  # noqa: E402
 
 EXIT_OK, EXIT_FAILED = 0, 1
 REPORT_NAME = "vibe_batch_report.json"
 REPORT_VERSION = 1
-VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg")
 MOTION_SUFFIXES = (".npz",)
 DEFAULT_FORMATS = "fbx,bvh"
 

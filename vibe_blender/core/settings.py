@@ -49,6 +49,8 @@ ROOT_MOTION_MODES = tuple(ROOT_MOTION_CHOICES)
 FPS_MODES = tuple(FPS_CHOICES)
 DEVICES = tuple(DEVICE_CHOICES)
 PRECISIONS = tuple(PRECISION_CHOICES)
+#: File suffixes taken as videos when a folder is expanded (the batch tools; lower case).
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg")
 
 
 def enum_items(choices: dict[str, tuple[str, str]]) -> tuple[tuple[str, str, str], ...]:

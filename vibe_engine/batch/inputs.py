@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterable
 
-#: Video file suffixes found in folders (the same set as tools/vibe_batch.py).
-VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg")
+from vibe_blender.core.settings import VIDEO_SUFFIXES
+
 #: Manifest file suffixes.
 MANIFEST_SUFFIXES = (".csv", ".jsonl")
 #: Per-clip keys that a manifest may not set (the batch decides them).
