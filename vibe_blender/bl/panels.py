@@ -29,21 +29,25 @@ def _idle() -> bool:
     return operators.active_job() is None
 
 
-class _SubPanel:
+class SidebarPanel:
+    """Where every VIBE panel lives: the 3D view's sidebar, tab "VIBE"."""
+
     bl_space_type = "VIEW_3D"
     bl_region_type = "UI"
     bl_category = "VIBE"
+
+
+class SubPanel(SidebarPanel):
+    """A sub-panel of the main VIBE panel."""
+
     bl_parent_id = "VIBE_PT_main"
 
 
-class VIBE_PT_main(bpy.types.Panel):
+class VIBE_PT_main(SidebarPanel, bpy.types.Panel):
     """Video in, people, Capture with live progress and Cancel."""
 
     bl_idname = "VIBE_PT_main"
     bl_label = "VIBE Mocap"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "VIBE"
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
@@ -67,7 +71,7 @@ class VIBE_PT_main(bpy.types.Panel):
             _draw_running(layout.box(), job)
 
 
-class VIBE_PT_options(_SubPanel, bpy.types.Panel):
+class VIBE_PT_options(SubPanel, bpy.types.Panel):
     """How the characters are made: root motion, clean-up, frame rate."""
 
     bl_idname = "VIBE_PT_options"
@@ -86,7 +90,7 @@ class VIBE_PT_options(_SubPanel, bpy.types.Panel):
         col.row().prop(settings, "fps_mode", expand=True)
 
 
-class VIBE_PT_motion(_SubPanel, bpy.types.Panel):
+class VIBE_PT_motion(SubPanel, bpy.types.Panel):
     """Re-import a take (motion file) without running the engine."""
 
     bl_idname = "VIBE_PT_motion"
@@ -100,7 +104,7 @@ class VIBE_PT_motion(_SubPanel, bpy.types.Panel):
         col.operator("vibe.import_motion", text="Re-import", icon="ARMATURE_DATA")
 
 
-class VIBE_PT_export(_SubPanel, bpy.types.Panel):
+class VIBE_PT_export(SubPanel, bpy.types.Panel):
     """Export the active character: FBX (with a preset), BVH or glTF."""
 
     bl_idname = "VIBE_PT_export"

@@ -8,6 +8,7 @@ from ..core.errors import VibeError
 from ..core.retarget_map import REQUIRED, SLOTS
 from . import retarget as blrt
 from . import retarget_ops
+from .panels import SubPanel
 
 _MAP_CACHE: dict[tuple, tuple] = {}  # (target name, bone count, map path) -> (BoneMap | None, error)
 
@@ -23,15 +24,11 @@ def _detected(target, mapping_path: str):
     return _MAP_CACHE[key]
 
 
-class VIBE_PT_retarget(bpy.types.Panel):
+class VIBE_PT_retarget(SubPanel, bpy.types.Panel):
     """Retarget a VIBE character onto your own rig (Mixamo, Unreal-style, Rigify, any humanoid)."""
 
     bl_idname = "VIBE_PT_retarget"
     bl_label = "Retarget to…"
-    bl_space_type = "VIEW_3D"
-    bl_region_type = "UI"
-    bl_category = "VIBE"
-    bl_parent_id = "VIBE_PT_main"
     bl_options = {"DEFAULT_CLOSED"}
 
     @classmethod
