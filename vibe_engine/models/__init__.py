@@ -3,7 +3,8 @@
 Public API:
   * :func:`load_generator` → :class:`VibeGenerator` in eval mode;
   * ``VibeGenerator.extract_features / encode / regress / forward`` (see generator.py);
-  * ``VibeGenerator.body`` → :class:`BodyArrays` (SMPL arrays for the motion file).
+  * ``VibeGenerator.body`` → :class:`BodyArrays` (SMPL arrays for the motion file);
+  * ``VibeGenerator.motion_discriminator`` → :class:`MotionDiscriminator` or None (see discriminator.py).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from vibe_engine.errors import BadInputError, ModelError
 from vibe_engine.models.body import BodyArrays
 from vibe_engine.models.body_io import SMPL_PREFIX, body_from_state_dict, read_body_file
 from vibe_engine.models.checkpoints import SPIN_HEAD_KEYS, check_keys, load_checkpoint, section
+from vibe_engine.models.discriminator import MotionDiscriminator, build_discriminator
 from vibe_engine.models.generator import VibeGenerator
 from vibe_engine.models.layout import SMPL_SHAPES, VIBE_CORE_SHAPES
 
@@ -62,7 +64,7 @@ def load_generator(
     dtype, device = _options(precision, device)
     vibe_path = Path(vibe_checkpoint)
     spin_path = Path(spin_checkpoint) if spin_checkpoint is not None else _sibling_spin(vibe_path)
-    gen = _gen_state(vibe_path)
+    gen, disc = _gen_state(vibe_path)
     body = _body(gen, body_model, vibe_path)
     model = VibeGenerator(body, compute_dtype=dtype, channels_last=channels_last)
     _load_backbone(model, spin_path)
@@ -72,6 +74,7 @@ def load_generator(
     if channels_last:
         model.backbone.to(memory_format=torch.channels_last)
     model.to(device).eval().requires_grad_(False)
+    model.motion_discriminator = disc.to(device) if disc is not None else None
     if compile:
         model.compile_backbone()
     log.info("VIBE generator loaded from %s + %s (%s, %s)", vibe_path.name, spin_path.name, device, precision)
@@ -98,7 +101,8 @@ def _sibling_spin(vibe_path: Path) -> Path:
     return path
 
 
-def _gen_state(vibe_path: Path) -> Mapping[str, Any]:
+def _gen_state(vibe_path: Path) -> tuple[Mapping[str, Any], MotionDiscriminator | None]:
+    """``gen_state_dict`` (checked strictly) and the motion discriminator (None when absent)."""
     ckpt = load_checkpoint(vibe_path, "VIBE checkpoint")
     hint = ("this looks like the SPIN checkpoint; pass it as spin_checkpoint" if "model" in ckpt
             else "pass vibe_model_wo_3dpw.pth.tar")
@@ -106,7 +110,7 @@ def _gen_state(vibe_path: Path) -> Mapping[str, Any]:
     has_smpl = any(k.startswith(SMPL_PREFIX) for k in gen)
     expected = {**VIBE_CORE_SHAPES, **(SMPL_SHAPES if has_smpl else {})}
     check_keys(gen, expected, f"VIBE checkpoint {vibe_path.name} gen_state_dict")
-    return gen
+    return gen, build_discriminator(ckpt, f"VIBE checkpoint {vibe_path.name}")
 
 
 def _body(gen: Mapping[str, Any], body_model: str | Path | None, vibe_path: Path) -> BodyArrays:

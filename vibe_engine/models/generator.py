@@ -44,6 +44,8 @@ class VibeGenerator(nn.Module):
         self.channels_last = channels_last
         self._compiled: nn.Module | None = None
         self._compiled_batch = 0
+        #: VIBE's motion discriminator (fp32) when the checkpoint carries one (set by load_generator)
+        self.motion_discriminator: nn.Module | None = None
 
     def compile_backbone(self) -> None:
         """Run the backbone through ``torch.compile`` (Inductor, weights frozen as constants).
