@@ -511,8 +511,8 @@ def features_pass(run: _Run, reader: Any, model: Any, tracks: list[Any]) -> list
     streams = [_Stream(t) for t in tracks]
     backbone = _Backbone(run, model)
     total = sum(len(t.frames) for t in tracks)
-    if run.cfg.compiles(total):
-        _compile(run, model, min(backbone.batch, total))
+    if run.cfg.compile != "off":  # the AOTInductor artefact: loaded if cached, built if worth it
+        _compile(run, model, backbone.batch, build=run.cfg.compiles(total))
     last = max(int(t.frames[-1]) for t in tracks)
     crops: list[np.ndarray] = []
     owners: list[int] = []
@@ -533,18 +533,23 @@ def features_pass(run: _Run, reader: Any, model: Any, tracks: list[Any]) -> list
     return streams
 
 
-def _compile(run: _Run, model: Any, batch: int) -> None:
-    """Compile the backbone for ``batch`` crops (timed as ``compile``); eager on failure
-    (e.g. no C++ compiler), with a ``COMPILE_FAILED`` warning."""
+def _compile(run: _Run, model: Any, batch: int, build: bool = True) -> None:
+    """The backbone's AOTInductor artefact for ``batch`` crops (models/compiled.py; timed as
+    ``compile``): loaded from the cache, else built once when ``build`` (``COMPILING`` warning
+    first: minutes). Eager when it cannot be had: ``COMPILE_FAILED`` for a failed build or a
+    stale/corrupt artefact (the reason in the message); silent when merely not built yet."""
+    def building(why: str) -> None:
+        run.writer.warning("COMPILING", f"building the compiled backbone once for this checkpoint, device and "
+                           f"precision ({why}); this takes minutes, later runs load it in about a second")
+
     with run.timings("compile"):
-        model.compile_backbone()
-        try:
-            model.warm_up(batch)
-        except Exception as exc:  # noqa: BLE001 - any Inductor failure: the eager model still works
-            model.uncompile_backbone()
-            log.warning("torch.compile failed, running eager: %s", exc)
-            run.writer.warning("COMPILE_FAILED", f"torch.compile failed ({type(exc).__name__}: "
-                               f"{str(exc)[:120]}); running without it (--compile off hides this)")
+        prepared = model.prepare_compiled_backbone(batch, build=build, on_build=building)
+    if prepared.reason and prepared.reason != "missing":
+        log.warning("compiled backbone: %s", prepared.reason)
+        run.writer.warning("COMPILE_FAILED" if prepared.runner is None else "COMPILE_REBUILT",
+                           f"compiled backbone {prepared.path.name}: {prepared.reason[:200]}; "
+                           + ("running without it (--compile off hides this)" if prepared.runner is None
+                              else "rebuilt"))
 
 
 def _check_complete(streams: list[_Stream]) -> None:

@@ -60,6 +60,24 @@ class VibeGenerator(nn.Module):
         inductor_config.freezing = True
         self._compiled = torch.compile(self.backbone, dynamic=False)
 
+    def prepare_compiled_backbone(self, batch: int, *, build: bool = True, cache_dir=None,
+                                  on_build=None):
+        """Use the AOTInductor artefact of this backbone for ``batch`` crops (models/compiled.py):
+        loaded from the cache (≈0.1 s), or built once (minutes; ``on_build(reason)`` is called
+        first) when ``build``. Returns ``compiled.Prepared``; its ``runner`` is None when the
+        backbone stays eager (``reason`` says why: no artefact and ``build`` false, or a failure).
+        """
+        from vibe_engine.models.compiled import ArtefactKey, load_or_build
+
+        key = ArtefactKey("hmr-backbone", self.device.type, str(self.compute_dtype), self.channels_last, batch)
+        example = torch.zeros(batch, 3, CROP_SIDE, CROP_SIDE, device=self.device, dtype=self.compute_dtype)
+        if self.channels_last:
+            example = example.contiguous(memory_format=torch.channels_last)
+        prepared = load_or_build(self.backbone, example, key, cache_dir=cache_dir, build=build, on_build=on_build)
+        if prepared.runner is not None:
+            self._compiled, self._compiled_batch = prepared.runner, batch
+        return prepared
+
     def uncompile_backbone(self) -> None:
         """Back to the eager backbone (after a failed compilation)."""
         self._compiled, self._compiled_batch = None, 0
