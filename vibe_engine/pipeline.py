@@ -787,13 +787,19 @@ def run_pipeline(cfg: EngineConfig, writer: ProtocolWriter, token: CancelToken) 
             writer.stage("regress")
             motion_tracks = blazepose_tracks(run, backend.model, tracks, times)
     writer.stage("write")
-    return _write(run, build_motion(run, backend, info, times, motion_tracks))
+    return _write(run, build_motion(run, backend, info, times, motion_tracks), backend)
 
 
-def _write(run: _Run, motion: mf.Motion) -> RunResult:
-    """Post-process and write the motion file atomically (the ``write`` stage)."""
+def _write(run: _Run, motion: mf.Motion, backend: Backend | None = None) -> RunResult:
+    """Post-process, score the motion's realism (VIBE's motion discriminator, when the backend has
+    one) and write the motion file atomically (the ``write`` stage)."""
     with run.timings("postprocess"):
         _postprocess(run.cfg, motion)
+    if backend is not None and backend.name == "vibe":
+        from .models.discriminator import add_realism
+
+        with run.timings("realism"):
+            add_realism(motion, backend.model.motion_discriminator)
     motion.meta["manifest"]["timings_s"] = {k: round(v, 4) for k, v in run.timings.seconds.items()}
     run.token.check("write")
     with run.timings("write"):

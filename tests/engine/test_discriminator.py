@@ -126,3 +126,27 @@ def test_frame_realism_is_the_mean_of_the_covering_windows(state):
     assert abs(got[21] - windows[6]) <= FP64_TOLERANCE
     short = frame_realism(model, pose[:5])  # shorter than a window: one window of its length
     assert np.allclose(short, np_discriminator(x[:5], state), atol=FP64_TOLERANCE)
+
+
+def test_add_realism_scores_every_track_and_survives_the_motion_file(state, tmp_path):
+    from tests.fixtures.motion import make_motion
+    from vibe_blender.core import motion_file as mf
+    from vibe_engine.models.discriminator import add_realism
+
+    model = build_discriminator({DISC_KEY: state}).double()
+    motion = make_motion(num_tracks=2, num_frames=20)
+    add_realism(motion, model)
+    for t in motion.tracks:
+        np.testing.assert_array_equal(t.extra["realism"], frame_realism(model, t.pose))
+    realism = motion.meta["manifest"]["realism"]
+    assert realism["enabled"] and realism["window_frames"] == WINDOW
+    assert realism["implausible_frames"] == {
+        str(t.id): int((t.extra["realism"] < mf.REALISM_IMPLAUSIBLE_BELOW).sum()) for t in motion.tracks}
+    mf.write_motion(tmp_path / "m.motion.npz", motion)
+    back = mf.read_motion(tmp_path / "m.motion.npz")
+    for a, b in zip(motion.tracks, back.tracks):
+        np.testing.assert_array_equal(b.extra["realism"], a.extra["realism"])
+    off = make_motion(num_tracks=1, num_frames=5)
+    add_realism(off, None)
+    assert off.meta["manifest"]["realism"] == {"enabled": False, "note": f"the checkpoint has no {DISC_KEY}"}
+    assert "realism" not in off.tracks[0].extra

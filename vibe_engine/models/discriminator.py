@@ -22,6 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from vibe_blender.core.motion_file import REALISM_IMPLAUSIBLE_BELOW
 from vibe_engine.errors import ModelError
 from vibe_engine.models.checkpoints import check_keys
 
@@ -38,8 +39,6 @@ ATTENTION_LAYERS = 3
 WINDOW = 16
 #: Window start spacing in frames for :func:`frame_realism`.
 STRIDE = 4
-#: A frame whose realism is below this is "implausible" (LSGAN targets: generated 0, real 1).
-IMPLAUSIBLE_BELOW = 0.5
 
 _GATES = 3 * HIDDEN_DIM
 _ATT_INDICES = tuple(3 * i for i in range(ATTENTION_LAYERS))  # 0, 3, 6: Linear, Tanh, Dropout per layer
@@ -141,3 +140,19 @@ def frame_realism(model: MotionDiscriminator, pose: np.ndarray, window: int = WI
         total[s:s + length] += value
         count[s:s + length] += 1
     return (total / count).astype(np.float32)
+
+
+def add_realism(motion: Any, model: MotionDiscriminator | None, note: str = "") -> None:
+    """Store ``realism`` (T,) in every track of ``motion`` (a vibe_blender Motion, after
+    post-processing: the final poses) and describe it in ``meta["manifest"]["realism"]``; with no
+    model the manifest says the feature is off and why (``note``)."""
+    manifest = motion.meta.setdefault("manifest", {})
+    if model is None:
+        manifest["realism"] = {"enabled": False, "note": note or f"the checkpoint has no {DISC_KEY}"}
+        return
+    for track in motion.tracks:
+        track.extra["realism"] = frame_realism(model, track.pose)
+    manifest["realism"] = {"enabled": True, "window_frames": WINDOW, "stride_frames": STRIDE,
+                           "implausible_below": REALISM_IMPLAUSIBLE_BELOW,
+                           "implausible_frames": {str(t.id): int((t.extra["realism"] < REALISM_IMPLAUSIBLE_BELOW).sum())
+                                                  for t in motion.tracks}}
