@@ -119,3 +119,14 @@ def test_no_artefact_and_no_build_is_silent(checkpoint, monkeypatch, tmp_path):
     PL._compile(run, model, 2, build=False)
     assert _warnings(stream) == []
     _assert_eager(model)
+
+
+def test_prepare_without_model_files_is_one_line_and_exit_4():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "vibe_engine", "prepare"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 4 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines()[-1] == ("prepare needs the VIBE model files: pass --vibe-data DIR "
+                                                    "or --vibe-checkpoint F")
