@@ -118,11 +118,12 @@ def _joints_mm(models: dict, crops: torch.Tensor) -> None:
     """Max / mean distance of each mode's 49 joints (kp_3d) to fp32 eager's, in mm."""
     with torch.inference_mode():
         out = {name: m(crops[None])["kp_3d"][0].double().cpu() for name, m in models.items()}
-    ref = out[next(iter(models))]
-    print(f"{'mode':<20} {'joints vs fp32 eager: max mm':>28} {'mean mm':>8}")
+    ref, eager16 = out[next(iter(models))], out.get("bf16 channels_last")
+    print(f"{'mode':<20} {'joints vs fp32 eager: max mm':>28} {'mean mm':>8} {'vs bf16 eager: max mm':>22}")
     for name, kp in out.items():
         d = 1000 * (kp - ref).norm(dim=-1)
-        print(f"{name:<20} {float(d.max()):>28.3f} {float(d.mean()):>8.3f}")
+        e = f"{float(1000 * (kp - eager16).norm(dim=-1).max()):>22.3f}" if eager16 is not None else ""
+        print(f"{name:<20} {float(d.max()):>28.3f} {float(d.mean()):>8.3f} {e}")
 
 
 def _warm_start(vibe: Path, device: torch.device, batch: int, cache: Path) -> None:
