@@ -41,6 +41,7 @@ def load_generator(
     precision: str = "fp32",
     channels_last: bool = True,
     compile: bool = False,
+    encoder_precision: str | None = None,
 ) -> VibeGenerator:
     """Build VIBE's demo generator from the official files, unchanged.
 
@@ -54,6 +55,10 @@ def load_generator(
         device: "cpu", "cuda", "cuda:1", …
         precision: "fp32", or "bf16" (backbone + encoder in bfloat16, regressor + SMPL fp32).
         channels_last: NHWC backbone (same results to float rounding, faster).
+        encoder_precision: the temporal encoder's precision when it should differ from
+            ``precision`` (e.g. "fp32" with a bf16 backbone: on AVX-512/AMX CPUs the fp32 GRU is
+            faster than the bf16 one and the joints' error is the backbone's either way;
+            benchmarks/generator.py).
         compile: ``torch.compile`` the backbone (Inductor, frozen weights; see
             ``VibeGenerator.compile_backbone``): slow first batch, faster afterwards.
     Returns:
@@ -62,6 +67,7 @@ def load_generator(
         ModelError for a missing/foreign/mismatched file; BadInputError for a bad option.
     """
     dtype, device = _options(precision, device)
+    enc_dtype = _options(encoder_precision, device)[0] if encoder_precision is not None else dtype
     vibe_path = Path(vibe_checkpoint)
     spin_path = Path(spin_checkpoint) if spin_checkpoint is not None else _sibling_spin(vibe_path)
     gen, disc = _gen_state(vibe_path)
@@ -70,7 +76,7 @@ def load_generator(
     _load_backbone(model, spin_path)
     _load_generator_weights(model, gen)
     model.backbone.to(dtype=dtype)
-    model.encoder.to(dtype=dtype)
+    model.encoder.to(dtype=enc_dtype)
     if channels_last:
         model.backbone.to(memory_format=torch.channels_last)
     model.to(device).eval().requires_grad_(False)

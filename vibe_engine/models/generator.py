@@ -123,7 +123,7 @@ class VibeGenerator(nn.Module):
         Pass the returned ``hidden`` with the next chunk of the same N sequences to get exactly
         the result of one pass over the concatenated chunks; ``hidden=None`` starts at zero.
         """
-        x = feats.to(device=self.device, dtype=self.compute_dtype)
+        x = feats.to(device=self.device, dtype=self.encoder.linear.weight.dtype)
         y, hidden = self.encoder(x, hidden)
         return y.float(), hidden.float()
 
