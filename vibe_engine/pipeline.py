@@ -539,8 +539,8 @@ def _compile(run: _Run, model: Any, batch: int, build: bool = True) -> None:
     first: minutes). Eager when it cannot be had: ``COMPILE_FAILED`` for a failed build or a
     stale/corrupt artefact (the reason in the message); silent when merely not built yet."""
     def building(why: str) -> None:
-        run.writer.warning("COMPILING", f"building the compiled backbone once for this checkpoint, device and "
-                           f"precision ({why}); this takes minutes, later runs load it in about a second")
+        run.writer.warning("COMPILING", f"building the compiled backbone once for this checkpoint, device "
+                           f"and precision ({why}); this takes minutes, later runs load it in about a second")
 
     with run.timings("compile"):
         prepared = model.prepare_compiled_backbone(batch, build=build, on_build=building)

@@ -13,6 +13,8 @@ from torch import nn
 
 from vibe_engine.models import compiled as C
 
+pytestmark = pytest.mark.slow  # two real AOTInductor builds of a tiny net (≈15 s each on 2 quiet cores)
+
 #: fp32 compiled vs eager on outputs of order 1: summation order only (a few float32 ulps × fan-in 27).
 FP32_TOLERANCE = 1e-5
 

@@ -176,7 +176,8 @@ def build_artefact(module: nn.Module, example: torch.Tensor, pt2: Path, record_p
             torch._inductor.aoti_compile_and_package(program, package_path=str(tmp),
                                                      inductor_configs=dict(INDUCTOR_CONFIGS))
         _write_atomic(pt2, package)
-    record = {**expected, "package_sha256": file_sha256(pt2), "build_seconds": round(time.perf_counter() - start, 1)}
+    record = {**expected, "package_sha256": file_sha256(pt2),
+              "build_seconds": round(time.perf_counter() - start, 1)}
     _write_atomic(record_path, lambda tmp: tmp.write_text(json.dumps(record, indent=1), encoding="utf-8"))
 
 

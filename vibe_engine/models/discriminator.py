@@ -152,7 +152,6 @@ def add_realism(motion: Any, model: MotionDiscriminator | None, note: str = "") 
         return
     for track in motion.tracks:
         track.extra["realism"] = frame_realism(model, track.pose)
+    low = {str(t.id): int((t.extra["realism"] < REALISM_IMPLAUSIBLE_BELOW).sum()) for t in motion.tracks}
     manifest["realism"] = {"enabled": True, "window_frames": WINDOW, "stride_frames": STRIDE,
-                           "implausible_below": REALISM_IMPLAUSIBLE_BELOW,
-                           "implausible_frames": {str(t.id): int((t.extra["realism"] < REALISM_IMPLAUSIBLE_BELOW).sum())
-                                                  for t in motion.tracks}}
+                           "implausible_below": REALISM_IMPLAUSIBLE_BELOW, "implausible_frames": low}

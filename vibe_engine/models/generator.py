@@ -69,11 +69,13 @@ class VibeGenerator(nn.Module):
         """
         from vibe_engine.models.compiled import ArtefactKey, load_or_build
 
-        key = ArtefactKey("hmr-backbone", self.device.type, str(self.compute_dtype), self.channels_last, batch)
+        key = ArtefactKey("hmr-backbone", self.device.type, str(self.compute_dtype), self.channels_last,
+                          batch)
         example = torch.zeros(batch, 3, CROP_SIDE, CROP_SIDE, device=self.device, dtype=self.compute_dtype)
         if self.channels_last:
             example = example.contiguous(memory_format=torch.channels_last)
-        prepared = load_or_build(self.backbone, example, key, cache_dir=cache_dir, build=build, on_build=on_build)
+        prepared = load_or_build(self.backbone, example, key, cache_dir=cache_dir, build=build,
+                                 on_build=on_build)
         if prepared.runner is not None:
             self._compiled, self._compiled_batch = prepared.runner, batch
         return prepared

@@ -26,14 +26,17 @@ def prepare_main(args: argparse.Namespace, out: TextIO) -> int:
     try:
         models = resolve_models(args.vibe_data, args.vibe_checkpoint, args.spin_checkpoint, args.body_model)
         if models is None:
-            raise BadInputError("prepare needs the VIBE model files: pass --vibe-data DIR or --vibe-checkpoint F")
+            raise BadInputError("prepare needs the VIBE model files: pass --vibe-data DIR or "
+                                "--vibe-checkpoint F")
         model = load_generator(models.vibe_checkpoint, models.spin_checkpoint, body_model=models.body_model,
                                device=args.device, precision=args.precision)
     except EngineError as exc:
         sys.stderr.write(f"{exc}\n")
         return exc.exit_code
-    prepared = model.prepare_compiled_backbone(
-        args.batch_size, on_build=lambda why: log.info("building the compiled backbone (%s); this takes minutes", why))
+    def building(why: str) -> None:
+        log.info("building the compiled backbone (%s); this takes minutes", why)
+
+    prepared = model.prepare_compiled_backbone(args.batch_size, on_build=building)
     out.write(json.dumps({"state": prepared.state, "artefact": str(prepared.path),
                           "seconds": round(prepared.seconds, 2), "reason": prepared.reason}) + "\n")
     if prepared.runner is None:
