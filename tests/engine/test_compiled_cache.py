@@ -13,7 +13,7 @@ from torch import nn
 
 from vibe_engine.models import compiled as C
 
-pytestmark = pytest.mark.slow  # two real AOTInductor builds of a tiny net (≈15 s each on 2 quiet cores)
+pytestmark = pytest.mark.slow  # two real AOTInductor builds of a tiny net (35-60 s each on the loaded 2 cores)
 
 #: fp32 compiled vs eager on outputs of order 1: summation order only (a few float32 ulps × fan-in 27).
 FP32_TOLERANCE = 1e-5
