@@ -102,8 +102,8 @@ def _compiled(model):
 
 
 def _aoti(vibe: Path, device: torch.device, batch: int, cache: Path):
-    """bf16 channels_last backbone from the AOTInductor artefact for ``batch``, fp32 GRU."""
-    model = load_generator(vibe, device=device, precision="bf16", encoder_precision="fp32")
+    """bf16 channels_last model whose backbone runs the AOTInductor artefact for ``batch``."""
+    model = load_generator(vibe, device=device, precision="bf16")
     prepared = model.prepare_compiled_backbone(
         batch, cache_dir=cache, on_build=lambda why: print(f"# building the AOTInductor artefact for batch "
                                                           f"{batch} ({why}) ...", flush=True))
@@ -137,7 +137,7 @@ def _warm_start(vibe: Path, device: torch.device, batch: int, cache: Path) -> No
 def _warm_start_child(args: argparse.Namespace) -> None:
     start = time.perf_counter()
     times = {}
-    model = load_generator(args.warm_start_child, device=args.device, precision="bf16", encoder_precision="fp32")
+    model = load_generator(args.warm_start_child, device=args.device, precision="bf16")
     times["load_generator"] = time.perf_counter() - start
     prepared = model.prepare_compiled_backbone(args.batch_sizes[0], cache_dir=args.cache, build=False)
     if prepared.runner is None:

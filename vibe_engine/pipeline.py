@@ -139,7 +139,7 @@ def load_model(cfg: EngineConfig) -> Any:
     m = cfg.models
     try:
         return load_generator(m.vibe_checkpoint, m.spin_checkpoint, body_model=m.body_model,
-                              device=cfg.device, precision=cfg.precision, encoder_precision="fp32")
+                              device=cfg.device, precision=cfg.precision)
     except (ModelError, BadInputError):
         raise
     except Exception as exc:  # noqa: BLE001 - any loader failure means the file is unusable

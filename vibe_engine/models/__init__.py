@@ -56,9 +56,8 @@ def load_generator(
         precision: "fp32", or "bf16" (backbone + encoder in bfloat16, regressor + SMPL fp32).
         channels_last: NHWC backbone (same results to float rounding, faster).
         encoder_precision: the temporal encoder's precision when it should differ from
-            ``precision`` (e.g. "fp32" with a bf16 backbone: on AVX-512/AMX CPUs the fp32 GRU is
-            faster than the bf16 one and the joints' error is the backbone's either way;
-            benchmarks/generator.py).
+            ``precision`` (e.g. "fp32" with a bf16 backbone; measured here: the joints' error of
+            bf16 is the backbone's, the GRU's precision hardly changes it).
         compile: ``torch.compile`` the backbone (Inductor, frozen weights; see
             ``VibeGenerator.compile_backbone``): slow first batch, faster afterwards.
     Returns:
