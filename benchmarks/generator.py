@@ -1,16 +1,22 @@
 """Benchmark of the VIBE generator stages with random weights in the official layout.
 
 Prints frames/s and ms/frame for the backbone, the temporal encoder, the regressor + SMPL and
-end to end, for fp32 eager (NCHW, the baseline), fp32 channels_last and bf16 (+ channels_last),
-(optionally a torch.compile'd bf16 backbone) at several batch sizes, with ratios against the fp32 eager baseline measured in the same run,
-and the process' peak RSS. Usage:
+end to end, for fp32 eager (NCHW: the official demo's forward, the baseline), fp32 channels_last,
+bf16 (+ channels_last), optionally the bf16 backbone from its AOTInductor artefact (``--aoti``;
+built into ``--cache`` when missing, the build time is printed) and a torch.compile'd bf16
+backbone (``--compile``), at several batch sizes, with ratios against the fp32 eager baseline
+measured in the same run; then the joints' distance to fp32 in mm on the same fixed crops, the warm
+start of the AOTInductor path in a fresh process (``--aoti``), and the process' peak RSS. Usage:
 
-    .venv/bin/python benchmarks/generator.py [--device cpu|cuda] [--frames 16] [--batch-sizes 8,32] [--repeats 2] [--compile]
+    .venv/bin/python benchmarks/generator.py [--device cpu|cuda] [--frames 16] [--batch-sizes 8,32]
+        [--repeats 2] [--aoti] [--cache DIR] [--compile]
 """
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import subprocess
 import resource
 import sys
 import tempfile
@@ -25,6 +31,9 @@ import torch  # noqa: E402
 
 from tests.fixtures.synthetic import make_crops, official_files  # noqa: E402
 from vibe_engine.models import load_generator  # noqa: E402
+
+#: Default artefact folder of the benchmark (its random weights must not land in the user cache).
+BENCH_CACHE = Path(tempfile.gettempdir()) / "vibe_bench_compiled"
 
 MODES = {  # name → load_generator options
     "fp32 eager": {"precision": "fp32", "channels_last": False},
@@ -92,6 +101,62 @@ def _compiled(model):
     return model
 
 
+def _aoti(vibe: Path, device: torch.device, batch: int, cache: Path):
+    """bf16 channels_last model whose backbone runs the AOTInductor artefact for ``batch``."""
+    model = load_generator(vibe, device=device, precision="bf16")
+    prepared = model.prepare_compiled_backbone(
+        batch, cache_dir=cache, on_build=lambda why: print(f"# building the AOTInductor artefact for batch "
+                                                          f"{batch} ({why}) ...", flush=True))
+    print(f"# AOTInductor artefact batch {batch}: {prepared.state} in {prepared.seconds:.1f} s "
+          f"{prepared.reason}".rstrip(), flush=True)
+    if prepared.runner is None:
+        raise SystemExit(f"AOTInductor path unavailable: {prepared.reason}")
+    return model
+
+
+def _joints_mm(models: dict, crops: torch.Tensor) -> None:
+    """Max / mean distance of each mode's 49 joints (kp_3d) to fp32 eager's, in mm."""
+    with torch.inference_mode():
+        out = {name: m(crops[None])["kp_3d"][0].double().cpu() for name, m in models.items()}
+    ref, eager16 = out[next(iter(models))], out.get("bf16 channels_last")
+    print(f"{'mode':<20} {'joints vs fp32 eager: max mm':>28} {'mean mm':>8} {'vs bf16 eager: max mm':>22}")
+    for name, kp in out.items():
+        d = 1000 * (kp - ref).norm(dim=-1)
+        e = f"{float(1000 * (kp - eager16).norm(dim=-1).max()):>22.3f}" if eager16 is not None else ""
+        print(f"{name:<20} {float(d.max()):>28.3f} {float(d.mean()):>8.3f} {e}")
+
+
+def _warm_start(vibe: Path, device: torch.device, batch: int, cache: Path) -> None:
+    """A fresh process: import, load_generator, load the artefact, first batch (seconds each)."""
+    cmd = [sys.executable, __file__, "--warm-start-child", str(vibe), "--device", str(device),
+           "--batch-sizes", str(batch), "--cache", str(cache)]
+    times = json.loads(subprocess.run(cmd, check=True, capture_output=True, text=True).stdout.splitlines()[-1])
+    print("# warm start in a fresh process (s): " + ", ".join(f"{k} {v:.2f}" for k, v in times.items()))
+
+
+def _warm_start_child(args: argparse.Namespace) -> None:
+    start = time.perf_counter()
+    times = {}
+    model = load_generator(args.warm_start_child, device=args.device, precision="bf16")
+    times["load_generator"] = time.perf_counter() - start
+    prepared = model.prepare_compiled_backbone(args.batch_sizes[0], cache_dir=args.cache, build=False)
+    if prepared.runner is None:
+        raise SystemExit(f"no valid artefact: {prepared.reason}")
+    times["artefact load"] = prepared.seconds
+    crops = make_crops(1, args.batch_sizes[0], seed=0)[0]
+    t = time.perf_counter()
+    with torch.inference_mode():
+        model.extract_features(crops)
+    times["first batch"] = time.perf_counter() - t
+    t = time.perf_counter()
+    with torch.inference_mode():
+        model.extract_features(crops)
+    times["second batch"] = time.perf_counter() - t
+    times["warm start (artefact load + first batch - second batch)"] = (
+        times["artefact load"] + times["first batch"] - times["second batch"])
+    print(json.dumps(times))
+
+
 def run(args: argparse.Namespace) -> None:
     device = torch.device(args.device)
     with tempfile.TemporaryDirectory(prefix="vibe_bench_") as tmp:
@@ -99,6 +164,9 @@ def run(args: argparse.Namespace) -> None:
         models = {name: load_generator(files["vibe"], device=device, **opts) for name, opts in MODES.items()}
         if args.compile:
             models["bf16 compiled"] = _compiled(load_generator(files["vibe"], device=device, precision="bf16"))
+        if args.aoti:
+            _run_aoti(args, files["vibe"], device, models)
+            return
     print(f"# VIBE generator benchmark: device={device}, torch {torch.__version__}, "
           f"threads={torch.get_num_threads()}, frames/measurement={args.frames}, repeats={args.repeats}, "
           f"load average {os.getloadavg()[0]:.1f}")
@@ -118,6 +186,39 @@ def run(args: argparse.Namespace) -> None:
     print(f"# peak RSS {_peak_rss_mib():.0f} MiB")
 
 
+def _table(args: argparse.Namespace, models_for, device: torch.device) -> None:
+    """The speed table: every mode × batch size × stage, ratios to fp32 eager."""
+    print(f"# VIBE generator benchmark: device={device}, torch {torch.__version__}, "
+          f"threads={torch.get_num_threads()}, frames/measurement={args.frames}, repeats={args.repeats}, "
+          f"load average {os.getloadavg()[0]:.1f}")
+    print(f"{'mode':<20} {'batch':>5} {'stage':<15} {'frames/s':>9} {'ms/frame':>9} {'vs fp32 eager':>13}")
+    control = []
+    for b in args.batch_sizes:
+        models = models_for(b)
+        crops = make_crops(1, b, seed=0)[0].to(device)
+        best = _measure(models, crops, args.frames, args.repeats, device)
+        for name in models:
+            for stage in STAGES:
+                sec, base = best[name, stage], best[next(iter(models)), stage]
+                control += [base / sec] if stage == "regressor+SMPL" else []
+                print(f"{name:<20} {b:>5} {stage:<15} {1 / sec:>9.1f} {1000 * sec:>9.2f} "
+                      f"{base / sec:>12.2f}x", flush=True)
+        _joints_mm(models, crops)
+    print(f"# noise: regressor+SMPL is identical fp32 code in every mode; its ratios span "
+          f"{min(control):.2f}x-{max(control):.2f}x (1.00x on a quiet machine); "
+          f"load average now {os.getloadavg()[0]:.1f}")
+
+
+def _run_aoti(args: argparse.Namespace, vibe: Path, device: torch.device, models: dict) -> None:
+    """Speed table with the AOTInductor row per batch size, joints in mm, warm start."""
+    def models_for(b: int) -> dict:
+        return {**models, "bf16 aoti": _aoti(vibe, device, b, args.cache)}
+
+    _table(args, models_for, device)
+    _warm_start(vibe, device, args.batch_sizes[-1], args.cache)
+    print(f"# peak RSS {_peak_rss_mib():.0f} MiB")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
@@ -126,7 +227,15 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="round-robin rounds (best is kept)")
     parser.add_argument("--compile", action="store_true",
                         help="also time a torch.compile'd bf16 backbone (compilation takes minutes)")
-    run(parser.parse_args())
+    parser.add_argument("--aoti", action="store_true",
+                        help="also time the bf16 backbone from its AOTInductor artefact (built once into --cache: minutes)")
+    parser.add_argument("--cache", type=Path, default=BENCH_CACHE, help="AOTInductor artefact folder")
+    parser.add_argument("--warm-start-child", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.warm_start_child is not None:
+        _warm_start_child(args)
+    else:
+        run(args)
 
 
 if __name__ == "__main__":

@@ -92,3 +92,7 @@ class Backend(Protocol):
 
     def finish_track(self, track: Any, times: np.ndarray) -> mf.Track:
         """The motion-file track (``times`` (N,) s: every frame's time); NoPersonError drops it."""
+
+    def score_motion(self, motion: mf.Motion) -> None:
+        """After post-processing: add what the backend computes from the final poses (VIBE: the
+        motion discriminator's per-frame ``realism``); nothing for a backend without such a model."""

@@ -116,8 +116,10 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
                    help="run the person detector every N frames while all tracks are followed "
                         "(every frame when a track is lost or new; default 5 with VIBE, 15 with BlazePose)")
     p.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
-                   help="VIBE: torch.compile the backbone (Inductor, frozen weights; 10-40 s warm-up, "
-                        "pays off for long videos); auto: on the CPU from 3000 crops (default auto)")
+                   help="VIBE: run the backbone compiled by AOTInductor (built once per checkpoint, device, "
+                        "precision and batch size, minutes; later runs load it in about a second, see "
+                        "`prepare`); auto: use it when built, build it on the CPU from 3000 crops; "
+                        "on: build it if missing (default auto)")
     p.add_argument("--landmark-model", choices=("lite", "full", "heavy"), default="full",
                    help="BlazePose backend: landmark model size (lite is faster, full the default)")
     p.add_argument("--ignore-stdin", action="store_true",
@@ -133,6 +135,12 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     doctor = sub.add_parser("doctor", help="report versions, device and model files")
     _add_model_args(doctor)
+    prepare = sub.add_parser("prepare", help="build the compiled VIBE backbone once (AOTInductor; minutes)")
+    _add_model_args(prepare)
+    prepare.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
+    prepare.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
+    prepare.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
+                         help=f"crops per backbone batch, as in `run` (default {DEFAULT_BATCH_SIZE})")
     inspect = sub.add_parser("inspect", help="summarise a motion file")
     inspect.add_argument("file")
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
@@ -275,6 +283,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return inspect_main(args.file, args.json, sys.stdout)
     out, restore = _protocol_stream()
     try:
+        if args.command == "prepare":
+            from .models.prepare import prepare_main
+
+            return prepare_main(args, out)
         if args.command == "doctor":
             from vibe_engine.doctor import doctor_main
 

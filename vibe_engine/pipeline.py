@@ -398,13 +398,15 @@ def run_pipeline(cfg: EngineConfig, writer: ProtocolWriter, token: CancelToken) 
         motion_tracks = regress(run, backend, tracks, times)
         reader.verify_unchanged()
     writer.stage("write")
-    return _write(run, build_motion(run, backend, info, times, motion_tracks))
+    return _write(run, build_motion(run, backend, info, times, motion_tracks), backend)
 
 
-def _write(run: RunContext, motion: mf.Motion) -> RunResult:
-    """Post-process and write the motion file atomically (the ``write`` stage)."""
+def _write(run: RunContext, motion: mf.Motion, backend: Backend) -> RunResult:
+    """Post-process, let the backend score the final motion (``Backend.score_motion``: VIBE's
+    motion discriminator) and write the motion file atomically (the ``write`` stage)."""
     with run.timings("postprocess"):
         _postprocess(run.cfg, motion)
+    backend.score_motion(motion)
     motion.meta["manifest"]["timings_s"] = {k: round(v, 4) for k, v in run.timings.seconds.items()}
     run.token.check("write")
     with run.timings("write"):

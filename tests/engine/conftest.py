@@ -22,3 +22,15 @@ def generator(tmp_path_factory):
         for p in model.encoder.parameters():
             p.mul_(0.5)
     return model
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_compile_cache(tmp_path_factory):
+    """Engine runs in tests (also CLI subprocesses) use a private compiled-artefact folder, never
+    the user's cache (vibe_engine/models/compiled.py)."""
+    import os
+
+    from vibe_engine.models.compiled import CACHE_ENV
+
+    os.environ[CACHE_ENV] = str(tmp_path_factory.mktemp("compiled_artefacts"))
+    yield

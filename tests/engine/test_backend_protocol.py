@@ -25,7 +25,7 @@ from vibe_engine.models.vibe_backend import VibeBackend
 from vibe_engine.protocol import ProtocolWriter
 from vibe_engine.video import Frame
 
-PROTOCOL_METHODS = ("start", "add_frame", "end_frame", "end_pass", "finish_track")
+PROTOCOL_METHODS = ("start", "add_frame", "end_frame", "end_pass", "finish_track", "score_motion")
 PROTOCOL_FIELDS = ("name", "body", "body_meta", "joints", "files")
 
 
@@ -56,6 +56,9 @@ class Recorder:
         if track.id in self.no_pose:
             raise NoPersonError(f"track {track.id}: no pose")
         return SimpleNamespace(id=track.id, times=times[track.frames])
+
+    def score_motion(self, motion):
+        pass
 
 
 def _frames(count: int):

@@ -1,5 +1,6 @@
 """``--compile``: the torch.compile'd (Inductor, frozen) backbone gives the eager features, also
-for a last batch smaller than the compiled one (zero-padded, no recompilation)."""
+for a last batch smaller than the compiled one (zero-padded, no recompilation); the pipeline's
+AOTInductor hook (``_compile``) warns and runs eager when the artefact cannot be built or is stale."""
 from __future__ import annotations
 
 import io
@@ -15,6 +16,7 @@ from vibe_engine.backend import RunContext
 from vibe_engine.cancel import CancelToken
 from vibe_engine.config import AUTO_COMPILE_MIN_CROPS, EngineConfig
 from vibe_engine.models import load_generator
+from vibe_engine.models.compiled import CACHE_ENV, ArtefactKey, file_sha256, weights_sha256
 from vibe_engine.models.streaming import compile_backbone
 from vibe_engine.protocol import ProtocolWriter
 
@@ -56,21 +58,76 @@ def test_compile_decision(mode, device, crops, expected):
     assert cfg.compiles(crops) is expected
 
 
-def test_a_failing_compiler_falls_back_to_eager_with_a_warning(checkpoint, monkeypatch):
-    import torch._inductor.config as inductor_config
-
-    monkeypatch.setattr(inductor_config.cpp, "cxx", ("/nonexistent/c++",))
-    monkeypatch.setattr(inductor_config, "fx_graph_cache", False)
-    torch._dynamo.reset()
-    model = load_generator(checkpoint, precision="fp32")
+def _run():
     stream = io.StringIO()
     run = RunContext(EngineConfig(video=Path("v.mp4"), out=Path("o.motion.npz")), ProtocolWriter(stream),
                   CancelToken())
-    compile_backbone(run, model, 2)
-    (warning,) = [json.loads(line) for line in stream.getvalue().splitlines()]
-    assert warning["type"] == "warning" and warning["code"] == "COMPILE_FAILED"
-    assert "compile" in run.timings.seconds
+    return run, stream
+
+
+def _warnings(stream):
+    return [json.loads(line) for line in stream.getvalue().splitlines() if json.loads(line)["type"] == "warning"]
+
+
+def _assert_eager(model):
     crops = torch.randn(2, 3, 224, 224)
     with torch.inference_mode():
         np.testing.assert_array_equal(model.extract_features(crops).numpy(),
                                       model.backbone(crops.contiguous(memory_format=torch.channels_last)).numpy())
+
+
+def test_a_failing_build_falls_back_to_eager_with_a_warning(checkpoint, monkeypatch, tmp_path):
+    """The AOTInductor build fails (as without a C++ compiler): COMPILING, then COMPILE_FAILED, eager."""
+    import torch._inductor
+
+    def no_compiler(*args, **kwargs):
+        raise RuntimeError("C++ compiler not found")
+
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    monkeypatch.setattr(torch._inductor, "aoti_compile_and_package", no_compiler)
+    model = load_generator(checkpoint, precision="fp32")
+    run, stream = _run()
+    compile_backbone(run, model, 2)
+    building, failed = _warnings(stream)
+    assert building["code"] == "COMPILING" and "(missing)" in building["message"]
+    assert failed["code"] == "COMPILE_FAILED" and "C++ compiler not found" in failed["message"]
+    assert "compile" in run.timings.seconds
+    assert list(tmp_path.iterdir()) == []  # nothing half-built left behind
+    _assert_eager(model)
+
+
+def test_a_stale_artefact_is_bypassed_with_a_warning_when_not_building(checkpoint, monkeypatch, tmp_path):
+    """An artefact built by another torch for this key: detected, not loaded, eager, one warning."""
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    model = load_generator(checkpoint, precision="fp32")
+    key = ArtefactKey("hmr-backbone", "cpu", str(torch.float32), True, 2)
+    pt2 = tmp_path / f"{key.name}.pt2"
+    pt2.write_bytes(b"an old package")
+    record = {**key.expected(weights_sha256(model.backbone)), "torch": "2.9.0", "package_sha256": file_sha256(pt2)}
+    (tmp_path / f"{key.name}.json").write_text(json.dumps(record))
+    run, stream = _run()
+    compile_backbone(run, model, 2, build=False)
+    (warning,) = _warnings(stream)
+    assert warning["code"] == "COMPILE_FAILED" and "stale: built for torch='2.9.0'" in warning["message"]
+    assert pt2.read_bytes() == b"an old package"  # bypassed, not touched
+    _assert_eager(model)
+
+
+def test_no_artefact_and_no_build_is_silent(checkpoint, monkeypatch, tmp_path):
+    monkeypatch.setenv(CACHE_ENV, str(tmp_path))
+    model = load_generator(checkpoint, precision="fp32")
+    run, stream = _run()
+    compile_backbone(run, model, 2, build=False)
+    assert _warnings(stream) == []
+    _assert_eager(model)
+
+
+def test_prepare_without_model_files_is_one_line_and_exit_4():
+    import subprocess
+    import sys
+
+    proc = subprocess.run([sys.executable, "-m", "vibe_engine", "prepare"], capture_output=True, text=True,
+                          timeout=120)
+    assert proc.returncode == 4 and proc.stdout == ""
+    assert proc.stderr.strip().splitlines()[-1] == ("prepare needs the VIBE model files: pass --vibe-data DIR "
+                                                    "or --vibe-checkpoint F")

@@ -26,7 +26,8 @@ from typing import Any, Callable
 import bpy
 import numpy as np
 
-from ..core.bake_plan import BakePlan, flagged_runs, plan_track, scene_fps, scene_range, visibility_expression
+from ..core.bake_plan import BakePlan, flagged_runs, mask_runs, plan_track, scene_fps, scene_range, visibility_expression
+from ..core.motion_file import REALISM_IMPLAUSIBLE_BELOW
 from ..core.skeleton import BONE_NAMES, NUM_SMPL_JOINTS, ROOT_INDEX
 from . import compat
 from .character import body_of, corrective_key, corrective_key_names, skeleton_of
@@ -104,7 +105,7 @@ def bake_track(armature: bpy.types.Object, motion: Any, track_id: int, *, root_m
         writers[0].action[PROP_FRAME_START] = float(frame_start)
         last = max(float(t.times[-1]) for t in motion.tracks)
         _set_props(armature, undo)
-        _replace_markers(scene, plan, track_id, undo)
+        _replace_markers(scene, plan, track_id, undo, track.extra.get("realism"))
         _set_timing(scene, fps is not None, rate, scene_range(frame_start, rate, last, motion.header.video),
                     undo)
         olds = [_assign(owner, w, undo) for owner, w in zip((armature, key), writers)]
@@ -193,15 +194,21 @@ def _set_props(armature, undo) -> None:
         undo.append(lambda p=prop, h=had, b=before: armature.__setitem__(p, b) if h else armature.pop(p))
 
 
-def _replace_markers(scene, plan, track_id, undo) -> None:
+def _replace_markers(scene, plan, track_id, undo, realism=None) -> None:
+    """``VIBE_<id> low`` at each run of low-confidence keys and, when the file scores motion realism,
+    ``VIBE_<id> implausible`` at each run of keys the motion discriminator judges implausible."""
     markers = scene.timeline_markers
     prefix = marker_prefix(track_id)
     old = [(m.name, m.frame) for m in markers if m.name.startswith(prefix)]
     for m in [m for m in markers if m.name.startswith(prefix)]:
         markers.remove(m)
     undo.append(lambda: [markers.new(n, frame=f) for n, f in old])
-    for first, _last in flagged_runs(plan):
-        marker = markers.new(prefix + "low", frame=int(round(first)))  # nearest scene frame
+    runs = [("low", first) for first, _last in flagged_runs(plan)]
+    if realism is not None:
+        runs += [("implausible", first) for first, _last in
+                 mask_runs(plan.frames, np.asarray(realism) < REALISM_IMPLAUSIBLE_BELOW)]
+    for label, first in runs:
+        marker = markers.new(prefix + label, frame=int(round(first)))  # nearest scene frame
         undo.append(lambda m=marker: markers.remove(m))
 
 

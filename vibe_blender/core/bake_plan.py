@@ -163,13 +163,19 @@ def plan_track(skeleton: Skeleton, pose_aa: np.ndarray, transl: np.ndarray, time
 
 def flagged_runs(plan: BakePlan) -> list[tuple[float, float]]:
     """(first frame, last frame) of each run of consecutive flagged keys, in key order."""
+    return mask_runs(plan.frames, plan.flagged)
+
+
+def mask_runs(frames: np.ndarray, mask: np.ndarray) -> list[tuple[float, float]]:
+    """(first frame, last frame) of each run of consecutive true entries of ``mask`` (K,) over
+    the keys' ``frames`` (K,), in key order."""
     runs: list[tuple[float, float]] = []
     start = None
-    for i, bad in enumerate(plan.flagged.tolist() + [False]):
+    for i, bad in enumerate(np.asarray(mask, bool).tolist() + [False]):
         if bad and start is None:
             start = i
         elif not bad and start is not None:
-            runs.append((float(plan.frames[start]), float(plan.frames[i - 1])))
+            runs.append((float(frames[start]), float(frames[i - 1])))
             start = None
     return runs
 

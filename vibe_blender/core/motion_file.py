@@ -48,7 +48,11 @@ OPTIONAL_TRACK_ARRAYS: dict[str, tuple[tuple[int | str, ...], type]] = {
     "landmarks_world": ((33, 3), np.float32),
     "visibility": ((33,), np.float32),
     "presence": ((33,), np.float32),
+    # VIBE backend with the checkpoint's motion discriminator: per-frame motion realism (see below)
+    "realism": ((), np.float32),
 }
+#: ``realism`` under this marks a frame's motion as implausible (discriminator trained real → 1, fake → 0)
+REALISM_IMPLAUSIBLE_BELOW = 0.5
 NAN_ALLOWED = {"landmarks_image", "landmarks_world", "visibility", "presence"}
 BODY_ARRAYS: dict[str, type] = {
     "v_template": np.float32, "shapedirs": np.float32, "J_regressor": np.float32,

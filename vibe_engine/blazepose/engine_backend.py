@@ -71,3 +71,6 @@ class BlazePoseEngineBackend:
         raw = arrays.pop("extra", {})
         kept = {name: raw[name] for name in LANDMARK_MEMBERS if name in raw}
         return mf.Track(id=int(track.id), times=times[arrays["frames"]], extra=kept, **arrays)
+
+    def score_motion(self, motion: mf.Motion) -> None:
+        """Nothing: the BlazePose backend has no motion prior to score with."""

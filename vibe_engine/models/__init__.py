@@ -3,7 +3,8 @@
 Public API:
   * :func:`load_generator` → :class:`VibeGenerator` in eval mode;
   * ``VibeGenerator.extract_features / encode / regress / forward`` (see generator.py);
-  * ``VibeGenerator.body`` → :class:`BodyArrays` (SMPL arrays for the motion file).
+  * ``VibeGenerator.body`` → :class:`BodyArrays` (SMPL arrays for the motion file);
+  * ``VibeGenerator.motion_discriminator`` → :class:`MotionDiscriminator` or None (see discriminator.py).
 """
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from vibe_engine.errors import BadInputError, ModelError
 from vibe_engine.models.body import BodyArrays
 from vibe_engine.models.body_io import SMPL_PREFIX, body_from_state_dict, read_body_file
 from vibe_engine.models.checkpoints import SPIN_HEAD_KEYS, check_keys, load_checkpoint, section
+from vibe_engine.models.discriminator import MotionDiscriminator, build_discriminator
 from vibe_engine.models.generator import VibeGenerator
 from vibe_engine.models.layout import SMPL_SHAPES, VIBE_CORE_SHAPES
 
@@ -40,6 +42,7 @@ def load_generator(
     precision: str = "fp32",
     channels_last: bool = True,
     compile: bool = False,
+    encoder_precision: str | None = None,
 ) -> VibeGenerator:
     """Build VIBE's demo generator from the official files, unchanged.
 
@@ -53,6 +56,9 @@ def load_generator(
         device: "cpu", "cuda", "cuda:1", …
         precision: "fp32", or "bf16" (backbone + encoder in bfloat16, regressor + SMPL fp32).
         channels_last: NHWC backbone (same results to float rounding, faster).
+        encoder_precision: the temporal encoder's precision when it should differ from
+            ``precision`` (e.g. "fp32" with a bf16 backbone; measured here: the joints' error of
+            bf16 is the backbone's, the GRU's precision hardly changes it).
         compile: ``torch.compile`` the backbone (Inductor, frozen weights; see
             ``VibeGenerator.compile_backbone``): slow first batch, faster afterwards.
     Returns:
@@ -61,18 +67,20 @@ def load_generator(
         ModelError for a missing/foreign/mismatched file; BadInputError for a bad option.
     """
     dtype, device = _options(precision, device)
+    enc_dtype = _options(encoder_precision, device)[0] if encoder_precision is not None else dtype
     vibe_path = Path(vibe_checkpoint)
     spin_path = Path(spin_checkpoint) if spin_checkpoint is not None else _sibling_spin(vibe_path)
-    gen = _gen_state(vibe_path)
+    gen, disc = _gen_state(vibe_path)
     body = _body(gen, body_model, vibe_path)
     model = VibeGenerator(body, compute_dtype=dtype, channels_last=channels_last)
     _load_backbone(model, spin_path)
     _load_generator_weights(model, gen)
     model.backbone.to(dtype=dtype)
-    model.encoder.to(dtype=dtype)
+    model.encoder.to(dtype=enc_dtype)
     if channels_last:
         model.backbone.to(memory_format=torch.channels_last)
     model.to(device).eval().requires_grad_(False)
+    model.motion_discriminator = disc.to(device) if disc is not None else None
     if compile:
         model.compile_backbone()
     log.info("VIBE generator loaded from %s + %s (%s, %s)", vibe_path.name, spin_path.name, device, precision)
@@ -99,7 +107,8 @@ def _sibling_spin(vibe_path: Path) -> Path:
     return path
 
 
-def _gen_state(vibe_path: Path) -> Mapping[str, Any]:
+def _gen_state(vibe_path: Path) -> tuple[Mapping[str, Any], MotionDiscriminator | None]:
+    """``gen_state_dict`` (checked strictly) and the motion discriminator (None when absent)."""
     ckpt = load_checkpoint(vibe_path, "VIBE checkpoint")
     hint = ("this looks like the SPIN checkpoint; pass it as spin_checkpoint" if "model" in ckpt
             else "pass vibe_model_wo_3dpw.pth.tar")
@@ -107,7 +116,7 @@ def _gen_state(vibe_path: Path) -> Mapping[str, Any]:
     has_smpl = any(k.startswith(SMPL_PREFIX) for k in gen)
     expected = {**VIBE_CORE_SHAPES, **(SMPL_SHAPES if has_smpl else {})}
     check_keys(gen, expected, f"VIBE checkpoint {vibe_path.name} gen_state_dict")
-    return gen
+    return gen, build_discriminator(ckpt, f"VIBE checkpoint {vibe_path.name}")
 
 
 def _body(gen: Mapping[str, Any], body_model: str | Path | None, vibe_path: Path) -> BodyArrays:

@@ -46,6 +46,8 @@ class VibeGenerator(nn.Module):
         self.channels_last = channels_last
         self._compiled: nn.Module | None = None
         self._compiled_batch = 0
+        #: VIBE's motion discriminator (fp32) when the checkpoint carries one (set by load_generator)
+        self.motion_discriminator: nn.Module | None = None
 
     def compile_backbone(self) -> None:
         """Run the backbone through ``torch.compile`` (Inductor, weights frozen as constants).
@@ -59,6 +61,26 @@ class VibeGenerator(nn.Module):
 
         inductor_config.freezing = True
         self._compiled = torch.compile(self.backbone, dynamic=False)
+
+    def prepare_compiled_backbone(self, batch: int, *, build: bool = True, cache_dir=None,
+                                  on_build=None):
+        """Use the AOTInductor artefact of this backbone for ``batch`` crops (models/compiled.py):
+        loaded from the cache (≈0.1 s), or built once (minutes; ``on_build(reason)`` is called
+        first) when ``build``. Returns ``compiled.Prepared``; its ``runner`` is None when the
+        backbone stays eager (``reason`` says why: no artefact and ``build`` false, or a failure).
+        """
+        from vibe_engine.models.compiled import ArtefactKey, load_or_build
+
+        key = ArtefactKey("hmr-backbone", self.device.type, str(self.compute_dtype), self.channels_last,
+                          batch)
+        example = torch.zeros(batch, 3, CROP_SIDE, CROP_SIDE, device=self.device, dtype=self.compute_dtype)
+        if self.channels_last:
+            example = example.contiguous(memory_format=torch.channels_last)
+        prepared = load_or_build(self.backbone, example, key, cache_dir=cache_dir, build=build,
+                                 on_build=on_build)
+        if prepared.runner is not None:
+            self._compiled, self._compiled_batch = prepared.runner, batch
+        return prepared
 
     def uncompile_backbone(self) -> None:
         """Back to the eager backbone (after a failed compilation)."""
@@ -105,7 +127,7 @@ class VibeGenerator(nn.Module):
         Pass the returned ``hidden`` with the next chunk of the same N sequences to get exactly
         the result of one pass over the concatenated chunks; ``hidden=None`` starts at zero.
         """
-        x = feats.to(device=self.device, dtype=self.compute_dtype)
+        x = feats.to(device=self.device, dtype=self.encoder.linear.weight.dtype)
         y, hidden = self.encoder(x, hidden)
         out = torch.promote_types(self.compute_dtype, torch.float32)
         return y.to(out), hidden.to(out)

@@ -177,15 +177,20 @@ class Temporal:
         stream.done += m
 
 
-def compile_backbone(ctx: RunContext, model: Any, batch: int) -> None:
-    """Compile the backbone for ``batch`` crops (timed as ``compile``); eager on failure
-    (e.g. no C++ compiler), with a ``COMPILE_FAILED`` warning."""
+def compile_backbone(ctx: RunContext, model: Any, batch: int, build: bool = True) -> None:
+    """The backbone's AOTInductor artefact for ``batch`` crops (models/compiled.py; timed as
+    ``compile``): loaded from the cache, else built once when ``build`` (``COMPILING`` warning
+    first: minutes). Eager when it cannot be had: ``COMPILE_FAILED`` for a failed build or a
+    stale/corrupt artefact (the reason in the message); silent when merely not built yet."""
+    def building(why: str) -> None:
+        ctx.writer.warning("COMPILING", f"building the compiled backbone once for this checkpoint, device "
+                           f"and precision ({why}); this takes minutes, later runs load it in about a second")
+
     with ctx.timings("compile"):
-        model.compile_backbone()
-        try:
-            model.warm_up(batch)
-        except Exception as exc:  # noqa: BLE001 - any Inductor failure: the eager model still works
-            model.uncompile_backbone()
-            log.warning("torch.compile failed, running eager: %s", exc)
-            ctx.writer.warning("COMPILE_FAILED", f"torch.compile failed ({type(exc).__name__}: "
-                               f"{str(exc)[:120]}); running without it (--compile off hides this)")
+        prepared = model.prepare_compiled_backbone(batch, build=build, on_build=building)
+    if prepared.reason and prepared.reason != "missing":
+        log.warning("compiled backbone: %s", prepared.reason)
+        ctx.writer.warning("COMPILE_FAILED" if prepared.runner is None else "COMPILE_REBUILT",
+                           f"compiled backbone {prepared.path.name}: {prepared.reason[:200]}; "
+                           + ("running without it (--compile off hides this)" if prepared.runner is None
+                              else "rebuilt"))

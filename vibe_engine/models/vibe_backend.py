@@ -22,6 +22,7 @@ from vibe_engine.crops import crop_image, normalise
 from vibe_engine.errors import BadInputError, ModelError
 from vibe_engine.model_files import model_file_problem
 from vibe_engine.models import load_generator
+from vibe_engine.models.discriminator import add_realism
 from vibe_engine.models.streaming import Backbone, Stream, Temporal, compile_backbone
 
 #: Frames whose detector score is at least this are "confident" for the per-track betas median.
@@ -131,8 +132,8 @@ class VibeBackend:
     def start(self, tracks: list[Any]) -> None:
         self.streams = {int(t.id): Stream(t) for t in tracks}
         total = sum(len(t.frames) for t in tracks)
-        if self.ctx.cfg.compiles(total):
-            compile_backbone(self.ctx, self.model, min(self.backbone.batch, total))
+        if self.ctx.cfg.compile != "off":  # the AOTInductor artefact: loaded if cached, built if worth it
+            compile_backbone(self.ctx, self.model, self.backbone.batch, build=self.ctx.cfg.compiles(total))
 
     def add_frame(self, track: Any, row: int, image: np.ndarray) -> None:
         with self.ctx.timings("crop"):
@@ -152,6 +153,10 @@ class VibeBackend:
         stream = self.streams.pop(int(track.id))
         self.temporal.run_chunks(stream, final=True)
         return assemble_track(stream, times, self.cam_meta)
+
+    def score_motion(self, motion: mf.Motion) -> None:
+        with self.ctx.timings("realism"):
+            add_realism(motion, self.model.motion_discriminator)
 
     def _flush(self) -> None:
         """Backbone on the pending crops, features to their streams, then full GRU chunks."""

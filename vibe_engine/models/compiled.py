@@ -1,0 +1,217 @@
+"""Compiled-artefact cache: a module compiled once by AOTInductor and reused across runs.
+
+Why AOTInductor (``torch._inductor.aoti_compile_and_package``, loaded like ``aoti_load_package``): a
+``torch.compile`` warm start still traces the model with Dynamo on every run (seconds for a
+ResNet-50) even when Inductor's on-disk caches hit, whereas loading an AOTInductor package is a
+``dlopen`` plus reading the constants (≈0.1 s; benchmarks/generator.py measures both).
+
+One artefact per (what, device type, dtype, memory format, batch) lives in the cache folder as
+``<name>.pt2`` (the package) and ``<name>.json`` (its record, written last). The record holds the
+key and what the package depends on: torch version, CPU instruction set (generated code uses the
+build machine's vector ISA), a SHA-256 of the weights that were compiled in as constants, and the
+package's own SHA-256. :func:`load_or_build` checks all of them: a stale record (other torch,
+other weights, other CPU) or a corrupt package (hash mismatch, load failure) is rebuilt when
+``build`` is true, else bypassed; both cases return the reason so the caller can warn. A build
+that fails leaves nothing behind and the caller runs eager.
+
+The package is fixed to its batch size; callers pad smaller batches (VibeGenerator does).
+"""
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import os
+import platform
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+log = logging.getLogger(__name__)
+
+#: Bumped when the record format or the build recipe changes (old artefacts are then stale).
+ARTEFACT_FORMAT = 1
+#: Environment variable naming the cache folder (default: ``$XDG_CACHE_HOME/vibe-mocap/compiled``).
+CACHE_ENV = "VIBE_ENGINE_COMPILE_CACHE"
+#: Inductor settings of the build: frozen weights (constant folding, weight prepacking).
+INDUCTOR_CONFIGS = {"freezing": True}
+_HASH_CHUNK = 1 << 20
+
+
+def default_cache_dir() -> Path:
+    """``$VIBE_ENGINE_COMPILE_CACHE``, else ``$XDG_CACHE_HOME`` (or ~/.cache) / vibe-mocap/compiled."""
+    if os.environ.get(CACHE_ENV):
+        return Path(os.environ[CACHE_ENV]).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "vibe-mocap" / "compiled"
+
+
+def cpu_signature() -> str:
+    """The host's CPU identity as far as generated code cares: arch, torch's capability, model."""
+    model = ""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            model = next((ln.split(":", 1)[1].strip() for ln in fh if ln.startswith("model name")), "")
+    except OSError:
+        model = platform.processor()
+    return f"{platform.machine()}|{torch.backends.cpu.get_cpu_capability()}|{model}"
+
+
+def weights_sha256(module: nn.Module) -> str:
+    """SHA-256 over the module's state dict (names, dtypes, shapes, bytes), in key order."""
+    h = hashlib.sha256()
+    for name, t in sorted(module.state_dict().items()):
+        t = t.detach().to("cpu").contiguous()
+        h.update(f"{name}|{t.dtype}|{tuple(t.shape)}|".encode())
+        if t.numel():
+            h.update(t.reshape(-1).view(torch.uint8).numpy())
+    return h.hexdigest()
+
+
+def file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(_HASH_CHUNK), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+@dataclass(frozen=True)
+class ArtefactKey:
+    """What selects an artefact file (``name``) and what its record must match (``expected``)."""
+
+    what: str
+    device: str
+    dtype: str
+    channels_last: bool
+    batch: int
+
+    @property
+    def name(self) -> str:
+        layout = "cl" if self.channels_last else "nchw"
+        return f"{self.what}-{self.device}-{self.dtype.replace('torch.', '')}-{layout}-b{self.batch}"
+
+    def expected(self, weights: str) -> dict[str, Any]:
+        """The record a valid artefact for this key and these weights carries."""
+        return {"format": ARTEFACT_FORMAT, **dataclasses.asdict(self), "torch": torch.__version__,
+                "cpu": cpu_signature() if self.device == "cpu" else "", "weights_sha256": weights}
+
+
+@dataclass
+class Prepared:
+    """Outcome of :func:`load_or_build`: ``runner`` (None → run eager), ``state`` ("loaded",
+    "built", "eager"), ``reason`` (why an artefact was rebuilt or bypassed; "" when all went well),
+    ``seconds`` spent, ``path`` of the package."""
+
+    runner: Callable[..., Any] | None
+    state: str
+    reason: str
+    seconds: float
+    path: Path
+
+
+class PackageRunner:
+    """A loaded single-input, single-output AOTInductor package: ``runner(x) → y``.
+
+    Talks to ``torch._C._aoti.AOTIModelPackageLoader`` directly (what ``aoti_load_package``
+    wraps), so a warm start does not import ``torch._inductor`` (seconds on a loaded CPU).
+    """
+
+    def __init__(self, pt2: Path) -> None:
+        self._loader = torch._C._aoti.AOTIModelPackageLoader(str(pt2), "model", False, 1, -1)
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        return self._loader.boxed_run([x])[0]
+
+
+def check_artefact(pt2: Path, record_path: Path, expected: dict[str, Any]) -> str:
+    """"" when the package and its record are valid for ``expected``, else the reason."""
+    if not pt2.is_file() or not record_path.is_file():
+        return "missing"
+    try:
+        record = json.loads(record_path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        return f"unreadable record ({type(exc).__name__})"
+    if not isinstance(record, dict):
+        return "unreadable record (not an object)"
+    for field, want in expected.items():
+        if record.get(field) != want:
+            return f"stale: built for {field}={record.get(field)!r}, this run needs {want!r}"
+    if record.get("package_sha256") != file_sha256(pt2):
+        return "corrupt: the package does not match its recorded SHA-256"
+    return ""
+
+
+def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
+    os.close(fd)
+    try:
+        write(Path(tmp))
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def build_artefact(module: nn.Module, example: torch.Tensor, pt2: Path, record_path: Path,
+                   expected: dict[str, Any]) -> None:
+    """Export ``module`` on ``example``, compile it with AOTInductor into ``pt2`` and write its
+    record (both atomically; the record last). Minutes on a 2-core CPU for a ResNet-50."""
+    import torch._inductor  # the compiler: imported only to build
+
+    pt2.parent.mkdir(parents=True, exist_ok=True)
+    start = time.perf_counter()
+    with torch.inference_mode(False), torch.no_grad():
+        program = torch.export.export(module, (example,))
+
+        def package(tmp: Path) -> None:
+            tmp.unlink()  # the packager writes a fresh file
+            torch._inductor.aoti_compile_and_package(program, package_path=str(tmp),
+                                                     inductor_configs=dict(INDUCTOR_CONFIGS))
+        _write_atomic(pt2, package)
+    record = {**expected, "package_sha256": file_sha256(pt2),
+              "build_seconds": round(time.perf_counter() - start, 1)}
+    _write_atomic(record_path, lambda tmp: tmp.write_text(json.dumps(record, indent=1), encoding="utf-8"))
+
+
+def load_or_build(module: nn.Module, example: torch.Tensor, key: ArtefactKey, *,
+                  cache_dir: Path | None = None, build: bool = True,
+                  on_build: Callable[[str], None] | None = None) -> Prepared:
+    """The compiled ``module`` for inputs shaped like ``example`` (the artefact of ``key``).
+
+    Loads a valid artefact; otherwise builds one (``build``; ``on_build(reason)`` is called first,
+    e.g. to report progress) or bypasses it. Never raises for a compile/load failure: the result's
+    ``runner`` is then None (run eager) and ``reason`` says why.
+    """
+    start = time.perf_counter()
+    folder = Path(cache_dir) if cache_dir is not None else default_cache_dir()
+    pt2, record_path = folder / f"{key.name}.pt2", folder / f"{key.name}.json"
+    expected = key.expected(weights_sha256(module))
+    reason = check_artefact(pt2, record_path, expected)
+    if not reason:
+        try:
+            return Prepared(PackageRunner(pt2), "loaded", "",
+                            time.perf_counter() - start, pt2)
+        except Exception as exc:  # noqa: BLE001 - any loader failure means the artefact is unusable
+            reason = f"corrupt: cannot load the package ({type(exc).__name__}: {str(exc)[:120]})"
+    if not build:
+        return Prepared(None, "eager", reason, time.perf_counter() - start, pt2)
+    if on_build is not None:
+        on_build(reason)
+    try:
+        build_artefact(module, example, pt2, record_path, expected)
+        runner = PackageRunner(pt2)
+    except Exception as exc:  # noqa: BLE001 - no compiler, unsupported op, full disk…: run eager
+        log.warning("AOTInductor build of %s failed: %s", key.name, exc)
+        for p in (record_path, pt2):  # ours: never leave a half-valid artefact behind
+            p.unlink(missing_ok=True)
+        return Prepared(None, "eager", f"{reason}; build failed ({type(exc).__name__}: {str(exc)[:160]})",
+                        time.perf_counter() - start, pt2)
+    return Prepared(runner, "built", "" if reason == "missing" else reason, time.perf_counter() - start, pt2)
