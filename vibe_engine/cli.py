@@ -137,9 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     _add_model_args(doctor)
     prepare = sub.add_parser("prepare", help="build the compiled VIBE backbone once (AOTInductor; minutes)")
     _add_model_args(prepare)
-    prepare.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    prepare.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
-    prepare.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
+    prepare.add_argument("--device", choices=DEVICES, default="cpu")
+    prepare.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    prepare.add_argument("--batch-size", type=_number_in(int, *BATCH_RANGE), default=DEFAULT_BATCH_SIZE, metavar="N",
                          help=f"crops per backbone batch, as in `run` (default {DEFAULT_BATCH_SIZE})")
     inspect = sub.add_parser("inspect", help="summarise a motion file")
     inspect.add_argument("file")
@@ -284,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     out, restore = _protocol_stream()
     try:
         if args.command == "prepare":
-            from .models.prepare import prepare_main
+            from vibe_engine.models.prepare import prepare_main
 
             return prepare_main(args, out)
         if args.command == "doctor":
