@@ -1,10 +1,11 @@
 """Motion accuracy on the synthetic suite: raw network output vs post-processed, per clip and overall.
 
     python benchmarks/accuracy.py --suite ci [--json FILE] [--vibe-data DIR] [--motions DIR [--reuse]]
-                                  [-- EXTRA ENGINE ARGS]
+                                  [--gt-focal] [--clips A,B] [-- EXTRA ENGINE ARGS]
 
-Runs the real engine CLI (`python -m vibe_engine run`) on every clip of the suite with the clip's
-true focal length, reads the motion file and compares the main track's 24 joints with the
+Runs the real engine CLI (`python -m vibe_engine run`) on every clip of the suite the way a user
+would: no `--focal`, so the engine's own focal path (container metadata, default, self-calibration)
+is measured; `--gt-focal` passes each clip's true focal instead (the old protocol). It reads the motion file and compares the main track's 24 joints with the
 ground truth (docs/benchmark-format.md). "raw" uses `pose_raw`/`transl_raw` (the network output
 kept in the file), "post" the post-processed `pose`/`transl`. The full suite's clips are made on
 demand with benchmarks/synthetic/make_clip.py.
@@ -42,6 +43,10 @@ ROWS = [  # (key, label, unit)
     ("penetration", "ground penetration", "cm"), ("root", "root trajectory error", "% dist"),
     ("pck", "2D PCK@0.1 height", "%"), ("detected", "detection rate", "%"),
 ]
+WORLD_ROWS = [  # (key, label, unit): the engine's own world (ground, camera, scale) vs the truth
+    ("up_error", "ground up-axis error", "deg"), ("height_error", "camera height error", "%"),
+    ("depth_error", "depth scale error", "%"), ("focal_error", "focal error", "%"),
+]
 
 
 def ensure_clip(suite: str, name: str, args: list[str]) -> Path:
@@ -53,10 +58,11 @@ def ensure_clip(suite: str, name: str, args: list[str]) -> Path:
     return base.with_suffix(".mp4")
 
 
-def run_engine(video: Path, out: Path, focal: float, extra: list[str]) -> None:
-    """Run the engine CLI; exit with its last error message when it fails."""
-    cmd = [sys.executable, "-m", "vibe_engine", "run", str(video), "--out", str(out), "--focal", f"{focal:.6f}",
-           "--ignore-stdin", *extra]
+def run_engine(video: Path, out: Path, focal: float | None, extra: list[str]) -> None:
+    """Run the engine CLI (``--focal`` only when ``focal`` is given); exit with its last error
+    message when it fails."""
+    cmd = [sys.executable, "-m", "vibe_engine", "run", str(video), "--out", str(out), "--ignore-stdin",
+           *(["--focal", f"{focal:.6f}"] if focal is not None else []), *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     if proc.returncode != 0:
         errors = [json.loads(line) for line in proc.stdout.splitlines() if '"error"' in line]
@@ -99,10 +105,35 @@ def clip_metrics(motion: mf.Motion, gt: dict, raw: bool) -> dict[str, float]:
     }
 
 
+def world_metrics(motion: mf.Motion, gt: dict) -> dict[str, float]:
+    """The engine's world vs the truth for the main track: ground normal (deg), camera height (%),
+    depth scale (%: median pelvis depth ratio, post-processed) and focal (%); NaN without a ground."""
+    track = max(motion.tracks, key=lambda t: t.num_frames)
+    frames = np.asarray(track.frames)
+    depth = np.median(track_joints(motion, track, raw=False)[:, 0, 2] / gt["joints_cam"][frames, 0, 2])
+    true_m = np.asarray(gt["world_from_camera"], np.float64)
+    out = {"depth_error": abs(depth - 1.0) * 100.0,
+           "focal_error": abs(motion.meta["camera"]["focal_px"] / gt["K"][0, 0] - 1.0) * 100.0,
+           "up_error": float("nan"), "height_error": float("nan")}
+    m = motion.meta.get("world", {}).get("world_from_camera")
+    if m is not None:
+        m = np.asarray(m, np.float64)
+        cos = np.clip(m[2, :3] @ true_m[2, :3], -1.0, 1.0)  # world up in camera coordinates
+        out["up_error"] = float(np.degrees(np.arccos(cos)))
+        out["height_error"] = abs(m[2, 3] / true_m[2, 3] - 1.0) * 100.0
+    return out
+
+
 def repostprocess(motion: mf.Motion) -> mf.Motion:
     """Run the current post-processing (default settings) again on a motion file's raw output."""
     from vibe_engine.postprocess.run import postprocess
 
+    cam = motion.meta["camera"]
+    if "focal_px_default" in cam:  # undo a self-calibration: the raw output was made at the default
+        k = cam["focal_px"] / cam["focal_px_default"]
+        for track in motion.tracks:
+            track.extra["transl_raw"] = np.array(track.extra["transl_raw"], np.float32) / np.float32([1, 1, k])
+        cam.update(focal_px=cam.pop("focal_px_default"), source="default")
     for track in motion.tracks:
         track.pose = np.array(track.extra.get("pose_raw", track.pose), np.float32)
         track.transl = np.array(track.extra.get("transl_raw", track.transl), np.float32)
@@ -110,14 +141,15 @@ def repostprocess(motion: mf.Motion) -> mf.Motion:
     return postprocess(motion)
 
 
-def clip_motion(video: Path, gt: dict, extra: list[str], keep: Path | None, reuse: bool) -> mf.Motion:
+def clip_motion(video: Path, gt: dict, extra: list[str], keep: Path | None, reuse: bool,
+                gt_focal: bool = False) -> mf.Motion:
     """The engine's motion for one clip (kept in / reused from ``keep`` when given)."""
     name = video.with_suffix("").name
     if keep is not None and reuse and (keep / f"{name}.motion.npz").exists():
         return repostprocess(mf.read_motion(keep / f"{name}.motion.npz"))
     with tempfile.TemporaryDirectory() as tmp:
         out = (keep or Path(tmp)) / f"{name}.motion.npz"
-        run_engine(video, out, float(gt["K"][0, 0]), extra)
+        run_engine(video, out, float(gt["K"][0, 0]) if gt_focal else None, extra)
         return mf.read_motion(out)
 
 
@@ -172,26 +204,48 @@ def print_landmark_table(results: dict) -> None:
         print(f"{label + ' (' + unit + ')':26s}{cells}")
 
 
-def evaluate(suite: str, extra: list[str], keep: Path | None = None,
-             reuse: bool = False) -> dict[str, dict[str, dict[str, float]]]:
-    """{clip: {"raw": metrics, "post": metrics, "backend": name}} for every clip of the suite."""
+def evaluate(suite: str, extra: list[str], keep: Path | None = None, reuse: bool = False,
+             gt_focal: bool = False, only: list[str] | None = None) -> dict[str, dict[str, dict[str, float]]]:
+    """{clip: {"raw": metrics, "post": metrics, "world": metrics, "backend": name}} for every clip
+    of the suite (or the clips named in ``only``)."""
     results = {}
     for name, args in clips(suite).items():
+        if only and name not in only:
+            continue
         video = ensure_clip(suite, name, args)
         with np.load(video.with_suffix("").with_suffix(".gt.npz"), allow_pickle=False) as z:
             gt = {k: z[k] for k in z.files}
-        motion = clip_motion(video, gt, extra, keep, reuse)
+        motion = clip_motion(video, gt, extra, keep, reuse, gt_focal)
         results[name] = {"raw": clip_metrics(motion, gt, raw=True),
                          "post": clip_metrics(motion, gt, raw=False),
+                         "world": world_metrics(motion, gt),
+                         "focal_source": motion.meta["camera"].get("source"),
                          "backend": motion.meta.get("manifest", {}).get("backend"),
                          "landmarks": landmark_metrics(motion, gt)}
     return results
 
 
 def overall(results: dict) -> dict[str, dict[str, float]]:
-    """Mean of each metric over the clips, for raw and post."""
-    return {kind: {k: float(np.mean([r[kind][k] for r in results.values()])) for k, _, _ in ROWS}
-            for kind in ("raw", "post")}
+    """Mean of each metric over the clips, for raw and post (world: over the clips with a ground)."""
+    out = {kind: {k: float(np.mean([r[kind][k] for r in results.values()])) for k, _, _ in ROWS}
+           for kind in ("raw", "post")}
+    out["world"] = {k: float(np.nanmean([r["world"][k] for r in results.values()]))
+                    if any(np.isfinite(r["world"][k]) for r in results.values()) else float("nan")
+                    for k, _, _ in WORLD_ROWS}
+    return out
+
+
+def print_world_table(results: dict) -> None:
+    """The engine's own world (ground, camera height, depth scale, focal) per clip and overall."""
+    cols = list(results) + ["overall"]
+    data = {**results, "overall": overall(results)}
+    print("\nWorld from the video (post-processed; '-' = no ground found)")
+    print(f"{'metric':38s}" + "".join(f"{c[:20]:>22s}" for c in cols))
+    for key, label, unit in WORLD_ROWS:
+        cells = "".join(f"{data[c]['world'][key]:22.1f}" if np.isfinite(data[c]["world"][key]) else f"{'-':>22s}"
+                        for c in cols)
+        print(f"{label + ' (' + unit + ')':38s}{cells}")
+    print(f"{'focal source':38s}" + "".join(f"{str(results[c].get('focal_source')):>22s}" for c in results))
 
 
 def print_table(results: dict) -> None:
@@ -220,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--motions", metavar="DIR", type=Path, help="keep the engine's motion files in DIR")
     p.add_argument("--reuse", action="store_true", help="with --motions: post-process kept files again "
                    "instead of running the engine")
+    p.add_argument("--gt-focal", action="store_true", help="pass each clip's true focal (--focal) to the engine")
+    p.add_argument("--clips", type=lambda v: [c for c in v.split(",") if c], help="only these clips (comma-separated)")
     a = p.parse_args(own)
     if a.reuse and not a.motions:
         p.error("--reuse needs --motions DIR (the folder of kept motion files)")
@@ -227,8 +283,9 @@ def main(argv: list[str] | None = None) -> int:
         extra = ["--vibe-data", a.vibe_data, *extra]
     if a.motions:
         a.motions.mkdir(parents=True, exist_ok=True)
-    results = evaluate(a.suite, extra, a.motions, a.reuse)
+    results = evaluate(a.suite, extra, a.motions, a.reuse, a.gt_focal, a.clips)
     print_table(results)
+    print_world_table(results)
     print_landmark_table(results)
     if a.json:
         Path(a.json).write_text(json.dumps({"clips": results, "overall": overall(results)}, indent=2))

@@ -14,8 +14,6 @@ correct crop side ``1.1·h``.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 #: The official demo's crop scale: the crop side is 1.1 × the square tracker box side.
@@ -25,12 +23,11 @@ CROP_SIZE_PX = 224
 
 
 def default_focal(width: int, height: int) -> float:
-    """Default focal length in pixels: the image diagonal.
+    """Default focal length in pixels: a typical phone video lens (``intrinsics.DEFAULT_FOCAL_35MM``,
+    33 mm equivalent ≈ 0.763 × the image diagonal; the same lens for portrait and landscape)."""
+    from .intrinsics import default_focal as focal
 
-    That is a diagonal field of view of 2·atan(1/2) ≈ 53.1° (≈ 47.1° horizontal for a 16:9
-    landscape frame), close to a phone's main camera, and the same lens for portrait and landscape.
-    """
-    return float(math.hypot(width, height))
+    return focal(width, height)
 
 
 def orig_cam(cam_crop: np.ndarray, bbox: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -559,10 +559,9 @@ def _check_complete(streams: list[_Stream]) -> None:
 
 
 def _camera_meta(cfg: EngineConfig, info: Any) -> dict[str, Any]:
-    focal = cfg.focal_px if cfg.focal_px is not None else camera.default_focal(info.width, info.height)
-    return {"model": "pinhole", "focal_px": float(focal), "cx": info.width / 2.0, "cy": info.height / 2.0,
-            "width": int(info.width), "height": int(info.height),
-            "source": "user" if cfg.focal_px is not None else "default"}
+    from .intrinsics import camera_meta  # --focal, else the container's focal, else the default
+
+    return camera_meta(cfg.focal_px, cfg.video, int(info.width), int(info.height))
 
 
 def _robust_betas(betas: np.ndarray, confidence: np.ndarray, detected: np.ndarray) -> np.ndarray:
@@ -789,6 +788,8 @@ def _write(run: _Run, motion: mf.Motion) -> RunResult:
     """Post-process and write the motion file atomically (the ``write`` stage)."""
     with run.timings("postprocess"):
         _postprocess(run.cfg, motion)
+    for w in motion.meta.get("world", {}).get("warnings", []):  # e.g. NO_GROUND (vibe_engine.world)
+        run.writer.warning(w["code"], w["message"])
     motion.meta["manifest"]["timings_s"] = {k: round(v, 4) for k, v in run.timings.seconds.items()}
     run.token.check("write")
     with run.timings("write"):
