@@ -86,7 +86,11 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
     p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
     p.add_argument("--focal", type=_positive_float, metavar="PX",
-                   help="focal length in pixels (default: the image diagonal)")
+                   help="focal length in pixels (default: the video's 35 mm-equivalent metadata, else a "
+                        "33 mm-equivalent phone lens, refined from the footage when it allows)")
+    p.add_argument("--camera", choices=("auto", "static", "moving"), default="auto",
+                   help="camera motion: auto (decide from the background, default), static (tripod: "
+                        "no estimation), moving (always use the estimated per-frame camera rotation)")
     p.add_argument("--min-frames", type=_positive_int, default=DEFAULT_MIN_FRAMES, metavar="N",
                    help=f"drop tracks shorter than N frames (default {DEFAULT_MIN_FRAMES})")
     p.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
@@ -156,7 +160,7 @@ def make_config(args: argparse.Namespace) -> EngineConfig:
         batch_size=args.batch_size, tracks=args.tracks, max_people=args.max_people,
         official_chunks=args.official_chunks, smooth=not args.no_smooth, ground=not args.no_ground,
         foot_lock=not args.no_foot_lock, oom_above=_oom_hook(OOM_ENV), oom_temporal_above=_oom_hook(OOM_TEMPORAL_ENV), detect_every=args.detect_every,
-        compile=args.compile, landmark_model=args.landmark_model)
+        compile=args.compile, landmark_model=args.landmark_model, camera=args.camera)
 
 
 def _cuda_hello(device: str) -> tuple[bool, str | None]:

@@ -83,6 +83,7 @@ class EngineConfig:
     detect_every: int | None = None
     compile: str = "auto"
     landmark_model: str = "full"
+    camera: str = "auto"  # camera motion: auto | static | moving (vibe_engine.camera_motion)
 
     def compiles(self, crops: int) -> bool:
         """Whether the VIBE backbone is compiled for a run with ``crops`` crops (``--compile``)."""

@@ -37,7 +37,7 @@ import numpy as np
 from vibe_blender.core import motion_file as mf
 from vibe_blender.core.vibe_data import sha256_file
 
-from . import __version__, camera
+from . import __version__, camera, camera_motion
 from .cancel import CancelToken
 from .config import OFFICIAL_CHUNK_FRAMES, EngineConfig
 from .errors import BadInputError, ModelError, NoPersonError, OutOfMemoryError, OutputError, VideoError
@@ -101,6 +101,7 @@ class _Run:
     token: CancelToken
     timings: Timings = field(default_factory=Timings)
     temporal_frames: int | None = None
+    camera: Any = None  # camera_motion.CameraTracker fed in pass 2 (None: --camera static)
 
 
 # ----------------------------------------------------------------------------- checks
@@ -503,6 +504,9 @@ def _frames_until(run: _Run, reader: Any, last: int) -> Iterator[Any]:
                 frame = next(frames, None)
             if frame is None or frame.index > last:
                 return
+            if run.camera is not None:  # moving-camera estimation from the background (camera_motion)
+                with run.timings("camera_motion"):
+                    run.camera.add(frame.index, frame.image)
             yield frame
 
 
@@ -774,6 +778,8 @@ def run_pipeline(cfg: EngineConfig, writer: ProtocolWriter, token: CancelToken) 
         token.check("track")
         tracks = select_tracks(run, all_tracks)
         writer.stage("features")
+        run.camera = camera_motion.start(cfg.camera, info.width, info.height,
+                                         _camera_meta(cfg, info)["focal_px"], tracks)
         if backend.name == "vibe":
             motion_tracks = vibe_tracks(run, reader, backend.model, tracks, info, times)
         else:
@@ -781,7 +787,10 @@ def run_pipeline(cfg: EngineConfig, writer: ProtocolWriter, token: CancelToken) 
             writer.stage("regress")
             motion_tracks = blazepose_tracks(run, backend.model, tracks, times)
     writer.stage("write")
-    return _write(run, build_motion(run, backend, info, times, motion_tracks))
+    motion = build_motion(run, backend, info, times, motion_tracks)
+    if run.camera is not None and (msg := camera_motion.attach(motion, run.camera, cfg.camera)):
+        writer.warning("CAMERA_STATIC_FALLBACK", msg)
+    return _write(run, motion)
 
 
 def _write(run: _Run, motion: mf.Motion) -> RunResult:

@@ -57,6 +57,12 @@ OPTIONAL_TRACK_ARRAYS: dict[str, tuple[tuple[int | str, ...], type]] = {
     "presence": ((33,), np.float32),
 }
 NAN_ALLOWED = {"landmarks_image", "landmarks_world", "visibility", "presence"}
+# Optional per-video-frame camera members (``camera/<name>``; N = meta.video.frames): a moving
+# camera's path (docs/motion-file.md "Moving camera"). Absent for a static camera.
+CAMERA_ARRAYS: dict[str, tuple[tuple[int, ...], type]] = {
+    "world_from_camera": ((4, 4), np.float64),
+    "focal_px": ((), np.float64),
+}
 BODY_ARRAYS: dict[str, type] = {
     "v_template": np.float32, "shapedirs": np.float32, "J_regressor": np.float32,
     "weights": np.float32, "parents": np.int32, "faces": np.int32,
@@ -119,6 +125,7 @@ class Motion:
     meta: dict[str, Any]
     body: BodyModel
     tracks: list[Track]
+    camera: dict[str, np.ndarray] = field(default_factory=dict)  # CAMERA_ARRAYS, per video frame
 
     def track(self, track_id: int) -> Track:
         """Return the track with this id; MotionFileError naming the ids present otherwise."""
@@ -231,6 +238,24 @@ def validate(motion: Motion) -> None:
         raise MotionFileError(f"track ids must be unique positive integers, got {ids}")
     for track in motion.tracks:
         _validate_track(track, motion.body.num_betas)
+    _validate_camera(motion)
+
+
+def _validate_camera(motion: Motion) -> None:
+    """Camera members: known names, one row per video frame, finite; rigid per-frame matrices."""
+    n = int(motion.meta.get("video", {}).get("frames") or 0)
+    for name, arr in motion.camera.items():
+        if name not in CAMERA_ARRAYS:
+            raise MotionFileError(f"unknown camera member camera/{name}")
+        _check_array(f"camera/{name}", np.asarray(arr), CAMERA_ARRAYS[name][0], {}, n)
+    m = motion.camera.get("world_from_camera")
+    if m is not None:
+        r = np.asarray(m, np.float64)[:, :3, :3]
+        if np.abs(r @ np.swapaxes(r, 1, 2) - np.eye(3)).max() > 1e-4 or np.any(np.linalg.det(r) <= 0):
+            raise MotionFileError("camera/world_from_camera is not a rotation plus translation per frame")
+    f = motion.camera.get("focal_px")
+    if f is not None and np.any(np.asarray(f) <= 0):
+        raise MotionFileError("camera/focal_px must be positive")
 
 
 # --------------------------------------------------------------------------- writing
@@ -273,6 +298,7 @@ def write_motion(path: str | os.PathLike, motion: Motion, *, compress: bool = Fa
     members = {"meta": _header(motion), **_body_members(motion.body)}
     for track in motion.tracks:
         members.update(_track_members(track))
+    members.update({f"camera/{k}": np.ascontiguousarray(v, CAMERA_ARRAYS[k][1]) for k, v in motion.camera.items()})
     tmp = f"{path}.tmp-{os.getpid()}"
     saver = np.savez_compressed if compress else np.savez
     try:
@@ -360,6 +386,7 @@ def read_motion(path: str | os.PathLike) -> Motion:
         meta=meta,
         body=_read_body(members, path),
         tracks=[_read_track(members, i, path) for i in _track_ids(members, path)],
+        camera={k: members[f"camera/{k}"] for k in CAMERA_ARRAYS if f"camera/{k}" in members},
     )
     try:
         validate(motion)

@@ -20,6 +20,7 @@ from vibe_blender.core import motion_file as mf
 from vibe_blender.core.body import forward_kinematics, shaped_rest
 from vibe_blender.core.rotations import aa_to_matrix
 
+from .. import camera_motion
 from ..world import estimate_world, world_meta
 from .contacts import detect_contacts
 from .footlock import CONTACT_JOINTS, lock_feet
@@ -76,13 +77,17 @@ def postprocess(motion: mf.Motion, settings: PostSettings = PostSettings()) -> m
     for track in motion.tracks:
         track.extra.setdefault("pose_raw", np.asarray(track.pose, np.float32).copy())
         track.extra.setdefault("transl_raw", np.asarray(track.transl, np.float32).copy())
+    ref = camera_motion.compensate(motion)  # moving camera: tracks into the frame-0 camera
+    for track in motion.tracks:
         if settings.smooth and track.num_frames > 2:
             _smooth_track(track)
     if not settings.ground:
         motion.meta.setdefault("world", {})["world_from_camera"] = None
+        camera_motion.store_path(motion, ref)
         return motion
-    found = estimate_world(motion)  # ground of all people; focal self-calibration (vibe_engine.world)
+    found = estimate_world(motion, calibrate=ref is None)  # ground of all people; focal (vibe_engine.world)
     motion.meta["world"] = {**motion.meta.get("world", {}), **world_meta(found)}
+    camera_motion.store_path(motion, ref)
     m = found.matrix
     for _, message in found.warnings:
         log.warning(message)
