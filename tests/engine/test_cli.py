@@ -282,9 +282,10 @@ def test_without_vibe_files_the_default_blazepose_backend_runs_with_the_standin_
     cam = meta["camera"]
     (track,) = motion.tracks
     assert track.joints3d.shape == (SHORT_FRAMES, 33, 3) and track.detected.any()
-    projected = camera.project_pinhole(track.joints3d + track.extra["transl_raw"][:, None],
+    projected = camera.project_pinhole(track.joints3d + track.transl[:, None],  # the final pose's joints
                                        cam["focal_px"], cam["cx"], cam["cy"])
     np.testing.assert_allclose(track.joints2d, projected, atol=0.05)
+    assert track.extra["joints3d_raw"].shape == (SHORT_FRAMES, 33, 3)  # the raw fit's, kept
 
 
 def test_body_model_without_vibe_files_is_refused(clips, tmp_path):

@@ -50,6 +50,8 @@ OPTIONAL_TRACK_ARRAYS: dict[str, tuple[tuple[int | str, ...], type]] = {
     "pose_raw": ((NUM_JOINTS, 3), np.float32),
     "transl_raw": ((3,), np.float32),
     "contacts": ((4,), np.bool_),
+    "joints3d_raw": (("J", 3), np.float32),  # joints3d/joints2d of the raw fit (the main ones are final)
+    "joints2d_raw": (("J", 2), np.float32),
     # BlazePose backend: the raw landmarks the fit used (NaN rows where no pose was found)
     "landmarks_image": ((33, 3), np.float32),
     "landmarks_world": ((33, 3), np.float32),

@@ -20,7 +20,7 @@ from vibe_blender.core import motion_file as mf
 from vibe_blender.core.body import forward_kinematics, shaped_rest
 from vibe_blender.core.rotations import aa_to_matrix
 
-from .. import camera_motion
+from .. import camera_motion, final_joints
 from ..world import estimate_world, world_meta
 from .contacts import detect_contacts
 from .footlock import CONTACT_JOINTS, lock_feet
@@ -73,7 +73,16 @@ def _lock_track(body: mf.BodyModel, track: mf.Track, m: np.ndarray,
 
 
 def postprocess(motion: mf.Motion, settings: PostSettings = PostSettings()) -> mf.Motion:
-    """Run the enabled steps on every track of ``motion`` in place and return it."""
+    """Run the enabled steps on every track of ``motion`` in place and return it; joints3d/joints2d
+    are then those of the final pose and transl (raw kept: :mod:`vibe_engine.final_joints`)."""
+    ref = _steps(motion, settings)
+    if settings.smooth or settings.ground or ref is not None:
+        final_joints.refresh(motion, ref)
+    return motion
+
+
+def _steps(motion: mf.Motion, settings: PostSettings) -> np.ndarray | None:
+    """The enabled steps in place; returns the moving camera's ref_from_camera (N,4,4) or None."""
     for track in motion.tracks:
         track.extra.setdefault("pose_raw", np.asarray(track.pose, np.float32).copy())
         track.extra.setdefault("transl_raw", np.asarray(track.transl, np.float32).copy())
@@ -84,7 +93,7 @@ def postprocess(motion: mf.Motion, settings: PostSettings = PostSettings()) -> m
     if not settings.ground:
         motion.meta.setdefault("world", {})["world_from_camera"] = None
         camera_motion.store_path(motion, ref)
-        return motion
+        return ref
     found = estimate_world(motion, calibrate=ref is None)  # ground of all people; focal (vibe_engine.world)
     motion.meta["world"] = {**motion.meta.get("world", {}), **world_meta(found)}
     camera_motion.store_path(motion, ref)
@@ -92,11 +101,11 @@ def postprocess(motion: mf.Motion, settings: PostSettings = PostSettings()) -> m
     for _, message in found.warnings:
         log.warning(message)
     if m is None:
-        return motion
+        return ref
     if settings.foot_lock:
         for track in motion.tracks:
             _lock_track(motion.body, track, m)
             if settings.smooth and track.num_frames > 2:
                 track.pose = smooth_rotations(track.pose, track.times, FINAL_SMOOTHING).astype(np.float32)
                 _lock_track(motion.body, track, m, track.extra["contacts"])  # re-pin: millimetres
-    return motion
+    return ref
