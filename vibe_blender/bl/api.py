@@ -118,7 +118,7 @@ def bake_motion(path: str | os.PathLike, options: ImportOptions,
                             frame_start=options.frame_start, fps=options.bake_fps)
             armatures.append(arm)
         footage = os.fspath(video) if video is not None else _footage_path(motion.meta, Path(path))
-        _match_camera(motion.meta, footage, options.frame_start)
+        _match_camera(motion.meta, footage, options.frame_start, motion)
     return armatures
 
 
@@ -131,7 +131,7 @@ def _footage_path(meta: dict, motion_path: Path) -> str | None:
     return None
 
 
-def _match_camera(meta: dict, video: str | None, frame_start: int) -> None:
+def _match_camera(meta: dict, video: str | None, frame_start: int, motion: object = None) -> None:
     """Create the camera matching the engine's (replacing an earlier one of ours), video as background.
 
     A video Blender cannot open gives a camera without background and a warning.
@@ -140,10 +140,10 @@ def _match_camera(meta: dict, video: str | None, frame_start: int) -> None:
 
     temp_name = DEFAULT_CAMERA_NAME + " (new)"
     try:
-        cam = create_camera(meta, video_path=video, frame_start=frame_start, name=temp_name)
+        cam = create_camera(meta, video_path=video, frame_start=frame_start, name=temp_name, motion=motion)
     except UserInputError as exc:
         log.warning("%s; the camera has no background", exc)
-        cam = create_camera(meta, frame_start=frame_start, name=temp_name)
+        cam = create_camera(meta, frame_start=frame_start, name=temp_name, motion=motion)
     old = bpy.data.objects.get(DEFAULT_CAMERA_NAME)
     if old is not None and old.type == "CAMERA":
         bpy.data.objects.remove(old)
