@@ -153,8 +153,10 @@ def camera_metrics(motion: mf.Motion, gt: dict, moving: bool) -> dict[str, float
     rot = rotation_angle_deg(np.einsum("tji,tjk->tik", est[:, :3, :3], truth[:, :3, :3]))
     pos = np.linalg.norm(est[:, :3, 3] - truth[:, :3, 3], axis=-1)
     kind = motion.meta.get("world", {}).get("camera_motion", "static")
+    timings = motion.meta.get("manifest", {}).get("timings_s", {})
+    share = 100.0 * timings.get("camera_motion", 0.0) / max(sum(timings.values()), 1e-9)
     return {"rot_error": float(rot.mean()), "rot_max": float(rot.max()), "pos_error": float(pos.mean() * 100.0),
-            "detect_ok": float((kind == "moving") == moving)}
+            "detect_ok": float((kind == "moving") == moving), "time_share": float(share)}
 
 
 def world_metrics(motion: mf.Motion, gt: dict) -> dict[str, float]:
@@ -318,7 +320,8 @@ def print_table(results: dict) -> None:
 
 
 CAMERA_ROWS = [("rot_error", "camera rotation error, mean", "deg"), ("rot_max", "camera rotation error, max", "deg"),
-               ("pos_error", "camera position error", "cm"), ("detect_ok", "static/moving decision right", "1/0")]
+               ("pos_error", "camera position error", "cm"), ("detect_ok", "static/moving decision right", "1/0"),
+               ("time_share", "camera-motion stage / engine time", "%")]
 
 
 def print_camera_table(results: dict) -> None:

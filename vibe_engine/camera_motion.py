@@ -51,6 +51,10 @@ FOCAL_MIN_ROTATION_DEG = 3.0
 FOCAL_RANGE = (0.5, 2.0)
 FOCAL_PROBE = 1.1
 FOCAL_SHARPNESS = 1.3
+#: Zoom: the per-frame focal is fitted within ±ZOOM_MAX_LOG (log) of its keyframe's; a clip zooms
+#: when some frame's focal differs from frame 0's by more than ZOOM_MIN_LOG (≈ 2 %).
+ZOOM_MAX_LOG = 0.2
+ZOOM_MIN_LOG = 0.02
 
 
 @dataclass
@@ -64,6 +68,7 @@ class CameraPath:
     failed: int = 0
     stats: dict[str, float] = field(default_factory=dict)
     focal_scale: float = 1.0  # focal correction found from the rotation (1: none)
+    zoom: np.ndarray | None = None  # (N,) focal of each frame / frame 0's, when the camera zooms
 
 
 def kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -173,14 +178,32 @@ class CameraTracker:
         """ref_from_camera (N,3,3) of the frames fed, for a focal (px at work scale).
 
         A frame without a fit holds the previous rotation; the keyframe's rotation is its own."""
-        rots = [np.eye(3)]
+        return self.solve(focal, zoom=False)[0]
+
+    def solve(self, focal: float, zoom: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(ref_from_camera (N,3,3), focal scale per frame (N,) relative to frame 0). With ``zoom``
+        each frame's focal relative to its keyframe is fitted too (1-D search per frame)."""
+        from scipy.optimize import minimize_scalar
+
+        rots, scales = [np.eye(3)], [1.0]
         for pair in self.pairs[1:]:
             if pair is None:
                 rots.append(rots[-1])
+                scales.append(scales[-1])
                 continue
             key_index, key, cur = pair
-            rots.append(rots[key_index] @ kabsch(_rays(cur, focal, self.size), _rays(key, focal, self.size)))
-        return np.array(rots)
+            fk = focal * scales[key_index]
+            b = _rays(key, fk, self.size)
+            s = 1.0
+            if zoom:
+                def misfit(ls: float) -> float:
+                    a = _rays(cur, fk * np.exp(ls), self.size)
+                    return float(np.sum((b - a @ kabsch(a, b).T) ** 2))
+                s = float(np.exp(minimize_scalar(misfit, bounds=(-ZOOM_MAX_LOG, ZOOM_MAX_LOG), method="bounded",
+                                                 options={"xatol": 1e-5}).x))
+            rots.append(rots[key_index] @ kabsch(_rays(cur, fk * s, self.size), b))
+            scales.append(scales[key_index] * s)
+        return np.array(rots), np.array(scales)
 
     @property
     def failed(self) -> int:
@@ -194,7 +217,14 @@ class CameraTracker:
         scale, cal = 1.0, {}
         if calibrate:
             scale, cal = calibrate_focal(self)
-        rots = self.rotations(self.focal * scale) if self.pairs else np.eye(3)[None]
+        rots, zooms = self.solve(self.focal * scale, zoom=False) if self.pairs else (np.eye(3)[None], np.ones(1))
+        if self.pairs:
+            z_rots, z_scales = self.solve(self.focal * scale, zoom=True)
+            if np.abs(np.log(z_scales)).max() > ZOOM_MIN_LOG:  # a zoom: per-frame focal
+                rots, zooms = z_rots, z_scales
+        if len(zooms) < num_frames:
+            zooms = np.concatenate([zooms, np.repeat(zooms[-1:], num_frames - len(zooms))])
+        zooms = zooms[:num_frames]
         if len(rots) < num_frames:
             rots = np.concatenate([rots, np.repeat(rots[-1:], num_frames - len(rots), 0)])
         rots = rots[:num_frames]
@@ -207,8 +237,10 @@ class CameraTracker:
             reason = (f"no usable background in {self.failed} of {num_frames} frames (fewer than "
                       f"{MIN_INLIERS} trackable points outside the people): assuming a static camera")
             return CameraPath("static", identity, reason, self.failed, stats)
-        if mode == "moving" or (mode == "auto" and largest >= STATIC_MAX_DEG):
-            return CameraPath("moving", rots, "", self.failed, stats, scale)
+        zoomed = bool(np.abs(np.log(zooms)).max() > ZOOM_MIN_LOG)
+        stats["zoom_range"] = round(float(zooms.max() / zooms.min()), 4)
+        if mode == "moving" or (mode == "auto" and (largest >= STATIC_MAX_DEG or zoomed)):
+            return CameraPath("moving", rots, "", self.failed, stats, scale, zooms if zoomed else None)
         return CameraPath("static", identity, "", self.failed, stats)
 
 
@@ -319,10 +351,22 @@ def attach(motion: Any, tracker: CameraTracker, mode: str) -> str | None:
         ref = np.repeat(np.eye(4)[None], len(path.ref_from_camera), 0)
         ref[:, :3, :3] = path.ref_from_camera
         motion.camera["world_from_camera"] = world_from_camera(motion.meta) @ ref
+        if path.zoom is not None:
+            apply_zoom(motion, path.zoom)
     if path.reason:
         world["camera_motion_reason"] = path.reason
         return path.reason
     return None
+
+
+def apply_zoom(motion: Any, zoom: np.ndarray) -> None:
+    """A zooming camera: ``camera/focal_px`` (N,) = header focal × zoom, and each track's root depth
+    × its frame's zoom (the fit assumed the header focal for every frame)."""
+    motion.camera["focal_px"] = float(motion.meta["camera"]["focal_px"]) * np.asarray(zoom, np.float64)
+    for track in motion.tracks:
+        transl = np.array(track.transl, np.float32)
+        transl[:, 2] *= np.asarray(zoom, np.float32)[np.asarray(track.frames)]
+        track.transl = transl
 
 
 def reference_path(motion: Any) -> np.ndarray | None:
