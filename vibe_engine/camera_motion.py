@@ -26,7 +26,7 @@ import numpy as np
 
 #: Frames are tracked at this width (px); the result does not depend on it beyond precision.
 WORK_WIDTH = 640
-MAX_CORNERS = 400
+MAX_CORNERS = 200
 CORNER_QUALITY = 0.01
 CORNER_MIN_DISTANCE = 8  # px at WORK_WIDTH
 #: Person boxes are grown by this fraction of their side before masking (limbs outside the box).
