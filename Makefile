@@ -7,11 +7,12 @@ PY311 ?= $(call find_python,$(shell command -v python3.11) $(wildcard $(HOME)/.p
 PY313 ?= $(call find_python,$(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13))
 PIP_FLAGS := -q --disable-pip-version-check
 # ffmpeg: test clips and the benchmark encoder; blender + python3-numpy: a real `blender -b` binary
-# (Debian's 3.4) for the batch script's --python-exit-code contract.
-APT_PACKAGES := ffmpeg blender python3-numpy
+# (Debian's 3.4) for the batch script's --python-exit-code contract. assimp-utils: Assimp, one of
+# the independent readers of the export tests.
+APT_PACKAGES := ffmpeg blender python3-numpy assimp-utils
 export OMP_WAIT_POLICY := PASSIVE
 
-.PHONY: test test-fast demo venvs apt extension bench bench-full models-heavy standin-body clean
+.PHONY: test test-fast demo venvs apt readers extension bench bench-full models-heavy standin-body clean
 
 # Main venv: engine (torch CPU, smplx, OpenCV, LiteRT) + bpy 5.0 + pytest.
 .venv/.stamp: requirements/engine.txt pyproject.toml
@@ -43,8 +44,22 @@ apt:
 	  $$SUDO apt-get update -qq && $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
 	fi
 
+# Independent readers of the exports (tests/blender/test_export_readers.py), pinned, project-local:
+# the Autodesk FBX SDK through FBX2glTF and the Khronos glTF validator from npm (Node.js from Debian
+# when missing); Assimp comes with `apt`, bvhio with the Blender venvs' requirements.
+READERS_DIR := build/readers
+NPM_READERS := fbx2gltf@0.9.7 gltf-validator@2.0.0-dev.3.10
+$(READERS_DIR)/.stamp: | apt
+	@command -v npm >/dev/null || { SUDO=$$( [ "$$(id -u)" = 0 ] || echo sudo ); \
+	  $$SUDO apt-get install -y -qq --no-install-recommends nodejs npm >/dev/null; }
+	npm install -s --prefix $(READERS_DIR) --no-audit --no-fund $(NPM_READERS)
+	chmod +x $(READERS_DIR)/node_modules/fbx2gltf/bin/Linux/FBX2glTF
+	touch $@
+
+readers: $(READERS_DIR)/.stamp
+
 # Whole suite: every tier in the main venv, then the Blender tier on 4.2 and 5.2.
-test: venvs apt
+test: venvs apt readers
 	.venv/bin/python -m pytest -q tests
 	PYTHONPATH=$(CURDIR) .venv-bpy42/bin/python -m pytest -q -p no:cacheprovider tests/blender
 	PYTHONPATH=$(CURDIR) .venv-bpy52/bin/python -m pytest -q -p no:cacheprovider tests/blender

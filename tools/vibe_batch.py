@@ -28,10 +28,14 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
-if str(REPO) not in sys.path:  # run from a checkout: `blender -P tools/vibe_batch.py`
-    sys.path.insert(0, str(REPO))
+for _path in (str(REPO), str(REPO / "tools")):  # run from a checkout: `blender -P tools/vibe_batch.py`
+    if _path not in sys.path:
+        sys.path.insert(0, _path)
 
-EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
+from tool_cli import EXIT_USAGE, Parser, UsageError, exit_process, print_error  # noqa: E402
+from vibe_blender.core.settings import DEVICES, FPS_MODES, ROOT_MOTION_MODES  # noqa: E402
+
+EXIT_OK, EXIT_FAILED = 0, 1
 REPORT_NAME = "vibe_batch_report.json"
 REPORT_VERSION = 1
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg")
@@ -41,18 +45,9 @@ DEFAULT_FORMATS = "fbx,bvh"
 log = logging.getLogger("vibe_batch")
 
 
-class UsageError(Exception):
-    """Bad command line: message printed with the usage, exit code 2."""
-
-
-class _Parser(argparse.ArgumentParser):
-    def error(self, message: str) -> None:  # argparse would sys.exit(2) itself; keep control here
-        raise UsageError(message)
-
-
 def build_parser() -> argparse.ArgumentParser:
     """The command-line parser (also used by docs/batch.md)."""
-    p = _Parser(prog="vibe_batch.py", description="VIBE mocap batch: videos → animated characters + exports")
+    p = Parser(prog="vibe_batch.py", description="VIBE mocap batch: videos → animated characters + exports")
     p.add_argument("input", help="a video, a motion file (--motion) or a folder of them")
     p.add_argument("--out", default=None, help="output folder (default: ./vibe_out)")
     p.add_argument("--vibe-data", default=None, help="VIBE data folder for the engine (videos only)")
@@ -60,12 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="generic", help="FBX preset: generic, unity, unreal")
     p.add_argument("--motion", action="store_true", help="INPUT is motion file(s): bake without the engine")
     p.add_argument("--tracks", default=None, help="comma list of track ids to import (default: all)")
-    p.add_argument("--root-motion", default="world", choices=("world", "in_place", "off"))
-    p.add_argument("--fps-mode", default="video", choices=("video", "scene"),
+    p.add_argument("--root-motion", default="world", choices=ROOT_MOTION_MODES)
+    p.add_argument("--fps-mode", default="video", choices=FPS_MODES,
                    help="video: set the scene to the video's frame rate (default); scene: keep 24 fps")
     p.add_argument("--no-blend", action="store_true", help="do not save a .blend per input")
     p.add_argument("--engine-python", default=None, help="engine interpreter (default: add-on preference)")
-    p.add_argument("--device", default="cpu", help="engine device: cpu or cuda (videos only)")
+    p.add_argument("--device", default="cpu", choices=DEVICES, help="engine device (videos only)")
     p.add_argument("--engine-command", default=None,
                    help="argv prefix replacing '<engine python> -m vibe_engine' (shell quoting)")
     return p
@@ -142,14 +137,17 @@ def _progress_printer():
     return report
 
 
-def import_input(path: str, folder: str, stem: str, ns: argparse.Namespace) -> tuple[list, str]:
-    """Bake every chosen person of one input; return (armatures, motion file path).
+def import_input(path: str, folder: str, stem: str, ns: argparse.Namespace,
+                 warnings: list[str]) -> tuple[list, str]:
+    """Bake every chosen person of one input and its matched camera; return (armatures, motion
+    file path). The api's warnings (engine, camera background) are appended to ``warnings``.
 
     Videos go through the engine (``api.import_video``) and keep their motion file in ``folder``;
     motion files are baked directly (``api.import_motion``).
     """
     from vibe_blender.bl import api
-    common = {"tracks": ns.tracks, "root_motion": ns.root_motion, "fps_mode": ns.fps_mode}
+    common = {"tracks": ns.tracks, "root_motion": ns.root_motion, "fps_mode": ns.fps_mode,
+              "report": warnings.append}
     if ns.motion:
         return api.import_motion(path, **common), path
     motion_path = os.path.join(folder, f"{stem}.motion.npz")
@@ -159,60 +157,29 @@ def import_input(path: str, folder: str, stem: str, ns: argparse.Namespace) -> t
     return armatures, motion_path
 
 
-def add_camera(motion_path: str, video: str | None, warnings: list[str]) -> str:
-    """Create the matched camera with the footage as background (unless the import made one); return its name.
-
-    A video Blender cannot decode (or a motion file whose video is gone) gives a camera without
-    background and a warning, not a failed input.
-    """
-    import bpy
-    from vibe_blender.bl.camera import create_camera
-    from vibe_blender.core.errors import UserInputError
-    from vibe_blender.core.motion_file import read_motion
-    existing = bpy.context.scene.camera  # the import makes one (with the footage when it finds it)
-    if existing is not None and existing.data.background_images:
-        return existing.name
-    meta = read_motion(motion_path).meta
-    if video is None:
-        named = (meta.get("video") or {}).get("path") or ""
-        video = os.path.join(os.path.dirname(os.path.abspath(motion_path)), named) if named else None
-    if video is not None and not os.path.isfile(video):
-        warnings.append(f"video {video} not found: camera without background")
-        video = None
-    if existing is not None:
-        return existing.name
-    try:
-        return create_camera(meta, video_path=video).name
-    except UserInputError as exc:
-        warnings.append(f"{exc} (camera without background)")
-        return create_camera(meta).name
-
-
 def export_person(arm, folder: str, stem: str, ns: argparse.Namespace) -> dict[str, Any]:
     """Export one armature in every requested format; return its report entry."""
     from vibe_blender.bl import api_export
     from vibe_blender.bl.export import action_frame_range
     track_id = arm.get("vibe_track_id", arm.name)
     base = os.path.join(folder, f"{stem}_person{track_id}")
-    writers = {"fbx": lambda p: api_export.export_fbx(arm, p, preset=ns.preset),
-               "bvh": lambda p: api_export.export_bvh(arm, p),
-               "glb": lambda p: api_export.export_gltf(arm, p)}
+    reports: dict[str, dict] = {fmt: {} for fmt in ns.formats}
+    writers = {"fbx": lambda p: api_export.export_fbx(arm, p, preset=ns.preset, take=stem, report=reports["fbx"]),
+               "bvh": lambda p: api_export.export_bvh(arm, p, report=reports["bvh"]),
+               "glb": lambda p: api_export.export_gltf(arm, p, take=stem, report=reports["glb"])}
     files = {fmt: writers[fmt](f"{base}.{fmt}") for fmt in ns.formats}
     start, end = action_frame_range(arm)
     return {"id": track_id, "armature": arm.name, "frame_range": [start, end],
-            "frames": end - start + 1, "files": files}
+            "frames": end - start + 1, "files": files, "exports": reports}
 
 
 def save_blend(path: str) -> str:
     """Save the current file as a copy to ``path`` atomically (temp name + rename)."""
     import bpy
-    tmp = os.path.join(os.path.dirname(path), f".{os.path.basename(path)}.tmp-{os.getpid()}.blend")
-    try:
-        bpy.ops.wm.save_as_mainfile(filepath=tmp, copy=True)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+    from vibe_blender.core.atomic import atomic_path
+    with atomic_path(path) as tmp:
+        bpy.ops.wm.save_as_mainfile(filepath=str(tmp), copy=True)
     return path
 
 
@@ -226,9 +193,9 @@ def process_input(path: str, ns: argparse.Namespace) -> dict[str, Any]:
     try:
         reset_scene()
         os.makedirs(folder, exist_ok=True)
-        armatures, motion_path = import_input(path, folder, stem, ns)
+        armatures, motion_path = import_input(path, folder, stem, ns, entry["warnings"])
         entry["motion_file"] = motion_path
-        entry["camera"] = add_camera(motion_path, None if ns.motion else path, entry["warnings"])
+        entry["camera"] = _scene_camera()
         entry["people"] = [export_person(arm, folder, stem, ns) for arm in armatures]
         entry["files"] = [f for person in entry["people"] for f in person["files"].values()]
         if not ns.no_blend:
@@ -243,6 +210,13 @@ def process_input(path: str, ns: argparse.Namespace) -> dict[str, Any]:
     return entry
 
 
+def _scene_camera() -> str | None:
+    """Name of the scene camera (the import's matched camera)."""
+    import bpy
+    camera = bpy.context.scene.camera
+    return None if camera is None else camera.name
+
+
 def _one_line(exc: BaseException) -> str:
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
@@ -250,11 +224,9 @@ def _one_line(exc: BaseException) -> str:
 
 def write_report(path: str, report: dict[str, Any]) -> None:
     """Write the JSON report atomically."""
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as fh:
-        json.dump(report, fh, indent=2)
-        fh.write("\n")
-    os.replace(tmp, path)
+    from vibe_blender.core.atomic import atomic_write
+    with atomic_write(path) as fh:
+        fh.write((json.dumps(report, indent=2) + "\n").encode("utf-8"))
 
 
 def _blender_version() -> str:
@@ -287,7 +259,7 @@ def main(argv: list[str] | None = None) -> int:
         inputs = find_inputs(ns.input, ns.motion)
         os.makedirs(ns.out, exist_ok=True)
     except (UsageError, OSError) as exc:
-        print(f"vibe_batch: error: {exc}", file=sys.stderr)
+        print_error("vibe_batch", str(exc))
         print(build_parser().format_usage().strip(), file=sys.stderr)
         return EXIT_USAGE
     report = run(ns, inputs)
@@ -295,24 +267,6 @@ def main(argv: list[str] | None = None) -> int:
     write_report(report_path, report)
     print(f"[vibe_batch] report: {report_path} ({report['ok']} ok, {report['failed']} failed)", flush=True)
     return EXIT_OK if report["failed"] == 0 else EXIT_FAILED
-
-
-def running_inside_blender() -> bool:
-    """True inside the Blender program (``blender -b -P``), False with the bpy wheel as a module."""
-    import bpy
-    return bool(bpy.app.binary_path)
-
-
-def exit_process(code: int) -> None:
-    """Exit with ``code``. With the bpy wheel, skip interpreter shutdown (``os._exit``) after flushing:
-    the bpy 4.2 wheel segfaults at shutdown once the glTF exporter was imported, which would turn
-    a finished batch into exit code 139. Everything (files, report) is written before this point."""
-    if running_inside_blender():
-        sys.exit(code)
-    logging.shutdown()
-    sys.stdout.flush()
-    sys.stderr.flush()
-    os._exit(code)
 
 
 if __name__ == "__main__":

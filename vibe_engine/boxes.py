@@ -41,11 +41,12 @@ import io
 import json
 import math
 import os
-import tempfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+
+from vibe_blender.core.atomic import atomic_write
 
 from vibe_engine.errors import BadInputError
 
@@ -219,12 +220,5 @@ def write_boxes_json(path: str | os.PathLike, boxes: BoxDict, ids: IdDict | None
         if ids is not None:
             rows = [r + [int(t)] for r, t in zip(rows, ids[frame])]
         frames[str(int(frame))] = rows
-    target = Path(path)
-    fd, tmp = tempfile.mkstemp(prefix=target.name + ".", suffix=".tmp", dir=target.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            json.dump({"frames": frames}, fh, indent=1)
-        os.replace(tmp, target)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    with atomic_write(path) as fh:
+        fh.write(json.dumps({"frames": frames}, indent=1).encode("utf-8"))

@@ -42,7 +42,6 @@ RENEW_FRACTION = 0.5
 STATIC_MAX_DEG = 0.25
 #: More than this share of frames without a usable background: fall back to a static camera.
 MAX_FAILED_FRACTION = 0.2
-CAMERA_MODES = ("auto", "static", "moving")
 #: Background inlier pairs kept per frame for the final solve (memory ≈ 16 bytes each).
 PAIRS_KEPT = 40
 #: Focal from the rotation: only with at least this much rotation (deg), within this range of
@@ -338,7 +337,7 @@ def attach(motion: Any, tracker: CameraTracker, mode: str) -> str | None:
     Returns a warning message (static fallback) or None."""
     from vibe_blender.core.frames import world_from_camera
 
-    from .world import rescale_focal
+    from vibe_engine.world import rescale_focal
 
     calibrate = motion.meta.get("camera", {}).get("source") == "default"
     path = tracker.finish(int(motion.meta["video"]["frames"]), mode, calibrate=calibrate)

@@ -20,20 +20,22 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import argparse  # noqa: E402
 import logging  # noqa: E402
+import math  # noqa: E402
+import signal  # noqa: E402
 import sys  # noqa: E402
-import traceback  # noqa: E402
-from importlib import metadata  # noqa: E402
 from pathlib import Path  # noqa: E402
-from typing import TYPE_CHECKING, Callable, Sequence, TextIO  # noqa: E402
+from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO  # noqa: E402
 
-from . import __version__  # noqa: E402
-from .config import (DEFAULT_BATCH_SIZE, DEFAULT_MIN_FRAMES, OOM_ENV, OOM_TEMPORAL_ENV, EngineConfig,  # noqa: E402
-                     resolve_models)
-from .errors import (EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE, CancelledError,  # noqa: E402
-                     EngineError, ModelError)
+from vibe_blender.core.motion_header import MAX_FRAMES  # noqa: E402
+from vibe_blender.core.settings import DEVICES, PRECISIONS  # noqa: E402
+from vibe_engine import __version__  # noqa: E402
+from vibe_engine.config import (CAMERA_MODES, DEFAULT_BATCH_SIZE, DEFAULT_MIN_FRAMES, OOM_ENV,  # noqa: E402
+                                OOM_TEMPORAL_ENV, EngineConfig, resolve_models)
+from vibe_engine.errors import EXIT_OK, EXIT_USAGE, CancelledError, ModelError  # noqa: E402
+from vibe_engine.versions import torch_version  # noqa: E402
 
 if TYPE_CHECKING:
-    from .protocol import ProtocolWriter
+    from vibe_engine.cancel import CancelToken
 
 log = logging.getLogger(__name__)
 
@@ -49,18 +51,29 @@ class _Parser(argparse.ArgumentParser):
         raise UsageError(f"{self.prog}: {message} (see --help)")
 
 
-def _positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
+#: Argument ranges (inclusive): values outside are refused before any work (exit 2).
+FOCAL_RANGE_PX = (10.0, 100_000.0)
+BATCH_RANGE = (1, 1024)
+MIN_FRAMES_RANGE = (1, MAX_FRAMES)
+DETECT_EVERY_RANGE = (1, 1000)
+MAX_PEOPLE_RANGE = (1, 1000)
 
 
-def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0:
-        raise argparse.ArgumentTypeError(f"must be a positive number, got {text}")
-    return value
+def _number_in(cast: Callable[[str], float], low: float, high: float) -> Callable[[str], Any]:
+    """argparse type: ``cast(text)`` (int or float) finite and in [low, high] (nan, inf, 1e300
+    and 1e-300 are refused for a range that excludes them)."""
+    what = "a whole number" if cast is int else "a number"
+
+    def parse(text: str) -> Any:
+        try:
+            value = cast(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"expected {what}, got {text!r}") from None
+        if not (math.isfinite(value) and low <= value <= high):
+            raise argparse.ArgumentTypeError(f"must be {what} between {low:g} and {high:g}, got {text}")
+        return value
+
+    return parse
 
 
 def _id_list(text: str) -> tuple[int, ...]:
@@ -83,27 +96,27 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--out", required=True, metavar="FILE", help="motion file to write (*.motion.npz)")
     _add_model_args(p)
     p.add_argument("--boxes", metavar="FILE", help="per-frame person boxes (JSON/CSV) instead of the detector")
-    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu")
-    p.add_argument("--precision", choices=("fp32", "bf16"), default="fp32")
-    p.add_argument("--focal", type=_positive_float, metavar="PX",
-                   help="focal length in pixels (default: the video's 35 mm-equivalent metadata, else a "
-                        "33 mm-equivalent phone lens, refined from the footage when it allows)")
-    p.add_argument("--camera", choices=("auto", "static", "moving"), default="auto",
+    p.add_argument("--device", choices=DEVICES, default="cpu")
+    p.add_argument("--precision", choices=PRECISIONS, default="fp32")
+    p.add_argument("--focal", type=_number_in(float, *FOCAL_RANGE_PX), metavar="PX",
+                   help="focal length in pixels, %g to %g (default: the video's 35 mm-equivalent metadata, "
+                        "else a 33 mm-equivalent phone lens, refined from the footage when it allows)" % FOCAL_RANGE_PX)
+    p.add_argument("--camera", choices=CAMERA_MODES, default="auto",
                    help="camera motion: auto (decide from the background, default), static (tripod: "
                         "no estimation), moving (always use the estimated per-frame camera rotation)")
-    p.add_argument("--min-frames", type=_positive_int, default=DEFAULT_MIN_FRAMES, metavar="N",
+    p.add_argument("--min-frames", type=_number_in(int, *MIN_FRAMES_RANGE), default=DEFAULT_MIN_FRAMES, metavar="N",
                    help=f"drop tracks shorter than N frames (default {DEFAULT_MIN_FRAMES})")
-    p.add_argument("--batch-size", type=_positive_int, default=DEFAULT_BATCH_SIZE, metavar="N",
+    p.add_argument("--batch-size", type=_number_in(int, *BATCH_RANGE), default=DEFAULT_BATCH_SIZE, metavar="N",
                    help=f"crops per backbone batch (default {DEFAULT_BATCH_SIZE})")
     p.add_argument("--tracks", type=_id_list, metavar="IDS", help="keep only these track ids, e.g. 1,3")
-    p.add_argument("--max-people", type=_positive_int, metavar="N", help="keep the N longest tracks")
+    p.add_argument("--max-people", type=_number_in(int, *MAX_PEOPLE_RANGE), metavar="N", help="keep the N longest tracks")
     p.add_argument("--official-chunks", action="store_true",
                    help="restart the GRU every 450 frames like the official demo")
     p.add_argument("--no-smooth", action="store_true", help="keep the raw per-frame network output")
     p.add_argument("--no-ground", action="store_true",
                    help="do not estimate the ground plane (no world frame, no foot locking)")
     p.add_argument("--no-foot-lock", action="store_true", help="do not pin feet in contact with the ground")
-    p.add_argument("--detect-every", type=_positive_int, metavar="N",
+    p.add_argument("--detect-every", type=_number_in(int, *DETECT_EVERY_RANGE), metavar="N",
                    help="run the person detector every N frames while all tracks are followed "
                         "(every frame when a track is lost or new; default 5 with VIBE, 15 with BlazePose)")
     p.add_argument("--compile", choices=("auto", "on", "off"), default="auto",
@@ -112,7 +125,7 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--landmark-model", choices=("lite", "full", "heavy"), default="full",
                    help="BlazePose backend: landmark model size (lite is faster, full the default)")
     p.add_argument("--ignore-stdin", action="store_true",
-                   help="do not treat end of stdin as cancel (for shell use with </dev/null)")
+                   help="never watch stdin for a cancel line (stdin that is not a pipe is never watched)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -128,14 +141,6 @@ def build_parser() -> argparse.ArgumentParser:
     inspect.add_argument("file")
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
     return parser
-
-
-def torch_version() -> str | None:
-    """Installed torch version without importing torch (None when missing)."""
-    try:
-        return metadata.version("torch")
-    except metadata.PackageNotFoundError:
-        return None
 
 
 def _oom_hook(name: str) -> int | None:
@@ -177,15 +182,16 @@ def _cuda_hello(device: str) -> tuple[bool, str | None]:
 
 
 def _run(args: argparse.Namespace, out: TextIO) -> int:
-    from .cancel import CancelToken, watch_stdin
-    from .pipeline import SCHEMA, run_pipeline
-    from .protocol import ProtocolWriter
+    from vibe_engine.cancel import CancelToken, stdin_is_a_pipe, watch_stdin
+    from vibe_engine.pipeline import SCHEMA, run_pipeline
+    from vibe_engine.protocol import ProtocolWriter, guarded
 
     writer = ProtocolWriter(out)
     token = CancelToken.from_env(lambda stage: writer.warning("TEST_PAUSE", f"paused in stage {stage}"))
     writer.hello(args.device, *_cuda_hello(args.device))
-    if not args.ignore_stdin:
+    if not args.ignore_stdin and stdin_is_a_pipe():
         watch_stdin(token)
+    _cancel_on_sigterm(token)
 
     def body() -> int:
         result = run_pipeline(make_config(args), writer, token)
@@ -197,33 +203,26 @@ def _run(args: argparse.Namespace, out: TextIO) -> int:
     return guarded(writer, body)
 
 
-def guarded(writer: "ProtocolWriter", body: Callable[[], int]) -> int:
-    """Run ``body``; map exceptions to protocol error/done lines and exit codes."""
-    try:
-        return body()
-    except (CancelledError, KeyboardInterrupt) as exc:
-        log.info("cancelled: %s", exc)
-        writer.done("cancelled")
-        return EXIT_CANCELLED
-    except EngineError as exc:
-        log.error("%s", exc)
-        writer.error(exc.code, str(exc), None)
-        writer.done("error")
-        return exc.exit_code
-    except Exception as exc:  # noqa: BLE001 - the last line of defence: report, never a bare crash
-        detail = traceback.format_exc()
-        log.error("internal error\n%s", detail)
-        writer.error("INTERNAL", f"internal error: {type(exc).__name__}: {str(exc)[:200]} "
-                     "(please report this with the log)", detail)
-        writer.done("error")
-        return EXIT_INTERNAL
+def _cancel_on_sigterm(token: "CancelToken") -> None:
+    """SIGTERM (the add-on's cancel ladder, ``kill``, a service manager) ends the run like a
+    cancel: CancelledError is raised in the main thread, so temporary files are removed and the
+    run exits 3 with ``done cancelled``. Only the first SIGTERM raises; later ones are ignored
+    while the run unwinds."""
+
+    def handler(signum: int, frame: object) -> None:
+        if token.cancelled:
+            return
+        token.cancel("terminated (SIGTERM)")
+        raise CancelledError("terminated (SIGTERM)")
+
+    signal.signal(signal.SIGTERM, handler)
 
 
 def _usage_failure(argv: Sequence[str], message: str, out: TextIO) -> int:
     """Exit 2 with one line on stderr; `run` also gets hello/error/done on stdout."""
     sys.stderr.write(message + "\n")
     if next((a for a in argv if not a.startswith("-")), None) == "run":
-        from .protocol import ProtocolWriter
+        from vibe_engine.protocol import ProtocolWriter
 
         writer = ProtocolWriter(out)
         writer.hello("cpu", False, torch_version())
@@ -264,13 +263,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     if args.command == "inspect":
-        from .inspect_cmd import inspect_main
+        from vibe_engine.inspect_cmd import inspect_main
 
         return inspect_main(args.file, args.json, sys.stdout)
     out, restore = _protocol_stream()
     try:
         if args.command == "doctor":
-            from .doctor import doctor_main
+            from vibe_engine.doctor import doctor_main
 
             return doctor_main(args, out)
         return _run(args, out)

@@ -139,15 +139,21 @@ def decode(raw_boxes: np.ndarray, raw_scores: np.ndarray, anchors: np.ndarray,
     return boxes.astype(np.float32), keypoints.astype(np.float32), scores.astype(np.float32)
 
 
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """IoU of boxes [x1, y1, x2, y2] (pixels), broadcast over the leading axes: a (..., 4) and
+    b (..., 4) -> (...); 0 where the union is empty. The one IoU of the project."""
+    lo = np.maximum(a[..., :2], b[..., :2])
+    hi = np.minimum(a[..., 2:4], b[..., 2:4])
+    inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
+    area_a = np.prod(np.clip(a[..., 2:4] - a[..., :2], 0, None), axis=-1)
+    area_b = np.prod(np.clip(b[..., 2:4] - b[..., :2], 0, None), axis=-1)
+    union = area_a + area_b - inter
+    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU between boxes a (N, 4) and b (M, 4), both [x1, y1, x2, y2] -> (N, M)."""
-    lo = np.maximum(a[:, None, :2], b[None, :, :2])
-    hi = np.minimum(a[:, None, 2:4], b[None, :, 2:4])
-    inter = np.prod(np.clip(hi - lo, 0, None), axis=-1)
-    area_a = np.prod(np.clip(a[:, 2:4] - a[:, :2], 0, None), axis=-1)
-    area_b = np.prod(np.clip(b[:, 2:4] - b[:, :2], 0, None), axis=-1)
-    union = area_a[:, None] + area_b[None, :] - inter
-    return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+    return box_iou(a[:, None, :], b[None, :, :])
 
 
 def weighted_nms(boxes: np.ndarray, keypoints: np.ndarray, scores: np.ndarray,

@@ -15,7 +15,7 @@ import numpy as np
 from vibe_blender.core import motion_file as mf
 from vibe_blender.core.errors import MotionFileError
 
-from .errors import EXIT_BAD_INPUT, EXIT_OK
+from vibe_engine.errors import EXIT_BAD_INPUT, EXIT_OK
 
 
 def _track_extra(track: mf.Track) -> dict[str, Any]:
@@ -29,10 +29,10 @@ def inspect_summary(motion: mf.Motion) -> dict[str, Any]:
     out = mf.summary(motion)
     for entry, track in zip(out["tracks"], motion.tracks):
         entry.update(_track_extra(track))
-    manifest = motion.meta.get("manifest", {})
-    out["camera"] = motion.meta.get("camera")
-    out["joints"] = motion.meta.get("joints", {}).get("set")
-    out["manifest"] = {k: manifest.get(k) for k in ("engine_version", "backend", "device", "precision")}
+    header = motion.header
+    out["camera"] = motion.meta.get("camera")  # as written (the JSON object)
+    out["joints"] = header.joints_set
+    out["manifest"] = {k: getattr(header.manifest, k) for k in ("engine_version", "backend", "device", "precision")}
     return out
 
 

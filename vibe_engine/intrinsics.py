@@ -193,12 +193,14 @@ def _cached_metadata_focal(path: str, mtime_ns: int) -> float | None:
     return metadata_focal_35mm(path)
 
 
-def camera_meta(user_px: float | None, video: str | os.PathLike, width: int, height: int) -> dict:
+def camera_meta(user_px: float | None, video: str | os.PathLike | None, width: int, height: int) -> dict:
     """``meta["camera"]`` of a run: pinhole, centred principal point, the chosen focal and its source."""
-    try:
-        meta_f35 = _cached_metadata_focal(os.fspath(video), os.stat(video).st_mtime_ns)
-    except OSError:
-        meta_f35 = None
+    meta_f35 = None
+    if video is not None and user_px is None:
+        try:
+            meta_f35 = _cached_metadata_focal(os.fspath(video), os.stat(video).st_mtime_ns)
+        except OSError:
+            meta_f35 = None
     focal = choose_focal(user_px, meta_f35, width, height)
     return {"model": "pinhole", "focal_px": focal.focal_px, "cx": width / 2.0, "cy": height / 2.0,
             "width": int(width), "height": int(height), "source": focal.source,

@@ -6,15 +6,19 @@ is flushed at once. Progress lines are throttled to at most one per ``MIN_PROGRE
 """
 from __future__ import annotations
 
+import logging
 import platform
 import sys
 import threading
 import time
+import traceback
 from typing import Any, Callable, TextIO
 
 from vibe_blender.core import protocol as P
+from vibe_engine import __version__
+from vibe_engine.errors import EXIT_CANCELLED, EXIT_INTERNAL, CancelledError, EngineError
 
-from . import __version__
+log = logging.getLogger(__name__)
 
 #: Minimum time between two progress lines (seconds): ≤ 10 Hz.
 MIN_PROGRESS_INTERVAL_S = 0.1
@@ -93,3 +97,25 @@ class ProtocolWriter:
     def done(self, status: str) -> None:
         """The last message: ``ok``, ``cancelled`` or ``error``."""
         self.send(P.DONE, status=status)
+
+
+def guarded(writer: ProtocolWriter, body: Callable[[], int]) -> int:
+    """Run ``body``; map exceptions to protocol error/done lines and exit codes."""
+    try:
+        return body()
+    except (CancelledError, KeyboardInterrupt) as exc:
+        log.info("cancelled: %s", exc)
+        writer.done("cancelled")
+        return EXIT_CANCELLED
+    except EngineError as exc:
+        log.error("%s", exc)
+        writer.error(exc.code, str(exc), None)
+        writer.done("error")
+        return exc.exit_code
+    except Exception as exc:  # noqa: BLE001 - the last line of defence: report, never a bare crash
+        detail = traceback.format_exc()
+        log.error("internal error\n%s", detail)
+        writer.error("INTERNAL", f"internal error: {type(exc).__name__}: {str(exc)[:200]} "
+                     "(please report this with the log)", detail)
+        writer.done("error")
+        return EXIT_INTERNAL

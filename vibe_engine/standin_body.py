@@ -21,14 +21,12 @@ from types import SimpleNamespace
 
 import numpy as np
 
+from vibe_blender.core.smpl import NUM_JOINTS, NUM_POSE_BASIS, SMPL_PARENTS
 from vibe_engine.errors import ModelError
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PATH = Path(__file__).resolve().parents[1] / "assets" / "body" / "standin_smpl.npz"
-NUM_JOINTS = 24
-SMPL_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
-NUM_POSE_BASIS = 207  # smplx's posedirs width: 23 joints x 9 entries of (R - I)
 WEIGHT_SUM_TOL = 1e-4  # skin-weight rows must sum to 1 within this
 REBUILD_HINT = ("reinstall the add-on's engine files or rebuild it with "
                 "tools/build_standin_body.py (see assets/body/README.md)")

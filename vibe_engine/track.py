@@ -36,6 +36,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from vibe_engine.detect import iou_matrix
+
 logger = logging.getLogger(__name__)
 
 STD_POSITION = 1.0 / 20
@@ -84,8 +86,6 @@ def cxcywh_to_xyxy(boxes: np.ndarray) -> np.ndarray:
 
 def iou_cxcywh(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """IoU (N, M) between boxes a (N, 4) and b (M, 4) given as [cx, cy, w, h]."""
-    from vibe_engine.detect import iou_matrix
-
     return iou_matrix(cxcywh_to_xyxy(a), cxcywh_to_xyxy(b))
 
 

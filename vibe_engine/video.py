@@ -174,6 +174,12 @@ def _header_info(cap) -> VideoInfo:
     )
 
 
+def _file_identity(path: str) -> tuple[int, int, int, int]:
+    """(device, inode, size, modification time ns) of ``path``: changes when it is replaced or written."""
+    st = os.stat(path)
+    return st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns
+
+
 class VideoReader:
     """Streaming reader over one video file; see the module docstring for the contract."""
 
@@ -187,6 +193,7 @@ class VideoReader:
             raise VideoError(f"{self.path!r} is not a file: give the path of a video file")
         if not os.access(self.path, os.R_OK):
             raise VideoError(f"video file {self.path!r} is not readable: check its permissions")
+        self._identity = _file_identity(self.path)
         cap = _open_capture(self.path)
         try:
             self._info = _header_info(cap)
@@ -206,7 +213,19 @@ class VideoReader:
         if self._on_warning is not None:
             self._on_warning(message)
 
+    def verify_unchanged(self) -> None:
+        """VideoError when the file was replaced or modified since it was opened (a second pass
+        over another file would mix two videos, and the manifest would hash the wrong one)."""
+        try:
+            same = _file_identity(self.path) == self._identity
+        except OSError:
+            same = False
+        if not same:
+            raise VideoError(f"{self.path!r} changed during the run (replaced, modified or removed); "
+                             "leave the video as it is until the run ends, then run again")
+
     def __iter__(self) -> Iterator[Frame]:
+        self.verify_unchanged()
         cap = _open_capture(self.path)
         self._captures.append(cap)
         try:

@@ -25,9 +25,9 @@ from vibe_blender.core import motion_file as mf
 from vibe_blender.core.body import forward_kinematics, shaped_rest
 from vibe_blender.core.rotations import aa_to_matrix
 
-from . import selfcal
-from .postprocess.ground import (GroundPlane, _pooled_stance, estimate_ground_tracks,
-                                 world_from_camera)
+from vibe_engine import selfcal
+from vibe_engine.postprocess.ground import (GroundPlane, _pooled_stance, estimate_ground_tracks,
+                                             world_from_camera)
 
 PELVIS, NECK = 0, 12
 FOOT_JOINTS = (7, 10, 8, 11)  # left ankle, left foot, right ankle, right foot (SMPL)

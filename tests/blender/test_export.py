@@ -13,6 +13,7 @@ bpy = pytest.importorskip("bpy")
 
 from tests.blender import export_rigs as rigs  # noqa: E402
 from vibe_blender.bl import export as ex  # noqa: E402
+from vibe_blender.bl import export_bvh as exb  # noqa: E402
 from vibe_blender.core.errors import UserInputError  # noqa: E402
 
 NUM_FRAMES = 30
@@ -64,7 +65,7 @@ def test_fbx_round_trip(tmp_path, preset):
     path = ex.export_fbx_file(arm, tmp_path / f"char_{preset}.fbx", preset=preset)
     assert os.listdir(tmp_path) == [f"char_{preset}.fbx"]  # no temp file left behind
     bpy.ops.wm.read_factory_settings(use_empty=True)
-    bpy.ops.import_scene.fbx(filepath=path, anim_offset=0)
+    bpy.ops.import_scene.fbx(filepath=path)  # anim_offset 1 (default): 0 s → frame 1
     arm2, mesh2 = _only("ARMATURE"), _only("MESH")
     assert sorted(b.name for b in arm2.data.bones) == sorted(rigs.SMPL_JOINT_NAMES)  # no leaf bones
     assert bpy.context.scene.render.fps / bpy.context.scene.render.fps_base == pytest.approx(FPS)
@@ -76,7 +77,7 @@ def test_fbx_round_trip(tmp_path, preset):
 def test_bvh_round_trip(tmp_path):
     arm, _ = _character(seed=1)
     heads = rigs.head_positions(arm, CHECK_FRAMES)
-    path = ex.export_bvh_file(arm, tmp_path / "char.bvh")
+    path = exb.export_bvh_file(arm, tmp_path / "char.bvh")
     lines = open(path).read().splitlines()
     assert f"Frames: {NUM_FRAMES}" in lines and f"Frame Time: {1 / FPS:.6f}" in lines
     assert lines[1] == "ROOT pelvis" and "CHANNELS 6 Xposition Yposition Zposition" in lines[4]
@@ -121,7 +122,7 @@ def test_export_restores_user_state(tmp_path):
     datablocks = (bpy.data.objects, bpy.data.meshes, bpy.data.armatures, bpy.data.actions)
     counts = [len(c) for c in datablocks]
     ex.export_fbx_file(arm, tmp_path / "a.fbx", preset="unreal")  # works on temporary scaled copies
-    ex.export_bvh_file(arm, tmp_path / "a.bvh")
+    exb.export_bvh_file(arm, tmp_path / "a.bvh")
     assert [len(c) for c in datablocks] == counts
     assert (arm.name, arm.data.name, mesh.name, mesh.data.name) == ("Rig", "Rig", "Body", "Body")
     assert scene.unit_settings.scale_length == 1.0 and tuple(arm.scale) == (1, 1, 1)
@@ -145,7 +146,7 @@ def test_bad_target_path(tmp_path, target, message):
 def test_unwritable_folder():
     arm, _ = _character()
     with pytest.raises(UserInputError, match="cannot write"):  # /proc takes no new files, even for root
-        ex.export_bvh_file(arm, "/proc/vibe_char.bvh")
+        exb.export_bvh_file(arm, "/proc/vibe_char.bvh")
 
 
 def test_nothing_to_export(tmp_path):
@@ -163,7 +164,7 @@ def _reimport(fmt, path):
     bpy.ops.wm.read_factory_settings(use_empty=True)
     bpy.context.scene.render.fps = 30
     if fmt == "fbx":
-        bpy.ops.import_scene.fbx(filepath=path, anim_offset=0)
+        bpy.ops.import_scene.fbx(filepath=path)  # anim_offset 1 (default): 0 s → frame 1
     else:
         bpy.ops.import_anim.bvh(filepath=path, update_scene_fps=True, update_scene_duration=True)
     return _only("ARMATURE")
@@ -183,12 +184,14 @@ def test_baked_character_round_trips_through_public_api(tmp_path):
     frames = list(range(1, 21))
     heads = rigs.head_positions(arm, frames, names)
     verts = rigs.evaluated_vertices(next(c for c in arm.children if c.type == "MESH"), 11)
-    paths = {"fbx": api_export.export_fbx(arm, tmp_path / "p.fbx", preset="unreal"),
+    paths = {"fbx": api_export.export_fbx(arm, tmp_path / "p.fbx", preset="unreal", max_influences=None),
              "bvh": api_export.export_bvh(arm, tmp_path / "p.bvh")}
     for fmt, path in paths.items():
         arm2 = _reimport(fmt, path)
         assert _frame_range(arm2) == (1, 20), fmt
-        err = np.abs(rigs.head_positions(arm2, frames, names) - heads).max()
+        kept = [j for j, n in enumerate(names) if n in arm2.data.bones]  # BVH merges the ground root
+        assert len(kept) == len(names) - (fmt == "bvh")
+        err = np.abs(rigs.head_positions(arm2, frames, [names[j] for j in kept]) - heads[:, kept]).max()
         assert err < MAX_ERROR_M, (fmt, err)
     mesh2 = _reimport("fbx", paths["fbx"]).children[0]
     for kb in mesh2.data.shape_keys.key_blocks:  # the importer clamps weights to [0, 1]
@@ -230,6 +233,66 @@ def test_export_from_pose_mode_returns_to_pose_mode(tmp_path, preset):
     bpy.context.view_layer.objects.active = arm
     bpy.ops.object.mode_set(mode="POSE")
     ex.export_fbx_file(arm, tmp_path / "a.fbx", preset=preset)
-    ex.export_bvh_file(arm, tmp_path / "a.bvh")
+    exb.export_bvh_file(arm, tmp_path / "a.bvh")
     assert arm.mode == "POSE" and bpy.context.view_layer.objects.active == arm
     bpy.ops.object.mode_set(mode="OBJECT")
+
+
+def _key_arrays(action):
+    from vibe_blender.bl import compat
+    out = []
+    for fc in compat.action_fcurves(action):
+        co = np.zeros(2 * len(fc.keyframe_points), dtype=np.float32)
+        fc.keyframe_points.foreach_get("co", co)
+        out.append((fc.data_path, fc.array_index, co.tobytes()))
+    return out
+
+
+def test_exports_leave_the_action_bit_identical(tmp_path):
+    """FBX shifts keys (video time) and adds a rest key on the action for a moment: all put back."""
+    arm, _ = _character()
+    action = arm.animation_data.action
+    before = _key_arrays(action)
+    for preset in ("generic", "unity", "unreal"):
+        ex.export_fbx_file(arm, tmp_path / f"{preset}.fbx", preset=preset, timing="video")
+    ex.export_fbx_file(arm, tmp_path / "clip.fbx", timing="clip")
+    exb.export_bvh_file(arm, tmp_path / "a.bvh")  # (glTF in-process would crash bpy 4.2 at exit; it edits no action)
+    assert arm.animation_data.action == action and _key_arrays(action) == before
+    assert [a.name for a in bpy.data.actions] == [action.name] and bpy.context.scene.name == "Scene"
+
+
+@pytest.mark.parametrize("call, message", [
+    (lambda arm, d: ex.export_fbx_file(arm, d / "a.fbx", timing="absolute"), "unknown timing 'absolute'"),
+    (lambda arm, d: ex.export_fbx_file(arm, d / "a.fbx", max_influences=-2), "max_influences must be"),
+    (lambda arm, d: ex.export_gltf_file(arm, d / "a.glb", max_influences=1.5), "max_influences must be"),
+    (lambda arm, d: exb.export_bvh_file(arm, d / "a.bvh", layout="cmu"), "unknown BVH layout 'cmu'")])
+def test_bad_export_options(tmp_path, call, message):
+    arm, _ = _character()
+    before = _key_arrays(arm.animation_data.action)
+    with pytest.raises(UserInputError, match=message):
+        call(arm, tmp_path)
+    assert os.listdir(tmp_path) == [] and _key_arrays(arm.animation_data.action) == before
+
+
+def test_standard_bvh_refuses_a_moving_inner_bone(tmp_path):
+    """Only the root may carry position channels in standard BVH: a moving knee asks for 'positions'."""
+    arm, _ = _character()
+    arm.pose.bones["left_knee"].location = (0.0, 0.05, 0.0)
+    arm.pose.bones["left_knee"].keyframe_insert("location", frame=5)
+    with pytest.raises(UserInputError, match="layout='positions'"):
+        exb.export_bvh_file(arm, tmp_path / "a.bvh")
+    assert os.listdir(tmp_path) == []
+    exb.export_bvh_file(arm, tmp_path / "a.bvh", layout="positions")
+    assert open(tmp_path / "a.bvh").read().count("CHANNELS 6") == len(rigs.SMPL_JOINT_NAMES)
+
+
+def test_skin_pruning_report(tmp_path):
+    """The test rig has 2 influences on some vertices: max_influences=1 prunes them, with the error."""
+    arm, mesh = _character()
+    report = {}
+    ex.export_fbx_file(arm, tmp_path / "a.fbx", preset="unity", max_influences=1, report=report)
+    assert report["max_influences"] == 1 and report["max_influences_before"] == 2
+    assert report["vertices_pruned"] == len(rigs.SMPL_JOINT_NAMES) - 1  # one shared vertex per child joint
+    assert 0 < report["pruning_error_m"] < 0.5
+    assert [len(v.groups) for v in mesh.data.vertices].count(2) == len(rigs.SMPL_JOINT_NAMES) - 1  # user mesh kept
+    assert (report["first_key_s"], report["frames"], report["take"]) == (0.0, NUM_FRAMES, "Rig_take")

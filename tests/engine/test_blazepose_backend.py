@@ -36,7 +36,8 @@ def test_arrays_fit_the_motion_file(result) -> None:
     body["faces"] = np.array([[0, 1, 2]], np.int32)
     arrays = {k: v for k, v in result.items() if k not in ("extra", "focal")}
     track = mf.Track(id=1, times=arrays["frames"] / 30.0, extra=result["extra"], **arrays)
-    motion = mf.Motion(meta=mf.new_meta(joints={"set": "blazepose33"}), body=mf.BodyModel(**{
+    video = {"fps": 30.0, "frames": int(arrays["frames"][-1]) + 1}
+    motion = mf.Motion(meta=mf.new_meta(video=video, joints={"set": "blazepose33"}), body=mf.BodyModel(**{
         k: body[k] for k in ("v_template", "shapedirs", "J_regressor", "weights", "parents", "faces")}),
         tracks=[track])
     mf.validate(motion)

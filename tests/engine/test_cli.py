@@ -205,7 +205,7 @@ def test_manifest_records_settings_versions_and_hashes(ok_run, vibe_data, clips)
     man = meta["manifest"]
     assert man["backend"] == "vibe" and man["device"] == "cpu" and man["precision"] == "fp32"
     assert man["settings"]["min_frames"] == 5 and man["settings"]["batch_size"] == 8
-    from vibe_engine.pipeline import sha256_file
+    from vibe_blender.core.vibe_data import sha256_file
 
     assert man["checkpoints"]["vibe_model_wo_3dpw.pth.tar"] == sha256_file(
         vibe_data / "vibe_model_wo_3dpw.pth.tar")

@@ -22,6 +22,8 @@ from vibe_blender.core.body import lbs_with_joints
 REPO = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(REPO / "tools"))
 import demo  # noqa: E402
+import demo_preview  # noqa: E402
+import demo_scene  # noqa: E402
 
 WIDTH, HEIGHT, FOCAL, FPS = 160, 120, 150.0, 30.0
 CLIP_FRAMES = 12
@@ -55,12 +57,12 @@ def _known_track(body: mf.BodyModel, track_id: int) -> tuple[mf.Track, np.ndarra
     track.transl = np.stack([offset + 0.1 * np.arange(count), np.full(count, 0.3), np.full(count, 4.0)], 1)
     verts, joints = lbs_with_joints(body, track.betas_track, track.pose, track.transl)
     j2d = np.zeros((count, 33, 2))
-    for engine_j, smpl_j in demo.JOINT_PAIRS["blazepose33"]:
+    for engine_j, smpl_j in demo_scene.JOINT_PAIRS["blazepose33"]:
         j2d[:, engine_j] = _project(joints[:, smpl_j])
     track.joints2d, track.joints3d = j2d.astype(np.float32), np.zeros((count, 33, 3), np.float32)
     uv = _project(verts)
     boxes = np.concatenate([uv.min(1), uv.max(1)], axis=1)
-    track.bbox = demo.square_boxes(boxes).astype(np.float32)
+    track.bbox = demo_scene.square_boxes(boxes).astype(np.float32)
     track.times = track.frames / FPS
     return track, boxes
 
@@ -126,15 +128,15 @@ def test_previews_are_the_video_where_the_layer_is_transparent(demo_run):
     import cv2
 
     _, summary, out, _, _ = demo_run
-    frames = demo.video_frames(Path(summary["inputs"]["video"]), summary["preview"]["frames"])
+    frames = demo_preview.video_frames(Path(summary["inputs"]["video"]), summary["preview"]["frames"])
     for index, video in frames.items():
-        layer = demo.read_png(out / f"layer_{index}.png")
+        layer = demo_preview.read_png(out / f"layer_{index}.png")
         preview = cv2.cvtColor(cv2.imread(str(out / f"preview_{index}.png")), cv2.COLOR_BGR2RGB)
         alpha = layer[..., 3]
         assert (alpha == 0).mean() > 0.5 and (alpha == 255).any()
         np.testing.assert_array_equal(preview[alpha == 0], video[alpha == 0])
         np.testing.assert_array_equal(preview[alpha == 255], layer[..., :3][alpha == 255])
-    sheet = cv2.imread(str(out / demo.SHEET_NAME))
+    sheet = cv2.imread(str(out / demo_preview.SHEET_NAME))
     assert sheet.shape == (HEIGHT, 2 * WIDTH, 3)  # 2 previews → 2×1 grid
 
 
@@ -143,7 +145,7 @@ def test_render_goes_through_the_matched_camera_at_the_right_frame(demo_run):
     at that frame (person 2 starts at frame 5, so frame 3 shows person 1 only)."""
     _, summary, out, tracks, boxes = demo_run
     for index in summary["preview"]["frames"]:
-        alpha = demo.read_png(out / f"layer_{index}.png")[..., 3] > 127
+        alpha = demo_preview.read_png(out / f"layer_{index}.png")[..., 3] > 127
         ys, xs = np.nonzero(alpha)
         present = [boxes[tid][np.flatnonzero(t.frames == index)[0]]
                    for tid, t in tracks.items() if index in t.frames]
@@ -184,7 +186,7 @@ def test_composite_keeps_video_where_alpha_is_zero():
     video = rng.integers(0, 256, (40, 60, 3), dtype=np.uint8)
     layer = rng.integers(0, 256, (40, 60, 4), dtype=np.uint8)
     layer[:, :20, 3], layer[:, 20:40, 3], layer[:, 40:, 3] = 0, 255, 128
-    out = demo.composite(video, layer)
+    out = demo_preview.composite(video, layer)
     np.testing.assert_array_equal(out[:, :20], video[:, :20])
     np.testing.assert_array_equal(out[:, 20:40], layer[:, 20:40, :3])
     half = (128 / 255) * layer[:, 40:, :3] + (127 / 255) * video[:, 40:]
@@ -194,39 +196,43 @@ def test_composite_keeps_video_where_alpha_is_zero():
 def test_composite_resizes_the_video_to_the_layer():
     video = np.zeros((40, 60, 3), np.uint8)
     video[:, 30:] = 200
-    out = demo.composite(video, np.zeros((20, 30, 4), np.uint8))
+    out = demo_preview.composite(video, np.zeros((20, 30, 4), np.uint8))
     assert out.shape == (20, 30, 3)
     assert (out[:, :15] == 0).all() and (out[:, 15:] == 200).all()
 
 
 def test_box_metrics_known_values():
-    squares = demo.square_boxes(np.array([[0.0, 0.0, 2.0, 4.0]]))
+    squares = demo_scene.square_boxes(np.array([[0.0, 0.0, 2.0, 4.0]]))
     np.testing.assert_allclose(squares, [[1.0, 2.0, 4.0, 4.0]])
     a = np.array([[0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 2.0, 2.0], [0.0, 0.0, 2.0, 2.0]])
     b = np.array([[0.0, 0.0, 2.0, 2.0], [1.0, 0.0, 2.0, 2.0], [5.0, 5.0, 2.0, 2.0]])
-    np.testing.assert_allclose(demo.box_iou(a, b), [1.0, 2.0 / 6.0, 0.0])
-    assert demo.preview_frames(0, 11, 2) == [3, 9] and demo.preview_frames(38, 41, 4) == [38, 39, 40, 41]
+    np.testing.assert_allclose(demo_scene.box_iou(a, b), [1.0, 2.0 / 6.0, 0.0])
+    assert demo_preview.preview_frames(0, 11, 2) == [3, 9] and demo_preview.preview_frames(38, 41, 4) == [38, 39, 40, 41]
 
 
-def test_indexed_png_round_trips_through_opencv(tmp_path):
+def test_readme_image_is_the_sheet_small_with_few_colours(tmp_path):
     import cv2
 
-    rng = np.random.default_rng(1)
-    palette = rng.integers(0, 256, (16, 3), dtype=np.uint8)
-    indices = rng.integers(0, 16, (7, 9), dtype=np.uint8)
-    path = tmp_path / "p.png"
-    path.write_bytes(demo.indexed_png(palette, indices))
-    np.testing.assert_array_equal(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB), palette[indices])
+    sheet = np.random.default_rng(1).integers(0, 256, (60, 80, 3), dtype=np.uint8)
+    demo_preview.write_png(tmp_path / "sheet.png", sheet)
+    small = demo_preview.write_readme_image(tmp_path / "sheet.png", tmp_path / "readme.png", 40, colours=16)
+    rgb = cv2.cvtColor(cv2.imread(str(small)), cv2.COLOR_BGR2RGB)
+    assert rgb.shape == (30, 40, 3) and len(np.unique(rgb.reshape(-1, 3), axis=0)) <= 16
 
 
 def test_engine_progress_reads_a_real_transcript():
+    from vibe_blender.runner.engine_process import decode_line
+    from vibe_blender.runner.job import Job
+
     lines = []
     progress = demo.EngineProgress(lines.append, every_s=0.0)
+    job = Job(["unused"])
     for line in (REPO / "assets" / "protocol" / "ok.jsonl").read_text().splitlines():
-        progress.feed(demo.decode_line(line))
-    assert progress.status == "ok" and progress.result["schema"] == "vibe-mocap-motion/1"
+        job.apply(decode_line(line))
+        progress(job)
+    assert job.result["schema"] == "vibe-mocap-motion/1" and len(job.engine_warnings) == 1
     assert lines[0] == "engine [1/6] decode" and "engine [6/6] write" in lines
-    assert "engine   detect: 230/230, 99.2/s" in lines and len(progress.warnings) == 1
+    assert "engine   detect: 230/230" in lines and sum(s.startswith("engine warning: ") for s in lines) == 1
 
 
 def test_missing_video_is_a_one_line_usage_error(tmp_path):

@@ -11,10 +11,11 @@ import pytest
 import torch
 
 from tests.fixtures import synthetic
-from vibe_engine import pipeline as PL
+from vibe_engine.backend import RunContext
 from vibe_engine.cancel import CancelToken
 from vibe_engine.config import AUTO_COMPILE_MIN_CROPS, EngineConfig
 from vibe_engine.models import load_generator
+from vibe_engine.models.streaming import compile_backbone
 from vibe_engine.protocol import ProtocolWriter
 
 #: fp32 eager vs compiled: only the summation order differs.
@@ -63,9 +64,9 @@ def test_a_failing_compiler_falls_back_to_eager_with_a_warning(checkpoint, monke
     torch._dynamo.reset()
     model = load_generator(checkpoint, precision="fp32")
     stream = io.StringIO()
-    run = PL._Run(EngineConfig(video=Path("v.mp4"), out=Path("o.motion.npz")), ProtocolWriter(stream),
+    run = RunContext(EngineConfig(video=Path("v.mp4"), out=Path("o.motion.npz")), ProtocolWriter(stream),
                   CancelToken())
-    PL._compile(run, model, 2)
+    compile_backbone(run, model, 2)
     (warning,) = [json.loads(line) for line in stream.getvalue().splitlines()]
     assert warning["type"] == "warning" and warning["code"] == "COMPILE_FAILED"
     assert "compile" in run.timings.seconds

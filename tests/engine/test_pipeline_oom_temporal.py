@@ -20,7 +20,8 @@ from tests.engine.test_cli import leftovers, run_engine
 from tests.fixtures import media, synthetic
 from vibe_blender.core import motion_file as mf
 from vibe_engine import config as C
-from vibe_engine import pipeline as PL
+from vibe_engine.backend import RunContext
+from vibe_engine.models.streaming import Stream, Temporal, oom_fix
 from vibe_engine.cancel import CancelToken
 from vibe_engine.errors import EXIT_INTERNAL, OutOfMemoryError
 from vibe_engine.protocol import ProtocolWriter
@@ -42,19 +43,19 @@ ROUNDING_MEDIAN = 1e-6
 # ------------------------------------------------------------------------------- in-process
 
 
-def _run(tmp_path: Path, oom_above: int | None, **cfg) -> tuple[PL._Run, io.StringIO]:
+def _run(tmp_path: Path, oom_above: int | None, **cfg) -> tuple[RunContext, io.StringIO]:
     stream = io.StringIO()
     config = C.EngineConfig(video=tmp_path / "v.mp4", out=tmp_path / "o.npz", oom_temporal_above=oom_above, **cfg)
-    return PL._Run(config, ProtocolWriter(stream), CancelToken()), stream
+    return RunContext(config, ProtocolWriter(stream), CancelToken()), stream
 
 
-def _stream_all(run: PL._Run, model, feats: np.ndarray) -> dict[str, np.ndarray]:
+def _stream_all(temporal: Temporal, feats: np.ndarray) -> dict[str, np.ndarray]:
     """Feed features one by one, running full chunks as they fill, then the last partial one."""
-    stream = PL._Stream(SimpleNamespace(id=1))
+    stream = Stream(SimpleNamespace(id=1))
     for f in feats:
         stream.buffer.append(f)
-        PL._run_chunks(run, model, stream, final=False)
-    PL._run_chunks(run, model, stream, final=True)
+        temporal.run_chunks(stream, final=False)
+    temporal.run_chunks(stream, final=True)
     assert stream.buffer == [] and stream.done == len(feats)
     return {k: np.concatenate(v) for k, v in stream.outputs.items()}
 
@@ -74,9 +75,10 @@ def _warnings(text: io.StringIO) -> list[dict]:
 @pytest.mark.parametrize("official", [False, True])
 def test_sub_chunks_after_oom_give_the_unbroken_result(generator, tmp_path, official):
     feats = np.random.default_rng(3).normal(0, 1, (FEATURE_FRAMES, 2048)).astype(np.float32)
-    ref = _stream_all(_run(tmp_path, None, official_chunks=official)[0], generator, feats)
+    ref = _stream_all(Temporal(_run(tmp_path, None, official_chunks=official)[0], generator), feats)
     run, text = _run(tmp_path, INPROCESS_LIMIT, official_chunks=official)
-    got = _stream_all(run, generator, feats)
+    temporal = Temporal(run, generator)
+    got = _stream_all(temporal, feats)
     # Float rounding only: GEMMs of other sizes differ by ~2e-7, which the random regressor's
     # three iterations amplify on a few elements (theta 9e-5 at most, median 2e-7). A hidden
     # state lost at a sub-chunk start changes theta by more than 1 (checked below).
@@ -88,21 +90,21 @@ def test_sub_chunks_after_oom_give_the_unbroken_result(generator, tmp_path, offi
     assert [(w["code"], w["message"]) for w in _warnings(text)] == [
         ("OOM_RETRY", ("out of memory in the temporal step with 90 frames per call; running 11 frames "
                        "at a time from now on"))]
-    assert run.temporal_frames == 11
+    assert temporal.size == 11
 
 
 def test_oom_at_one_frame_raises_and_keeps_the_buffer(generator, tmp_path):
     run, text = _run(tmp_path, 0)
-    stream = PL._Stream(SimpleNamespace(id=1))
+    stream = Stream(SimpleNamespace(id=1))
     stream.buffer = list(np.zeros((5, 2048), np.float32))
     with pytest.raises(OutOfMemoryError, match="even one frame at a time; close other programs"):
-        PL._run_chunks(run, generator, stream, final=True)
+        Temporal(run, generator).run_chunks(stream, final=True)
     assert len(stream.buffer) == 5 and stream.done == 0 and stream.hidden is None
     assert all(v == [] for v in stream.outputs.values()) and _warnings(text) == []
 
 
 def test_the_fix_names_the_cpu_device_on_a_gpu():
-    assert PL._oom_fix("cuda") == "free GPU memory or use --device cpu"
+    assert oom_fix("cuda") == "free GPU memory or use --device cpu"
 
 
 # ------------------------------------------------------------------------------- real CLI

@@ -108,13 +108,32 @@ def test_foreign_npz_and_missing_member(tmp_path, motion):
         mf.read_motion(tmp_path / "cut.npz")
 
 
-def test_pickled_member_is_refused(tmp_path, motion):
+class _Boom:
+    """Unpickling this would create ``marker`` (it must never happen)."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (open, (str(self.marker), "w"))
+
+
+def test_pickled_members_are_never_unpickled(tmp_path, motion):
+    marker = tmp_path / "pwned"
     path = tmp_path / "a.motion.npz"
     mf.write_motion(path, motion)
-    with zipfile.ZipFile(path, "a") as z, z.open("evil.npy", "w") as fh:
-        np.lib.format.write_array(fh, np.array([{"a": 1}], dtype=object), allow_pickle=True)
-    with pytest.raises(MotionFileError, match="cannot read motion file"):
-        mf.read_motion(path)
+    with zipfile.ZipFile(path, "a") as z, z.open("evil.npy", "w") as fh:  # unknown member: never read
+        np.lib.format.write_array(fh, np.array([_Boom(marker)], dtype=object), allow_pickle=True)
+    assert mf.read_motion(path).tracks[0].id == 1
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(tmp_path / "b.npz", "w") as dst:
+        for item in src.infolist():  # a known member replaced by a pickle: refused
+            if item.filename != "track/1/pose.npy":
+                dst.writestr(item, src.read(item))
+        with dst.open("track/1/pose.npy", "w") as fh:
+            np.lib.format.write_array(fh, np.array([_Boom(marker)], dtype=object), allow_pickle=True)
+    with pytest.raises(MotionFileError, match="holds Python objects"):
+        mf.read_motion(tmp_path / "b.npz")
+    assert not marker.exists()
 
 
 def test_cli_prints_summary(tmp_path, motion, capsys):

@@ -261,3 +261,40 @@ def test_close_kills_a_running_engine_at_once(video, tmp_path):
     assert time.monotonic() - t0 < 2.0
     assert job.state is JobState.CANCELLED and job.process.returncode == -signal.SIGKILL
     assert_reaped(job)
+
+
+@pytest.mark.parametrize("scenario,state", [("bad_input", JobState.FAILED), ("crash", JobState.FAILED),
+                                            ("cancel", JobState.CANCELLED), ("no_result", JobState.FAILED)])
+def test_a_file_the_user_had_at_the_target_is_never_deleted(scenario, state, video, tmp_path):
+    job = make_job(scenario, video, tmp_path)
+    job.result_path.write_bytes(b"the user's good take")
+    if scenario == "cancel":
+        job.start()
+        time.sleep(0.3)
+        job.request_cancel()
+    assert job.run_blocking() is state
+    assert job.result_path.read_bytes() == b"the user's good take"
+
+
+def test_a_file_this_run_wrote_is_removed_when_the_run_is_cancelled_after_writing(video, tmp_path):
+    job = make_job("ok", video, tmp_path, "--step-s", "0.05")
+    job.result_path.write_bytes(b"old take")
+    job.start()
+    while job.state is JobState.RUNNING and job.result_path.read_bytes() == b"old take":
+        job.update()
+        time.sleep(0.01)
+    job.request_cancel()  # the new file is in place; the run is then cancelled before it reports
+    job.run_blocking()
+    if job.state is JobState.CANCELLED:
+        assert not job.result_path.exists()
+    else:
+        assert job.state is JobState.DONE and job.result_path.read_bytes() == b"fake motion file\n"
+
+
+def test_a_killed_engine_is_named_with_its_signal_not_a_log_line(video, tmp_path):
+    job = make_job("stall", video, tmp_path)
+    job.start()
+    time.sleep(0.5)
+    os.kill(job.process.pid, signal.SIGKILL)
+    assert job.run_blocking() is JobState.FAILED
+    assert job.error.startswith("The engine was killed (SIGKILL)") and "INFO" not in job.error

@@ -8,6 +8,8 @@ the scene as it was:
 - ``MotionFileError``: the motion file is unreadable;
 - ``VibeImportError``: building or baking a character failed.
 The exporters (``export_fbx``, ``export_bvh``, ``export_gltf``) are re-exported from ``api_export``.
+Warnings (the engine's, a camera without its video background) go to ``report``, one line each,
+when the caller passes one (e.g. ``report=warnings.append``); otherwise they are logged.
 
 Example (``blender -b -P script.py``)::
 
@@ -36,6 +38,9 @@ from .api_export import ExportError, export_bvh, export_fbx, export_gltf  # noqa
 
 log = logging.getLogger(__name__)
 
+#: Receives one warning line (see the module docstring).
+Report = Callable[[str], None]
+
 #: bpy.data collections an import may add to; rolled back on failure.
 _GUARDED_COLLECTIONS = ("objects", "meshes", "armatures", "actions", "materials", "cameras", "movieclips",
                         "images")
@@ -50,30 +55,34 @@ def import_video(path: str | os.PathLike, *, out_motion: str | os.PathLike | Non
                  tracks: Sequence[int] | None = None, root_motion: str = "world",
                  engine_python: str | None = None, progress: Callable[[Job], None] | None = None,
                  smoothing: bool = True, foot_lock: bool = True, fps_mode: str = "scene",
-                 frame_start: int = 1, engine_command: Sequence[str] | None = None) -> list[bpy.types.Object]:
+                 frame_start: int = 1, engine_command: Sequence[str] | None = None,
+                 report: Report | None = None) -> list[bpy.types.Object]:
     """Run the engine on a video, then build and bake one character per chosen track.
 
     out_motion: where to keep the motion file (None: a temporary file, deleted afterwards).
     vibe_data / engine_python / engine_command: None = the add-on preferences. engine_command
     replaces ``<engine_python> -m vibe_engine`` (see ``runner.engine_cmd.EngineSpec.launcher``).
     progress: called with the running ``Job`` (``.stage``, ``.fraction``, ``.eta_s``) after
-    every engine message. Returns the armature objects, in track order.
+    every engine message. report: gets the engine's and the import's warnings. Returns the
+    armature objects, in track order.
     """
     options = ImportOptions(tracks=_tracks(tracks), root_motion=root_motion, smoothing=smoothing,
                             foot_lock=foot_lock, fps_mode=fps_mode, frame_start=frame_start)
     engine = _engine_options(vibe_data, device, precision, engine_python, engine_command)
     with _motion_target(out_motion) as out:
-        run_engine(path, out, engine, options, progress)
-        return bake_motion(out, options, video=path)
+        job = run_engine(path, out, engine, options, progress)
+        for text in job.warnings:
+            _warn(report, f"engine: {text}")
+        return bake_motion(out, options, video=path, report=report)
 
 
 def import_motion(path: str | os.PathLike, *, tracks: Sequence[int] | None = None,
                   root_motion: str = "world", fps_mode: str = "scene",
-                  frame_start: int = 1) -> list[bpy.types.Object]:
+                  frame_start: int = 1, report: Report | None = None) -> list[bpy.types.Object]:
     """Bake an existing motion file (no engine): one armature per chosen track, in track order."""
     options = ImportOptions(tracks=_tracks(tracks), root_motion=root_motion, fps_mode=fps_mode,
                             frame_start=frame_start)
-    return bake_motion(path, options)
+    return bake_motion(path, options, report=report)
 
 
 # -- building blocks shared with the operators ---------------------------------------------------
@@ -102,10 +111,11 @@ def run_engine(video: str | os.PathLike, out: str | os.PathLike, engine: EngineO
     return job
 
 
-def bake_motion(path: str | os.PathLike, options: ImportOptions,
-                video: str | os.PathLike | None = None) -> list[bpy.types.Object]:
+def bake_motion(path: str | os.PathLike, options: ImportOptions, video: str | os.PathLike | None = None,
+                report: Report | None = None) -> list[bpy.types.Object]:
     """Read a motion file, bake the chosen tracks and add the matched camera with ``video`` (default:
-    the file's own video, when found) as background; on any failure the scene is restored."""
+    the file's own video, when found) as background; on any failure the scene is restored.
+    A missing or undecodable video gives a camera without background and a ``report`` line."""
     from . import bake, character
 
     motion = read_motion(path)
@@ -117,21 +127,32 @@ def bake_motion(path: str | os.PathLike, options: ImportOptions,
             bake.bake_track(arm, motion, track_id, root_motion=options.root_motion,
                             frame_start=options.frame_start, fps=options.bake_fps)
             armatures.append(arm)
-        footage = os.fspath(video) if video is not None else _footage_path(motion.meta, Path(path))
-        _match_camera(motion.meta, footage, options.frame_start, motion)
+        footage = os.fspath(video) if video is not None else _footage_path(motion.meta, Path(path), report)
+        _match_camera(motion.meta, footage, options.frame_start, report, motion)
     return armatures
 
 
-def _footage_path(meta: dict, motion_path: Path) -> str | None:
+def _warn(report: Report | None, text: str) -> None:
+    if report is None:
+        log.warning("%s", text)
+    else:
+        report(text)
+
+
+def _footage_path(meta: dict, motion_path: Path, report: Report | None = None) -> str | None:
     """The motion file's video if it can be found (as written, or next to the motion file)."""
     named = (meta.get("video") or {}).get("path") or ""
     for candidate in (Path(named), motion_path.parent / Path(named).name):
         if named and candidate.is_file():
             return str(candidate)
+    if named:
+        where = os.path.join(os.path.dirname(os.path.abspath(motion_path)), named)
+        _warn(report, f"video {where} not found: camera without background")
     return None
 
 
-def _match_camera(meta: dict, video: str | None, frame_start: int, motion: object = None) -> None:
+def _match_camera(meta: dict, video: str | None, frame_start: int, report: Report | None = None,
+                  motion: object = None) -> None:
     """Create the camera matching the engine's (replacing an earlier one of ours), video as background.
 
     A video Blender cannot open gives a camera without background and a warning.
@@ -142,7 +163,7 @@ def _match_camera(meta: dict, video: str | None, frame_start: int, motion: objec
     try:
         cam = create_camera(meta, video_path=video, frame_start=frame_start, name=temp_name, motion=motion)
     except UserInputError as exc:
-        log.warning("%s; the camera has no background", exc)
+        _warn(report, f"{exc} (camera without background)")
         cam = create_camera(meta, frame_start=frame_start, name=temp_name, motion=motion)
     old = bpy.data.objects.get(DEFAULT_CAMERA_NAME)
     if old is not None and old.type == "CAMERA":

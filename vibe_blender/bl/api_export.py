@@ -17,12 +17,13 @@ Example (``blender -b file.blend --python-expr`` or the bpy wheel)::
 from __future__ import annotations
 
 import os
-from typing import Iterable, Union
+from typing import Any, Iterable, Union
 
 import bpy
 
-from ..core.export_presets import FBX_PRESET_NAMES
+from ..core.export_presets import FBX_PRESET_NAMES, PRESET_DEFAULT
 from . import export as _export
+from . import export_bvh as _export_bvh
 from .export import ExportError
 
 ObjectsArg = Union[bpy.types.Object, Iterable[bpy.types.Object]]
@@ -30,28 +31,44 @@ ObjectsArg = Union[bpy.types.Object, Iterable[bpy.types.Object]]
 __all__ = ["export_fbx", "export_bvh", "export_gltf", "ExportError", "FBX_PRESET_NAMES"]
 
 
-def export_fbx(objects_or_armature: ObjectsArg, path: str | os.PathLike, *, preset: str = "generic") -> str:
+def export_fbx(objects_or_armature: ObjectsArg, path: str | os.PathLike, *, preset: str = "generic",
+               timing: str = "video", max_influences: Any = PRESET_DEFAULT, take: str | None = None,
+               report: dict | None = None) -> str:
     """Write the character (armature + its meshes) and its action to an FBX file.
 
     ``preset``: "generic" (Blender's FBX defaults), "unity" (−Z forward, Y up, scale 1, metres)
     or "unreal" (Z up, centimetres); see :mod:`vibe_blender.core.export_presets`. The animation
     covers the action's keyed frames at the scene fps, without leaf bones or key reduction.
+    ``timing``: "video" (video time t → file time t; video frame 0 at 0 s) or "clip" (the person's
+    first frame at 0 s). ``max_influences``: skin influences kept per vertex (Unity/Unreal 4,
+    generic all; None: all). The take is named ``<armature>_<take>`` (take "take" by default); the
+    node default transforms are the rest pose. ``report`` (a dict) receives the export facts: take,
+    first_key_s, last_key_s, frames, fps, max_influences, vertices_pruned, pruning_error_m.
     Returns the absolute path written.
     """
-    return _export.export_fbx_file(objects_or_armature, path, preset=preset)
+    return _export.export_fbx_file(objects_or_armature, path, preset=preset, timing=timing,
+                                   max_influences=max_influences, take=take, report=report)
 
 
-def export_bvh(armature: bpy.types.Object, path: str | os.PathLike) -> str:
-    """Write the armature's action to a Y-up BVH file (root with position channels, metres).
+def export_bvh(armature: bpy.types.Object, path: str | os.PathLike, *, timing: str = "video",
+               layout: str = "standard", report: dict | None = None) -> str:
+    """Write the armature's action to a Y-up BVH file (metres).
 
-    ``Frame Time`` is 1 / scene fps; the frames are the action's keyed range. Returns the path.
+    ``layout`` "standard": position channels on the root only (the ground root bone is merged
+    into the pelvis, which becomes the BVH root); "positions": position channels on every joint
+    (earlier versions). ``Frame Time`` is 1 / scene fps; with ``timing`` "video" file frame k is
+    video frame k, with "clip" frame 0 is the person's first frame. Returns the path.
     """
-    return _export.export_bvh_file(armature, path)
+    return _export_bvh.export_bvh_file(armature, path, timing=timing, layout=layout, report=report)
 
 
-def export_gltf(objects: ObjectsArg, path: str | os.PathLike) -> str:
+def export_gltf(objects: ObjectsArg, path: str | os.PathLike, *, timing: str = "video",
+                max_influences: Any = PRESET_DEFAULT, take: str | None = None,
+                report: dict | None = None) -> str:
     """Write the character as binary glTF (``.glb``, Y up, metres): skinned mesh + the action.
 
-    Returns the absolute path written.
+    ``timing``, ``take`` and ``report`` as for :func:`export_fbx`; ``max_influences`` 4 by default
+    (None: all). Returns the absolute path written.
     """
-    return _export.export_gltf_file(objects, path)
+    return _export.export_gltf_file(objects, path, timing=timing, max_influences=max_influences,
+                                    take=take, report=report)

@@ -12,7 +12,7 @@ When the body has the pose-corrective shape keys (``character``), a second actio
 ``VIBE_<id>_correctives`` on its shape-key datablock keys their 207 values (LINEAR), so the evaluated
 mesh reproduces SMPL's pose correctives. Each run of flagged frames also gets one scene timeline marker ``VIBE_<id> low`` at its first frame.
 The Action carries ``["vibe_manifest"]`` (the file's manifest as JSON), ``["vibe_track_id"]``,
-``["vibe_root_motion"]`` and ``["vibe_fps"]``. Re-baking replaces the armature's action (the old one
+``["vibe_root_motion"]``, ``["vibe_fps"]`` and ``["vibe_frame_start"]``. Re-baking replaces the armature's action (the old one
 is removed when nothing else uses it) and its markers. Any exception leaves the scene as it was.
 """
 from __future__ import annotations
@@ -90,6 +90,7 @@ def bake_track(armature: bpy.types.Object, motion: Any, track_id: int, *, root_m
     try:
         _build_actions(writers, armature, key, plan, track_id)
         _tag_action(writers[0].action, motion, track_id, root_motion, rate)
+        writers[0].action["vibe_frame_start"] = float(frame_start)  # video time 0 (exports start there)
         last = max(float(t.times[-1]) for t in motion.tracks)
         _set_props(armature, undo)
         _replace_markers(scene, plan, track_id, undo)

@@ -3,7 +3,14 @@
 Option tables live in :mod:`vibe_blender.core.export_presets`. Every export:
 - writes only the character (armature + its meshes) by selecting them, and restores the user's
   selection, active object, mode, scene frame range and current frame afterwards;
-- covers the frame range of the armature's action at the scene's fps;
+- covers the frame range of the armature's action at the scene's fps, at export times where video
+  frame 0 is 0 s (``timing="video"``; ``"clip"``: the person's first frame is 0 s) in every format;
+- FBX: nodes' default transforms = rest pose, take ``<armature>_<take>``, GlobalSettings time span =
+  the take's (patched in the file, :mod:`..core.fbx_binary`); glTF: times rewritten
+  (:mod:`..core.glb_binary`); BVH: the standard channel layout (root positions only);
+- prunes skin weights to ``max_influences`` on temporary mesh copies and measures the error;
+- leaves the user's objects, actions (bit for bit) and scene as they were, and fills an optional
+  ``report`` dict with the facts of the file;
 - writes to a temporary name in the target folder and renames on success, so a failed export
   leaves no partial file behind.
 """
@@ -12,20 +19,21 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+from dataclasses import dataclass
 from typing import Any, Callable, Iterable, Iterator
 
 import bpy
 import numpy as np
 from mathutils import Matrix
 
+from ..core import atomic
 from ..core import export_presets as presets
+from ..core import fbx_binary, glb_binary, skinning
 from ..core.errors import UserInputError, VibeError
 from . import compat
+from .export_skin import bone_weights, prune_mesh
 
 log = logging.getLogger(__name__)
-
-RIGID_SCALE_TOLERANCE = 1e-4  # an armature scaled by more than this cannot be written as BVH
-
 
 class ExportError(VibeError):
     """Blender's exporter failed on a valid request (the message says which file and why)."""
@@ -78,27 +86,26 @@ def check_target(path: str | os.PathLike, extension: str) -> str:
 
 
 def atomic_export(path: str, extension: str, write: Callable[[str], Any]) -> str:
-    """Call ``write(temp_path)`` then rename the temp file onto ``path``; clean up on failure."""
+    """Call ``write(temp_path)`` then rename the temp file onto ``path`` (core.atomic: a failure
+    leaves ``path`` as it was, stale temp files of killed exports are removed); a full disk is an
+    ExportError naming the free space."""
     path = check_target(path, extension)
-    stem = os.path.basename(path)[: -len(extension)]
-    tmp = os.path.join(os.path.dirname(path), f".{stem}.tmp-{os.getpid()}{extension}")
     try:
-        open(tmp, "wb").close()  # probe: the folder really takes new files
-    except OSError as exc:
-        raise UserInputError(f"cannot write {path}: {exc.strerror}; choose a writable folder") from None
-    try:
-        write(tmp)
-        if not os.path.isfile(tmp) or os.path.getsize(tmp) == 0:
-            raise ExportError(f"Blender's exporter wrote nothing for {path}; see the console log")
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+        with atomic.atomic_path(path) as tmp:
+            try:
+                open(tmp, "wb").close()  # probe: the folder really takes new files
+            except OSError as exc:
+                raise UserInputError(f"cannot write {path}: {exc.strerror}; choose a writable folder") from None
+            write(str(tmp))
+            if not tmp.is_file() or tmp.stat().st_size == 0:
+                raise ExportError(f"Blender's exporter wrote nothing for {path}; see the console log")
+    except atomic.DiskFullError as exc:
+        raise ExportError(str(exc)) from None
     return path
 
 
 @contextlib.contextmanager
-def _isolated_selection(targets: list, active: bpy.types.Object) -> Iterator[None]:
+def isolated_selection(targets: list, active: bpy.types.Object) -> Iterator[None]:
     """Select exactly ``targets`` (active = ``active``) in OBJECT mode; restore everything after."""
     view_layer = bpy.context.view_layer
     scene = bpy.context.scene
@@ -133,7 +140,7 @@ def _restore(view_layer, scene, targets, prev_selected, prev_active, prev_mode, 
         bpy.ops.object.mode_set(mode=prev_mode)
 
 
-def _check_selectable(objects: list) -> None:
+def check_selectable(objects: list) -> None:
     """Raise UserInputError when an object is not in the current view layer (cannot be selected)."""
     view_layer = bpy.context.view_layer
     view_layer.update()  # objects linked since the last update are not in view_layer.objects yet
@@ -143,39 +150,193 @@ def _check_selectable(objects: list) -> None:
         raise UserInputError(f"objects {missing} are not in the current view layer; link them to the scene")
 
 
-def _run_operator(op: Callable[..., set], label: str, path: str, **kwargs: Any) -> None:
+#: Texts of a full-disk failure inside Blender's exporters (their exception text is all we get).
+DISK_FULL_MARKS = ("No space left on device", "[Errno 28]", "Disk quota exceeded", "[Errno 122]")
+
+
+def run_operator(op: Callable[..., set], label: str, path: str, **kwargs: Any) -> None:
     """Call an exporter operator; turn its failures into ExportError with a one-line message."""
     try:
         result = op(filepath=path, **kwargs)
     except RuntimeError as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        text = str(exc)
+        if any(mark in text for mark in DISK_FULL_MARKS):
+            raise ExportError(f"{label} export failed: {atomic.disk_full_message(path)}") from None
+        lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+        # Blender wraps a Python exporter's exception as "Error: Python: Traceback ...": the
+        # exception's own last line says what went wrong.
+        first = (lines[-1] if lines and "Traceback" in lines[0] else lines[0]) if lines else type(exc).__name__
         raise ExportError(f"{label} export failed: {first}") from exc
     if "FINISHED" not in result:
         raise ExportError(f"{label} export did not finish ({sorted(result)}); see the console log")
 
 
-def export_fbx_file(objects, path: str | os.PathLike, preset: str = "generic") -> str:
+def export_fbx_file(objects, path: str | os.PathLike, preset: str = "generic", *, timing: str = "video",
+                    max_influences: Any = presets.PRESET_DEFAULT, take: str | None = None,
+                    report: dict | None = None) -> str:
     """Export the character as FBX with an engine preset (generic / unity / unreal); return the path.
 
-    The animation is the armature's active action over its keyed frame range at the scene fps.
+    The animation is the armature's active action over its keyed frame range at the scene fps, keyed
+    at export times from ``timing`` (see :mod:`..core.export_presets`); the nodes' default transforms
+    are the rest pose; the take is named ``<armature>_<take>``; the GlobalSettings time span is the
+    take's. ``max_influences``: skin influences kept per vertex (the preset's by default, None: all).
+    ``report`` (a dict) receives the facts of the export (see :func:`fill_report`).
     """
     options = presets.fbx_options(preset)
+    key = preset.lower()
+    limit = presets.resolve_max_influences(max_influences, presets.FBX_MAX_INFLUENCES[key])
     armature, meshes = character_objects(objects)
-    _check_selectable([armature, *meshes])
-    start, end = action_frame_range(armature)
-    in_cm = preset.lower() in presets.FBX_CENTIMETRE_PRESETS
-    log.info("FBX %s: %s + %d meshes, frames %d-%d", preset, armature.name, len(meshes), start, end)
+    check_selectable([armature, *meshes])
+    clip = clip_of(armature, timing, take)
+    factor = presets.CENTIMETRES_PER_METRE if key in presets.FBX_CENTIMETRE_PRESETS else 1.0
+    facts = fill_report(report, clip, "fbx", max_influences=limit)
+    log.info("FBX %s: %s + %d meshes, frames %d-%d", preset, armature.name, len(meshes), clip.start, clip.end)
 
     def write(tmp: str) -> None:
         with contextlib.ExitStack() as stack:
-            arm, mesh_list = stack.enter_context(_centimetre_copies(armature, meshes)) if in_cm \
-                else (armature, meshes)
-            stack.enter_context(_isolated_selection([arm, *mesh_list], arm))
-            scene = bpy.context.scene
-            scene.frame_start, scene.frame_end = start, end
-            _run_operator(bpy.ops.export_scene.fbx, "FBX", tmp, **options)
+            arm, mesh_list = stack.enter_context(_export_copies(armature, meshes, factor, limit, facts))
+            stack.enter_context(isolated_selection([arm, *mesh_list], arm))
+            stack.enter_context(_timed_actions(arm, mesh_list, clip))
+            stack.enter_context(_scene_named(bpy.context.scene, clip.name))
+            run_operator(bpy.ops.export_scene.fbx, "FBX", tmp, **options)
+        fbx_binary.set_time_span(tmp, clip.first_s, clip.last_s)
 
     return atomic_export(path, presets.FILE_EXTENSIONS["fbx"], write)
+
+
+@dataclass(frozen=True)
+class Clip:
+    """What an export writes in time: scene frames ``start``..``end`` (the action's keyed range),
+    ``origin`` the scene frame that becomes 0 s, at ``fps``; ``name`` the take/clip name."""
+
+    start: int
+    end: int
+    origin: int
+    fps: float
+    name: str
+
+    @property
+    def first_s(self) -> float:
+        return (self.start - self.origin) / self.fps
+
+    @property
+    def last_s(self) -> float:
+        return (self.end - self.origin) / self.fps
+
+
+def clip_of(armature: bpy.types.Object, timing: str, take: str | None) -> Clip:
+    """The Clip of an armature's action for a timing mode (see :mod:`..core.export_presets`).
+
+    Video time 0 is the frame the motion was baked to start at (the action's ``vibe_frame_start``;
+    for actions not baked by the add-on, the scene's start frame).
+    """
+    presets.check_choice("timing", timing, presets.TIMING_MODES)
+    start, end = action_frame_range(armature)
+    scene = bpy.context.scene
+    video_zero = armature.animation_data.action.get("vibe_frame_start", scene.frame_start)
+    origin = start if timing == "clip" else int(round(float(video_zero)))
+    take = str(take) if take else presets.DEFAULT_TAKE
+    return Clip(start, end, origin, scene.render.fps / scene.render.fps_base, f"{armature.name}_{take}")
+
+
+def fill_report(report: dict | None, clip: Clip, fmt: str, **extra: Any) -> dict:
+    """Fill ``report`` (or a new dict) with the export facts: format, take name, first/last key time
+    (s), frames, fps and ``extra``; skinning adds influences and the pruning error (m)."""
+    facts = report if report is not None else {}
+    facts.update(format=fmt, take=clip.name, first_key_s=clip.first_s, last_key_s=clip.last_s,
+                 frames=clip.end - clip.start + 1, fps=clip.fps, **extra)
+    return facts
+
+
+@contextlib.contextmanager
+def _scene_named(scene: bpy.types.Scene, name: str) -> Iterator[None]:
+    """Rename the scene (Blender's FBX exporter names the take and document after it) for a while."""
+    old = scene.name
+    scene.name = name
+    try:
+        yield
+    finally:
+        scene.name = old
+
+
+#: Pose value of a channel at rest, by the data path's last part (per index).
+_REST_VALUES = {"rotation_quaternion": (1.0, 0.0, 0.0, 0.0), "location": (0.0, 0.0, 0.0),
+                "scale": (1.0, 1.0, 1.0), "rotation_euler": (0.0, 0.0, 0.0),
+                "rotation_axis_angle": (0.0, 0.0, 1.0, 0.0), "value": (0.0,)}
+
+
+_KEY_ARRAYS = ("co", "handle_left", "handle_right")
+
+
+def _key_arrays(fc: bpy.types.FCurve) -> dict:
+    """{property: float32 array (2·N)} of the keys of ``fc`` (frames at even, values at odd indices)."""
+    out = {}
+    for prop in _KEY_ARRAYS:
+        out[prop] = np.zeros(2 * len(fc.keyframe_points), dtype=np.float32)
+        fc.keyframe_points.foreach_get(prop, out[prop])
+    return out
+
+
+def _rest_value(fc: bpy.types.FCurve) -> float | None:
+    """The channel's rest value (pose-bone transforms, shape-key values), None for other channels."""
+    rest = _REST_VALUES.get(fc.data_path.rsplit(".", 1)[-1])
+    if rest is None or fc.array_index >= len(rest) or not fc.data_path.startswith(("pose.bones", "key_blocks")):
+        return None
+    return rest[fc.array_index]
+
+
+@contextlib.contextmanager
+def _shifted_curves(action: bpy.types.Action, offset: float, rest_frame: float | None) -> Iterator[None]:
+    """Move every key of ``action`` by ``offset`` frames and, with ``rest_frame``, add a CONSTANT rest
+    key there (before the first key); afterwards the added keys go and the saved keys are put back
+    bit for bit (the action itself is edited: exporters treat an action copy as a second strip)."""
+    saved = []
+    try:
+        for fc in compat.action_fcurves(action):
+            arrays = _key_arrays(fc)
+            saved.append([fc, arrays, False])
+            for prop in _KEY_ARRAYS:
+                moved = arrays[prop].copy()
+                moved[0::2] += offset
+                fc.keyframe_points.foreach_set(prop, moved)
+            rest = _rest_value(fc) if rest_frame is not None else None
+            if rest is not None:
+                fc.keyframe_points.insert(rest_frame, rest, options={"FAST"}).interpolation = "CONSTANT"
+                saved[-1][2] = True
+            fc.update()
+        yield
+    finally:
+        for fc, arrays, added in saved:
+            if added:
+                fc.keyframe_points.remove(fc.keyframe_points[0], fast=True)
+            for prop in _KEY_ARRAYS:
+                fc.keyframe_points.foreach_set(prop, arrays[prop])
+            fc.update()
+
+
+@contextlib.contextmanager
+def _timed_actions(armature: bpy.types.Object, meshes: list, clip: Clip) -> Iterator[None]:
+    """Shift the character's actions (armature, shape keys) so that ``clip.origin`` is scene frame 0
+    and key the rest pose ``REST_FRAME_LEAD`` frames before the first one; set the scene frame range to
+    the shifted clip and the current frame to the rest frame (everything is put back afterwards).
+    (Not used for glTF: Blender 4.2's glTF exporter samples the bones of a character's shifted
+    action from the wrong first frame; glTF exports unshifted, slid to 0 s, and
+    :func:`glb_binary.retime_animations` sets the times.)
+
+    Blender's exporters write scene frame f at f / fps seconds, and the FBX exporter writes the pose of
+    the current frame as the nodes' default transforms.
+    """
+    scene = bpy.context.scene
+    owners = [armature, *(m.data.shape_keys for m in meshes if m.data.shape_keys)]
+    first, last = clip.start - clip.origin, clip.end - clip.origin
+    rest_frame = first - presets.REST_FRAME_LEAD
+    actions = {id(a): a for a in (compat.active_action(o) for o in owners) if a is not None}
+    with contextlib.ExitStack() as stack:
+        for action in actions.values():
+            stack.enter_context(_shifted_curves(action, -clip.origin, rest_frame))
+        scene.frame_start, scene.frame_end = first, last
+        scene.frame_set(rest_frame)
+        yield
 
 
 def _conjugate(m: Matrix, factor: float) -> Matrix:
@@ -228,7 +389,8 @@ def _scaled_mesh(mesh: bpy.types.Object, armature: bpy.types.Object, arm_copy: b
                  factor: float, undo: list) -> bpy.types.Object:
     """Copy of a skinned mesh (shape keys included) scaled by ``factor``, deformed by ``arm_copy``."""
     copy, data = _linked_copy(mesh, bpy.data.meshes, undo)
-    data.transform(Matrix.Scale(factor, 4), shape_keys=True)
+    if factor != 1.0:
+        data.transform(Matrix.Scale(factor, 4), shape_keys=True)
     if mesh.parent == armature:
         copy.parent = arm_copy
     copy.matrix_parent_inverse = _conjugate(mesh.matrix_parent_inverse, factor)
@@ -256,87 +418,76 @@ def _rename_back(original: bpy.types.ID, copy: bpy.types.ID, name: str) -> None:
 
 
 @contextlib.contextmanager
-def _centimetre_copies(armature: bpy.types.Object, meshes: list) -> Iterator[tuple]:
-    """Temporary copies of the character scaled ×100, named like the originals, with the scene unit
-    at 0.01 m, so the FBX holds centimetre numbers in a centimetre file and no node is scaled.
+def _export_copies(armature: bpy.types.Object, meshes: list, factor: float, limit: int | None,
+                   facts: dict) -> Iterator[tuple]:
+    """(armature, meshes) to export: the originals, or temporary copies named like them where the
+    export changes them: scaled by ``factor`` (≠ 1: armature too, with the scene unit at 1/factor m,
+    so the FBX holds centimetre numbers in a centimetre file and no node is scaled) and/or with the
+    skin pruned to ``limit`` influences per vertex (facts gets the measured error).
 
     The originals, their actions and the scene unit are restored and the copies removed afterwards.
     """
-    factor = presets.CENTIMETRES_PER_METRE
+    if factor == 1.0 and not limit:
+        names = [b.name for b in armature.data.bones]
+        counts = [skinning.influence_counts(bone_weights(m, names)[0]).max(initial=0) for m in meshes]
+        facts.update(vertices_pruned=0, pruning_error_m=0.0, max_influences_before=int(max(counts, default=0)))
+        yield armature, meshes
+        return
     units = bpy.context.scene.unit_settings
     undo: list = []
     try:
-        arm = _scaled_armature(armature, factor, undo)
+        arm = _scaled_armature(armature, factor, undo) if factor != 1.0 else armature
         mesh_copies = [_scaled_mesh(m, armature, arm, factor, undo) for m in meshes]
-        _swap_names([(armature, arm), *zip(meshes, mesh_copies)], undo)
-        scale_length = units.scale_length
-        undo.append(lambda: setattr(units, "scale_length", scale_length))
-        units.scale_length = 1.0 / factor
+        facts.update(vertices_pruned=0, pruning_error_m=0.0)
+        if limit:
+            start, end = action_frame_range(armature)
+            frames = range(start, end + 1)
+            for m, c in zip(meshes, mesh_copies):
+                one = prune_mesh(m, c, armature, limit, frames)
+                facts["vertices_pruned"] += one["vertices_pruned"]
+                facts["pruning_error_m"] = max(facts["pruning_error_m"], one["pruning_error_m"])
+                facts["max_influences_before"] = max(facts.get("max_influences_before", 0),
+                                                     one["max_influences_before"])
+            log.info("skin pruned to %d influences: %d vertices changed, max vertex error %.3f mm",
+                     limit, facts["vertices_pruned"], 1e3 * facts["pruning_error_m"])
+        pairs = ([(armature, arm)] if arm is not armature else []) + list(zip(meshes, mesh_copies))
+        _swap_names(pairs, undo)
+        if factor != 1.0:
+            scale_length = units.scale_length
+            undo.append(lambda: setattr(units, "scale_length", scale_length))
+            units.scale_length = 1.0 / factor
         yield arm, mesh_copies
     finally:
         for step in reversed(undo):
             step()
 
 
-def _check_unscaled(armature: bpy.types.Object) -> None:
-    """Raise UserInputError when the armature object is scaled (BVH offsets could not follow)."""
-    scale = armature.matrix_world.to_scale()
-    if max(abs(s - 1.0) for s in scale) > RIGID_SCALE_TOLERANCE:
-        raise UserInputError(f"armature {armature.name!r} is scaled {tuple(round(s, 3) for s in scale)}; "
-                             "apply its scale (Object > Apply > Scale) before exporting BVH")
+def export_gltf_file(objects, path: str | os.PathLike, *, timing: str = "video",
+                     max_influences: Any = presets.PRESET_DEFAULT, take: str | None = None,
+                     report: dict | None = None) -> str:
+    """Export the character as binary glTF (.glb): skinned mesh + the active action; return the path.
 
-
-@contextlib.contextmanager
-def _y_up_copy(armature: bpy.types.Object) -> Iterator[bpy.types.Object]:
-    """A temporary copy of the armature (same action) whose rest bones are in Y-up world space.
-
-    Blender's BVH exporter writes armature space as is and ignores the object transform; moving
-    the copy's rest skeleton by ``BVH_FROM_BLENDER @ matrix_world`` (a rigid transform) turns the
-    whole animation rigidly into world space with BVH's Y-up convention, while the user's armature
-    stays untouched. The copy and its data are removed afterwards.
+    Times follow ``timing``; the animation is named ``<armature>_<take>``; ``max_influences`` (4 by
+    default, None: all) skin influences per vertex are kept (pruned, renormalised, error in report).
     """
-    data = armature.data.copy()
-    copy = armature.copy()
-    copy.data = data
-    bpy.context.scene.collection.objects.link(copy)
-    try:
-        data.transform(Matrix(presets.BVH_FROM_BLENDER) @ armature.matrix_world)
-        copy.matrix_world = Matrix.Identity(4)
-        yield copy
-    finally:
-        bpy.data.objects.remove(copy)
-        bpy.data.armatures.remove(data)
-
-
-def export_bvh_file(armature: bpy.types.Object, path: str | os.PathLike) -> str:
-    """Export the armature's action as Y-up BVH (Frame Time = 1 / scene fps, root translation).
-
-    Returns the path. The file reads back in Blender with the BVH importer's default axes.
-    """
-    armature, _ = character_objects(armature)
-    _check_selectable([armature])
-    _check_unscaled(armature)
-    start, end = action_frame_range(armature)
-
-    def write(tmp: str) -> None:
-        with _y_up_copy(armature) as copy, _isolated_selection([copy], copy):
-            _run_operator(bpy.ops.export_anim.bvh, "BVH", tmp, frame_start=start, frame_end=end,
-                          **presets.BVH_OPTIONS)
-
-    return atomic_export(path, presets.FILE_EXTENSIONS["bvh"], write)
-
-
-def export_gltf_file(objects, path: str | os.PathLike) -> str:
-    """Export the character as binary glTF (.glb): skinned mesh + the active action; return the path."""
+    limit = presets.resolve_max_influences(max_influences, presets.GLTF_MAX_INFLUENCES)
     armature, meshes = character_objects(objects)
-    targets = [armature, *meshes]
-    _check_selectable(targets)
-    start, end = action_frame_range(armature)
+    check_selectable([armature, *meshes])
+    clip = clip_of(armature, timing, take)
+    facts = fill_report(report, clip, "glb", max_influences=limit)
+    # the exporter slides the clip to 0 s; retime_animations then puts it at clip.first_s
+    options = presets.merged(presets.GLTF_OPTIONS, export_nla_strips_merged_animation_name=clip.name,
+                             export_anim_slide_to_zero=True,
+                             export_all_influences=not limit or limit > presets.DEFAULT_MAX_INFLUENCES)
 
     def write(tmp: str) -> None:
-        with _isolated_selection(targets, armature):
+        with contextlib.ExitStack() as stack:
+            arm, mesh_list = stack.enter_context(_export_copies(armature, meshes, 1.0, limit, facts))
+            stack.enter_context(isolated_selection([arm, *mesh_list], arm))
             scene = bpy.context.scene
-            scene.frame_start, scene.frame_end = start, end
-            _run_operator(bpy.ops.export_scene.gltf, "glTF", tmp, **presets.GLTF_OPTIONS)
+            scene.frame_start, scene.frame_end = clip.start, clip.end
+            run_operator(bpy.ops.export_scene.gltf, "glTF", tmp, **options)
+            glb_binary.retime_animations(tmp, clip.first_s, clip.end - clip.start + 1, scene.render.fps,
+                                         scene.render.fps_base)
 
     return atomic_export(path, presets.FILE_EXTENSIONS["glb"], write)

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
-from ..core.settings import EngineOptions
+from ..core.settings import DEVICE_CHOICES, PRECISION_CHOICES, EngineOptions, enum_items
 from ..core.vibe_data import HashCache, check_folder
 from ..runner import engine_cmd
 from . import ui_compat
@@ -23,10 +23,8 @@ from . import ui_compat
 #: ``bl_idname`` of the preferences = the add-on's module name (``vibe_blender`` when enabled as
 #: a legacy add-on from a checkout, ``bl_ext.<repo>.vibe_mocap`` as an extension).
 ADDON_ID = __package__.rpartition(".")[0]
-DEVICE_ITEMS = (("cpu", "CPU", "Run on the processor (always available)"),
-                ("cuda", "CUDA", "Run on an NVIDIA GPU (the engine venv needs a CUDA torch)"))
-PRECISION_ITEMS = (("fp32", "FP32", "Full precision"),
-                   ("bf16", "BF16", "bfloat16 autocast: faster on recent CPUs/GPUs, tiny differences"))
+DEVICE_ITEMS = enum_items(DEVICE_CHOICES)
+PRECISION_ITEMS = enum_items(PRECISION_CHOICES)
 BYTES_PER_MB = 1e6
 SHOWN_SHA_CHARS = 16
 

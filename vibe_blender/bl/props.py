@@ -4,17 +4,10 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
-from ..core.settings import ImportOptions, parse_track_ids
+from ..core.settings import FPS_CHOICES, ROOT_MOTION_CHOICES, ImportOptions, enum_items, parse_track_ids
 
-ROOT_MOTION_ITEMS = (
-    ("world", "World", "The body travels through the scene as in the video (static camera)"),
-    ("in_place", "In Place", "Horizontal travel removed: the body stays over the origin"),
-    ("off", "Off", "No root translation keys (pose only)"),
-)
-FPS_ITEMS = (
-    ("scene", "Match Scene", "Keep the scene frame rate; the motion is resampled to it"),
-    ("video", "Set Scene to Video", "Set the scene frame rate to the video's average frame rate"),
-)
+ROOT_MOTION_ITEMS = enum_items(ROOT_MOTION_CHOICES)
+FPS_ITEMS = enum_items(FPS_CHOICES)
 PEOPLE_ITEMS = (
     ("all", "All", "Import every tracked person"),
     ("chosen", "Chosen", "Import only the listed track ids"),

@@ -31,9 +31,8 @@ import numpy as np
 
 from .frames import SMPL_TO_BLENDER
 from .rotations import aa_to_matrix, matrix_to_quat, quat_continuity, quat_to_matrix
+from .settings import ROOT_MOTION_MODES
 from .skeleton import NUM_SMPL_JOINTS, ROOT_INDEX, Skeleton
-
-ROOT_MOTION_MODES = ("world", "in_place", "off")
 FRAME_SNAP = 1e-4  # frames closer than this to an integer are put on it
 LOW_CONFIDENCE = 0.5  # detector score under which a frame is flagged as unreliable
 FPS_INT_TOLERANCE = 1e-6

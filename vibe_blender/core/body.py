@@ -15,9 +15,8 @@ from typing import Any
 import numpy as np
 
 from .rotations import aa_to_matrix
-
-NUM_JOINTS = 24
-POSE_FEATURES = 9 * (NUM_JOINTS - 1)  # 207: (R_j − I) of joints 1..23, row-major
+from .smpl import NUM_JOINTS
+from .smpl import NUM_POSE_BASIS as POSE_FEATURES
 
 
 def shaped_rest(body: Any, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -33,6 +32,33 @@ def shaped_rest(body: Any, betas: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return verts, joints
 
 
+def depth_levels(parents: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Joints grouped by tree depth (root excluded): [(joint indices, their parents)], root first."""
+    parents = np.asarray(parents, dtype=np.int64)
+    depth = np.zeros(len(parents), dtype=np.int64)
+    for j in range(1, len(parents)):
+        depth[j] = depth[parents[j]] + 1
+    return [(np.flatnonzero(depth == d), parents[depth == d]) for d in range(1, int(depth.max()) + 1)]
+
+
+def chain_rotations(rot: np.ndarray, bones: np.ndarray, levels: list) -> tuple[np.ndarray, np.ndarray]:
+    """The kinematic chain, batched by tree depth (the one numpy forward kinematics).
+
+    ``rot`` (T,J,3,3) local rotations; ``bones`` (J,3) each joint's rest offset from its parent
+    (the root's: its rest position); ``levels`` from :func:`depth_levels`. Returns global
+    rotations (T,J,3,3) and joint positions (T,J,3) without any global translation, in rot's dtype.
+    """
+    n, j = rot.shape[:2]
+    g = np.empty((n, j, 3, 3), rot.dtype)
+    t = np.empty((n, j, 3), rot.dtype)
+    g[:, 0], t[:, 0] = rot[:, 0], bones[0]
+    for idx, par in levels:
+        gp = g[:, par]
+        g[:, idx] = gp @ rot[:, idx]
+        t[:, idx] = t[:, par] + (gp @ bones[idx][..., None])[..., 0]
+    return g, t
+
+
 def forward_kinematics(rot: np.ndarray, rest_joints: np.ndarray,
                        parents: np.ndarray) -> np.ndarray:
     """World transforms G (T,24,4,4) of the joints for local rotations ``rot`` (T,24,3,3).
@@ -41,16 +67,13 @@ def forward_kinematics(rot: np.ndarray, rest_joints: np.ndarray,
     [R_j | J_j − J_parent] ([R_0 | J_0] for the root), G_j = G_parent · local_j. The translation
     column of G_j is the posed joint position (without any global translation).
     """
-    t = rot.shape[0]
+    parents = np.asarray(parents, dtype=np.int64)
     rest = np.asarray(rest_joints, dtype=np.float64)
-    g = np.zeros((t, NUM_JOINTS, 4, 4))
-    for j in range(NUM_JOINTS):
-        p = int(parents[j])
-        local = np.zeros((t, 4, 4))
-        local[:, :3, :3] = rot[:, j]
-        local[:, :3, 3] = rest[j] - (rest[p] if p >= 0 else 0.0)
-        local[:, 3, 3] = 1.0
-        g[:, j] = local if p < 0 else g[:, p] @ local
+    bones = rest.copy()
+    bones[1:] = rest[1:] - rest[parents[1:]]
+    g_rot, t = chain_rotations(np.asarray(rot, dtype=np.float64), bones, depth_levels(parents))
+    g = np.zeros((rot.shape[0], NUM_JOINTS, 4, 4))
+    g[:, :, :3, :3], g[:, :, :3, 3], g[:, :, 3, 3] = g_rot, t, 1.0
     return g
 
 

@@ -6,8 +6,9 @@ becomes, ``axis_up`` the one Blender's +Z becomes. SMPL characters face Blender 
 =========  ==================  =======================================================================
 preset     axes (fwd, up)      scale
 =========  ==================  =======================================================================
-generic    −Z, Y (FBX default) metres in the file's unit (Blender's defaults; any FBX importer that
-                               honours UnitScaleFactor reads metres)
+generic    −Z, Y (FBX default) Blender's defaults: a centimetre file (UnitScaleFactor 1) whose armature
+                               node carries a ×100 scale, so lengths read back as metres; all skin
+                               influences kept (Blender to Blender)
 unity      −Z, Y               "FBX All": objects at scale 1, UnitScaleFactor 100 → Unity shows
                                "1m (File)", no 0.01/100 scale on the root
 unreal     Y, Z (Z up, as UE)  centimetres, scale 1: the character is written from temporary copies
@@ -18,7 +19,12 @@ unreal     Y, Z (Z up, as UE)  centimetres, scale 1: the character is written fr
 =========  ==================  =======================================================================
 
 Every FBX preset writes only the selected armature + mesh, no leaf bones, and bakes the active
-action at every frame without simplification (``bake_anim_simplify_factor=0``).
+action at every frame without simplification (``bake_anim_simplify_factor=0``). Unity, Unreal and
+glTF keep at most :data:`DEFAULT_MAX_INFLUENCES` skin influences per vertex (pruned, renormalised).
+
+Time (``timing``, all formats alike): ``"video"`` maps video time t to export time t (video frame 0
+→ 0 s; a person who enters late starts at their first frame's time; BVH, which has no time stamps,
+repeats the first pose from 0 s); ``"clip"`` starts every file at the person's first frame (0 s).
 """
 from __future__ import annotations
 
@@ -60,6 +66,25 @@ _FBX_PRESETS: dict[str, dict[str, Any]] = {
     "unreal": {"axis_forward": "Y", "axis_up": "Z", "apply_scale_options": "FBX_SCALE_NONE"},
 }
 
+#: Skin influences per vertex kept by each FBX preset (None: all) and by glTF.
+DEFAULT_MAX_INFLUENCES = 4
+FBX_MAX_INFLUENCES = MappingProxyType({"generic": None, "unity": DEFAULT_MAX_INFLUENCES,
+                                       "unreal": DEFAULT_MAX_INFLUENCES})
+GLTF_MAX_INFLUENCES = DEFAULT_MAX_INFLUENCES
+#: ``max_influences`` value meaning "the preset's default".
+PRESET_DEFAULT = "preset"
+
+#: Take name when none is given: files name the take/clip ``<armature>_<take>``.
+DEFAULT_TAKE = "take"
+#: Export time origins (see the module docstring).
+TIMING_MODES = ("video", "clip")
+#: BVH channel layouts: "standard" = 6 channels on the root, 3 rotations elsewhere; "positions" =
+#: position channels on every joint (the layout of earlier versions).
+BVH_LAYOUTS = ("standard", "positions")
+#: Scene frames before the first exported frame where the export copy holds the rest pose: the FBX
+#: exporter writes the pose of the current frame as the nodes' default transforms.
+REST_FRAME_LEAD = 2
+
 #: Presets written from copies scaled to centimetres (see the table above).
 FBX_CENTIMETRE_PRESETS = frozenset({"unreal"})
 CENTIMETRES_PER_METRE = 100.0
@@ -68,9 +93,9 @@ CENTIMETRES_PER_METRE = 100.0
 #: BVH importer's default axis conversion (forward −Z, up Y).
 BVH_FROM_BLENDER = ((1.0, 0.0, 0.0, 0.0), (0.0, 0.0, 1.0, 0.0), (0.0, -1.0, 0.0, 0.0), (0.0, 0.0, 0.0, 1.0))
 
-#: BVH: Euler channels in each bone's native order; every joint also has 3 position channels, because
-#: the character's pelvis moves relative to its ground root bone (root-only channels would drop that).
-BVH_OPTIONS = MappingProxyType({"global_scale": 1.0, "rotate_mode": "NATIVE", "root_transform_only": False})
+#: BVH: Euler channels in each bone's native order; position channels on the root only (standard
+#: layout; ``root_transform_only`` is set per layout by :func:`bvh_options`).
+BVH_OPTIONS = MappingProxyType({"global_scale": 1.0, "rotate_mode": "NATIVE", "root_transform_only": True})
 
 #: glTF binary (.glb), Y up (the glTF spec), skins + the active action only, sampled every frame.
 GLTF_OPTIONS = MappingProxyType({
@@ -79,9 +104,12 @@ GLTF_OPTIONS = MappingProxyType({
     "export_yup": True,
     "export_apply": False,
     "export_skins": True,
-    "export_all_influences": True,  # SMPL skin weights use more than 4 joints per vertex
+    "export_all_influences": False,  # the export prunes to max_influences (4) itself, with a measured error
     "export_animations": True,
     "export_animation_mode": "ACTIVE_ACTIONS",
+    # True (the exporter's default) adds every armature action in the file when one armature is
+    # exported: another person's action would be merged into this person's animation
+    "export_anim_single_armature": False,
     "export_force_sampling": True,
     "export_frame_step": 1,
     "export_optimize_animation_size": False,
@@ -105,6 +133,30 @@ def fbx_options(preset: str = "generic") -> dict[str, Any]:
     options = {k: (set(v) if isinstance(v, set) else v) for k, v in _FBX_COMMON.items()}
     options.update(_FBX_PRESETS[key])
     return options
+
+
+def bvh_options(layout: str = "standard") -> dict[str, Any]:
+    """Keyword arguments for ``bpy.ops.export_anim.bvh`` (without path/frames) for a channel layout."""
+    check_choice("BVH layout", layout, BVH_LAYOUTS)
+    return merged(BVH_OPTIONS, root_transform_only=layout == "standard")
+
+
+def check_choice(label: str, value: str, choices: tuple) -> str:
+    """``value`` if it is one of ``choices``; else UserInputError naming them."""
+    if value not in choices:
+        raise UserInputError(f"unknown {label} {value!r}; use one of {', '.join(choices)}")
+    return value
+
+
+def resolve_max_influences(value: Any, default: int | None) -> int | None:
+    """Influences per vertex to keep: ``default`` for PRESET_DEFAULT, None (or 0) for all, else ≥ 1."""
+    if isinstance(value, str) and value == PRESET_DEFAULT:
+        return default
+    if value is None or (isinstance(value, int) and not isinstance(value, bool) and value == 0):
+        return None
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        raise UserInputError(f"max_influences must be a whole number ≥ 1 (or None for all), got {value!r}")
+    return value
 
 
 def parse_formats(text: str) -> tuple[str, ...]:

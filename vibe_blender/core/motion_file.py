@@ -13,23 +13,17 @@ import json
 import os
 import zipfile
 from dataclasses import dataclass, field
+from functools import cached_property
 from datetime import datetime, timezone
 from typing import Any
 
 import numpy as np
 
+from .atomic import atomic_write
 from .errors import MotionFileError
-
-FORMAT = "vibe-mocap-motion"
-VERSION = 1
-NUM_JOINTS = 24
-SMPL_JOINT_NAMES = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
-    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
-    "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hand", "right_hand",
-)
-SMPL_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
+from .motion_header import FORMAT, VERSION, Header, check_track_frames, parse_header, validate_meta
+from .npz_safe import ArchiveError, read_members
+from .smpl import NUM_JOINTS, SMPL_JOINT_NAMES, SMPL_PARENTS  # noqa: F401 - re-exported
 
 # Track members: name -> (trailing shape with symbolic dims, dtype). T frames, B betas, J joints.
 TRACK_ARRAYS: dict[str, tuple[tuple[int | str, ...], type]] = {
@@ -122,12 +116,21 @@ class Track:
 
 @dataclass
 class Motion:
-    """A whole motion file: header, body model and tracks (ordered by id)."""
+    """A whole motion file: header, body model and tracks (ordered by id).
+
+    ``meta`` is the header as JSON data (what the engine builds and writes); readers use
+    ``header``, its typed form, parsed once (``read_motion`` parses it when it reads the file).
+    """
 
     meta: dict[str, Any]
     body: BodyModel
     tracks: list[Track]
     camera: dict[str, np.ndarray] = field(default_factory=dict)  # CAMERA_ARRAYS, per video frame
+
+    @cached_property
+    def header(self) -> Header:
+        """The typed header (motion_header.Header), parsed from ``meta`` on first use."""
+        return parse_header(self.meta)
 
     def track(self, track_id: int) -> Track:
         """Return the track with this id; MotionFileError naming the ids present otherwise."""
@@ -153,13 +156,13 @@ def track_summary(track: Track) -> dict[str, Any]:
 
 def summary(motion: Motion) -> dict[str, Any]:
     """Machine-readable summary: ``video`` {frames, fps, width, height, ...} and ``tracks``."""
-    video = motion.meta.get("video", {})
+    h = motion.header
     return {
-        "format": motion.meta.get("format"),
-        "version": motion.meta.get("version"),
-        "video": {k: video.get(k) for k in ("frames", "fps", "width", "height", "duration", "rotation", "vfr")},
-        "backend": motion.meta.get("manifest", {}).get("backend"),
-        "body": motion.meta.get("body", {}).get("kind"),
+        "format": FORMAT,
+        "version": motion.meta["version"],
+        "video": {k: getattr(h.video, k) for k in ("frames", "fps", "width", "height", "duration", "rotation", "vfr")},
+        "backend": h.manifest.backend,
+        "body": h.body.get("kind"),
         "tracks": [track_summary(t) for t in motion.tracks],
     }
 
@@ -201,6 +204,12 @@ def _validate_body(body: BodyModel) -> None:
         raise MotionFileError("body/faces refers to vertices outside the mesh")
     if body.posedirs is not None and body.posedirs.shape != (9 * (NUM_JOINTS - 1), 3 * V):
         raise MotionFileError(f"body/posedirs has shape {body.posedirs.shape}, expected (207, {3 * V})")
+    for name in BODY_ARRAYS:
+        arr = getattr(body, name)
+        if arr.dtype.kind not in "fiub":
+            raise MotionFileError(f"body/{name} has dtype {arr.dtype}, expected numbers")
+        if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
+            raise MotionFileError(f"body/{name} contains NaN or infinite values")
     parents = body.parents
     if parents[0] != -1 or any(not 0 <= parents[j] < j for j in range(1, NUM_JOINTS)):
         raise MotionFileError("body/parents is not a kinematic tree with the root first")
@@ -214,6 +223,8 @@ def _validate_track(track: Track, num_betas: int) -> None:
     dims: dict[str, int] = {"B": num_betas}
     for name, (trailing, _) in {**TRACK_ARRAYS, **OPTIONAL_TRACK_ARRAYS}.items():
         arr = track.extra.get(name) if name in OPTIONAL_TRACK_ARRAYS else getattr(track, name)
+        if arr is not None and np.asarray(arr).dtype.kind not in "fiub":
+            raise MotionFileError(f"track {track.id} {name} has dtype {np.asarray(arr).dtype}, expected numbers")
         if arr is not None:
             _check_array(f"track {track.id} {name}", np.asarray(arr), trailing, dims, n, name in NAN_ALLOWED)
     if np.any(np.diff(track.frames) <= 0):
@@ -222,24 +233,20 @@ def _validate_track(track: Track, num_betas: int) -> None:
         raise MotionFileError(f"track {track.id} times go backwards")
     if track.betas_track.shape != (num_betas,):
         raise MotionFileError(f"track {track.id} betas_track has shape {track.betas_track.shape}, expected ({num_betas},)")
+    if not np.all(np.isfinite(track.betas_track)):
+        raise MotionFileError(f"track {track.id} betas_track contains NaN or infinite values")
 
 
 def validate(motion: Motion) -> None:
     """Raise MotionFileError (one line: what is wrong) if ``motion`` breaks the v1 format."""
-    if motion.meta.get("format") != FORMAT:
-        raise MotionFileError(f"not a vibe-mocap motion file (format {motion.meta.get('format')!r})")
-    version = motion.meta.get("version")
-    if not isinstance(version, int) or version < 1 or version > VERSION:
-        raise MotionFileError(
-            f"motion file version {version} is not supported by this reader (supports {VERSION}); "
-            "update the add-on/engine so both use the same version"
-        )
+    validate_meta(motion.meta)
     _validate_body(motion.body)
     ids = [t.id for t in motion.tracks]
     if len(set(ids)) != len(ids) or any(i <= 0 for i in ids):
         raise MotionFileError(f"track ids must be unique positive integers, got {ids}")
     for track in motion.tracks:
         _validate_track(track, motion.body.num_betas)
+        check_track_frames(motion.meta, int(track.frames[-1]))
     _validate_camera(motion)
 
 
@@ -291,41 +298,53 @@ def _header(motion: Motion) -> np.ndarray:
 
 
 def write_motion(path: str | os.PathLike, motion: Motion, *, compress: bool = False) -> None:
-    """Validate ``motion`` and write it to ``path`` atomically (temp name, fsync, rename).
+    """Validate ``motion`` and write it to ``path`` atomically (core.atomic: temp name, fsync,
+    rename; stale temporary files of dead processes removed).
 
-    A failure at any point leaves no file under ``path`` and removes the temporary file.
+    A failure at any point leaves ``path`` as it was and removes the temporary file; a full disk
+    raises ``atomic.DiskFullError`` naming the free space.
     """
     validate(motion)
-    path = os.fspath(path)
     members = {"meta": _header(motion), **_body_members(motion.body)}
     for track in motion.tracks:
         members.update(_track_members(track))
     members.update({f"camera/{k}": np.ascontiguousarray(v, CAMERA_ARRAYS[k][1]) for k, v in motion.camera.items()})
-    tmp = f"{path}.tmp-{os.getpid()}"
     saver = np.savez_compressed if compress else np.savez
-    try:
-        with open(tmp, "wb") as fh:
-            saver(fh, **members)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-        raise
+    with atomic_write(path) as fh:
+        saver(fh, **members)
 
 
 # --------------------------------------------------------------------------- reading
 
 
+def _known_member(name: str) -> bool:
+    """Members this reader uses: ``meta``, ``body/<known>``, ``camera/<known>`` and
+    ``track/<id>/<known>``; any other
+    member is never decompressed (a large unknown member costs nothing)."""
+    parts = name.split("/")
+    if parts == ["meta"]:
+        return True
+    if len(parts) == 2 and parts[0] == "body":
+        return parts[1] in BODY_ARRAYS or parts[1] in OPTIONAL_BODY_ARRAYS
+    if len(parts) == 2 and parts[0] == "camera":
+        return parts[1] in CAMERA_ARRAYS
+    known = {*TRACK_ARRAYS, *OPTIONAL_TRACK_ARRAYS, "betas_track"}
+    return len(parts) == 3 and parts[0] == "track" and parts[2] in known
+
+
 def _load_archive(path: str) -> dict[str, np.ndarray]:
-    """Every member of the archive as an array; MotionFileError for unreadable files."""
+    """The known members of the archive as arrays, read within npz_safe's bounds;
+    MotionFileError for unreadable files."""
+    if os.path.isdir(path):
+        raise MotionFileError(f"{path} is a folder, not a motion file; pass a *.motion.npz file")
     if not os.path.isfile(path):
         raise MotionFileError(f"motion file not found: {path}; check the path")
     try:
-        with np.load(path, allow_pickle=False) as npz:
-            return {name: npz[name] for name in npz.files}
-    except (zipfile.BadZipFile, ValueError, OSError, EOFError) as exc:
+        return read_members(path, _known_member)
+    except ArchiveError as exc:
+        raise MotionFileError(f"{path}: {exc}; the file is damaged or not written by the engine: "
+                              "run the engine again") from None
+    except (zipfile.BadZipFile, ValueError, OSError, EOFError, zipfile.LargeZipFile, NotImplementedError) as exc:
         raise MotionFileError(
             f"cannot read motion file {path} ({exc.__class__.__name__}: {exc}); "
             "it is truncated or not a motion file: run the engine again"
@@ -335,11 +354,11 @@ def _load_archive(path: str) -> dict[str, np.ndarray]:
 def _parse_meta(members: dict[str, np.ndarray], path: str) -> dict[str, Any]:
     """Decode the JSON header."""
     raw = members.get("meta")
-    if raw is None or raw.dtype != np.uint8:
+    if raw is None or raw.dtype != np.uint8 or raw.ndim != 1:
         raise MotionFileError(f"{path} is not a vibe-mocap motion file (no 'meta' header)")
     try:
         return json.loads(raw.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+    except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
         raise MotionFileError(f"{path} has a corrupt header ({exc}); run the engine again") from None
 
 
@@ -382,8 +401,10 @@ def read_motion(path: str | os.PathLike) -> Motion:
     path = os.fspath(path)
     members = _load_archive(path)
     meta = _parse_meta(members, path)
-    if meta.get("format") != FORMAT:
-        raise MotionFileError(f"{path} is not a vibe-mocap motion file (format {meta.get('format')!r})")
+    try:
+        validate_meta(meta)
+    except MotionFileError as exc:
+        raise MotionFileError(f"{path}: {exc}") from None
     motion = Motion(
         meta=meta,
         body=_read_body(members, path),
@@ -392,6 +413,7 @@ def read_motion(path: str | os.PathLike) -> Motion:
     )
     try:
         validate(motion)
+        motion.header  # noqa: B018 - parsed once, here, so a bad header fails at read time
     except MotionFileError as exc:
         raise MotionFileError(f"{path}: {exc}") from None
     return motion

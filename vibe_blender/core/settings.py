@@ -8,12 +8,40 @@ from dataclasses import dataclass
 
 from .errors import UserInputError
 
+# Every option choice of the add-on, the engine CLI and the batch tool, defined once here as
+# value → (label, description); the value tuples feed validation and argparse ``choices=``, and
+# :func:`enum_items` Blender's EnumProperty items (bl/props.py, bl/prefs.py).
+
 #: Where the body goes (see ``core.bake_plan``): travel in the world, stay in place, or no root keys.
-ROOT_MOTION_MODES = ("world", "in_place", "off")
+ROOT_MOTION_CHOICES = {
+    "world": ("World", "The body travels through the scene as in the video (static camera)"),
+    "in_place": ("In Place", "Horizontal travel removed: the body stays over the origin"),
+    "off": ("Off", "No root translation keys (pose only)"),
+}
 #: "scene": keep the scene frame rate (motion resampled to it); "video": set the scene to the video's.
-FPS_MODES = ("scene", "video")
-DEVICES = ("cpu", "cuda")
-PRECISIONS = ("fp32", "bf16")
+FPS_CHOICES = {
+    "scene": ("Match Scene", "Keep the scene frame rate; the motion is resampled to it"),
+    "video": ("Set Scene to Video", "Set the scene frame rate to the video's average frame rate"),
+}
+#: The engine's torch device.
+DEVICE_CHOICES = {
+    "cpu": ("CPU", "Run on the processor (always available)"),
+    "cuda": ("CUDA", "Run on an NVIDIA GPU (the engine venv needs a CUDA torch)"),
+}
+#: The VIBE backend's compute precision (``vibe_engine.models.load_generator``).
+PRECISION_CHOICES = {
+    "fp32": ("FP32", "Full precision"),
+    "bf16": ("BF16", "bfloat16 autocast: faster on recent CPUs/GPUs, tiny differences"),
+}
+ROOT_MOTION_MODES = tuple(ROOT_MOTION_CHOICES)
+FPS_MODES = tuple(FPS_CHOICES)
+DEVICES = tuple(DEVICE_CHOICES)
+PRECISIONS = tuple(PRECISION_CHOICES)
+
+
+def enum_items(choices: dict[str, tuple[str, str]]) -> tuple[tuple[str, str, str], ...]:
+    """Blender EnumProperty items (value, label, description) of one of the choice tables above."""
+    return tuple((value, label, text) for value, (label, text) in choices.items())
 
 
 def parse_track_ids(text: str) -> tuple[int, ...] | None:
@@ -62,7 +90,11 @@ class ImportOptions:
         return "video" if self.fps_mode == "video" else None
 
     def chosen(self, available: list[int]) -> list[int]:
-        """The track ids to import out of ``available``; UserInputError names missing ones."""
+        """The track ids to import out of ``available``; UserInputError names missing ones, or
+        says the file has no person at all."""
+        if not available:
+            raise UserInputError("The motion file has no tracked person (0 tracks): run the engine "
+                                 "again on a video where a person is visible")
         if self.tracks is None:
             return list(available)
         missing = [t for t in self.tracks if t not in available]

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .frames import SMPL_TO_BLENDER
-from .motion_file import SMPL_JOINT_NAMES, SMPL_PARENTS
+from .smpl import SMPL_JOINT_NAMES, SMPL_PARENTS
 
 ROOT_NAME = "root"
 ROOT_INDEX = 24

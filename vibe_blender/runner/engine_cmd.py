@@ -17,10 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import UserInputError
+from ..core.settings import DEVICES, PRECISIONS
 
 ENGINE_MODULE = "vibe_engine"
-DEVICES = ("cpu", "cuda")
-PRECISIONS = ("fp32", "bf16")
 VENV_DIR_NAME = "vibe_engine_venv"
 # What "Set up engine" installs. torch is pinned: a bare "torch" could pull GBs of CUDA wheels.
 DEFAULT_ENGINE_PACKAGES = ("vibe-mocap[engine]", "torch==2.13.0")

@@ -71,16 +71,21 @@ def decode_line(text: str) -> EngineLine:
 
 
 class EngineProcess:
-    """A started-on-demand engine process. ``argv`` is a list; no shell is ever used."""
+    """A started-on-demand engine process. ``argv`` is a list; no shell is ever used.
+
+    ``stderr_log``: a file that also gets every stderr line (the whole log, not just the tail).
+    """
 
     def __init__(self, argv: list[str], *, env: dict | None = None, cwd: str | None = None,
                  protocol: bool = True, ladder: CancelLadder = CancelLadder(),
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic,
+                 stderr_log: str | os.PathLike | None = None) -> None:
         if not argv or not all(isinstance(a, str) for a in argv):
             raise TypeError("argv must be a non-empty list of str")
         self.argv = list(argv)
         self.ladder = ladder
         self._env, self._cwd, self._protocol, self._clock = env, cwd, protocol, clock
+        self._stderr_log = stderr_log
         self._queue: queue.Queue = queue.Queue()
         self._stderr: collections.deque[str] = collections.deque(maxlen=STDERR_RING_LINES)
         self._proc: subprocess.Popen | None = None
@@ -121,9 +126,16 @@ class EngineProcess:
 
     def _read_stderr(self) -> None:
         assert self._proc is not None and self._proc.stderr is not None
-        for raw in self._proc.stderr:
-            self._stderr.append(raw.rstrip("\n"))
-            log.debug("engine stderr: %s", raw.rstrip())
+        log_fh = None if self._stderr_log is None else open(self._stderr_log, "w", encoding="utf-8")
+        try:
+            for raw in self._proc.stderr:
+                self._stderr.append(raw.rstrip("\n"))
+                log.debug("engine stderr: %s", raw.rstrip())
+                if log_fh is not None:
+                    log_fh.write(raw)
+        finally:
+            if log_fh is not None:
+                log_fh.close()
 
     @property
     def pid(self) -> int | None:

@@ -4,17 +4,23 @@ PENDING → RUNNING → DONE | FAILED | CANCELLED. ``update()`` is non-blocking 
 timer calls it); ``run_blocking()`` drives the same object to the end (background mode, scripts).
 
 Outcome rules, applied once the process has exited and all its lines were read:
-- cancel requested, ``done`` status ``cancelled`` or exit code 3 → CANCELLED (result file removed);
-- an ``error`` message → FAILED with the engine's one-line message (result file removed);
+- cancel requested, ``done`` status ``cancelled`` or exit code 3 → CANCELLED;
+- an ``error`` message → FAILED with the engine's one-line message;
 - ``done`` ``ok``, exit 0 and the result file present → DONE;
 - anything else (no ``done``: crash, kill) → FAILED with the last stderr line, the tail in ``detail``.
 Garbage stdout lines are counted and surfaced as warnings, never fatal.
+
+A file already at ``result_path`` when the job starts is the user's: the engine writes under a
+temporary name and renames only on success, so a failed or cancelled run leaves it untouched, and
+the job never deletes it. Only a file this run put there (a different file than at the start) is
+removed when the job does not end DONE.
 """
 from __future__ import annotations
 
 import enum
 import logging
 import os
+import signal
 import time
 from pathlib import Path
 from typing import Callable
@@ -35,6 +41,33 @@ GARBAGE_SHOWN_CHARS = 80
 PLAIN_COMMAND_LADDER = CancelLadder(grace_s=0.2, term_s=3.0)
 
 
+#: Words of the engine's log that mark an INFO/DEBUG line (never the reason of a crash).
+QUIET_LOG_MARKS = (" INFO ", " DEBUG ", "INFO:", "DEBUG:")
+
+
+def _is_error_line(line: str) -> bool:
+    """True for a non-empty stderr line that is not an info/debug log line (LiteRT, our logs)."""
+    text = line.strip()
+    return bool(text) and not any(mark in f" {text} " for mark in QUIET_LOG_MARKS)
+
+
+def _signal_name(number: int) -> str:
+    """'SIGKILL' for 9, or 'signal N' for an unknown number."""
+    try:
+        return signal.Signals(number).name
+    except ValueError:
+        return f"signal {number}"
+
+
+def _identity(path: Path | None) -> tuple[int, ...] | None:
+    """(device, inode, size, mtime ns) of the file at ``path``, None when there is none."""
+    try:
+        st = path.stat() if path is not None else None
+    except OSError:
+        return None
+    return None if st is None else (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
 class JobState(enum.Enum):
     PENDING = "PENDING"
     RUNNING = "RUNNING"
@@ -47,12 +80,18 @@ FINAL_STATES = (JobState.DONE, JobState.FAILED, JobState.CANCELLED)
 
 
 class Job:
-    """One engine run. ``result_path``: the motion file the command was told to write (or None)."""
+    """One engine run. ``result_path``: the motion file the command was told to write (or None);
+    ``stderr_log``: a file for the engine's whole stderr (see ``EngineProcess``).
+
+    ``warnings``: one-line texts (engine warnings and garbage-line notes); ``engine_warnings``:
+    the engine's own ``(code, message)`` pairs.
+    """
 
     def __init__(self, argv: list[str], *, result_path: str | os.PathLike | None = None,
                  ladder: CancelLadder = CancelLadder(), env: dict | None = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
-        self.process = EngineProcess(argv, env=env, ladder=ladder, clock=clock)
+                 clock: Callable[[], float] = time.monotonic,
+                 stderr_log: str | os.PathLike | None = None) -> None:
+        self.process = EngineProcess(argv, env=env, ladder=ladder, clock=clock, stderr_log=stderr_log)
         self.result_path = None if result_path is None else Path(result_path)
         self._clock = clock
         self.state = JobState.PENDING
@@ -62,17 +101,20 @@ class Job:
         self.stage, self.stage_index, self.stage_count = "", 0, 0
         self.done, self.total = 0, 0
         self.warnings: list[str] = []
+        self.engine_warnings: list[tuple[str, str]] = []
         self.garbage_lines: list[str] = []
         self.error = self.error_code = self.error_detail = ""
         self.exit_code: int | None = None
         self._done_status: str | None = None
         self._engine_eta: tuple[float, float] | None = None  # (eta_s, clock when received)
         self._started_at = self._stage_started_at = 0.0
+        self._result_before: tuple[int, ...] | None = None
 
     # -- driving ----------------------------------------------------------------------------
     def start(self) -> None:
         """Start the engine. A command that cannot start ends the job as FAILED (no exception)."""
         self._started_at = self._stage_started_at = self._clock()
+        self._result_before = _identity(self.result_path)
         try:
             self.process.start()
         except OSError as exc:
@@ -224,6 +266,7 @@ class Job:
 
     def _on_warning(self, msg: Message) -> None:
         self.warnings.append(str(msg["message"]))
+        self.engine_warnings.append((str(msg["code"]), str(msg["message"])))
 
     def _on_result(self, msg: Message) -> None:
         self.result = msg.to_dict()
@@ -262,7 +305,8 @@ class Job:
             self._fail_crashed()
 
     def _succeed_or_fail_on_missing_file(self) -> None:
-        if self.result_path is not None and not self.result_path.is_file():
+        unchanged = self._result_before is not None and _identity(self.result_path) == self._result_before
+        if self.result_path is not None and (not self.result_path.is_file() or unchanged):
             self._fail(f"The engine finished but wrote no motion file at {self.result_path}: "
                        "check the disk space and the output folder", "NO_RESULT")
             return
@@ -270,10 +314,15 @@ class Job:
 
     def _fail_crashed(self) -> None:
         tail = self.process.stderr_tail(STDERR_DETAIL_LINES)
-        last = next((t.strip() for t in reversed(tail) if t.strip()), "no error output")
-        how = "was killed" if self.exit_code is not None and self.exit_code < 0 else \
-            f"stopped unexpectedly (exit code {self.exit_code})"
-        self._fail(f"The engine {how}: {last}", "CRASHED", "\n".join(tail))
+        if self.exit_code is not None and self.exit_code < 0:
+            self._fail(f"The engine was killed ({_signal_name(-self.exit_code)}), e.g. out of memory or "
+                       "stopped by another program: run it again, with fewer people or a shorter clip "
+                       "if memory is short", "CRASHED", "\n".join(tail))
+            return
+        last = next((t.strip() for t in reversed(tail) if _is_error_line(t)), None)
+        detail = f": {last}" if last else "; the log below has the details"
+        self._fail(f"The engine stopped unexpectedly (exit code {self.exit_code}){detail}", "CRASHED",
+                   "\n".join(tail))
 
     def _fail(self, message: str, code: str, detail: str = "") -> None:
         self.state = JobState.FAILED
@@ -283,11 +332,14 @@ class Job:
         log.info("engine job failed (%s): %s", code, message)
 
     def _remove_result(self) -> None:
-        if self.result_path is not None and self.result_path.exists():
-            try:
-                self.result_path.unlink()
-            except OSError as exc:
-                log.warning("could not remove %s: %s", self.result_path, exc)
+        """Remove the result file only when this run created or replaced it."""
+        now = _identity(self.result_path)
+        if now is None or now == self._result_before:
+            return
+        try:
+            self.result_path.unlink()
+        except OSError as exc:
+            log.warning("could not remove %s: %s", self.result_path, exc)
 
 
 class CommandJob:

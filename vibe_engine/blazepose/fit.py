@@ -41,30 +41,19 @@ from __future__ import annotations
 
 import logging
 import math
-from collections.abc import Mapping
-from dataclasses import dataclass
 
 import numpy as np
 from scipy.spatial.transform import Rotation
 
 from vibe_engine.blazepose import topology as topo
+# The model (joint groups, settings, observations, skeleton) lives in .model; re-exported here.
+from vibe_engine.blazepose.model import (DEG, FIXED_JOINTS, FREE_JOINTS, HINGE_JOINTS, HINGES,  # noqa: F401
+                                         LOSS_SCALE, MIN_LEVER_M, REST_PRIOR, SPINE, FitConfig, FitResult,
+                                         Observations, Skeleton, chain_kinematics)
+from vibe_engine.blazepose.objective import optimise
 
 log = logging.getLogger(__name__)
 
-DEG = math.pi / 180.0
-#: joint → (rotation axis index, min flexion, max flexion, sign): angle = sign · flexion, radians.
-HINGES = {topo.SJ["left_knee"]: (0, 0.0, 150 * DEG, 1.0), topo.SJ["right_knee"]: (0, 0.0, 150 * DEG, 1.0),
-          topo.SJ["left_elbow"]: (1, 0.0, 150 * DEG, -1.0),
-          topo.SJ["right_elbow"]: (1, 0.0, 150 * DEG, 1.0)}
-HINGE_JOINTS = tuple(HINGES)
-FIXED_JOINTS = (topo.SJ["left_foot"], topo.SJ["right_foot"], topo.SJ["left_hand"], topo.SJ["right_hand"])
-FREE_JOINTS = tuple(j for j in range(24) if j not in HINGES and j not in FIXED_JOINTS)
-SPINE = (topo.SJ["spine1"], topo.SJ["spine2"], topo.SJ["spine3"])
-#: Gentle pull to the rest pose (weight per joint, on ‖R − I‖²).
-REST_PRIOR = {topo.SJ["left_collar"]: 1.0, topo.SJ["right_collar"]: 1.0, topo.SJ["neck"]: 0.3,
-              topo.SJ["left_wrist"]: 0.05, topo.SJ["right_wrist"]: 0.05,
-              topo.SJ["left_ankle"]: 0.05, topo.SJ["right_ankle"]: 0.05,
-              SPINE[0]: 0.05, SPINE[1]: 0.05, SPINE[2]: 0.05}
 #: Landmark used for each limb's swing in the initialisation: joint → (from landmark, to landmark).
 LIMB_DIRECTIONS = {
     topo.SJ["left_hip"]: ("left_hip", "left_knee"), topo.SJ["right_hip"]: ("right_hip", "right_knee"),
@@ -83,136 +72,6 @@ TWIST_FROM_HINGE = {topo.SJ["left_hip"]: (topo.SJ["left_knee"], (0.0, 0.0, -1.0)
                     topo.SJ["right_shoulder"]: (topo.SJ["right_elbow"], (0.0, 0.0, 1.0))}
 MIN_BEND_FOR_TWIST_RAD = 15 * DEG
 EPS = 1e-8
-MIN_LEVER_M = 0.05
-#: The optimiser works in cm² (float32 L-BFGS is better conditioned there).
-LOSS_SCALE = 1e4
-
-
-@dataclass
-class FitConfig:
-    """Weights (metres² per marker and frame) and L-BFGS iterations of the optimisation."""
-
-    iterations: int = 100
-    window: int = 600
-    overlap: int = 30
-    w3d: float = 1.0
-    w2d: float = 1.0
-    w_smooth: float = 3.0
-    w_limit: float = 10.0
-    w_spine: float = 1.0
-    w_prior: float = 0.002
-
-
-@dataclass
-class Observations:
-    """One track's landmarks. T frames, 33 landmarks.
-
-    world: (T,33,3) metres, hip-centred, camera-oriented (x right, y down, z forward).
-    image: (T,33,2) displayed pixels. weight: (T,33) in [0,1] (visibility·presence; 0 for frames
-    without landmarks, whose world/image values are ignored). focal_px, cx, cy: pinhole camera.
-    """
-
-    world: np.ndarray
-    image: np.ndarray
-    weight: np.ndarray
-    focal_px: float
-    cx: float
-    cy: float
-
-
-@dataclass
-class FitResult:
-    """pose (T,24,3) axis-angle radians (joint 0 in the camera frame); transl (T,3) metres;
-    joints (T,24,3) and markers (T,33,3): posed, camera frame, without transl; world_scale: the
-    fitted scale of the world landmarks (body size / BlazePose's size)."""
-
-    pose: np.ndarray
-    transl: np.ndarray
-    joints: np.ndarray
-    markers: np.ndarray
-    world_scale: float
-
-
-class Skeleton:
-    """Rest skeleton of a body: rest_joints (24,3) float32 metres (SMPL canonical frame),
-    parents (24,) int, marker offsets (33,3) in the parent joint frames."""
-
-    def __init__(self, rest_joints: np.ndarray, parents: np.ndarray | None = None) -> None:
-        self.rest_joints = np.asarray(rest_joints, dtype=np.float32)
-        self.parents = np.asarray(topo.SMPL_PARENTS if parents is None else parents, dtype=np.int64)
-        if tuple(self.parents.tolist()) != topo.SMPL_PARENTS:
-            raise ValueError("the body must have the 24-joint SMPL kinematic tree")
-        self.offsets = topo.marker_rest_offsets(self.rest_joints)
-        #: (24,3) float32: joint offsets from the parent joint (the root's: its rest position).
-        self.bones = self.rest_joints.copy()
-        self.bones[1:] = self.rest_joints[1:] - self.rest_joints[self.parents[1:]]
-        #: Joints grouped by tree depth (root excluded): [(joint indices, their parents)], root first.
-        self.levels = _depth_levels(self.parents)
-
-    @classmethod
-    def from_body(cls, body: Mapping[str, np.ndarray], betas: np.ndarray | None = None) -> "Skeleton":
-        """From SMPL-format arrays (v_template (V,3), shapedirs (V,3,B), J_regressor (24,V), parents)."""
-        v = np.asarray(body["v_template"], dtype=np.float64)
-        if betas is not None and np.any(betas):
-            sd = np.asarray(body["shapedirs"], dtype=np.float64)
-            b = np.asarray(betas, dtype=np.float64)[: sd.shape[2]]
-            v = v + sd[:, :, : b.shape[0]] @ b
-        jreg = np.asarray(body["J_regressor"], dtype=np.float64)
-        return cls(jreg @ v, body.get("parents"))
-
-    def forward(self, rotmats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        """Posed joints (T,24,3) and markers (T,33,3), float32 metres, without translation, from
-        local rotations (T,24,3,3)."""
-        _, joints, markers = chain_kinematics(np.asarray(rotmats, dtype=np.float32), self.bones, self.offsets,
-                                              self.levels)
-        return joints, markers
-
-    def levers(self) -> np.ndarray:
-        """(24,) metres: RMS distance from each joint of the markers it moves (rest pose), ≥ 5 cm."""
-        _, m = self.forward(np.broadcast_to(np.eye(3), (1, 24, 3, 3)))
-        owner = topo.MARKER_PARENT
-        out = np.full(24, MIN_LEVER_M, dtype=np.float32)
-        for j in range(24):
-            moved = [k for k in range(topo.NUM_LANDMARKS) if _is_ancestor(j, int(owner[k]), self.parents)]
-            if moved:
-                d2 = ((m[0, moved] - self.rest_joints[j]) ** 2).sum(-1)
-                out[j] = max(MIN_LEVER_M, float(np.sqrt(d2.mean())))
-        return out
-
-
-
-def _depth_levels(parents: np.ndarray) -> list[tuple[np.ndarray, np.ndarray]]:
-    """Joints grouped by tree depth (root excluded): [(joint indices, their parents)], root first."""
-    depth = np.zeros(len(parents), dtype=np.int64)
-    for j in range(1, len(parents)):
-        depth[j] = depth[parents[j]] + 1
-    return [(np.flatnonzero(depth == d), parents[depth == d]) for d in range(1, int(depth.max()) + 1)]
-
-
-def chain_kinematics(rot: np.ndarray, bones: np.ndarray, offsets: np.ndarray, levels: list
-                     ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """SMPL chain, batched by tree depth: local rotations (T,24,3,3), bone offsets (24,3), marker
-    offsets (33,3) in their parent joint frames, ``Skeleton.levels`` → global rotations
-    (T,24,3,3), joints (T,24,3) and markers (T,33,3), metres, without translation, in rot's dtype."""
-    n = rot.shape[0]
-    g = np.empty((n, 24, 3, 3), rot.dtype)
-    t = np.empty((n, 24, 3), rot.dtype)
-    g[:, 0], t[:, 0] = rot[:, 0], bones[0]
-    for idx, par in levels:
-        gp = g[:, par]
-        g[:, idx] = gp @ rot[:, idx]
-        t[:, idx] = t[:, par] + (gp @ bones[idx][..., None])[..., 0]
-    mp = topo.MARKER_PARENT
-    return g, t, t[:, mp] + (g[:, mp] @ offsets[..., None])[..., 0]
-
-
-def _is_ancestor(a: int, b: int, parents: np.ndarray) -> bool:
-    """True if joint a is b or one of b's ancestors."""
-    while b >= 0:
-        if a == b:
-            return True
-        b = int(parents[b])
-    return False
 
 
 # ----------------------------------------------------------------------------- initialisation
@@ -392,9 +251,7 @@ def _fit_window(obs: Observations, skeleton: Skeleton, cfg: FitConfig) -> FitRes
     init_w = np.maximum(obs.weight, 1e-3)
     init_obs = Observations(obs.world, obs.image, init_w, obs.focal_px, obs.cx, obs.cy)
     transl0 = solve_translation(markers0, init_obs)
-    from vibe_engine.blazepose import objective  # imports this module: not at the top
-
-    rot, transl, world_scale = objective.optimise(loc, transl0, skeleton, obs, cfg)
+    rot, transl, world_scale = optimise(loc, transl0, skeleton, obs, cfg)
     joints, markers = skeleton.forward(rot)
     pose = Rotation.from_matrix(rot.reshape(-1, 3, 3).astype(np.float64)).as_rotvec()
     return FitResult(pose=pose.reshape(-1, 24, 3).astype(np.float32), transl=transl, joints=joints,

@@ -24,8 +24,8 @@ from scipy.optimize import minimize
 from scipy.spatial.transform import Rotation
 
 from vibe_engine.blazepose import topology as topo
-from vibe_engine.blazepose.fit import (FIXED_JOINTS, FREE_JOINTS, HINGE_JOINTS, HINGES, LOSS_SCALE, REST_PRIOR,
-                                       SPINE, FitConfig, Observations, Skeleton, chain_kinematics)
+from vibe_engine.blazepose.model import (FIXED_JOINTS, FREE_JOINTS, HINGE_JOINTS, HINGES, LOSS_SCALE,
+                                         REST_PRIOR, SPINE, FitConfig, Observations, Skeleton, chain_kinematics)
 
 log = logging.getLogger(__name__)
 

@@ -36,6 +36,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from vibe_blender.core.smpl import SMPL_JOINT_NAMES, SMPL_PARENTS  # noqa: F401 - re-exported
+
 NUM_LANDMARKS = 33
 NUM_MODEL_LANDMARKS = 39
 NUM_AUX = 2
@@ -50,14 +52,7 @@ LANDMARK_NAMES = (
 )
 LM = {name: i for i, name in enumerate(LANDMARK_NAMES)}
 
-SMPL_JOINT_NAMES = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2", "left_ankle",
-    "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar", "right_collar", "head",
-    "left_shoulder", "right_shoulder", "left_elbow", "right_elbow", "left_wrist", "right_wrist",
-    "left_hand", "right_hand",
-)
 SJ = {name: i for i, name in enumerate(SMPL_JOINT_NAMES)}
-SMPL_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
 
 #: Landmark index → its mirror (left ↔ right), for flips and symmetry checks.
 MIRROR = tuple(LM[n.replace("left", "#").replace("right", "left").replace("#", "right")]

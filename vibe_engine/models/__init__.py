@@ -27,6 +27,7 @@ log = logging.getLogger(__name__)
 
 #: File name the official VIBE data folder uses for the SPIN backbone checkpoint.
 SPIN_FILE_NAME = "spin_model_checkpoint.pth.tar"
+#: Compute dtype of each ``vibe_blender.core.settings.PRECISIONS`` choice.
 PRECISIONS = {"fp32": torch.float32, "bf16": torch.bfloat16}
 
 

@@ -16,16 +16,14 @@ import numpy as np
 import torch
 from torch import nn
 
+from vibe_blender.core.smpl import NUM_JOINTS, NUM_POSE_BASIS, SMPL_PARENTS  # noqa: F401 - re-exported
+
 log = logging.getLogger(__name__)
 
 NUM_VERTS = 6890
-NUM_JOINTS = 24
 NUM_BETAS = 10
 NUM_FACES = 13776
-NUM_POSE_BASIS = 207  # 23 joints × 9 entries of (R − I)
 NUM_EXTRA_REGRESSED = 9
-#: SMPL kinematic tree (parent of each joint, −1 for the root).
-SMPL_PARENTS = (-1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21)
 #: smplx's SMPL-H vertex ids appended after the 24 joints, in smplx's append order.
 SMPLX_EXTRA_VERTEX_IDS = (332, 6260, 2800, 4071, 583, 3216, 3226, 3387, 6617, 6624, 6787,
                           2746, 2319, 2445, 2556, 2673, 6191, 5782, 5905, 6016, 6133)

@@ -97,7 +97,11 @@ def _extra_regressor(data: Mapping[str, Any], path: Path, fallback: np.ndarray |
         return _f32(data["J_regressor_extra"])
     sibling = path.with_name(EXTRA_REGRESSOR_FILE)
     if sibling.is_file():
-        return _f32(np.load(sibling, allow_pickle=False))
+        try:
+            return _f32(np.load(sibling, allow_pickle=False))
+        except (ValueError, TypeError, OSError, EOFError) as exc:
+            raise ModelError(f"cannot read {sibling} ({type(exc).__name__}: {str(exc)[:120]}); it must be a "
+                             f"plain float array (9, V): replace it with the official {EXTRA_REGRESSOR_FILE}") from None
     if fallback is not None:
         return fallback
     raise ModelError(f"no J_regressor_extra for body model {path}: put {EXTRA_REGRESSOR_FILE} "

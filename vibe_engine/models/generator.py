@@ -29,7 +29,9 @@ class VibeGenerator(nn.Module):
     Args:
         body: SMPL arrays (see BodyArrays).
         compute_dtype: dtype of backbone and encoder weights (float32 or bfloat16); the
-            regressor and SMPL always run in float32.
+            regressor and SMPL run in float32. A generator converted with ``.double()`` and
+            ``compute_dtype=torch.float64`` runs and returns float64 throughout (the equivalence
+            tests use it: float32 results depend on the CPU's kernel blocking).
         channels_last: run the backbone in NHWC memory format (faster on CPU and GPU).
     """
 
@@ -105,7 +107,8 @@ class VibeGenerator(nn.Module):
         """
         x = feats.to(device=self.device, dtype=self.compute_dtype)
         y, hidden = self.encoder(x, hidden)
-        return y.float(), hidden.float()
+        out = torch.promote_types(self.compute_dtype, torch.float32)
+        return y.to(out), hidden.to(out)
 
     def regress(self, y: torch.Tensor, with_verts: bool = True) -> dict[str, torch.Tensor]:
         """y (N,T,2048) → dict, float32, each shaped (N,T,…):

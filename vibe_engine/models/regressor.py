@@ -69,8 +69,9 @@ class Regressor(nn.Module):
 
     def forward(self, x: torch.Tensor, with_verts: bool = True) -> dict[str, torch.Tensor]:
         """x (B,2048) → dict of theta (B,85), rotmat (B,24,3,3), kp_3d (B,49,3), kp_2d (B,49,2)
-        and, if ``with_verts``, verts (B,6890,3). float32; metres; crop-normalised 2D."""
-        x = x.float()
+        and, if ``with_verts``, verts (B,6890,3). float32 (float64 for a ``.double()`` regressor);
+        metres; crop-normalised 2D."""
+        x = x.to(self.fc1.weight.dtype)
         pose6d, shape, cam = self.iterate(x)
         rotmat = rot6d_to_rotmat(pose6d.reshape(-1, NUM_JOINTS, 6))
         verts, kp_3d = self.smpl(rotmat, shape)

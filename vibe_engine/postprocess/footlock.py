@@ -28,7 +28,7 @@ import numpy as np
 from vibe_blender.core.body import forward_kinematics, shaped_rest
 from vibe_blender.core.rotations import aa_to_matrix, matrix_to_aa
 
-from .smoothing import LocalFitParams, smooth_vectors
+from vibe_engine.postprocess.smoothing import LocalFitParams, smooth_vectors
 
 CONTACT_JOINTS = (7, 10, 8, 11)  # left ankle, left foot, right ankle, right foot
 LEGS = ((1, 4, 7, 10), (2, 5, 8, 11))  # (hip, knee, ankle, foot) left, right

@@ -20,11 +20,11 @@ from vibe_blender.core import motion_file as mf
 from vibe_blender.core.body import forward_kinematics, shaped_rest
 from vibe_blender.core.rotations import aa_to_matrix
 
-from .. import camera_motion, final_joints
-from ..world import estimate_world, world_meta
-from .contacts import detect_contacts
-from .footlock import CONTACT_JOINTS, lock_feet
-from .smoothing import LocalFitParams, smooth_rotations, smooth_translation
+from vibe_engine import camera_motion, final_joints
+from vibe_engine.postprocess.contacts import detect_contacts
+from vibe_engine.postprocess.footlock import CONTACT_JOINTS, lock_feet
+from vibe_engine.postprocess.smoothing import LocalFitParams, smooth_rotations, smooth_translation
+from vibe_engine.world import estimate_world, world_meta
 
 log = logging.getLogger(__name__)
 CAMERA_FORWARD = np.array([0.0, 0.0, 1.0])  # OpenCV camera: z looks forward

@@ -1,0 +1,73 @@
+"""The default backend of the pipeline (``vibe_engine.backend.Backend``): BlazePose landmarks per
+tracked person and frame (pass 2, timed ``landmarks``), then the SMPL fit of each track
+(``regress``, timed ``fit``) on the CC0 stand-in body. No licensed files, no torch.
+
+The per-track work is :class:`vibe_engine.blazepose.backend.BlazePoseBackend`; this adapter
+gives it the pipeline's calls and turns its arrays into motion-file tracks (the raw landmarks
+the fit used are kept as optional members, ``LANDMARK_MEMBERS``).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from vibe_blender.core import motion_file as mf
+from vibe_engine import camera
+from vibe_engine.backend import RunContext
+from vibe_engine.blazepose.backend import BlazePoseBackend
+from vibe_engine.blazepose.topology import LANDMARK_NAMES, NUM_LANDMARKS
+from vibe_engine.detect import DEFAULT_MODEL as DETECTOR_MODEL
+from vibe_engine.standin_body import DEFAULT_PATH, load_standin_body, motion_body_meta
+
+#: BlazePose backend extras kept as optional motion-file members (docs/motion-file.md)
+LANDMARK_MEMBERS = ("landmarks_image", "landmarks_world", "visibility", "presence")
+#: Body-model arrays the motion file stores for the stand-in body.
+BODY_KEYS = ("v_template", "shapedirs", "J_regressor", "weights", "parents", "faces")
+
+
+class BlazePoseEngineBackend:
+    """BlazePose over the tracks of pass 2 (see the module docstring)."""
+
+    name = "blazepose"
+
+    def __init__(self, ctx: RunContext, pose: BlazePoseBackend, body: dict[str, np.ndarray]) -> None:
+        self.ctx, self.pose = ctx, pose
+        self.body = mf.BodyModel(**{k: body[k] for k in BODY_KEYS})
+        self.body_meta = motion_body_meta(body)
+        self.joints = {"set": "blazepose33", "names": list(LANDMARK_NAMES[:NUM_LANDMARKS])}
+        self.files: dict[str, Path] = {Path(p).name: Path(p)
+                                       for p in (DETECTOR_MODEL, pose.model.path, DEFAULT_PATH)}
+        self.done = 0
+
+    @classmethod
+    def load(cls, ctx: RunContext, info: Any) -> BlazePoseEngineBackend:
+        """The shipped landmark model ``cfg.landmark_model`` and the stand-in body."""
+        body = load_standin_body()
+        focal = camera.camera_meta(info.width, info.height, ctx.cfg.focal_px, ctx.cfg.video)["focal_px"]
+        pose = BlazePoseBackend(model=ctx.cfg.landmark_model, body=body, focal_px=focal,
+                                image_size=(info.width, info.height))
+        return cls(ctx, pose, body)
+
+    def start(self, tracks: list[Any]) -> None:
+        for t in tracks:
+            self.pose.start_track(t.id, t.bbox[0])
+
+    def add_frame(self, track: Any, row: int, image: np.ndarray) -> None:
+        with self.ctx.timings("landmarks"):
+            self.pose.add_frame(track.id, int(track.frames[row]), image, track.bbox[row])
+        self.done += 1
+
+    def end_frame(self) -> int:
+        return self.done
+
+    def end_pass(self) -> int:
+        return self.done
+
+    def finish_track(self, track: Any, times: np.ndarray) -> mf.Track:
+        with self.ctx.timings("fit"):
+            arrays = self.pose.finish_track(track.id)
+        raw = arrays.pop("extra", {})
+        kept = {name: raw[name] for name in LANDMARK_MEMBERS if name in raw}
+        return mf.Track(id=int(track.id), times=times[arrays["frames"]], extra=kept, **arrays)
