@@ -26,7 +26,7 @@ from vibe_blender.core.body import forward_kinematics, shaped_rest
 from vibe_blender.core.rotations import aa_to_matrix
 
 from vibe_engine import selfcal
-from vibe_engine.postprocess.ground import (GroundPlane, _pooled_stance, estimate_ground_tracks,
+from vibe_engine.postprocess.ground import (GroundPlane, pooled_stance, estimate_ground_tracks,
                                              world_from_camera)
 
 PELVIS, NECK = 0, 12
@@ -81,7 +81,7 @@ def _mean_up(ups: list[np.ndarray]) -> np.ndarray:
 
 def check_ground(plane: GroundPlane, feet, ups) -> str | None:
     """Why this ground is not credible, or None when it is."""
-    stance = _pooled_stance(feet, plane.normal)
+    stance = pooled_stance(feet, plane.normal)
     if len(stance) < MIN_STANCE_POINTS:
         return f"only {len(stance)} foot points touch the floor"
     tilt = float(np.degrees(np.arccos(np.clip(plane.normal @ _mean_up(ups), -1.0, 1.0))))

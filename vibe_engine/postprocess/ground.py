@@ -116,7 +116,7 @@ def estimate_ground(feet: np.ndarray, times: np.ndarray, body_up: np.ndarray | N
     return estimate_ground_tracks([(feet, times)], None if body_up is None else [body_up])
 
 
-def _pooled_stance(tracks: list[tuple[np.ndarray, np.ndarray]], up: np.ndarray) -> np.ndarray:
+def pooled_stance(tracks: list[tuple[np.ndarray, np.ndarray]], up: np.ndarray) -> np.ndarray:
     """Stance points (M,3) of every track (feet (T,K,3), times (T,)) along the current ``up``."""
     points = [_stance_points(f, _speeds(f, t), up) for f, t in tracks]
     return np.concatenate(points) if points else np.zeros((0, 3))
@@ -138,7 +138,7 @@ def estimate_ground_tracks(tracks: list[tuple[np.ndarray, np.ndarray]],
     tracks = [tracks[i] for i in keep]
     up = CAMERA_UP if not body_ups else _mean_direction(np.concatenate([body_ups[i] for i in keep]))
     for _ in range(ITERATIONS):
-        stance = _pooled_stance(tracks, up)
+        stance = pooled_stance(tracks, up)
         if len(stance) < 3:
             break
         centroid, normal, spread = _robust_plane(stance[:: max(1, len(stance) // MAX_STANCE_POINTS)], up)
