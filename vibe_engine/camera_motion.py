@@ -31,7 +31,7 @@ CORNER_QUALITY = 0.01
 CORNER_MIN_DISTANCE = 8  # px at WORK_WIDTH
 #: Person boxes are grown by this fraction of their side before masking (limbs outside the box).
 BOX_MARGIN = 0.2
-LK_WINDOW = (21, 21)
+LK_WINDOW = (15, 15)
 LK_LEVELS = 3
 FB_MAX_PX = 1.0  # forward-backward tracking error accepted (px at WORK_WIDTH)
 HOMOGRAPHY_PX = 1.5  # MAGSAC threshold (px at WORK_WIDTH)

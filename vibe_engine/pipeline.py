@@ -404,8 +404,11 @@ def run_pipeline(cfg: EngineConfig, writer: ProtocolWriter, token: CancelToken) 
         reader.verify_unchanged()
     writer.stage("write")
     motion = build_motion(run, backend, info, times, motion_tracks)
-    if run.camera is not None and (msg := camera_motion.attach(motion, run.camera, cfg.camera)):
-        writer.warning("CAMERA_STATIC_FALLBACK", msg)
+    if run.camera is not None:
+        with run.timings("camera_motion"):  # the path solve (focal, zoom) counts with the tracking
+            msg = camera_motion.attach(motion, run.camera, cfg.camera)
+        if msg:
+            writer.warning("CAMERA_STATIC_FALLBACK", msg)
     return _write(run, motion)
 
 
