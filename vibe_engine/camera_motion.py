@@ -25,7 +25,7 @@ from typing import Any, Iterable
 import numpy as np
 
 #: Frames are tracked at this width (px); the result does not depend on it beyond precision.
-WORK_WIDTH = 640
+WORK_WIDTH = 480
 MAX_CORNERS = 200
 CORNER_QUALITY = 0.01
 CORNER_MIN_DISTANCE = 8  # px at WORK_WIDTH
