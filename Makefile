@@ -22,6 +22,11 @@ export OMP_WAIT_POLICY := PASSIVE
 	.venv/bin/pip install $(PIP_FLAGS) --no-deps --no-build-isolation -e .
 	touch $@
 
+# Ray for the batch tests (tests/batch): added to .venv, constrained so torch/numpy never move.
+.venv/.ray-stamp: requirements/ray.txt .venv/.stamp
+	.venv/bin/pip install $(PIP_FLAGS) -r requirements/ray.txt -c requirements/engine.txt
+	touch $@
+
 # Oldest supported Blender (4.2 LTS, Python 3.11) for the add-on matrix.
 .venv-bpy42/.stamp: requirements/bpy42.txt
 	$(PY311) -m venv .venv-bpy42
@@ -59,7 +64,7 @@ $(READERS_DIR)/.stamp: | apt
 readers: $(READERS_DIR)/.stamp
 
 # Whole suite: every tier in the main venv, then the Blender tier on 4.2 and 5.2.
-test: venvs apt readers
+test: venvs apt readers .venv/.ray-stamp
 	.venv/bin/python -m pytest -q tests
 	PYTHONPATH=$(CURDIR) .venv-bpy42/bin/python -m pytest -q -p no:cacheprovider tests/blender
 	PYTHONPATH=$(CURDIR) .venv-bpy52/bin/python -m pytest -q -p no:cacheprovider tests/blender
@@ -77,6 +82,7 @@ bench: .venv/.stamp apt
 	.venv/bin/python benchmarks/generator.py
 	.venv/bin/python benchmarks/engine.py
 	.venv/bin/python benchmarks/bake.py
+	.venv/bin/python benchmarks/retarget.py
 	.venv/bin/python benchmarks/accuracy.py --suite ci
 
 # Opt-in: the full synthetic accuracy suite (clips are rendered on demand; needs Debian's CMU BVH files).

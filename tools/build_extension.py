@@ -1,6 +1,13 @@
 """Build the Blender extension zip: stage ``vibe_blender/`` + ``blender_manifest.toml`` (+ LICENSE)
 into ``build/ext/vibe_mocap/``, then run Blender's own ``blender_ext.py build`` into ``dist/``.
 
+The zip is self-contained for "Set Up Engine": ``engine/`` inside it holds the engine as one wheel
+(``vibe_engine`` + the ``vibe_blender.core`` it imports + the free models and stand-in body under
+``assets/``, where the engine looks for them next to its package) and ``engine/requirements.txt``
+(the pinned engine requirements of ``requirements/engine.txt`` without the test/bpy pins). The wheel
+is built by setuptools (``pip wheel --no-deps``, setuptools fetched into pip's isolated build env) from
+a staged copy.
+
 ``blender_ext.py`` is the stand-alone tool inside the bpy wheel
 (``<bpy dir>/<ver>/scripts/addons_core/bl_pkg/cli/blender_ext.py``, stdlib only); it is found
 next to the ``bpy`` importable by this interpreter, or given with ``--blender-ext``.
@@ -26,6 +33,11 @@ REPO = Path(__file__).resolve().parents[1]
 PACKAGE = "vibe_blender"
 MANIFEST = "blender_manifest.toml"
 EXTRA_FILES = ("LICENSE",)
+ENGINE_DIR = "engine"  # inside the extension: the engine wheel + requirements.txt (runner.engine_cmd)
+ENGINE_REQUIREMENTS = "requirements/engine.txt"
+NOT_ENGINE_PINS = ("pytest", "bpy")  # test / Blender-module pins of requirements/engine.txt
+ENGINE_ASSETS = ("assets/models", "assets/body")
+ASSET_PATTERNS = ["*.tflite", "*.npz", "*.txt", "*.md"]
 TOOL_TIMEOUT_S = 300
 
 
@@ -103,6 +115,54 @@ def stage(dest: Path, repo: Path = REPO) -> Path:
     return dest
 
 
+def engine_requirements(repo: Path = REPO) -> str:
+    """requirements/engine.txt without comments and the test/bpy pins (what the engine venv needs)."""
+    keep = []
+    for line in (repo / ENGINE_REQUIREMENTS).read_text(encoding="utf-8").splitlines():
+        text = line.split("#", 1)[0].strip()
+        name = text.split("=", 1)[0].split("<", 1)[0].split(">", 1)[0].strip().lower()
+        if text and name not in NOT_ENGINE_PINS:
+            keep.append(text)
+    return "\n".join(keep) + "\n"
+
+
+def _wheel_pyproject(repo: Path) -> str:
+    """pyproject.toml of the engine wheel: the project table of the repo's, assets as package data."""
+    project = tomllib.loads((repo / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    scripts = "".join(f'{k} = "{v}"\n' for k, v in project.get("scripts", {}).items())
+    return (f'[build-system]\nrequires = ["setuptools>=64"]\nbuild-backend = "setuptools.build_meta"\n\n'
+            f'[project]\nname = "{project["name"]}"\nversion = "{project["version"]}"\n'
+            f'requires-python = "{project["requires-python"]}"\n'
+            f'dependencies = [{", ".join(repr(d).replace(chr(39), chr(34)) for d in project["dependencies"])}]\n\n'
+            f'[project.scripts]\n{scripts}\n'
+            '[tool.setuptools.packages.find]\ninclude = ["vibe_engine*", "vibe_blender*", "assets*"]\n'
+            'namespaces = true\n\n[tool.setuptools.package-data]\n'
+            f'"*" = [{", ".join(chr(34) + p + chr(34) for p in ASSET_PATTERNS)}]\n')
+
+
+def build_engine_wheel(dest: Path, work: Path, repo: Path = REPO) -> Path:
+    """Build the engine wheel into ``dest`` from a staged copy under ``work``; returns its path."""
+    src = work / "engine-src"
+    if src.exists():
+        shutil.rmtree(src)
+    ignore = shutil.ignore_patterns("__pycache__", "*.pyc")
+    for name in ("vibe_engine", PACKAGE, *ENGINE_ASSETS):
+        shutil.copytree(repo / name, src / name, ignore=ignore)
+    (src / "pyproject.toml").write_text(_wheel_pyproject(repo), encoding="utf-8")
+    dest.mkdir(parents=True, exist_ok=True)
+    for old in dest.glob("*.whl"):
+        old.unlink()
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps",
+                           "--disable-pip-version-check", "-q", "-w", str(dest), str(src)],
+                          capture_output=True, text=True, timeout=TOOL_TIMEOUT_S, cwd=work)
+    wheels = sorted(dest.glob("*.whl"))
+    if done.returncode != 0 or len(wheels) != 1:
+        raise BuildError(f"building the engine wheel failed (rc {done.returncode}): "
+                         f"{(done.stdout + done.stderr).strip()[-2000:]}")
+    (dest / "requirements.txt").write_text(engine_requirements(repo), encoding="utf-8")
+    return wheels[0]
+
+
 def run_tool(blender_ext: Path, *args: str) -> subprocess.CompletedProcess:
     """Run ``blender_ext.py`` with this interpreter (it needs only the standard library)."""
     return subprocess.run([sys.executable, str(blender_ext), *args], capture_output=True, text=True,
@@ -115,6 +175,7 @@ def build(out_dir: Path, build_dir: Path, blender_ext: Path | None = None) -> Pa
     manifest = read_manifest()
     blender_ext = blender_ext or find_blender_ext()
     staged = stage(build_dir / manifest["id"])
+    build_engine_wheel(staged / ENGINE_DIR, build_dir)
     out_dir.mkdir(parents=True, exist_ok=True)  # blender_ext.py needs it to exist
     zip_path = out_dir / f"{manifest['id']}-{version}.zip"
     zip_path.unlink(missing_ok=True)

@@ -32,9 +32,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
-import os
 import sys
-import tempfile
 import zipfile
 from pathlib import Path
 
@@ -46,6 +44,7 @@ if str(REPO_ROOT) not in sys.path:
     sys.path.insert(0, str(REPO_ROOT))  # the SMPL tables (vibe_blender.core.smpl: stdlib only)
 
 from vibe_blender.core import smpl  # noqa: E402
+from vibe_blender.core.atomic import atomic_write  # noqa: E402
 
 logger = logging.getLogger("build_standin_body")
 
@@ -469,19 +468,13 @@ def write_npz(path: Path, members: dict[str, np.ndarray]) -> None:
     """Write ``members`` as a compressed ``.npz`` to ``path``, byte-for-byte reproducible (fixed
     zip timestamps, sorted members), atomically (temp file in the same folder, then rename)."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".tmp-", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as handle, zipfile.ZipFile(handle, "w") as archive:
-            for name in sorted(members):
-                info = zipfile.ZipInfo(name + ".npy", date_time=ZIP_DATE_TIME)
-                info.compress_type = zipfile.ZIP_DEFLATED
-                with archive.open(info, "w") as member:
-                    np.lib.format.write_array(member, np.ascontiguousarray(members[name]),
-                                              allow_pickle=False)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+    with atomic_write(path) as handle, zipfile.ZipFile(handle, "w") as archive:
+        for name in sorted(members):
+            info = zipfile.ZipInfo(name + ".npy", date_time=ZIP_DATE_TIME)
+            info.compress_type = zipfile.ZIP_DEFLATED
+            with archive.open(info, "w") as member:
+                np.lib.format.write_array(member, np.ascontiguousarray(members[name]),
+                                          allow_pickle=False)
 
 
 def report(arrays: dict[str, np.ndarray]) -> None:

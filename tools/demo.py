@@ -57,6 +57,7 @@ from demo_base import (EXIT_BLENDER, EXIT_ENGINE, EXIT_INTERNAL, EXIT_OK, EXIT_U
 from demo_preview import SHEET_NAME, make_previews, write_readme_image  # noqa: E402,F401
 from demo_scene import IOU_GOOD, build_scene, export_people, measure  # noqa: E402
 from tool_cli import Parser, UsageError, exit_process, print_error  # noqa: E402
+from vibe_blender.core.atomic import atomic_write  # noqa: E402
 from vibe_blender.core.errors import VibeError  # noqa: E402
 from vibe_blender.core.motion_file import Motion, read_motion  # noqa: E402
 from vibe_blender.core.vibe_data import sha256_file  # noqa: E402
@@ -249,9 +250,8 @@ def build_summary(motion: Motion, motion_path: Path, video: Path, engine: dict[s
 
 def write_json(path: Path, data: dict[str, Any]) -> Path:
     """Write JSON atomically."""
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    with atomic_write(path) as fh:
+        fh.write((json.dumps(data, indent=2) + "\n").encode("utf-8"))
     return path
 
 

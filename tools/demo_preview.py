@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import os
 from pathlib import Path
 from typing import Any, Sequence
 
@@ -13,6 +12,7 @@ import numpy as np
 
 from demo_base import FRAME_START, DemoError, echo
 from demo_scene import set_frame
+from vibe_blender.core.atomic import atomic_write
 from vibe_blender.core.bake_plan import times_to_frames
 from vibe_blender.core.motion_file import Motion
 
@@ -88,9 +88,8 @@ def write_png(path: Path, image: np.ndarray) -> Path:
     ok, data = cv2.imencode(".png", cv2.cvtColor(image, code), [cv2.IMWRITE_PNG_COMPRESSION, 9])
     if not ok:
         raise DemoError(f"cannot encode {path.name} as PNG")
-    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
-    tmp.write_bytes(data.tobytes())
-    os.replace(tmp, path)
+    with atomic_write(path) as fh:
+        fh.write(data.tobytes())
     return path
 
 

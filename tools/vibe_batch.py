@@ -33,12 +33,11 @@ for _path in (str(REPO), str(REPO / "tools")):  # run from a checkout: `blender 
         sys.path.insert(0, _path)
 
 from tool_cli import EXIT_USAGE, Parser, UsageError, exit_process, print_error  # noqa: E402
-from vibe_blender.core.settings import DEVICES, FPS_MODES, ROOT_MOTION_MODES  # noqa: E402
+from vibe_blender.core.settings import DEVICES, FPS_MODES, ROOT_MOTION_MODES, VIDEO_SUFFIXES  # noqa: E402
 
 EXIT_OK, EXIT_FAILED = 0, 1
 REPORT_NAME = "vibe_batch_report.json"
 REPORT_VERSION = 1
-VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg")
 MOTION_SUFFIXES = (".npz",)
 DEFAULT_FORMATS = "fbx,bvh"
 
@@ -63,6 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", default="cpu", choices=DEVICES, help="engine device (videos only)")
     p.add_argument("--engine-command", default=None,
                    help="argv prefix replacing '<engine python> -m vibe_engine' (shell quoting)")
+    p.add_argument("--retarget", default=None, metavar="RIG.blend[:ARMATURE]",
+                   help="also retarget each person onto this armature (default: the file's first) and "
+                        "write <stem>_person<id>_retarget.<fbx|glb> (docs/retarget.md)")
     return p
 
 
@@ -93,7 +95,53 @@ def parse_args(args: list[str]) -> argparse.Namespace:
         except ValueError:
             raise UsageError(f"--tracks must be comma-separated ids such as 1,3, got {ns.tracks!r}") from None
     ns.out = os.path.abspath(ns.out or "vibe_out")
+    if ns.retarget is not None:
+        ns.retarget = _retarget_source(ns.retarget)
     return ns
+
+
+def _retarget_source(spec: str) -> tuple[str, str | None]:
+    """(absolute .blend path, armature name or None) of ``--retarget RIG.blend[:ARMATURE]``."""
+    path, _, name = spec.partition(".blend:")
+    path = path + ".blend" if _ else spec
+    if not path.lower().endswith(".blend") or not os.path.isfile(path):
+        raise UsageError(f"--retarget needs an existing .blend file (RIG.blend[:ARMATURE]), got {spec!r}")
+    return os.path.abspath(path), name or None
+
+
+def load_rig(spec: tuple[str, str | None]):
+    """Append the target armature (and its child meshes) from the rig .blend; return the armature."""
+    import bpy
+    path, name = spec
+    with bpy.data.libraries.load(path, link=False) as (src, dst):
+        if name is not None and name not in src.objects:
+            raise ValueError(f"{path} has no object {name!r}; use RIG.blend:ARMATURE with one of its armatures")
+        dst.objects = list(src.objects)
+    arms = [o for o in dst.objects if o is not None and o.type == "ARMATURE"
+            and (name is None or o.name.split(".")[0] == name or o.name == name)]
+    if not arms:
+        for o in dst.objects:
+            if o is not None:
+                bpy.data.objects.remove(o)
+        raise ValueError(f"{path} has no armature{' ' + repr(name) if name else ''}; pick a .blend with your rig")
+    keep = {arms[0]} | {o for o in dst.objects if o is not None and o.parent == arms[0]}
+    for o in dst.objects:
+        if o is not None and o not in keep:
+            bpy.data.objects.remove(o)
+    for o in keep:
+        bpy.context.scene.collection.objects.link(o)
+    return arms[0]
+
+
+def retarget_person(arm, folder: str, stem: str, ns: argparse.Namespace) -> dict[str, str]:
+    """Retarget one baked person onto a fresh copy of the --retarget rig and export it (fbx/glb)."""
+    from vibe_blender.bl import api, api_export
+    target = load_rig(ns.retarget)
+    api.retarget(arm, target)
+    base = os.path.join(folder, f"{stem}_person{arm.get('vibe_track_id', arm.name)}_retarget")
+    writers = {"fbx": lambda p: api_export.export_fbx(target, p, preset=ns.preset),
+               "glb": lambda p: api_export.export_gltf(target, p)}
+    return {fmt: writers[fmt](f"{base}.{fmt}") for fmt in ns.formats if fmt in writers}
 
 
 def find_inputs(path: str, motion: bool) -> list[str]:
@@ -169,6 +217,8 @@ def export_person(arm, folder: str, stem: str, ns: argparse.Namespace) -> dict[s
                "glb": lambda p: api_export.export_gltf(arm, p, take=stem, report=reports["glb"])}
     files = {fmt: writers[fmt](f"{base}.{fmt}") for fmt in ns.formats}
     start, end = action_frame_range(arm)
+    if ns.retarget is not None:
+        files.update({f"retarget_{fmt}": p for fmt, p in retarget_person(arm, folder, stem, ns).items()})
     return {"id": track_id, "armature": arm.name, "frame_range": [start, end],
             "frames": end - start + 1, "files": files, "exports": reports}
 

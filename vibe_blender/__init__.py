@@ -18,8 +18,31 @@ bl_info = {
 }
 
 
+#: Oldest Blender the add-on runs on (below it, e.g. Debian's 3.4, mesh and Action APIs differ).
+MIN_BLENDER = (4, 2, 0)
+
+
+def version_refusal(version: tuple[int, ...]) -> str | None:
+    """The one-line refusal for Blender ``version`` (``bpy.app.version``), None when supported."""
+    if tuple(version[:3]) >= MIN_BLENDER:
+        return None
+    have, need = ".".join(map(str, version[:3])), ".".join(map(str, MIN_BLENDER[:2]))
+    return (f"VIBE Mocap needs Blender {need} or newer (this is Blender {have}): "
+            f"install Blender {need} LTS or newer from blender.org")
+
+
 def register() -> None:
-    """Register the add-on's Blender classes (imports bpy lazily)."""
+    """Register the add-on's Blender classes (imports bpy lazily); refused below ``MIN_BLENDER``.
+
+    The refusal raises before anything is imported or registered, so the add-on stays disabled and
+    the scene untouched (Blender shows the message in its console and add-on list).
+    """
+    import bpy
+
+    refusal = version_refusal(tuple(bpy.app.version))
+    if refusal is not None:
+        print(f"VIBE Mocap: {refusal}")
+        raise RuntimeError(refusal)
     from . import bl
 
     bl.register()

@@ -140,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     inspect = sub.add_parser("inspect", help="summarise a motion file")
     inspect.add_argument("file")
     inspect.add_argument("--json", action="store_true", help="print one JSON object")
+    batch = sub.add_parser("batch", add_help=False, help="many videos → motion files, resumable, on Ray "
+                           "(docs/batch.md; `batch --help`)")
+    batch.add_argument("batch_args", nargs=argparse.REMAINDER)
     return parser
 
 
@@ -256,12 +259,20 @@ def _protocol_stream() -> tuple[TextIO, Callable[[], None]]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point; returns the exit code."""
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["batch"]:  # its own parser (argparse's REMAINDER would not take a leading option)
+        from vibe_engine.batch import batch_main
+
+        return batch_main(argv[1:], build_parser, make_config)
     try:
         args = build_parser().parse_args(argv)
     except UsageError as exc:
         return _usage_failure(argv, str(exc), sys.stdout)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    if args.command == "batch":
+        from vibe_engine.batch import batch_main
+
+        return batch_main(args.batch_args, build_parser, make_config)
     if args.command == "inspect":
         from vibe_engine.inspect_cmd import inspect_main
 

@@ -176,7 +176,7 @@ def test_two_people_get_their_own_rig_and_action():
     assert bpy.data.objects["VIBE_2_body"].parent.name == "VIBE_2"
     first_key = next(iter(compat.action_fcurves(bpy.data.actions["VIBE_2_action"]))).keyframe_points[0]
     assert first_key.co.x == pytest.approx(1 + 3)  # video frame 3 at 30 fps → scene frame 4
-    assert bpy.context.scene.frame_end == 1 + 8  # last video frame (8) of the later track
+    assert bpy.context.scene.frame_end == 1 + 11  # last video frame (6 + 3 · 2 frames) of the clip
 
 
 def test_in_place_keeps_pelvis_over_origin(motion):
@@ -208,12 +208,12 @@ def test_vfr_times_land_on_frames_and_fps_options(motion):
     xs = np.empty(2 * NUM_FRAMES, np.float32)
     fc.keyframe_points.foreach_get("co", xs)
     np.testing.assert_allclose(xs[0::2], 10 + m.track(1).times * 24, atol=1e-4)
-    assert (scene.render.fps, scene.frame_start, scene.frame_end) == (24, 10, 22)
+    assert (scene.render.fps, scene.frame_start, scene.frame_end) == (24, 10, 25)  # the clip's last frame: 12 / 20 s
     act = bake.bake_track(arm, m, 1, frame_start=1, fps="video")
     fc = next(iter(compat.action_fcurves(act)))
     fc.keyframe_points.foreach_get("co", xs)
     np.testing.assert_allclose(xs[0::2], 1 + m.track(1).times * 20, atol=1e-4)
-    assert (scene.render.fps, scene.render.fps_base, scene.frame_end) == (20, 1.0, 11)
+    assert (scene.render.fps, scene.render.fps_base, scene.frame_end) == (20, 1.0, 13)
     bake.bake_track(arm, m, 1, fps=29.97)
     assert scene.render.fps == 30 and scene.render.fps_base == pytest.approx(30 / 29.97, rel=1e-6)
 
@@ -225,7 +225,7 @@ def test_bad_fps_is_refused_before_anything_changes(motion):
         bake.bake_track(arm, motion, 1, fps=0)
     no_fps = copy.copy(motion)
     no_fps.meta = {**motion.meta, "video": {}}
-    with pytest.raises(mf.MotionFileError, match="no video fps"):
+    with pytest.raises(mf.MotionFileError, match=r"meta video.fps is None .*it must be a number in \(0, 1000\]"):
         bake.bake_track(arm, no_fps, 1, fps="video")
     assert _counts() == before and arm.animation_data is None
 

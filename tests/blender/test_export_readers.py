@@ -20,7 +20,7 @@ import pytest
 
 pytest.importorskip("bpy")
 
-from tests.blender.fbx_reader import models, read_fbx  # noqa: E402
+from tests.blender.fbx_reader import read_fbx  # noqa: E402
 from tests.blender.readers import assimp_xml, bvh, gltf, tools  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[2]

@@ -7,7 +7,7 @@ import vibe_blender  # noqa: E402
 from vibe_blender import bl  # noqa: E402
 
 EXPECTED_OPERATORS = {"import_video", "import_motion", "cancel", "check_engine", "setup_engine",
-                      "hash_vibe_data"}
+                      "hash_vibe_data", "export_character"}
 
 
 def _state() -> dict:
@@ -42,6 +42,7 @@ def test_register_unregister_register_is_clean(clean):
     assert first["operators"] == sorted(EXPECTED_OPERATORS)
     assert first["types"] == first["is_registered"] == sorted(cls.__name__ for cls in bl.CLASSES)
     assert bpy.context.scene.vibe.root_motion == "world"
+    assert bpy.context.scene.vibe.fps_mode == "video"  # footage and characters agree by default
     vibe_blender.unregister()
     assert _state() == empty
     vibe_blender.register()
@@ -57,6 +58,9 @@ def test_classes_follow_the_naming_rules():
             assert idname == "vibe." + name.split("_OT_")[1]
     assert ids["VibePreferences"] == "vibe_blender"  # the add-on module name (from __package__)
     assert ids["VIBE_PT_main"] == "VIBE_PT_main"
+    subpanels = [cls for cls in bl.CLASSES if getattr(cls, "bl_parent_id", "")]
+    assert {cls.bl_parent_id for cls in subpanels} == {"VIBE_PT_main"}
+    assert all(bl.CLASSES.index(cls) > bl.CLASSES.index(bl.panels.VIBE_PT_main) for cls in subpanels)
 
 
 def test_settings_build_frozen_options(clean):

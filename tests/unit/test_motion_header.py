@@ -96,7 +96,8 @@ def test_read_motion_parses_the_typed_header_once(tmp_path):
     mf.write_motion(path, motion)
     got = mf.read_motion(path)
     h = got.header
-    assert h is got.header  # parsed once, then cached
+    got.meta["video"] = {**got.meta["video"], "fps": 24.0}
+    assert got.header.video.fps == 24.0  # always the header of the current meta
     assert (h.video.fps, h.video.frames, h.video.width, h.video.vfr) == (30.0, 8, 1280, False)
     assert (h.camera.focal_px, h.camera.cx, h.camera.height) == (1000.0, 640.0, 720)
     assert h.world.grounded and np.array_equal(h.world.world_from_camera, np.diag([1.0, -1.0, -1.0, 1.0]))

@@ -24,8 +24,8 @@ def test_parse_track_ids_rejects(text):
 def test_import_options_defaults_and_fps_mapping():
     opts = ImportOptions()
     assert (opts.tracks, opts.root_motion, opts.smoothing, opts.foot_lock, opts.bake_fps) == (
-        None, "world", True, True, None)
-    assert ImportOptions(fps_mode="video").bake_fps == "video"
+        None, "world", True, True, "video")
+    assert ImportOptions(fps_mode="scene").bake_fps is None
     with pytest.raises(dataclasses.FrozenInstanceError):
         opts.root_motion = "off"
 

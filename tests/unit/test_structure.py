@@ -59,8 +59,8 @@ def test_option_choices_come_from_core_settings():
     assert settings.ROOT_MOTION_MODES == ("world", "in_place", "off") == bake_plan.ROOT_MOTION_MODES
     assert settings.PRECISIONS == ("fp32", "bf16") == engine_cmd.PRECISIONS
     assert settings.DEVICES == ("cpu", "cuda") == engine_cmd.DEVICES
-    assert settings.enum_items(settings.FPS_CHOICES)[0] == (
-        "scene", "Match Scene", "Keep the scene frame rate; the motion is resampled to it")
+    assert [item[:2] for item in settings.enum_items(settings.FPS_CHOICES)] == [
+        ("scene", "Keep Scene"), ("video", "Video Rate")]
 
 
 def test_the_smpl_tables_are_shared():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import bpy
 
-from . import operators, panels, prefs, props
+from . import operators, panels, prefs, props, ui_export, ui_retarget
 
 CLASSES = (
     props.VibeSceneSettings,
@@ -15,7 +15,9 @@ CLASSES = (
     operators.VIBE_OT_check_engine,
     operators.VIBE_OT_setup_engine,
     operators.VIBE_OT_hash_vibe_data,
-    panels.VIBE_PT_main,
+    ui_export.VIBE_OT_export_character,
+    *panels.PANELS,
+    *ui_retarget.CLASSES,  # the Retarget to… sub-panel (after its parent panel)
 )
 
 

@@ -85,6 +85,21 @@ def import_motion(path: str | os.PathLike, *, tracks: Sequence[int] | None = Non
     return bake_motion(path, options, report=report)
 
 
+def retarget(source: bpy.types.Object, target: bpy.types.Object, mapping: str | os.PathLike | None = None,
+             lock_feet: bool = True) -> bpy.types.Action:
+    """Retarget a baked character (``source``, from import_video / import_motion) onto your own
+    armature ``target`` (Mixamo, Unreal-style, Rigify, any humanoid): a new Action
+    ``VIBE_<target>_retarget`` with root motion and re-locked feet (docs/retarget.md).
+
+    mapping: None (detect from bone names or structure) or a bone map JSON preset path.
+    Raises ``bl.retarget.RetargetError`` (a VibeError) with the scene unchanged.
+    """
+    from .retarget import retarget as _retarget
+
+    action, _bmap, _plan = _retarget(source, target, mapping, lock_feet=lock_feet)
+    return action
+
+
 # -- building blocks shared with the operators ---------------------------------------------------
 def start_job(video: str | os.PathLike, out: str | os.PathLike, engine: EngineOptions,
               options: ImportOptions) -> Job:

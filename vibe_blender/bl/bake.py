@@ -10,7 +10,8 @@ The animation is planned in numpy (``core.bake_plan``) and written with ``keyfra
   per-frame quality curves visible in the Graph Editor / Dope Sheet.
 When the body has the pose-corrective shape keys (``character``), a second action
 ``VIBE_<id>_correctives`` on its shape-key datablock keys their 207 values (LINEAR), so the evaluated
-mesh reproduces SMPL's pose correctives. Each run of flagged frames also gets one scene timeline marker ``VIBE_<id> low`` at its first frame.
+mesh reproduces SMPL's pose correctives. Drivers on ``hide_viewport`` / ``hide_render`` of the armature
+and the body hide the character outside its track (before its first and after its last key). Each run of flagged frames also gets one scene timeline marker ``VIBE_<id> low`` at its first frame.
 The Action carries ``["vibe_manifest"]`` (the file's manifest as JSON), ``["vibe_track_id"]``,
 ``["vibe_root_motion"]``, ``["vibe_fps"]`` and ``["vibe_frame_start"]``. Re-baking replaces the armature's action (the old one
 is removed when nothing else uses it) and its markers. Any exception leaves the scene as it was.
@@ -25,9 +26,7 @@ from typing import Any, Callable
 import bpy
 import numpy as np
 
-from ..core.bake_plan import BakePlan, flagged_runs, plan_track, scene_fps
-from ..core.errors import MotionFileError
-from ..core.frames import world_from_camera
+from ..core.bake_plan import BakePlan, flagged_runs, plan_track, scene_fps, scene_range, visibility_expression
 from ..core.skeleton import BONE_NAMES, NUM_SMPL_JOINTS, ROOT_INDEX
 from . import compat
 from .character import body_of, corrective_key, corrective_key_names, skeleton_of
@@ -36,7 +35,9 @@ log = logging.getLogger(__name__)
 
 PROP_CONFIDENCE = "vibe_confidence"
 PROP_FLAGGED = "vibe_flagged"
+PROP_FRAME_START = "vibe_frame_start"  # the scene frame of video time 0 (exports start there)
 QUALITY_GROUP = "VIBE quality"
+VISIBILITY_PATHS = ("hide_viewport", "hide_render")
 
 
 def action_name(track_id: int) -> str:
@@ -49,6 +50,18 @@ def correctives_action_name(track_id: int) -> str:
     return f"VIBE_{int(track_id)}_correctives"
 
 
+def _drive_visibility(objects: list, plan: BakePlan, frame_start: int) -> None:
+    """``hide_viewport`` / ``hide_render`` of ``objects`` driven by the frame: shown only from the first
+    to the last key (one expression driver each, replaced on re-bake; no key changes the action's range)."""
+    expression = visibility_expression(plan.frames, frame_start)
+    for obj in objects:
+        for path in VISIBILITY_PATHS:
+            obj.driver_remove(path)
+            drv = obj.driver_add(path).driver
+            drv.type = "SCRIPTED"
+            drv.expression = expression  # a simple expression: evaluated without Python auto-run
+
+
 def marker_prefix(track_id: int) -> str:
     """Prefix of the timeline markers of a track (``VIBE_<id> low``)."""
     return f"VIBE_{int(track_id)} "
@@ -59,9 +72,7 @@ def resolve_fps(motion: Any, scene: bpy.types.Scene, fps: float | str | None) ->
     if fps is None:
         rate = scene.render.fps / scene.render.fps_base
     elif fps == "video":
-        rate = (motion.meta.get("video") or {}).get("fps")
-        if rate is None:
-            raise MotionFileError("the motion file records no video fps; pass a number as fps")
+        rate = motion.header.video.fps  # validated: a finite number in (0, 1000]
     else:
         rate = fps
     rate = float(rate)
@@ -82,7 +93,7 @@ def bake_track(armature: bpy.types.Object, motion: Any, track_id: int, *, root_m
     rate = resolve_fps(motion, scene, fps)
     track = motion.track(track_id)
     plan = plan_track(skeleton_of(armature), track.pose, track.transl, track.times,
-                      world_from_camera(motion.meta), fps=rate, frame_start=frame_start,
+                      motion.header.world.world_from_camera, fps=rate, frame_start=frame_start,
                       root_motion=root_motion, confidence=track.confidence, detected=track.detected)
     key = corrective_key(body_of(armature))
     writers: list[compat.ActionWriter] = []
@@ -90,11 +101,12 @@ def bake_track(armature: bpy.types.Object, motion: Any, track_id: int, *, root_m
     try:
         _build_actions(writers, armature, key, plan, track_id)
         _tag_action(writers[0].action, motion, track_id, root_motion, rate)
-        writers[0].action["vibe_frame_start"] = float(frame_start)  # video time 0 (exports start there)
+        writers[0].action[PROP_FRAME_START] = float(frame_start)
         last = max(float(t.times[-1]) for t in motion.tracks)
         _set_props(armature, undo)
         _replace_markers(scene, plan, track_id, undo)
-        _set_timing(scene, fps is not None, rate, frame_start, last, undo)
+        _set_timing(scene, fps is not None, rate, scene_range(frame_start, rate, last, motion.header.video),
+                    undo)
         olds = [_assign(owner, w, undo) for owner, w in zip((armature, key), writers)]
     except BaseException:
         for step in reversed(undo):
@@ -103,6 +115,7 @@ def bake_track(armature: bpy.types.Object, motion: Any, track_id: int, *, root_m
             w.discard()
         raise
     _drop_unused(olds)  # irreversible, so last; nothing below can fail
+    _drive_visibility([o for o in (armature, body_of(armature)) if o is not None], plan, frame_start)
     for w, name in zip(writers, (action_name(track_id), correctives_action_name(track_id))):
         w.action.name = name
     log.info("baked track %s: %d keys at %.3f fps", track_id, plan.num_keys, rate)
@@ -134,10 +147,13 @@ def _write_channels(writer: compat.ActionWriter, plan: BakePlan) -> None:
 
 
 def _tag_action(action: bpy.types.Action, motion: Any, track_id: int, root_motion: str, rate: float) -> None:
-    action["vibe_manifest"] = json.dumps(motion.meta.get("manifest", {}), sort_keys=True)
+    action["vibe_manifest"] = json.dumps(motion.header.manifest.raw, sort_keys=True)
     action["vibe_track_id"] = int(track_id)
     action["vibe_root_motion"] = root_motion
     action["vibe_fps"] = float(rate)
+    contacts = motion.track(track_id).extra.get("contacts")  # the engine's, for retargeting (bl.retarget)
+    if contacts is not None:
+        action["vibe_contacts"] = np.asarray(contacts, np.int32).ravel().tolist()
 
 
 def _write_correctives(writer: compat.ActionWriter, plan: BakePlan) -> None:
@@ -189,15 +205,15 @@ def _replace_markers(scene, plan, track_id, undo) -> None:
         undo.append(lambda m=marker: markers.remove(m))
 
 
-def _set_timing(scene, set_fps, rate, frame_start, last_time, undo) -> None:
+def _set_timing(scene, set_fps, rate, frame_range, undo) -> None:
     r = scene.render
     before = (r.fps, r.fps_base, scene.frame_start, scene.frame_end)
     undo.append(lambda: _restore_timing(scene, before))
     if set_fps:
         r.fps, r.fps_base = scene_fps(rate)
-    end = max(int(frame_start), int(math.ceil(frame_start + last_time * rate - 1e-6)))
+    start, end = frame_range
     scene.frame_end = max(end, scene.frame_end)  # never below frame_start while moving it
-    scene.frame_start = int(frame_start)
+    scene.frame_start = start
     scene.frame_end = end
 
 

@@ -31,6 +31,7 @@ from ..core import export_presets as presets
 from ..core import fbx_binary, glb_binary, skinning
 from ..core.errors import UserInputError, VibeError
 from . import compat
+from .bake import PROP_FRAME_START
 from .export_skin import bone_weights, prune_mesh
 
 log = logging.getLogger(__name__)
@@ -233,7 +234,7 @@ def clip_of(armature: bpy.types.Object, timing: str, take: str | None) -> Clip:
     presets.check_choice("timing", timing, presets.TIMING_MODES)
     start, end = action_frame_range(armature)
     scene = bpy.context.scene
-    video_zero = armature.animation_data.action.get("vibe_frame_start", scene.frame_start)
+    video_zero = armature.animation_data.action.get(PROP_FRAME_START, scene.frame_start)
     origin = start if timing == "clip" else int(round(float(video_zero)))
     take = str(take) if take else presets.DEFAULT_TAKE
     return Clip(start, end, origin, scene.render.fps / scene.render.fps_base, f"{armature.name}_{take}")

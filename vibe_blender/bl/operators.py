@@ -20,12 +20,14 @@ from pathlib import Path
 import bpy
 from bpy.props import StringProperty
 
-from ..core.errors import VibeError
+from ..core import ui_text
+from ..core.errors import UserInputError, VibeError
 from ..core.settings import ImportOptions
 from ..core.vibe_data import HashCache, check_folder
 from ..runner import engine_cmd
+from ..runner.engine_process import decode_line
 from ..runner.job import CommandJob, Job, JobState
-from . import api, prefs, props, ui_compat
+from . import api, compat, prefs, props, ui_compat
 
 log = logging.getLogger(__name__)
 
@@ -35,11 +37,18 @@ TAKES_DIR_NAME = "takes"
 
 
 class ActiveRun:
-    """The one engine run the panel shows (runs are one at a time)."""
+    """The one engine run the panel shows (runs are one at a time), and the last finished take."""
 
     job: Job | None = None
     message: str = ""
     level: str = "INFO"
+    #: (video as typed, motion file) of the last engine run that finished: what redo re-bakes.
+    last_take: tuple[str, str] | None = None
+
+
+def interactive() -> bool:
+    """True in a Blender window, where an ``execute`` call is a redo/repeat, never a script."""
+    return not bpy.app.background
 
 
 def active_job() -> Job | None:
@@ -57,7 +66,7 @@ def shutdown() -> None:
 
 
 def _set_status(message: str, level: str = "INFO") -> None:
-    ActiveRun.message, ActiveRun.level = message, level
+    ActiveRun.message, ActiveRun.level = ui_text.without_flags(message), level
 
 
 class _PrintProgress:
@@ -71,8 +80,10 @@ class _PrintProgress:
         stage = job.step_name if isinstance(job, CommandJob) else job.stage
         if stage != self._stage or frac - self._shown >= PRINT_STEP or job.finished:
             self._stage, self._shown = stage, frac
-            eta = f", about {job.eta_s:.0f} s left in stage" if getattr(job, "eta_s", None) else ""
-            print(f"{self.label}: {stage or 'starting'} {frac * 100.0:5.1f}%{eta}", flush=True)
+            eta = getattr(job, "overall_eta_s", None)
+            eta = f", {ui_text.duration_words(eta)} left" if eta else ""
+            words = ui_text.stage_words(stage) if isinstance(job, Job) else (stage or "Starting")
+            print(f"{self.label}: {words} {frac * 100.0:5.1f}%{eta}", flush=True)
 
 
 class _ModalJob:
@@ -178,9 +189,18 @@ class VIBE_OT_import_video(_ModalJob, bpy.types.Operator):
     def poll(cls, context: bpy.types.Context) -> bool:
         return active_job() is None and context.scene is not None
 
+    def execute(self, context: bpy.types.Context) -> set[str]:
+        """Scripts and ``blender -b`` run the engine to the end; in a window ``execute`` is a redo
+        (F9, the redo panel) or a repeat (Shift+R): never a blocking engine run."""
+        if not interactive():
+            return super().execute(context)
+        return redo_take(self, context)
+
     def _prepare(self, context: bpy.types.Context) -> None:
         settings = context.scene.vibe
         self._video = self.filepath or settings.video_path
+        if not self._video.strip():
+            raise UserInputError("Choose a video first: the Video field is empty")
         self._options = props.import_options(settings, frame_start=context.scene.frame_start)
         self._out = Path(bpy.path.abspath(self.motion_path)) if self.motion_path else _new_take_path(self._video)
         self._job = api.start_job(self._video, self._out, prefs.engine_options(context), self._options)
@@ -195,18 +215,40 @@ class VIBE_OT_import_video(_ModalJob, bpy.types.Operator):
     def _finish(self, context: bpy.types.Context) -> set[str]:
         job = self._job
         for warning in job.warnings:
-            self.report({"WARNING"}, warning)
+            self.report({"WARNING"}, ui_text.without_flags(warning))
+        if job.state is JobState.CANCELLED:  # the user's choice, not an error
+            _set_status("Cancelled: nothing was imported")
+            self.report({"INFO"}, ActiveRun.message)
+            return {"CANCELLED"}
         if job.state is not JobState.DONE:
             if job.error_detail:
                 log.error("engine run failed (%s):\n%s", job.error_code, job.error_detail)
             return self._fail(job.error)
         context.scene.vibe.motion_path = os.fspath(self._out)
+        ActiveRun.last_take = (self._video, os.fspath(self._out))
         return _bake(self, self._out, self._options)
 
     def _fail(self, message: str) -> set[str]:
         _set_status(message, "ERROR")
-        self.report({"ERROR"}, message)
+        self.report({"ERROR"}, ActiveRun.message)
         return {"CANCELLED"}
+
+
+def redo_take(op: bpy.types.Operator, context: bpy.types.Context) -> set[str]:
+    """Redo/repeat of "Import Video": re-bake the last take of the same video with the options now
+    set (the redo panel may change them); without such a take, refuse instead of running the engine."""
+    video = op.filepath or context.scene.vibe.video_path
+    take = ActiveRun.last_take
+    if take is None or take[0] != video or not Path(take[1]).is_file():
+        _set_status("Redo does not run the engine again: press Capture in the VIBE panel")
+        op.report({"INFO"}, ActiveRun.message)
+        return {"CANCELLED"}
+    try:
+        options = props.import_options(context.scene.vibe, frame_start=context.scene.frame_start)
+    except VibeError as exc:
+        op.report({"ERROR"}, str(exc))
+        return {"CANCELLED"}
+    return _bake(op, take[1], options)
 
 
 class VIBE_OT_import_motion(bpy.types.Operator):
@@ -232,15 +274,61 @@ class VIBE_OT_import_motion(bpy.types.Operator):
 def _bake(op: bpy.types.Operator, path: str | os.PathLike, options: ImportOptions) -> set[str]:
     """Shared end of both imports: bake, report, FINISHED; or report the error, CANCELLED."""
     try:
-        armatures = api.bake_motion(path, options)
+        armatures = api.bake_motion(path, options,
+                                    report=lambda text: op.report({"WARNING"}, ui_text.without_flags(text)))
     except VibeError as exc:
         _set_status(str(exc), "ERROR")
-        op.report({"ERROR"}, str(exc))
+        op.report({"ERROR"}, ActiveRun.message)
         return {"CANCELLED"}
+    for arm in armatures:
+        replace_older(arm)
     names = ", ".join(a.name for a in armatures)
     _set_status(f"Imported {len(armatures)} character(s): {names}")
     op.report({"INFO"}, ActiveRun.message)
     return {"FINISHED"}
+
+
+def replace_older(arm: bpy.types.Object) -> None:
+    """Re-import: an earlier character of the same track (ours: it has the rest-joint property) is
+    removed and the new one takes its names (``VIBE_1`` again, never ``VIBE_1.001``)."""
+    from . import bake, character
+
+    action = compat.active_action(arm)
+    if action is None or "vibe_track_id" not in action:
+        return
+    track_id = int(action["vibe_track_id"])
+    name = character.armature_name(track_id)
+    old = bpy.data.objects.get(name)
+    if old is None or old == arm or old.type != "ARMATURE" or character.PROP_REST_JOINTS not in old:
+        return
+    _remove_character(old)
+    body = character.body_of(arm)
+    arm.name = arm.data.name = name
+    if body is not None:
+        body.name = body.data.name = f"{name}_body"
+        key = character.corrective_key(body)
+        if key is not None and key.animation_data and key.animation_data.action:
+            key.animation_data.action.name = bake.correctives_action_name(track_id)
+    action.name = bake.action_name(track_id)
+
+
+def _remove_character(arm: bpy.types.Object) -> None:
+    """Remove a character made by this add-on: its objects, then their data and actions left unused."""
+    from . import character
+
+    body = character.body_of(arm)
+    key = character.corrective_key(body) if body is not None else None
+    owners = [o for o in (arm, key) if o is not None and o.animation_data is not None]
+    actions = [o.animation_data.action for o in owners if o.animation_data.action is not None]
+    data = [(bpy.data.armatures, arm.data)] + ([(bpy.data.meshes, body.data)] if body is not None else [])
+    for obj in [o for o in (body, arm) if o is not None]:
+        bpy.data.objects.remove(obj)
+    for coll, block in data:
+        if block.users == 0:
+            coll.remove(block)
+    for action in actions:
+        if action.users == 0:
+            bpy.data.actions.remove(action)
 
 
 def _new_take_path(video: str) -> Path:
@@ -266,6 +354,7 @@ class VIBE_OT_cancel(bpy.types.Operator):
             if job is not None and not job.finished:
                 job.request_cancel()
         _set_status("Cancelling…")
+        self.report({"INFO"}, "Cancelling: the engine stops after its current step")
         return {"FINISHED"}
 
 
@@ -313,33 +402,57 @@ def _doctor_answer(op: bpy.types.Operator, lines: list[str], ok: bool) -> set[st
 
 
 class VIBE_OT_setup_engine(_ModalJob, bpy.types.Operator):
-    """Create the engine's own Python environment and install the engine into it (pip, no admin)"""
+    """Create the engine's own Python environment and install the engine into it (pip, no admin rights)"""
 
     bl_idname = "vibe.setup_engine"
     bl_label = "Set Up Engine"
     progress_label = "VIBE engine setup"
 
+    @classmethod
+    def poll(cls, context: bpy.types.Context) -> bool:
+        job = prefs.RUNTIME.setup_job
+        return job is None or job.finished
+
     def _prepare(self, context: bpy.types.Context) -> None:
         p = prefs.get_prefs(context)
         if p is None:
             raise VibeError("Enable the add-on first: the engine path is stored in its preferences")
-        base = bpy.path.abspath(p.base_python) if p.base_python else sys.executable
         self._venv = prefs.engine_venv_dir()
-        packages = tuple(p.engine_packages.split())
-        steps = engine_cmd.setup_steps(base, self._venv, packages, p.torch_index_url.strip() or None)
-        self._job = CommandJob(steps)
+        log_path = prefs.setup_log_path()
+        log_path.unlink(missing_ok=True)  # our own log of the previous set-up
+        self._job = CommandJob(prefs.setup_steps(p), log_path=log_path)
         prefs.RUNTIME.setup_job = self._job
+
+    def _on_start(self, context: bpy.types.Context) -> None:
+        prefs.RUNTIME.setup_message = ""
 
     def _finish(self, context: bpy.types.Context) -> set[str]:
         job = self._job
+        if job.state is JobState.CANCELLED:
+            prefs.RUNTIME.setup_message = "Engine set-up cancelled"
+            self.report({"INFO"}, prefs.RUNTIME.setup_message)
+            return {"CANCELLED"}
         if job.state is not JobState.DONE:
-            prefs.RUNTIME.setup_message = job.error
-            self.report({"ERROR"}, job.error)
+            prefs.RUNTIME.setup_message = f"{job.error} (log: {job.log_path})"
+            self.report({"ERROR"}, prefs.RUNTIME.setup_message)
             return {"CANCELLED"}
         prefs.get_prefs(context).engine_python = engine_cmd.venv_python(self._venv)
-        prefs.RUNTIME.setup_message = f"Engine installed in {self._venv}"
+        if ActiveRun.level == "ERROR":  # e.g. "No engine Python is set": no longer true
+            _set_status("")
+        checked = _doctor_from_lines(job.step_lines) if job.steps[-1][1][-1:] == ["doctor"] else []
+        prefs.RUNTIME.doctor_lines, prefs.RUNTIME.doctor_ok = (checked, True) if checked else ([], None)
+        prefs.RUNTIME.setup_message = f"Engine ready in {self._venv}" if checked else \
+            f"Engine installed in {self._venv}"
         self.report({"INFO"}, prefs.RUNTIME.setup_message)
         return {"FINISHED"}
+
+
+def _doctor_from_lines(lines: list[str]) -> list[str]:
+    """``doctor_lines`` of the set-up's last step (the engine's doctor, run as a plain command)."""
+    job = Job(["doctor"])  # never started: only its message handling is used
+    for text in lines:
+        job.apply(decode_line(text))
+    return doctor_lines(job) if job.hello else []
 
 
 class VIBE_OT_hash_vibe_data(bpy.types.Operator):

@@ -10,12 +10,15 @@ or the user points ``engine_python`` at an existing one.
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
-from ..core.settings import DEVICE_CHOICES, PRECISION_CHOICES, EngineOptions, enum_items
+from ..core.errors import UserInputError
+from ..core.settings import DEVICE_CHOICES, INSTALL_SOURCE_CHOICES, PRECISION_CHOICES, EngineOptions, enum_items
 from ..core.vibe_data import HashCache, check_folder
 from ..runner import engine_cmd
 from . import ui_compat
@@ -23,8 +26,11 @@ from . import ui_compat
 #: ``bl_idname`` of the preferences = the add-on's module name (``vibe_blender`` when enabled as
 #: a legacy add-on from a checkout, ``bl_ext.<repo>.vibe_mocap`` as an extension).
 ADDON_ID = __package__.rpartition(".")[0]
+#: The add-on's own folder (the extension's: it holds ``engine/`` with the bundled engine wheel).
+ADDON_ROOT = Path(__file__).resolve().parents[1]
 DEVICE_ITEMS = enum_items(DEVICE_CHOICES)
 PRECISION_ITEMS = enum_items(PRECISION_CHOICES)
+SOURCE_ITEMS = enum_items(INSTALL_SOURCE_CHOICES)
 BYTES_PER_MB = 1e6
 SHOWN_SHA_CHARS = 16
 
@@ -66,6 +72,35 @@ def engine_venv_dir() -> str:
     return os.fspath(ui_compat.user_dir(ADDON_ID) / engine_cmd.VENV_DIR_NAME)
 
 
+def setup_log_path() -> Path:
+    """The log of the last "Set Up Engine" (every pip line), next to the engine venv."""
+    return ui_compat.user_dir(ADDON_ID) / engine_cmd.SETUP_LOG_NAME
+
+
+def blender_python() -> str:
+    """Blender's own interpreter when it is a Python (a Blender program's bundled one, or the bpy
+    module's host); "" when ``sys.executable`` is the Blender binary (it must not be probed)."""
+    name = os.path.basename(sys.executable or "").lower()
+    return sys.executable if name.startswith("python") else ""
+
+
+def setup_steps(p: "VibePreferences") -> list[tuple[str, list[str]]]:
+    """The "Set Up Engine" steps for the preferences ``p``; raises UserInputError."""
+    base = engine_cmd.find_base_python(bpy.path.abspath(p.base_python) if p.base_python else "",
+                                       blender_python())
+    bundled = engine_cmd.bundled_engine(ADDON_ROOT)
+    if bundled is None:  # a checkout enabled as a legacy add-on: the packages named in the preferences
+        return engine_cmd.setup_steps(base, engine_venv_dir(), tuple(p.engine_packages.split()),
+                                      p.torch_index_url.strip() or None)
+    custom = p.torch_index_url.strip()
+    torch_index = "" if p.install_source == "index" else (custom if custom != engine_cmd.TORCH_CPU_INDEX else None)
+    wheelhouse = bpy.path.abspath(p.wheelhouse) if p.install_source == "offline" else None
+    if p.install_source == "offline" and not p.wheelhouse:
+        raise UserInputError("Choose the wheelhouse folder for the offline set-up first")
+    return engine_cmd.engine_setup_steps(base, engine_venv_dir(), bundled, device=p.device,
+                                         torch_index=torch_index, wheelhouse=wheelhouse)
+
+
 class VibePreferences(bpy.types.AddonPreferences):
     """Engine location, model data, device; buttons to check and set up the engine."""
 
@@ -89,10 +124,15 @@ class VibePreferences(bpy.types.AddonPreferences):
     engine_packages: StringProperty(
         name="Engine Packages", default=" ".join(engine_cmd.DEFAULT_ENGINE_PACKAGES),
         description="What 'Set Up Engine' installs with pip (names, wheel files or folders)")
+    install_source: EnumProperty(name="Install From", items=SOURCE_ITEMS, default="online")
+    wheelhouse: StringProperty(
+        name="Wheelhouse", subtype="DIR_PATH",
+        description="Folder with every wheel the engine needs (pip download -r engine/requirements.txt), "
+                    "for a set-up without network")
     torch_index_url: StringProperty(
         name="Torch Index", default=engine_cmd.TORCH_CPU_INDEX,
-        description="Extra pip index for torch. The CPU-only index avoids GBs of CUDA libraries; "
-                    "empty: PyPI only (its Linux torch is the CUDA build)")
+        description="Extra pip index for torch. Left at the CPU index, Set Up Engine picks PyTorch's "
+                    "index for the Device (CPU or CUDA); another URL is used as given")
     engine_command: StringProperty(
         name="Engine Command Override",
         description="Replaces '<engine python> -m vibe_engine' (developers, tests); split like a "
@@ -114,6 +154,10 @@ class VibePreferences(bpy.types.AddonPreferences):
         row = box.row()
         row.prop(self, "device")
         row.prop(self, "precision")
+        row = box.row()
+        row.prop(self, "install_source")
+        if self.install_source == "offline":
+            box.prop(self, "wheelhouse")
         row = box.row()
         row.operator("vibe.check_engine", icon="VIEWZOOM")
         row.operator("vibe.setup_engine", icon="IMPORT")
@@ -145,10 +189,14 @@ class VibePreferences(bpy.types.AddonPreferences):
 
 
 def _draw_setup_status(box: bpy.types.UILayout) -> None:
+    """The running set-up (step, progress, pip's latest line, Cancel) or its outcome, and the log."""
     job = RUNTIME.setup_job
     if job is not None and not job.finished:
-        ui_compat.draw_progress(box, job.fraction, job.step_name)
+        ui_compat.draw_progress(box, job.fraction, f"{job.step_name} ({job.step_index + 1}/{len(job.steps)})")
         if job.last_line:
             box.label(text=job.last_line[:120])
+        box.operator("vibe.cancel", icon="CANCEL")
     elif RUNTIME.setup_message:
         box.label(text=RUNTIME.setup_message)
+    if job is not None and job.log_path is not None:
+        box.label(text=f"Log: {job.log_path}", icon="TEXT")

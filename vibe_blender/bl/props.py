@@ -4,13 +4,17 @@ from __future__ import annotations
 import bpy
 from bpy.props import BoolProperty, EnumProperty, StringProperty
 
-from ..core.settings import FPS_CHOICES, ROOT_MOTION_CHOICES, ImportOptions, enum_items, parse_track_ids
+from ..core.export_presets import FBX_PRESET_NAMES
+from ..core.settings import (DEFAULT_FPS_MODE, FPS_CHOICES, ROOT_MOTION_CHOICES, ImportOptions, enum_items,
+                             parse_track_ids)
 
 ROOT_MOTION_ITEMS = enum_items(ROOT_MOTION_CHOICES)
 FPS_ITEMS = enum_items(FPS_CHOICES)
+FBX_PRESET_ITEMS = tuple((n, n.capitalize(), f"FBX axes and units for {n.capitalize()}")
+                         for n in FBX_PRESET_NAMES)
 PEOPLE_ITEMS = (
     ("all", "All", "Import every tracked person"),
-    ("chosen", "Chosen", "Import only the listed track ids"),
+    ("chosen", "Chosen", "Import only the people with the listed track ids"),
 )
 
 
@@ -18,14 +22,21 @@ class VibeSceneSettings(bpy.types.PropertyGroup):
     """Inputs of the VIBE sidebar panel, saved with the .blend file."""
 
     video_path: StringProperty(name="Video", subtype="FILE_PATH", description="Video to capture")
-    people: EnumProperty(name="People", items=PEOPLE_ITEMS, default="all")
-    track_ids: StringProperty(name="Track IDs", description="Track ids to import, e.g. '1, 3'")
-    root_motion: EnumProperty(name="Root Motion", items=ROOT_MOTION_ITEMS, default="world")
+    people: EnumProperty(name="People", items=PEOPLE_ITEMS, default="all",
+                         description="Which tracked people become characters")
+    track_ids: StringProperty(name="Track IDs", description="Track ids to import, e.g. '1, 3' "
+                                                            "(the numbers of the characters VIBE_1, VIBE_3)")
+    root_motion: EnumProperty(name="Root Motion", items=ROOT_MOTION_ITEMS, default="world",
+                              description="Where the body goes: through the scene as in the video, "
+                                          "in place, or no root keys")
     smoothing: BoolProperty(name="Smoothing", default=True,
                             description="Zero-phase smoothing of rotations and root path (engine)")
     foot_lock: BoolProperty(name="Foot Lock", default=True,
                             description="Pin feet while in ground contact (engine)")
-    fps_mode: EnumProperty(name="Frame Rate", items=FPS_ITEMS, default="scene")
+    fps_mode: EnumProperty(name="Frame Rate", items=FPS_ITEMS, default=DEFAULT_FPS_MODE,
+                           description="Scene frame rate after the import")
+    fbx_preset: EnumProperty(name="FBX", items=FBX_PRESET_ITEMS, default="generic",
+                             description="Axes and units of the FBX export")
     motion_path: StringProperty(name="Motion File", subtype="FILE_PATH",
                                 description="Motion file (*.motion.npz) written by the engine; "
                                             "re-import it without running the engine again")

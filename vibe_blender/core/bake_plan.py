@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -79,6 +80,31 @@ def scene_fps(fps: float) -> tuple[int, float]:
     near = round(fps)
     fps_int = int(near) if abs(near - fps) < FPS_INT_TOLERANCE * fps else math.ceil(fps)
     return fps_int, fps_int / fps
+
+
+def scene_range(frame_start: int, fps: float, last_time: float, video: Any = None) -> tuple[int, int]:
+    """(frame_start, frame_end) covering every key (``last_time`` s) and the whole clip.
+
+    ``video``: the motion file's typed ``motion_header.VideoInfo`` (``frames``, ``fps``), or None;
+    its last frame shows at ``frame_start + (frames - 1) / video_fps · fps`` scene frames.
+    """
+    ends = [float(last_time)]
+    if video is not None:
+        ends.append((int(video.frames) - 1) / float(video.fps))
+    end = frame_start + max(ends) * float(fps)
+    return int(frame_start), max(int(frame_start), int(math.ceil(end - FRAME_SNAP)))
+
+
+def visibility_expression(frames: np.ndarray, frame_start: float) -> str:
+    """Driver expression for ``hide_viewport`` / ``hide_render``: true (hidden) from the scene start
+    ``frame_start`` to before the first of ``frames`` (T,) scene frames, and after the last.
+
+    Frames before ``frame_start`` stay visible: Blender's glTF exporter gathers the objects at frame 0
+    and skips hidden ones. Blender's simple-expression evaluator runs it without Python (no auto-run
+    permission needed).
+    """
+    first, last = float(np.min(frames)), float(np.max(frames))
+    return f"(frame >= {float(frame_start):.4f} and frame < {first:.4f}) or frame > {last:.4f}"
 
 
 def local_rotations(skeleton: Skeleton, rot: np.ndarray, cam_to_world: np.ndarray) -> np.ndarray:

@@ -13,7 +13,6 @@ import json
 import os
 import zipfile
 from dataclasses import dataclass, field
-from functools import cached_property
 from datetime import datetime, timezone
 from typing import Any
 
@@ -119,7 +118,9 @@ class Motion:
     """A whole motion file: header, body model and tracks (ordered by id).
 
     ``meta`` is the header as JSON data (what the engine builds and writes); readers use
-    ``header``, its typed form, parsed once (``read_motion`` parses it when it reads the file).
+    ``header``, its typed form. ``read_motion`` parses it when it reads the file, so a bad header
+    fails there; ``header`` is derived from ``meta`` on each access (microseconds), so it can
+    never disagree with a ``meta`` that a caller edited or replaced.
     """
 
     meta: dict[str, Any]
@@ -127,9 +128,9 @@ class Motion:
     tracks: list[Track]
     camera: dict[str, np.ndarray] = field(default_factory=dict)  # CAMERA_ARRAYS, per video frame
 
-    @cached_property
+    @property
     def header(self) -> Header:
-        """The typed header (motion_header.Header), parsed from ``meta`` on first use."""
+        """The typed header (motion_header.Header) of ``meta``."""
         return parse_header(self.meta)
 
     def track(self, track_id: int) -> Track:
@@ -309,9 +310,11 @@ def write_motion(path: str | os.PathLike, motion: Motion, *, compress: bool = Fa
     for track in motion.tracks:
         members.update(_track_members(track))
     members.update({f"camera/{k}": np.ascontiguousarray(v, CAMERA_ARRAYS[k][1]) for k, v in motion.camera.items()})
-    saver = np.savez_compressed if compress else np.savez
-    with atomic_write(path) as fh:
-        saver(fh, **members)
+    compression = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+    with atomic_write(path) as fh, zipfile.ZipFile(fh, "w", compression, allowZip64=True) as zf:
+        for name, array in members.items():  # the layout np.savez writes, closed even on a full disk
+            with zf.open(f"{name}.npy", "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, array, allow_pickle=False)
 
 
 # --------------------------------------------------------------------------- reading
@@ -413,7 +416,7 @@ def read_motion(path: str | os.PathLike) -> Motion:
     )
     try:
         validate(motion)
-        motion.header  # noqa: B018 - parsed once, here, so a bad header fails at read time
+        motion.header  # noqa: B018 - parsed here, so a bad header fails at read time
     except MotionFileError as exc:
         raise MotionFileError(f"{path}: {exc}") from None
     return motion

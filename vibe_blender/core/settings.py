@@ -19,10 +19,16 @@ ROOT_MOTION_CHOICES = {
     "off": ("Off", "No root translation keys (pose only)"),
 }
 #: "scene": keep the scene frame rate (motion resampled to it); "video": set the scene to the video's.
-FPS_CHOICES = {
-    "scene": ("Match Scene", "Keep the scene frame rate; the motion is resampled to it"),
-    "video": ("Set Scene to Video", "Set the scene frame rate to the video's average frame rate"),
+FPS_CHOICES = {  # order kept: .blend files store the item index
+    "scene": ("Keep Scene", "Keep the scene frame rate (motion resampled to it). The camera's footage "
+                            "background still plays one video frame per scene frame, so it drifts "
+                            "from the characters when the rates differ"),
+    "video": ("Video Rate", "Set the scene frame rate to the video's: the footage background and the "
+                            "characters stay together, keys land on whole frames"),
 }
+#: The default: the camera's footage background plays one video frame per scene frame, so only a scene
+#: at the video's rate keeps the characters on the people (a 24 fps scene with 30 fps footage drifts).
+DEFAULT_FPS_MODE = "video"
 #: The engine's torch device.
 DEVICE_CHOICES = {
     "cpu": ("CPU", "Run on the processor (always available)"),
@@ -33,10 +39,18 @@ PRECISION_CHOICES = {
     "fp32": ("FP32", "Full precision"),
     "bf16": ("BF16", "bfloat16 autocast: faster on recent CPUs/GPUs, tiny differences"),
 }
+#: Where "Set Up Engine" installs from (``bl.prefs.setup_steps``).
+INSTALL_SOURCE_CHOICES = {
+    "online": ("Online", "The package index, torch from PyTorch's index for the device (CPU or CUDA)"),
+    "index": ("Package Index Only", "Everything from pip's configured index (a mirror); no PyTorch index"),
+    "offline": ("Offline Wheelhouse", "Everything from a folder of wheel files; no network"),
+}
 ROOT_MOTION_MODES = tuple(ROOT_MOTION_CHOICES)
 FPS_MODES = tuple(FPS_CHOICES)
 DEVICES = tuple(DEVICE_CHOICES)
 PRECISIONS = tuple(PRECISION_CHOICES)
+#: File suffixes taken as videos when a folder is expanded (the batch tools; lower case).
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg")
 
 
 def enum_items(choices: dict[str, tuple[str, str]]) -> tuple[tuple[str, str, str], ...]:
@@ -75,7 +89,7 @@ class ImportOptions:
     root_motion: str = "world"
     smoothing: bool = True
     foot_lock: bool = True
-    fps_mode: str = "scene"
+    fps_mode: str = DEFAULT_FPS_MODE
     frame_start: int = 1
 
     def __post_init__(self) -> None:

@@ -13,8 +13,11 @@ from __future__ import annotations
 
 import os
 import shlex
+import shutil
+import subprocess
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable, Sequence
 
 from ..core.errors import UserInputError
 from ..core.settings import DEVICES, PRECISIONS
@@ -25,6 +28,16 @@ VENV_DIR_NAME = "vibe_engine_venv"
 DEFAULT_ENGINE_PACKAGES = ("vibe-mocap[engine]", "torch==2.13.0")
 # PyTorch's CPU-only wheel index: on Linux, PyPI's torch pulls GBs of CUDA libraries.
 TORCH_CPU_INDEX = "https://download.pytorch.org/whl/cpu"
+# PyTorch's CUDA wheel index (the user chose the GPU): torch==2.13.0 built for CUDA 12.8.
+TORCH_CUDA_INDEX = "https://download.pytorch.org/whl/cu128"
+#: Inside the extension (tools/build_extension.py): the engine wheel and its pinned requirements.
+BUNDLED_ENGINE_DIR = "engine"
+BUNDLED_REQUIREMENTS = "requirements.txt"
+MIN_ENGINE_PYTHON = (3, 11)
+#: Interpreters tried on PATH, newest first, when neither the user nor Blender gives one.
+PATH_PYTHONS = ("python3.13", "python3.12", "python3.11", "python3")
+PROBE_TIMEOUT_S = 20
+SETUP_LOG_NAME = "engine_setup.log"
 
 
 @dataclass(frozen=True)
@@ -148,4 +161,81 @@ def setup_steps(base_python: str, venv_dir: str | os.PathLike,
         ("Creating the engine environment", create_venv_argv(base_python, venv_dir)),
         ("Installing the engine (this downloads torch once)",
          pip_install_argv(py, packages, extra_index_url=extra_index_url)),
+    ]
+
+
+@dataclass(frozen=True)
+class BundledEngine:
+    """The engine shipped inside the extension: ``wheel`` file and pinned ``requirements`` file."""
+
+    wheel: Path
+    requirements: Path
+
+
+def bundled_engine(addon_root: str | os.PathLike) -> BundledEngine | None:
+    """The bundled engine under ``<addon_root>/engine/`` (extension zips from ``make extension``)."""
+    folder = Path(addon_root) / BUNDLED_ENGINE_DIR
+    wheels = sorted(folder.glob("*.whl"))
+    req = folder / BUNDLED_REQUIREMENTS
+    return BundledEngine(wheels[-1], req) if wheels and req.is_file() else None
+
+
+def python_version(python: str, run: Callable = subprocess.run) -> tuple[int, int] | None:
+    """(major, minor) of an interpreter that runs and has ``venv``; None when it does not."""
+    try:
+        done = run([python, "-c", "import sys, venv; print(*sys.version_info[:2])"], capture_output=True,
+                   text=True, timeout=PROBE_TIMEOUT_S, check=False)
+    except (OSError, subprocess.SubprocessError):
+        return None
+    words = done.stdout.split() if done.returncode == 0 else []
+    return (int(words[0]), int(words[1])) if len(words) == 2 and all(w.isdigit() for w in words) else None
+
+
+def find_base_python(picked: str = "", blender_python: str = "", *,
+                     which: Callable[[str], str | None] = shutil.which,
+                     version: Callable[[str], tuple[int, int] | None] = python_version) -> str:
+    """The interpreter that creates the engine venv: the user's pick, else Blender's own Python (a real
+    interpreter in a Blender program), else the newest python3.11+ on PATH. Raises UserInputError."""
+    need = ".".join(map(str, MIN_ENGINE_PYTHON))
+    if picked:
+        got = version(picked)
+        if got is None or got < MIN_ENGINE_PYTHON:
+            raise UserInputError(f"Base Python {picked} is not a Python {need}+ with venv: pick another one")
+        return picked
+    candidates = [blender_python] if blender_python else []
+    candidates += [p for p in (which(n) for n in PATH_PYTHONS) if p]
+    for python in dict.fromkeys(candidates):
+        got = version(python)
+        if got is not None and got >= MIN_ENGINE_PYTHON:
+            return python
+    raise UserInputError(f"No Python {need} or newer found: install one or pick it as Base Python "
+                         "in the add-on preferences")
+
+
+def engine_setup_steps(base_python: str, venv_dir: str | os.PathLike, engine: BundledEngine, *,
+                       device: str = "cpu", torch_index: str | None = None,
+                       wheelhouse: str | None = None) -> list[tuple[str, list[str]]]:
+    """The steps of "Set Up Engine" with the bundled engine: create the venv, install the pinned
+    libraries (torch from the CPU or CUDA index, or everything from ``wheelhouse`` offline), install
+    the engine wheel, then run the engine's ``doctor``.
+
+    torch_index: None = the index for ``device``; "" = the package index only (pip's configuration).
+    """
+    if device not in DEVICES:
+        raise UserInputError(f"Unknown device {device!r}: use one of {', '.join(DEVICES)}")
+    py = venv_python(venv_dir)
+    if wheelhouse:
+        if not Path(wheelhouse).is_dir():
+            raise UserInputError(f"Wheelhouse folder not found: {wheelhouse}; choose the folder with the wheels")
+        source: Sequence[str] = ("--no-index", "--find-links", os.fspath(wheelhouse))
+    else:
+        index = (TORCH_CUDA_INDEX if device == "cuda" else TORCH_CPU_INDEX) if torch_index is None else torch_index
+        source = ("--extra-index-url", index) if index else ()
+    pip = [py, "-m", "pip", "install", "--disable-pip-version-check", "--no-input", "--progress-bar", "off",
+           "--prefer-binary", *source]
+    return [
+        ("Creating the engine environment", create_venv_argv(base_python, venv_dir)),
+        ("Installing torch and the other libraries (one download)", pip + ["-r", os.fspath(engine.requirements)]),
+        ("Installing the engine", pip + ["--no-deps", "--force-reinstall", os.fspath(engine.wheel)]),
+        ("Checking the engine", [py, "-m", ENGINE_MODULE, "doctor"]),
     ]

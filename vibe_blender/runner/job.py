@@ -199,6 +199,15 @@ class Job:
         return (now - self._stage_started_at) * (1.0 - frac) / frac
 
     @property
+    def overall_eta_s(self) -> float | None:
+        """Seconds left for the whole run: elapsed time scaled by the overall progress (``fraction``);
+        None while below ``MIN_FRACTION_FOR_ETA`` or when not running."""
+        frac = self.fraction
+        if self.state is not JobState.RUNNING or frac < MIN_FRACTION_FOR_ETA:
+            return None
+        return self.elapsed_s * (1.0 - frac) / frac
+
+    @property
     def elapsed_s(self) -> float:
         """Seconds since the job started (0 before)."""
         return self._clock() - self._started_at if self._started_at else 0.0
@@ -350,11 +359,14 @@ class CommandJob:
     """
 
     def __init__(self, steps: list[tuple[str, list[str]]], *, env: dict | None = None,
-                 ladder: CancelLadder = PLAIN_COMMAND_LADDER) -> None:
+                 ladder: CancelLadder = PLAIN_COMMAND_LADDER, log_path: str | os.PathLike | None = None) -> None:
         if not steps:
             raise ValueError("CommandJob needs at least one step")
         self.steps = list(steps)
         self._env, self._ladder = env, ladder
+        #: Every output line of every step (and the stderr tail of a failed one) goes to this file.
+        self.log_path = None if log_path is None else Path(log_path)
+        self.step_lines: list[str] = []  # output of the current (last) step
         self.state = JobState.PENDING
         self.step_index = 0
         self.last_line = ""
@@ -378,8 +390,15 @@ class CommandJob:
         self.state = JobState.RUNNING
         self._start_step()
 
+    def _log(self, *lines: str) -> None:
+        if self.log_path is not None:
+            with open(self.log_path, "a", encoding="utf-8") as fh:
+                fh.writelines(line + "\n" for line in lines)
+
     def _start_step(self) -> None:
         name, argv = self.steps[self.step_index]
+        self.step_lines = []
+        self._log(f"== {name}: {' '.join(argv)}")
         self.process = EngineProcess(argv, env=self._env, protocol=False, ladder=self._ladder)
         try:
             self.process.start()
@@ -393,6 +412,8 @@ class CommandJob:
         lines = self.process.read(block_s)
         if lines:
             self.last_line = lines[-1].text
+            self.step_lines += [ln.text for ln in lines]
+            self._log(*(ln.text for ln in lines))
         if self.process.finished:
             self._step_finished()
             return True
@@ -408,6 +429,7 @@ class CommandJob:
             self.state = JobState.FAILED
             self.error = f"{self.step_name} failed (exit code {code}): {last}"
             self.error_detail = "\n".join(tail)
+            self._log(*tail)
         elif self.step_index + 1 < len(self.steps):
             self.step_index += 1
             self._start_step()

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from vibe_blender.core.smpl import NUM_JOINTS, NUM_POSE_BASIS, SMPL_PARENTS  # noqa: F401 - re-exported
+from vibe_blender.core.smpl import NUM_JOINTS, NUM_POSE_BASIS  # noqa: F401 - re-exported
 
 log = logging.getLogger(__name__)
 

@@ -132,6 +132,8 @@ def load_pickle_arrays(path: str | Path) -> dict[str, Any]:
             obj = RestrictedUnpickler(fh, encoding="latin1").load()
     except OSError as exc:
         raise ModelError(f"cannot read body model {path}: {exc.strerror}; check the path") from exc
+    except ModelError as exc:  # a forbidden global: name the file it came from
+        raise ModelError(f"{Path(path).name}: {exc}") from None
     except (pickle.UnpicklingError, EOFError, ValueError, TypeError, AttributeError) as exc:
         raise ModelError(f"body model {path} is not a readable SMPL pickle ({exc}); "
                          "re-download it or convert it to .npz") from exc

@@ -26,13 +26,13 @@ from typing import Any
 import numpy as np
 
 from vibe_blender.core.body import forward_kinematics, shaped_rest
+from vibe_blender.core.leg_ik import BLEND_FRAMES, ankle_targets, leg_turns, reach_drop, rotations_between  # noqa: F401
 from vibe_blender.core.rotations import aa_to_matrix, matrix_to_aa
 
 from vibe_engine.postprocess.smoothing import LocalFitParams, smooth_vectors
 
 CONTACT_JOINTS = (7, 10, 8, 11)  # left ankle, left foot, right ankle, right foot
 LEGS = ((1, 4, 7, 10), (2, 5, 8, 11))  # (hip, knee, ankle, foot) left, right
-BLEND_FRAMES = 5
 MIN_RAY_DROP = 0.3  # m: points less far below the camera give no usable ray-ground intersection
 RAY_HORIZONTAL_MIN = 0.05  # squared horizontal length of a root ray below which depth is not corrected
 # The root offsets follow the planted feet, jitter included; smoothed (with timestamps), they stop
@@ -40,8 +40,6 @@ RAY_HORIZONTAL_MIN = 0.05  # squared horizontal length of a root ray below which
 ROOT_OFFSET_SMOOTHING = LocalFitParams(sigma=0.1, order=1)
 OFFSET_HOLD_S = 0.5  # s: a root correction is held this long without contacts (a jump's flight) ...
 OFFSET_FADE_S = 0.5  # s: ... then fades out over this long
-REACH_MARGIN = 0.9995  # planted legs stay 0.05 % short of full extension (IK stays well-posed)
-_EPS = 1e-9
 
 
 def _world_rotations(pose_aa: np.ndarray, world_from_camera: np.ndarray) -> np.ndarray:
@@ -61,21 +59,6 @@ def _joints(rot: np.ndarray, rest: np.ndarray, parents: np.ndarray, root: np.nda
     g = forward_kinematics(rot, rest, parents)
     g[:, :, :3, 3] += (root - rest[0])[:, None]
     return g
-
-
-def _anchors(points: np.ndarray, contacts: np.ndarray) -> np.ndarray:
-    """Per frame and point the anchor (T,K,3): the point's mean over its contact run; NaN off-contact.
-
-    The mean (not the position where the contact began) halves the largest correction the legs
-    need, so the blend in and out of a contact stays gentle.
-    """
-    anchors = np.full_like(points, np.nan)
-    for k in range(points.shape[1]):
-        padded = np.concatenate([[False], contacts[:, k], [False]])
-        edges = np.flatnonzero(np.diff(padded.astype(np.int8)))
-        for start, end in zip(edges[::2], edges[1::2]):
-            anchors[start:end, k] = points[start:end, k].mean(axis=0)
-    return anchors
 
 
 def _root_correction(points: np.ndarray, contacts: np.ndarray, rays: np.ndarray | None = None) -> np.ndarray:
@@ -164,43 +147,19 @@ def _ground_lift(points: np.ndarray) -> np.ndarray:
     return lift
 
 
-def _unit_rows(v: np.ndarray) -> np.ndarray:
-    """(N,3) rows scaled to unit length (zero rows stay ~0)."""
-    return v / (np.linalg.norm(v, axis=-1, keepdims=True) + _EPS)
+def _leg_targets(g: np.ndarray, contacts: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
+    """Per leg: ankle targets (T,3), blend weights (T,) and foot directions (T,3) (leg_ik.ankle_targets)."""
+    return [ankle_targets(g[:, leg[2], :3, 3], g[:, leg[3], :3, 3], contacts[:, 2 * side], contacts[:, 2 * side + 1])
+            for side, leg in enumerate(LEGS)]
 
 
-def _rotations_between(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Smallest rotations (N,3,3) turning directions a (N,3) onto b (N,3); identity where they
-    are (anti)parallel."""
-    a, b = _unit_rows(a), _unit_rows(b)
-    axis = np.cross(a, b)
-    s = np.linalg.norm(axis, axis=-1, keepdims=True)
-    c = np.clip((a * b).sum(-1, keepdims=True), -1.0, 1.0)
-    aa = np.where(s < 1e-12, 0.0, axis / np.maximum(s, 1e-300) * np.arctan2(s, c))
-    return aa_to_matrix(aa)
-
-
-def _two_bone(hip: np.ndarray, knee: np.ndarray, ankle: np.ndarray, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """New knee and ankle positions (N,3), (N,3) reaching ``target`` (N,3) with fixed bone lengths.
-
-    The knee stays on the side of the hip→target line it was on (its bending plane).
-    """
-    l1 = np.linalg.norm(knee - hip, axis=-1, keepdims=True)
-    l2 = np.linalg.norm(ankle - knee, axis=-1, keepdims=True)
-    to_target = target - hip
-    d = np.clip(np.linalg.norm(to_target, axis=-1, keepdims=True), np.abs(l1 - l2) + 1e-6, l1 + l2 - 1e-6)
-    u = _unit_rows(to_target)
-    pole = (knee - hip) - ((knee - hip) * u).sum(-1, keepdims=True) * u
-    v = np.where(np.linalg.norm(pole, axis=-1, keepdims=True) > 1e-6, _unit_rows(pole), _any_perpendicular(u))
-    cos_a = np.clip((l1 * l1 + d * d - l2 * l2) / (2 * l1 * d), -1.0, 1.0)
-    new_knee = hip + l1 * (cos_a * u + np.sqrt(1 - cos_a * cos_a) * v)
-    return new_knee, hip + d * u
-
-
-def _any_perpendicular(u: np.ndarray) -> np.ndarray:
-    """Unit vectors (N,3) perpendicular to u (N,3)."""
-    other = np.where(np.abs(u[:, :1]) < 0.9, np.array([1.0, 0.0, 0.0]), np.array([0.0, 1.0, 0.0]))
-    return _unit_rows(np.cross(u, other))
+def _reach_drop(g: np.ndarray, targets: list[np.ndarray], weights: list[np.ndarray]) -> np.ndarray:
+    """Vertical root offsets (T,3) (≤ 0) that bring every planted ankle target within leg reach."""
+    drop = np.zeros((g.shape[0], 3))
+    for leg, target, weight in zip(LEGS, targets, weights):
+        hip, knee, ankle = (g[:, j, :3, 3] for j in leg[:3])
+        drop[:, 2] = np.minimum(drop[:, 2], reach_drop(hip, knee, ankle, target, weight))
+    return drop
 
 
 def _solve_leg(g: np.ndarray, rot: np.ndarray, leg: tuple[int, ...], target: np.ndarray,
@@ -213,69 +172,15 @@ def _solve_leg(g: np.ndarray, rot: np.ndarray, leg: tuple[int, ...], target: np.
     """
     hip, knee, ankle, foot = leg
     p_hip, p_knee, p_ankle = (g[:, j, :3, 3] for j in (hip, knee, ankle))
-    new_knee, new_ankle = _two_bone(p_hip, p_knee, p_ankle, target)
-    d1 = _rotations_between(p_knee - p_hip, new_knee - p_hip)
-    d2 = _rotations_between((d1 @ (p_ankle - p_knee)[..., None])[..., 0], new_ankle - new_knee)
+    d1, d2 = leg_turns(p_hip, p_knee, p_ankle, target)
     g_hip, g_knee = d1 @ g[:, hip, :3, :3], d2 @ d1 @ g[:, knee, :3, :3]
     g_ankle = g[:, ankle, :3, :3].copy()
     turn = ~np.isnan(toe_dir[:, 0])
     if turn.any():
-        g_ankle[turn] = _rotations_between(g[turn, foot, :3, 3] - p_ankle[turn], toe_dir[turn]) @ g_ankle[turn]
+        g_ankle[turn] = rotations_between(g[turn, foot, :3, 3] - p_ankle[turn], toe_dir[turn]) @ g_ankle[turn]
     rot[:, hip] = np.swapaxes(g[:, parents[hip], :3, :3], -1, -2) @ g_hip
     rot[:, knee] = np.swapaxes(g_hip, -1, -2) @ g_knee
     rot[:, ankle] = np.swapaxes(g_knee, -1, -2) @ g_ankle
-
-
-def _reach_drop(g: np.ndarray, targets: list[np.ndarray], weights: list[np.ndarray]) -> np.ndarray:
-    """Vertical root offsets (T,3) (≤ 0) that bring every planted ankle target within leg reach."""
-    drop = np.zeros((g.shape[0], 3))
-    for leg, target, weight in zip(LEGS, targets, weights):
-        hip, knee, ankle = (g[:, j, :3, 3] for j in leg[:3])
-        reach = REACH_MARGIN * (np.linalg.norm(knee - hip, axis=-1) + np.linalg.norm(ankle - knee, axis=-1))
-        horiz = np.linalg.norm((target - hip)[:, :2], axis=-1)
-        vert = np.sqrt(np.maximum(reach**2 - horiz**2, 0.0))
-        need = np.minimum(target[:, 2] + vert - hip[:, 2], 0.0)
-        drop[:, 2] = np.minimum(drop[:, 2], np.where(weight > 0, need, 0.0))
-    return drop
-
-
-def _blend_weights(contacts: np.ndarray) -> np.ndarray:
-    """IK weights (T,) in [0,1]: 1 in contact, a raised-cosine ramp to 0 over BLEND_FRAMES frames."""
-    idx = np.flatnonzero(contacts)
-    if idx.size == 0:
-        return np.zeros(len(contacts))
-    dist = np.abs(np.arange(len(contacts)) - _nearest_contact(contacts))
-    return 0.5 * (1.0 + np.cos(np.pi * np.clip(dist / (BLEND_FRAMES + 1), 0.0, 1.0)))
-
-
-def _nearest_contact(contacts: np.ndarray) -> np.ndarray:
-    """Index (T,) int of the nearest contact frame of every frame (contacts (T,) bool, at least one True)."""
-    idx = np.flatnonzero(contacts)
-    return idx[np.argmin(np.abs(np.arange(len(contacts))[:, None] - idx[None]), axis=1)]
-
-
-def _leg_targets(g: np.ndarray, contacts: np.ndarray) -> list[tuple[np.ndarray, np.ndarray, np.ndarray]]:
-    """Per leg: ankle targets (T,3), blend weights (T,) and foot directions (T,3) (NaN: keep).
-
-    Around a contact the target is the ankle's own position shifted by the correction of the
-    nearest contact frame (not the contact's anchor itself): a foot leaving the ground keeps the
-    shape of its swing, offset by a correction that fades out.
-    """
-    out = []
-    for side, leg in enumerate(LEGS):
-        ankle, foot = leg[2], leg[3]
-        heel_c, toe_c = contacts[:, 2 * side], contacts[:, 2 * side + 1]
-        pts = g[:, [ankle, foot]][..., :3, 3]
-        anchors = _anchors(pts, np.stack([heel_c, toe_c], 1))
-        # toe only: move the ankle by the toe's slide (keeps the foot's orientation)
-        target = np.where(heel_c[:, None], anchors[:, 0], pts[:, 0] + anchors[:, 1] - pts[:, 1])
-        toe_dir = np.where((heel_c & toe_c)[:, None], anchors[:, 1] - anchors[:, 0], np.nan)
-        any_c = heel_c | toe_c
-        if any_c.any():
-            shift = np.where(any_c[:, None], target - pts[:, 0], 0.0)[_nearest_contact(any_c)]
-            target = pts[:, 0] + shift
-        out.append((target, _blend_weights(any_c), toe_dir))
-    return out
 
 
 def _root_offsets(points: np.ndarray, contacts: np.ndarray, rays: np.ndarray | None, ground: tuple | None,
