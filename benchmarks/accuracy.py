@@ -1,10 +1,11 @@
 """Motion accuracy on the synthetic suite: raw network output vs post-processed, per clip and overall.
 
     python benchmarks/accuracy.py --suite ci [--json FILE] [--vibe-data DIR] [--motions DIR [--reuse]]
-                                  [-- EXTRA ENGINE ARGS]
+                                  [--gt-focal] [--clips A,B] [-- EXTRA ENGINE ARGS]
 
-Runs the real engine CLI (`python -m vibe_engine run`) on every clip of the suite with the clip's
-true focal length, reads the motion file and compares the main track's 24 joints with the
+Runs the real engine CLI (`python -m vibe_engine run`) on every clip of the suite the way a user
+would: no `--focal`, so the engine's own focal path (container metadata, default, self-calibration)
+is measured; `--gt-focal` passes each clip's true focal instead (the old protocol). It reads the motion file and compares the main track's 24 joints with the
 ground truth (docs/benchmark-format.md). "raw" uses `pose_raw`/`transl_raw` (the network output
 kept in the file), "post" the post-processed `pose`/`transl`. The full suite's clips are made on
 demand with benchmarks/synthetic/make_clip.py.
@@ -30,7 +31,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.synthetic import metrics as M  # noqa: E402
-from benchmarks.synthetic.suite import clip_dir, clips  # noqa: E402
+from benchmarks.synthetic.suite import SUITES, clip_dir, clips, is_moving  # noqa: E402
 from vibe_blender.core import motion_file as mf  # noqa: E402
 from vibe_blender.core.body import forward_kinematics, shaped_rest  # noqa: E402
 from vibe_blender.core.rotations import aa_to_matrix  # noqa: E402
@@ -41,6 +42,10 @@ ROWS = [  # (key, label, unit)
     ("swing", "swing amplitude kept", "%"), ("skate", "foot skate in contact", "mm/f"),
     ("penetration", "ground penetration", "cm"), ("root", "root trajectory error", "% dist"),
     ("pck", "2D PCK@0.1 height", "%"), ("detected", "detection rate", "%"),
+]
+WORLD_ROWS = [  # (key, label, unit): the engine's own world (ground, camera, scale) vs the truth
+    ("up_error", "ground up-axis error", "deg"), ("height_error", "camera height error", "%"),
+    ("depth_error", "depth scale error", "%"), ("focal_error", "focal error", "%"),
 ]
 
 
@@ -53,10 +58,11 @@ def ensure_clip(suite: str, name: str, args: list[str]) -> Path:
     return base.with_suffix(".mp4")
 
 
-def run_engine(video: Path, out: Path, focal: float, extra: list[str]) -> None:
-    """Run the engine CLI; exit with its last error message when it fails."""
-    cmd = [sys.executable, "-m", "vibe_engine", "run", str(video), "--out", str(out), "--focal", f"{focal:.6f}",
-           "--ignore-stdin", *extra]
+def run_engine(video: Path, out: Path, focal: float | None, extra: list[str]) -> None:
+    """Run the engine CLI (``--focal`` only when ``focal`` is given); exit with its last error
+    message when it fails."""
+    cmd = [sys.executable, "-m", "vibe_engine", "run", str(video), "--out", str(out), "--ignore-stdin",
+           *(["--focal", f"{focal:.6f}"] if focal is not None else []), *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
     if proc.returncode != 0:
         errors = [json.loads(line) for line in proc.stdout.splitlines() if '"error"' in line]
@@ -79,30 +85,110 @@ def project(points: np.ndarray, camera: dict) -> np.ndarray:
     return points[..., :2] / points[..., 2:3] * f + c
 
 
+def true_ref_path(gt: dict) -> np.ndarray:
+    """True ref_from_camera (T,4,4): each frame's camera in the frame-0 camera (identity: static)."""
+    path = np.asarray(gt.get("camera_world_from_camera", np.asarray(gt["world_from_camera"])[None]), np.float64)
+    path = np.broadcast_to(path, (len(gt["times"]), 4, 4))
+    return np.linalg.inv(path[0]) @ path
+
+
+def est_ref_path(motion: mf.Motion) -> np.ndarray | None:
+    """The engine's ref_from_camera (N,4,4) for a moving camera, None for a static one."""
+    from vibe_engine.camera_motion import reference_path
+
+    return reference_path(motion)
+
+
+def camera_joints(motion: mf.Motion, track: mf.Track, raw: bool) -> np.ndarray:
+    """Joints (T,24,3) in each frame's own camera: raw output as is; post-processed joints (in the
+    frame-0 camera for a moving camera) turned back with the engine's estimated path."""
+    joints = track_joints(motion, track, raw)
+    ref = est_ref_path(motion)
+    if raw or ref is None:
+        return joints
+    r = ref[np.asarray(track.frames)]
+    return np.einsum("tji,tnj->tni", r[:, :3, :3], joints - r[:, None, :3, 3])
+
+
+def world_joints(motion: mf.Motion, track: mf.Track, raw: bool, gt: dict) -> np.ndarray:
+    """World joints (T,24,3) with the TRUE cameras: post-processed joints (frame-0 camera) through
+    the frame-0 camera; raw joints (each frame's camera) through each frame's true camera."""
+    frames = np.asarray(track.frames)
+    path = np.asarray(gt["world_from_camera"], np.float64) @ true_ref_path(gt)[frames]
+    if raw:
+        j = track_joints(motion, track, True)
+        return np.einsum("tij,tnj->tni", path[:, :3, :3], j) + path[:, None, :3, 3]
+    return M.to_world(track_joints(motion, track, False), gt["world_from_camera"])
+
+
 def clip_metrics(motion: mf.Motion, gt: dict, raw: bool) -> dict[str, float]:
     """Every metric of one clip for the main (longest) track."""
     track = max(motion.tracks, key=lambda t: t.num_frames)
     frames = np.asarray(track.frames)
-    pred = track_joints(motion, track, raw)
+    pred = camera_joints(motion, track, raw)
     truth = gt["joints_cam"][frames]
-    m_wc = gt["world_from_camera"]
-    pred_w, truth_w = M.to_world(pred, m_wc), gt["joints_world"][frames]
+    pred_w, truth_w = world_joints(motion, track, raw, gt), gt["joints_world"][frames]
     height = gt["bbox"][frames, 3] - gt["bbox"][frames, 1]
+    cam = dict(motion.meta["camera"])
+    focal = np.asarray(motion.camera.get("focal_px", np.full(len(gt["times"]), cam["focal_px"])))[frames]
     return {
         "pa_mpjpe": M.pa_mpjpe(pred, truth), "mpjpe": M.mpjpe_root_aligned(pred, truth),
         "mpjpe_bc": M.mpjpe_root_aligned(pred, truth, bias_corrected=True),
         "accel": M.accel_error(pred, truth), "swing": M.swing_kept(pred, truth),
         "skate": M.foot_skate(pred_w, gt["contacts"][frames]), "penetration": M.ground_penetration(pred_w, truth_w),
         "root": M.root_trajectory_error(pred_w, truth_w),
-        "pck": M.pck_2d(project(pred, motion.meta["camera"]), gt["joints_2d"][frames], height),
+        "pck": M.pck_2d(project(pred, {**cam, "focal_px": focal[:, None, None]}), gt["joints_2d"][frames], height),
         "detected": M.detection_rate(frames, np.flatnonzero(gt["visible"])),
     }
+
+
+def camera_metrics(motion: mf.Motion, gt: dict, moving: bool) -> dict[str, float]:
+    """Camera path vs the truth over every frame: rotation error (deg, mean), position error (cm,
+    mean, relative to frame 0), static/moving decision right (1/0)."""
+    from vibe_engine.camera_motion import rotation_angle_deg
+
+    truth = true_ref_path(gt)
+    est = est_ref_path(motion)
+    est = np.repeat(np.eye(4)[None], len(truth), 0) if est is None else est[: len(truth)]
+    rot = rotation_angle_deg(np.einsum("tji,tjk->tik", est[:, :3, :3], truth[:, :3, :3]))
+    pos = np.linalg.norm(est[:, :3, 3] - truth[:, :3, 3], axis=-1)
+    kind = motion.meta.get("world", {}).get("camera_motion", "static")
+    timings = motion.meta.get("manifest", {}).get("timings_s", {})
+    share = 100.0 * timings.get("camera_motion", 0.0) / max(sum(timings.values()), 1e-9)
+    return {"rot_error": float(rot.mean()), "rot_max": float(rot.max()), "pos_error": float(pos.mean() * 100.0),
+            "detect_ok": float((kind == "moving") == moving), "time_share": float(share)}
+
+
+def world_metrics(motion: mf.Motion, gt: dict) -> dict[str, float]:
+    """The engine's world vs the truth for the main track: ground normal (deg), camera height (%),
+    depth scale (%: median pelvis depth ratio, post-processed) and focal (%); NaN without a ground."""
+    track = max(motion.tracks, key=lambda t: t.num_frames)
+    frames = np.asarray(track.frames)
+    depth = np.median(camera_joints(motion, track, raw=False)[:, 0, 2] / gt["joints_cam"][frames, 0, 2])
+    true_m = np.asarray(gt["world_from_camera"], np.float64)
+    out = {"depth_error": abs(depth - 1.0) * 100.0,
+           "focal_error": abs(motion.meta["camera"]["focal_px"] / gt["K"][0, 0] - 1.0) * 100.0,
+           "up_error": float("nan"), "height_error": float("nan")}
+    m = motion.meta.get("world", {}).get("world_from_camera")
+    if m is not None:
+        m = np.asarray(m, np.float64)
+        cos = np.clip(m[2, :3] @ true_m[2, :3], -1.0, 1.0)  # world up in camera coordinates
+        out["up_error"] = float(np.degrees(np.arccos(cos)))
+        out["height_error"] = abs(m[2, 3] / true_m[2, 3] - 1.0) * 100.0
+    return out
 
 
 def repostprocess(motion: mf.Motion) -> mf.Motion:
     """Run the current post-processing (default settings) again on a motion file's raw output."""
     from vibe_engine.postprocess.run import postprocess
 
+    cam = motion.meta["camera"]
+    moving = motion.meta.get("world", {}).get("camera_motion") == "moving"
+    if "focal_px_default" in cam and not moving:  # undo a static self-calibration (raw made at the default)
+        k = cam["focal_px"] / cam["focal_px_default"]
+        for track in motion.tracks:
+            track.extra["transl_raw"] = np.array(track.extra["transl_raw"], np.float32) / np.float32([1, 1, k])
+        cam.update(focal_px=cam.pop("focal_px_default"), source="default")
     for track in motion.tracks:
         track.pose = np.array(track.extra.get("pose_raw", track.pose), np.float32)
         track.transl = np.array(track.extra.get("transl_raw", track.transl), np.float32)
@@ -110,14 +196,15 @@ def repostprocess(motion: mf.Motion) -> mf.Motion:
     return postprocess(motion)
 
 
-def clip_motion(video: Path, gt: dict, extra: list[str], keep: Path | None, reuse: bool) -> mf.Motion:
+def clip_motion(video: Path, gt: dict, extra: list[str], keep: Path | None, reuse: bool,
+                gt_focal: bool = False) -> mf.Motion:
     """The engine's motion for one clip (kept in / reused from ``keep`` when given)."""
     name = video.with_suffix("").name
     if keep is not None and reuse and (keep / f"{name}.motion.npz").exists():
         return repostprocess(mf.read_motion(keep / f"{name}.motion.npz"))
     with tempfile.TemporaryDirectory() as tmp:
         out = (keep or Path(tmp)) / f"{name}.motion.npz"
-        run_engine(video, out, float(gt["K"][0, 0]), extra)
+        run_engine(video, out, float(gt["K"][0, 0]) if gt_focal else None, extra)
         return mf.read_motion(out)
 
 
@@ -172,26 +259,50 @@ def print_landmark_table(results: dict) -> None:
         print(f"{label + ' (' + unit + ')':26s}{cells}")
 
 
-def evaluate(suite: str, extra: list[str], keep: Path | None = None,
-             reuse: bool = False) -> dict[str, dict[str, dict[str, float]]]:
-    """{clip: {"raw": metrics, "post": metrics, "backend": name}} for every clip of the suite."""
+def evaluate(suite: str, extra: list[str], keep: Path | None = None, reuse: bool = False,
+             gt_focal: bool = False, only: list[str] | None = None) -> dict[str, dict[str, dict[str, float]]]:
+    """{clip: {"raw": metrics, "post": metrics, "world": metrics, "backend": name}} for every clip
+    of the suite (or the clips named in ``only``)."""
     results = {}
     for name, args in clips(suite).items():
+        if only and name not in only:
+            continue
         video = ensure_clip(suite, name, args)
         with np.load(video.with_suffix("").with_suffix(".gt.npz"), allow_pickle=False) as z:
             gt = {k: z[k] for k in z.files}
-        motion = clip_motion(video, gt, extra, keep, reuse)
+        motion = clip_motion(video, gt, extra, keep, reuse, gt_focal)
         results[name] = {"raw": clip_metrics(motion, gt, raw=True),
                          "post": clip_metrics(motion, gt, raw=False),
+                         "world": world_metrics(motion, gt),
+                         "camera": camera_metrics(motion, gt, is_moving(name)), "moving": is_moving(name),
+                         "focal_source": motion.meta["camera"].get("source"),
+                         "camera_kind": motion.meta.get("world", {}).get("camera_motion", "static"),
                          "backend": motion.meta.get("manifest", {}).get("backend"),
                          "landmarks": landmark_metrics(motion, gt)}
     return results
 
 
 def overall(results: dict) -> dict[str, dict[str, float]]:
-    """Mean of each metric over the clips, for raw and post."""
-    return {kind: {k: float(np.mean([r[kind][k] for r in results.values()])) for k, _, _ in ROWS}
-            for kind in ("raw", "post")}
+    """Mean of each metric over the clips, for raw and post (world: over the clips with a ground)."""
+    out = {kind: {k: float(np.mean([r[kind][k] for r in results.values()])) for k, _, _ in ROWS}
+           for kind in ("raw", "post")}
+    out["world"] = {k: float(np.nanmean([r["world"][k] for r in results.values()]))
+                    if any(np.isfinite(r["world"][k]) for r in results.values()) else float("nan")
+                    for k, _, _ in WORLD_ROWS}
+    return out
+
+
+def print_world_table(results: dict) -> None:
+    """The engine's own world (ground, camera height, depth scale, focal) per clip and overall."""
+    cols = list(results) + ["overall"]
+    data = {**results, "overall": overall(results)}
+    print("\nWorld from the video (post-processed; '-' = no ground found)")
+    print(f"{'metric':38s}" + "".join(f"{c[:20]:>22s}" for c in cols))
+    for key, label, unit in WORLD_ROWS:
+        cells = "".join(f"{data[c]['world'][key]:22.1f}" if np.isfinite(data[c]["world"][key]) else f"{'-':>22s}"
+                        for c in cols)
+        print(f"{label + ' (' + unit + ')':38s}{cells}")
+    print(f"{'focal source':38s}" + "".join(f"{str(results[c].get('focal_source')):>22s}" for c in results))
 
 
 def print_table(results: dict) -> None:
@@ -208,18 +319,37 @@ def print_table(results: dict) -> None:
     print(f"backend: {', '.join(sorted(map(str, backends)))}")
 
 
+CAMERA_ROWS = [("rot_error", "camera rotation error, mean", "deg"), ("rot_max", "camera rotation error, max", "deg"),
+               ("pos_error", "camera position error", "cm"), ("detect_ok", "static/moving decision right", "1/0"),
+               ("time_share", "camera-motion stage / engine time", "%")]
+
+
+def print_camera_table(results: dict) -> None:
+    """The camera path vs the truth per clip and overall."""
+    cols = list(results) + ["overall"]
+    data = {**{c: r["camera"] for c, r in results.items()},
+            "overall": {k: float(np.mean([r["camera"][k] for r in results.values()])) for k, _, _ in CAMERA_ROWS}}
+    print("\nCamera path (engine vs truth, every frame)")
+    print(f"{'metric':38s}" + "".join(f"{c[:20]:>22s}" for c in cols))
+    for key, label, unit in CAMERA_ROWS:
+        print(f"{label + ' (' + unit + ')':38s}" + "".join(f"{data[c][key]:22.2f}" for c in cols))
+    print(f"{'decision':38s}" + "".join(f"{str(r.get('camera_kind')):>22s}" for r in results.values()))
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI entry point."""
     argv = sys.argv[1:] if argv is None else argv
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
     own = argv[: argv.index("--")] if "--" in argv else argv
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--suite", choices=("ci", "full"), default="ci")
+    p.add_argument("--suite", choices=SUITES, default="ci")
     p.add_argument("--json", metavar="FILE", help="also write the figures as JSON")
     p.add_argument("--vibe-data", metavar="DIR", help="run the VIBE backend with this data folder")
     p.add_argument("--motions", metavar="DIR", type=Path, help="keep the engine's motion files in DIR")
     p.add_argument("--reuse", action="store_true", help="with --motions: post-process kept files again "
                    "instead of running the engine")
+    p.add_argument("--gt-focal", action="store_true", help="pass each clip's true focal (--focal) to the engine")
+    p.add_argument("--clips", type=lambda v: [c for c in v.split(",") if c], help="only these clips (comma-separated)")
     a = p.parse_args(own)
     if a.reuse and not a.motions:
         p.error("--reuse needs --motions DIR (the folder of kept motion files)")
@@ -227,8 +357,15 @@ def main(argv: list[str] | None = None) -> int:
         extra = ["--vibe-data", a.vibe_data, *extra]
     if a.motions:
         a.motions.mkdir(parents=True, exist_ok=True)
-    results = evaluate(a.suite, extra, a.motions, a.reuse)
-    print_table(results)
+    results = evaluate(a.suite, extra, a.motions, a.reuse, a.gt_focal, a.clips)
+    static = {c: r for c, r in results.items() if not r["moving"]}
+    moving = {c: r for c, r in results.items() if r["moving"]}
+    for title, group in (("Static cameras", static), ("Moving cameras", moving)):
+        if group:
+            print(f"\n== {title} ==")
+            print_table(group)
+            print_world_table(group)
+            print_camera_table(group)
     print_landmark_table(results)
     if a.json:
         Path(a.json).write_text(json.dumps({"clips": results, "overall": overall(results)}, indent=2))

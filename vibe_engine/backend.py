@@ -60,6 +60,7 @@ class RunContext:
     writer: ProtocolWriter
     token: CancelToken
     timings: Timings = field(default_factory=Timings)
+    camera: Any = None  # camera_motion.CameraTracker fed in pass 2 (None: --camera static)
 
 
 class Backend(Protocol):

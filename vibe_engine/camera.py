@@ -14,8 +14,6 @@ correct crop side ``1.1·h``.
 """
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 #: The official demo's crop scale: the crop side is 1.1 × the square tracker box side.
@@ -25,21 +23,20 @@ CROP_SIZE_PX = 224
 
 
 def default_focal(width: int, height: int) -> float:
-    """Default focal length in pixels: the image diagonal.
+    """Default focal length in pixels: a typical phone video lens (``intrinsics.DEFAULT_FOCAL_35MM``,
+    33 mm equivalent ≈ 0.763 × the image diagonal; the same lens for portrait and landscape)."""
+    from vibe_engine.intrinsics import default_focal as focal
 
-    That is a diagonal field of view of 2·atan(1/2) ≈ 53.1° (≈ 47.1° horizontal for a 16:9
-    landscape frame), close to a phone's main camera, and the same lens for portrait and landscape.
-    """
-    return float(math.hypot(width, height))
+    return focal(width, height)
 
 
-def camera_meta(width: int, height: int, focal_px: float | None) -> dict:
+def camera_meta(width: int, height: int, focal_px: float | None, video=None) -> dict:
     """The motion file's ``meta.camera``: pinhole, principal point at the image centre (px);
-    ``focal_px`` None → :func:`default_focal` (``source`` records which)."""
-    focal = focal_px if focal_px is not None else default_focal(width, height)
-    return {"model": "pinhole", "focal_px": float(focal), "cx": width / 2.0, "cy": height / 2.0,
-            "width": int(width), "height": int(height),
-            "source": "user" if focal_px is not None else "default"}
+    the focal from ``focal_px``, else the ``video`` container's 35 mm-equivalent tag, else
+    :func:`default_focal` (``source`` records which: :mod:`vibe_engine.intrinsics`)."""
+    from vibe_engine.intrinsics import camera_meta as meta
+
+    return meta(focal_px, video, width, height)
 
 
 def orig_cam(cam_crop: np.ndarray, bbox: np.ndarray, width: int, height: int) -> np.ndarray:

@@ -29,8 +29,8 @@ from typing import TYPE_CHECKING, Any, Callable, Sequence, TextIO  # noqa: E402
 from vibe_blender.core.motion_header import MAX_FRAMES  # noqa: E402
 from vibe_blender.core.settings import DEVICES, PRECISIONS  # noqa: E402
 from vibe_engine import __version__  # noqa: E402
-from vibe_engine.config import (DEFAULT_BATCH_SIZE, DEFAULT_MIN_FRAMES, OOM_ENV, OOM_TEMPORAL_ENV,  # noqa: E402
-                                EngineConfig, resolve_models)
+from vibe_engine.config import (CAMERA_MODES, DEFAULT_BATCH_SIZE, DEFAULT_MIN_FRAMES, OOM_ENV,  # noqa: E402
+                                OOM_TEMPORAL_ENV, EngineConfig, resolve_models)
 from vibe_engine.errors import EXIT_OK, EXIT_USAGE, CancelledError, ModelError  # noqa: E402
 from vibe_engine.versions import torch_version  # noqa: E402
 
@@ -99,7 +99,11 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--device", choices=DEVICES, default="cpu")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32")
     p.add_argument("--focal", type=_number_in(float, *FOCAL_RANGE_PX), metavar="PX",
-                   help="focal length in pixels, %g to %g (default: the image diagonal)" % FOCAL_RANGE_PX)
+                   help="focal length in pixels, %g to %g (default: the video's 35 mm-equivalent metadata, "
+                        "else a 33 mm-equivalent phone lens, refined from the footage when it allows)" % FOCAL_RANGE_PX)
+    p.add_argument("--camera", choices=CAMERA_MODES, default="auto",
+                   help="camera motion: auto (decide from the background, default), static (tripod: "
+                        "no estimation), moving (always use the estimated per-frame camera rotation)")
     p.add_argument("--min-frames", type=_number_in(int, *MIN_FRAMES_RANGE), default=DEFAULT_MIN_FRAMES, metavar="N",
                    help=f"drop tracks shorter than N frames (default {DEFAULT_MIN_FRAMES})")
     p.add_argument("--batch-size", type=_number_in(int, *BATCH_RANGE), default=DEFAULT_BATCH_SIZE, metavar="N",
@@ -172,7 +176,7 @@ def make_config(args: argparse.Namespace) -> EngineConfig:
         batch_size=args.batch_size, tracks=args.tracks, max_people=args.max_people,
         official_chunks=args.official_chunks, smooth=not args.no_smooth, ground=not args.no_ground,
         foot_lock=not args.no_foot_lock, oom_above=_oom_hook(OOM_ENV), oom_temporal_above=_oom_hook(OOM_TEMPORAL_ENV), detect_every=args.detect_every,
-        compile=args.compile, landmark_model=args.landmark_model)
+        compile=args.compile, landmark_model=args.landmark_model, camera=args.camera)
 
 
 def _cuda_hello(device: str) -> tuple[bool, str | None]:

@@ -31,7 +31,7 @@ import numpy as np
 from vibe_blender.core import motion_file as mf
 from vibe_blender.core.atomic import DiskFullError
 from vibe_blender.core.vibe_data import sha256_file
-from vibe_engine import __version__, camera
+from vibe_engine import __version__, camera, camera_motion
 from vibe_engine.backend import Backend, RunContext, Timings
 from vibe_engine.backends import load_backend
 from vibe_engine.cancel import CancelToken
@@ -280,6 +280,9 @@ def _frames(run: RunContext, reader: Any, last: float = math.inf) -> Iterator[An
                 frame = next(frames, None)
             if frame is None or frame.index > last:
                 return
+            if run.camera is not None:  # moving-camera estimation from the background (camera_motion)
+                with run.timings("camera_motion"):
+                    run.camera.add(frame.index, frame.image)
             yield frame
 
 
@@ -348,7 +351,7 @@ def build_motion(run: RunContext, backend: Backend, info: Any, times: np.ndarray
                 "detect_every": cfg.detector_stride(backend.name) if cfg.boxes is None else None,
                 **library_versions()}
     meta = mf.new_meta(
-        video=_video_meta(cfg, info, times), camera=camera.camera_meta(info.width, info.height, cfg.focal_px),
+        video=_video_meta(cfg, info, times), camera=camera.camera_meta(info.width, info.height, cfg.focal_px, cfg.video),
         world={"world_from_camera": None}, body=backend.body_meta, joints=backend.joints, manifest=manifest)
     return mf.Motion(meta=meta, body=backend.body, tracks=tracks)
 
@@ -393,12 +396,20 @@ def run_pipeline(cfg: EngineConfig, writer: ProtocolWriter, token: CancelToken) 
         token.check("track")
         tracks = select_tracks(run, all_tracks)
         writer.stage("features")
+        run.camera = camera_motion.start(cfg.camera, info.width, info.height, camera.camera_meta(
+            info.width, info.height, cfg.focal_px, cfg.video)["focal_px"], tracks)
         pose_pass(run, reader, backend, tracks)
         writer.stage("regress")
         motion_tracks = regress(run, backend, tracks, times)
         reader.verify_unchanged()
     writer.stage("write")
-    return _write(run, build_motion(run, backend, info, times, motion_tracks), backend)
+    motion = build_motion(run, backend, info, times, motion_tracks)
+    if run.camera is not None:
+        with run.timings("camera_motion"):  # the path solve (focal, zoom) counts with the tracking
+            msg = camera_motion.attach(motion, run.camera, cfg.camera)
+        if msg:
+            writer.warning("CAMERA_STATIC_FALLBACK", msg)
+    return _write(run, motion, backend)
 
 
 def _write(run: RunContext, motion: mf.Motion, backend: Backend) -> RunResult:
@@ -407,6 +418,8 @@ def _write(run: RunContext, motion: mf.Motion, backend: Backend) -> RunResult:
     with run.timings("postprocess"):
         _postprocess(run.cfg, motion)
     backend.score_motion(motion)
+    for w in motion.meta.get("world", {}).get("warnings", []):  # e.g. NO_GROUND (vibe_engine.world)
+        run.writer.warning(w["code"], w["message"])
     motion.meta["manifest"]["timings_s"] = {k: round(v, 4) for k, v in run.timings.seconds.items()}
     run.token.check("write")
     with run.timings("write"):

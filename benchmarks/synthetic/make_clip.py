@@ -6,6 +6,12 @@
 BVH (CMU, y up) → SMPL-layout pose on the CC0 stand-in body (bone-direction retarget) → posed
 mesh by linear blend skinning → Workbench render with the bpy wheel from a static camera →
 H.264 video (ffmpeg) + ``NAME.gt.npz``. Deterministic for the same arguments.
+
+``--camera-motion`` moves the camera over the clip (static by default): ``pan`` and ``tilt``
+(rotation about the camera centre), ``shake`` (handheld: small smoothed random rotation and
+translation), ``dolly`` (the camera travels along with the walker, keeping its distance) and
+``zoom`` (the focal length changes). The per-frame camera is in the ground truth
+(``camera_world_from_camera`` (T,4,4), ``focal_px`` (T,)).
 """
 from __future__ import annotations
 
@@ -35,7 +41,12 @@ CONTACT_SPEED = 0.25  # m/s
 FOOT_JOINTS = (7, 10, 8, 11)
 # camera presets: (azimuth of the camera around the path centre in degrees, distance m, height m)
 CAMERAS = {"front": (0.0, 6.0, 1.4), "side": (90.0, 6.0, 1.3), "diagonal": (40.0, 6.5, 1.8),
-           "high": (-30.0, 7.0, 3.0)}
+           "high": (-30.0, 7.0, 3.0), "down": (20.0, 4.5, 4.2), "low": (-15.0, 5.5, 0.35)}
+CAMERA_MOTIONS = ("none", "pan", "tilt", "shake", "dolly", "zoom")
+PAN_DEG, TILT_DEG = 12.0, 6.0  # amplitude of the pan / tilt sweeps
+SHAKE_DEG, SHAKE_M = 0.8, 0.01  # handheld shake: rotation (deg) and translation (m) standard deviations
+SHAKE_SMOOTH_S = 0.15  # time constant of the shake (s)
+ZOOM_RANGE = 1.3  # zoom: the focal grows by this factor over the clip
 
 
 def _look_at(centre: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -48,6 +59,49 @@ def _look_at(centre: np.ndarray, target: np.ndarray) -> np.ndarray:
     m[:3, :3] = np.stack([x, y, z], 1)
     m[:3, 3] = centre
     return m
+
+
+def _rotation(axis: np.ndarray, angle: np.ndarray) -> np.ndarray:
+    """(T,3,3) rotations by ``angle`` (T,) radians about the unit ``axis`` (3,) (Rodrigues)."""
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    a = np.asarray(angle, np.float64)[:, None, None]
+    return np.eye(3) + np.sin(a) * k + (1 - np.cos(a)) * (k @ k)
+
+
+def _smoothed_noise(rng: np.random.Generator, shape: tuple, fps: float) -> np.ndarray:
+    """Unit-variance Gaussian noise (T,...) smoothed over SHAKE_SMOOTH_S (exponential, both ways)."""
+    x = rng.normal(0, 1, shape)
+    a = np.exp(-1.0 / (SHAKE_SMOOTH_S * fps))
+    for order in (slice(None), slice(None, None, -1)):
+        y = x[order].copy()
+        for t in range(1, len(y)):
+            y[t] = a * y[t - 1] + (1 - a) * y[t]
+        x = y[order]
+    return x / x.std(axis=0, keepdims=True)
+
+
+def camera_path(base: np.ndarray, kind: str, focal: float, root: np.ndarray, fps: float,
+                rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Per-frame world_from_camera (T,4,4) and focal (T,) px of a camera ``kind`` around ``base``
+    (4,4, OpenCV camera → z-up world); ``root`` (T,3) is the walker's pelvis (dolly follows it)."""
+    n = len(root)
+    phase = np.linspace(0.0, 1.0, n)
+    m = np.repeat(base[None], n, axis=0)
+    rot = np.repeat(np.eye(3)[None], n, axis=0)  # rotation in the camera's own frame (right-multiplied)
+    if kind == "pan":
+        rot = _rotation(np.array([0.0, 1.0, 0.0]), np.radians(PAN_DEG) * np.sin(2 * np.pi * phase))
+    elif kind == "tilt":
+        rot = _rotation(np.array([1.0, 0.0, 0.0]), np.radians(TILT_DEG) * np.sin(2 * np.pi * phase))
+    elif kind == "shake":
+        angles = np.radians(SHAKE_DEG) * _smoothed_noise(rng, (n, 3), fps)
+        for i in range(3):
+            rot = rot @ _rotation(np.eye(3)[i], angles[:, i])
+        m[:, :3, 3] += SHAKE_M * _smoothed_noise(rng, (n, 3), fps)
+    elif kind == "dolly":
+        m[:, :2, 3] += root[:, :2] - root[0, :2]
+    m[:, :3, :3] = m[:, :3, :3] @ rot
+    focals = np.full(n, focal) * (np.geomspace(1.0, ZOOM_RANGE, n) if kind == "zoom" else 1.0)
+    return m, focals
 
 
 def _motion(bvh_path: Path, start_s: float, seconds: float, fps: float, rest: np.ndarray, parents):
@@ -71,11 +125,12 @@ def _contacts(joints_world: np.ndarray, fps: float) -> np.ndarray:
     return low & (speed <= CONTACT_SPEED)
 
 
-def _project(points_world: np.ndarray, world_from_camera: np.ndarray, k: np.ndarray):
-    """Camera-frame points (...,3) and pixels (...,2) of world points."""
+def _project(points_world: np.ndarray, world_from_camera: np.ndarray, focal: np.ndarray, centre: np.ndarray):
+    """Camera-frame points (T,N,3) and pixels (T,N,2) of world points (T,N,3) for per-frame
+    cameras (T,4,4) and focals (T,) px; ``centre`` (2,) the principal point."""
     cam = np.linalg.inv(world_from_camera)
-    pc = points_world @ cam[:3, :3].T + cam[:3, 3]
-    px = pc[..., :2] / pc[..., 2:3] * k[[0, 1], [0, 1]] + k[:2, 2]
+    pc = np.einsum("tij,tnj->tni", cam[:, :3, :3], points_world) + cam[:, None, :3, 3]
+    px = pc[..., :2] / pc[..., 2:3] * np.asarray(focal)[:, None, None] + centre
     return pc, px
 
 
@@ -99,11 +154,12 @@ def build(args: argparse.Namespace) -> dict:
     centre = joints[:, 0].mean(0) * np.array([1, 1, 0]) + np.array([0, 0, 0.9])
     az = np.radians(az + rng.uniform(-5, 5))
     eye = centre + np.array([np.sin(az) * dist, -np.cos(az) * dist, height - 0.9])
-    m = _look_at(eye, centre)
     f = args.width * args.focal_mm / 36.0
     k = np.array([[f, 0, args.width / 2], [0, f, args.height / 2], [0, 0, 1]])
-    joints_cam, joints_px = _project(joints, m, k)
-    _, verts_px = _project(verts, m, k)
+    path, focals = camera_path(_look_at(eye, centre), args.camera_motion, f, joints[:, 0], args.fps, rng)
+    joints_cam, joints_px = _project(joints, path, focals, k[:2, 2])
+    _, verts_px = _project(verts, path, focals, k[:2, 2])
+    m = path[0]
     lo, hi = verts_px.min(1), verts_px.max(1)
     visible = (lo[:, 0] >= 0) & (lo[:, 1] >= 0) & (hi[:, 0] < args.width) & (hi[:, 1] < args.height)
     return dict(
@@ -112,6 +168,7 @@ def build(args: argparse.Namespace) -> dict:
             times=np.arange(len(pose)) / args.fps, joints_world=joints, joints_cam=joints_cam,
             joints_2d=joints_px, root_world=joints[:, 0], contacts=_contacts(joints, args.fps),
             pose=pose, transl=transl, betas=betas, K=k, world_from_camera=m,
+            camera_world_from_camera=path, focal_px=focals,
             bbox=np.concatenate([lo, hi], 1), visible=visible,
         ),
     )
@@ -136,10 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fps", type=float, default=30.0)
     p.add_argument("--betas", type=lambda s: [float(v) for v in s.split(",") if v], default=[])
     p.add_argument("--camera", choices=sorted(CAMERAS), default="front")
+    p.add_argument("--camera-motion", choices=CAMERA_MOTIONS, default="none")
     p.add_argument("--focal-mm", type=float, default=35.0, help="on a 36 mm wide sensor")
     p.add_argument("--width", type=int, default=960)
     p.add_argument("--height", type=int, default=540)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--render-aa", choices=("8", "FXAA"), default="8", help="Workbench anti-aliasing")
     p.add_argument("--out", required=True, help="output path without extension")
     args = p.parse_args(argv)
     from benchmarks.synthetic.render import render_frames, vertex_colours
@@ -150,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         gt = data["gt"]
         render_frames(data["verts"], data["faces"], vertex_colours(data["weights"]), Path(tmp),
-                      gt["world_from_camera"], float(gt["K"][0, 0]), args.width, args.height)
+                      gt["camera_world_from_camera"], gt["focal_px"], args.width, args.height, args.render_aa)
         encode(Path(tmp), args.fps, out.with_suffix(".mp4"))
     settings = {k: v for k, v in vars(args).items()}
     np.savez_compressed(out.with_suffix(".gt.npz"), **data["gt"],

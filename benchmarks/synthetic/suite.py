@@ -20,11 +20,34 @@ FULL = {
                    "--betas", "0,-1,0,1"],
     "climb_front": ["--bvh", "01_03.bvh", "--start", "15.0", "--seconds", "5", "--camera", "front", "--seed", "4"],
 }
+# Issue 10: a camera looking down steeply (gym/CCTV style, 4.2 m up) and a low one (0.35 m), and the
+# moving cameras. Smaller and shorter than the clips above (640×360, FXAA) to render in minutes.
+_SMALL = ["--width", "640", "--height", "360", "--render-aa", "FXAA"]
+WORLD = {
+    "jumps_down": ["--bvh", "01_01.bvh", "--start", "2.0", "--seconds", "3", "--camera", "down", "--seed", "5", *_SMALL],
+    "jumps_low": ["--bvh", "01_01.bvh", "--start", "6.0", "--seconds", "3", "--camera", "low", "--seed", "6", *_SMALL],
+}
+MOVING = {
+    f"{kind}_jumps": ["--bvh", "01_01.bvh", "--start", start, "--seconds", "3", "--camera", cam,
+                      "--camera-motion", kind, "--seed", str(seed), *_SMALL]
+    for kind, start, cam, seed in (("pan", "2.0", "front", 10), ("tilt", "4.0", "diagonal", 11),
+                                   ("shake", "6.0", "front", 12), ("dolly", "2.0", "side", 13),
+                                   ("zoom", "8.0", "front", 14))
+}
+
+
+SUITES = ("ci", "full", "world", "moving", "all")
 
 
 def clips(suite: str) -> dict[str, list[str]]:
-    """Name → make_clip arguments of a suite ("ci" or "full")."""
-    return {"ci": CI, "full": FULL}[suite]
+    """Name → make_clip arguments of a suite: "ci", "full" (static), "world" (the static clips of
+    issue 10: looking down, low), "moving" (moving cameras) or "all" (full + world + moving)."""
+    return {"ci": CI, "full": FULL, "world": WORLD, "moving": MOVING, "all": {**FULL, **WORLD, **MOVING}}[suite]
+
+
+def is_moving(name: str) -> bool:
+    """Whether a clip of the suites has a moving camera (the truth for static/moving detection)."""
+    return name in MOVING and "--camera-motion" in MOVING[name]
 
 
 def clip_dir(suite: str) -> Path:

@@ -19,7 +19,7 @@ import pytest
 from tests.fixtures import media, synthetic
 from vibe_blender.core import motion_file as mf
 from vibe_blender.core import protocol as P
-from vibe_engine import camera
+from vibe_engine import camera, intrinsics
 
 RUN_TIMEOUT_S = 300
 #: Short clip cut from the demo: frames 0..SHORT_FRAMES-1 at half resolution.
@@ -169,7 +169,7 @@ def test_run_writes_a_valid_motion_file_and_a_complete_transcript(ok_run):
     assert result["path"] == str(out) and result["schema"] == "vibe-mocap-motion/1"
     assert result["frames"] == SHORT_FRAMES and result["fps"] == pytest.approx(30.0, rel=1e-3)
     steps = {"load_model", "decode", "detect", "track", "crop", "compile", "generator_backbone",
-             "generator_temporal", "postprocess", "realism", "write"}
+             "generator_temporal", "camera_motion", "postprocess", "realism", "write"}
     assert set(result["timings_s"]) == steps and all(v >= 0 for v in result["timings_s"].values())
     motion = mf.read_motion(out)
     mf.validate(motion)
@@ -184,7 +184,8 @@ def test_motion_file_fields_follow_the_camera_maths(ok_run):
     cam = motion.meta["camera"]
     w, h = motion.meta["video"]["width"], motion.meta["video"]["height"]
     assert (w, h) == (884, 496)  # 994/2 rounded down to even by the mp4v encoder
-    assert cam["focal_px"] == pytest.approx(np.hypot(w, h)) and cam["source"] == "default"
+    default = cam.get("focal_px_default", cam["focal_px"])  # the footage may refine the default focal
+    assert default == pytest.approx(intrinsics.default_focal(w, h)) and cam["source"] in ("default", "self_calibrated")
     for t in motion.tracks:
         np.testing.assert_allclose(t.cam_orig, camera.orig_cam(t.cam_crop, t.bbox, w, h), rtol=1e-5)
         expected = camera.root_translation(t.cam_crop, t.bbox, cam["focal_px"], cam["cx"], cam["cy"])
@@ -282,9 +283,10 @@ def test_without_vibe_files_the_default_blazepose_backend_runs_with_the_standin_
     cam = meta["camera"]
     (track,) = motion.tracks
     assert track.joints3d.shape == (SHORT_FRAMES, 33, 3) and track.detected.any()
-    projected = camera.project_pinhole(track.joints3d + track.extra["transl_raw"][:, None],
+    projected = camera.project_pinhole(track.joints3d + track.transl[:, None],  # the final pose's joints
                                        cam["focal_px"], cam["cx"], cam["cy"])
     np.testing.assert_allclose(track.joints2d, projected, atol=0.05)
+    assert track.extra["joints3d_raw"].shape == (SHORT_FRAMES, 33, 3)  # the raw fit's, kept
 
 
 def test_body_model_without_vibe_files_is_refused(clips, tmp_path):

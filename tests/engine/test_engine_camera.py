@@ -75,7 +75,9 @@ def test_root_translation_depth_matches_box_size_and_focal():
     np.testing.assert_allclose(t[0], [0.0, 0.0, 2000.0 / 440.0], rtol=1e-12)
 
 
-def test_default_focal_is_the_diagonal():
-    assert C.default_focal(1920, 1080) == pytest.approx(math.hypot(1920, 1080))
-    hfov = 2 * math.degrees(math.atan(1920 / 2 / C.default_focal(1920, 1080)))
-    assert 47 < hfov < 47.2
+def test_default_focal_is_a_33mm_equivalent_phone_lens():
+    # 35 mm equivalent: f_px = f35 / 43.27 mm (36x24 diagonal) x image diagonal (px)
+    assert C.default_focal(1920, 1080) == pytest.approx(33.0 / math.hypot(36, 24) * math.hypot(1920, 1080))
+    dfov = 2 * math.degrees(math.atan(math.hypot(1920, 1080) / 2 / C.default_focal(1920, 1080)))
+    assert 66.0 < dfov < 66.5  # diagonal field of view of a 33 mm-equivalent lens
+    assert C.default_focal(1080, 1920) == C.default_focal(1920, 1080)  # portrait: the same lens

@@ -143,7 +143,7 @@ def bake_motion(path: str | os.PathLike, options: ImportOptions, video: str | os
                             frame_start=options.frame_start, fps=options.bake_fps)
             armatures.append(arm)
         footage = os.fspath(video) if video is not None else _footage_path(motion.meta, Path(path), report)
-        _match_camera(motion.meta, footage, options.frame_start, report)
+        _match_camera(motion.meta, footage, options.frame_start, report, motion)
     return armatures
 
 
@@ -166,7 +166,8 @@ def _footage_path(meta: dict, motion_path: Path, report: Report | None = None) -
     return None
 
 
-def _match_camera(meta: dict, video: str | None, frame_start: int, report: Report | None = None) -> None:
+def _match_camera(meta: dict, video: str | None, frame_start: int, report: Report | None = None,
+                  motion: object = None) -> None:
     """Create the camera matching the engine's (replacing an earlier one of ours), video as background.
 
     A video Blender cannot open gives a camera without background and a warning.
@@ -175,10 +176,10 @@ def _match_camera(meta: dict, video: str | None, frame_start: int, report: Repor
 
     temp_name = DEFAULT_CAMERA_NAME + " (new)"
     try:
-        cam = create_camera(meta, video_path=video, frame_start=frame_start, name=temp_name)
+        cam = create_camera(meta, video_path=video, frame_start=frame_start, name=temp_name, motion=motion)
     except UserInputError as exc:
         _warn(report, f"{exc} (camera without background)")
-        cam = create_camera(meta, frame_start=frame_start, name=temp_name)
+        cam = create_camera(meta, frame_start=frame_start, name=temp_name, motion=motion)
     old = bpy.data.objects.get(DEFAULT_CAMERA_NAME)
     if old is not None and old.type == "CAMERA":
         bpy.data.objects.remove(old)

@@ -27,13 +27,16 @@ BACKGROUND_ALPHA = 1.0  # opaque footage behind the character
 
 def create_camera(meta: dict[str, Any], *, video_path: str | None = None, frame_start: int = 1,
                   name: str = DEFAULT_CAMERA_NAME, scene: bpy.types.Scene | None = None,
-                  make_active: bool = True) -> bpy.types.Object:
+                  make_active: bool = True, motion: Any = None) -> bpy.types.Object:
     """Create a camera object matching ``meta["camera"]`` and ``meta["world"]`` of a motion file.
 
     Sets the scene's render resolution to the video size (100 %, pixel aspect 1). With
     ``video_path`` the video becomes the camera's background, first frame at scene frame
-    ``frame_start``. Raises MotionFileError for an unusable camera header and UserInputError
-    for a video that cannot be opened; in both cases nothing is added to the scene.
+    ``frame_start``. With ``motion`` holding a moving camera (``camera/world_from_camera``), the
+    camera is animated along it, a key per video frame at ``frame_start + time·fps`` (the scene's
+    fps, as the bake), so the footage stays locked to it. Raises MotionFileError for an unusable
+    camera header and UserInputError for a video that cannot be opened; in both cases nothing is
+    added to the scene.
     """
     scene = scene or bpy.context.scene
     pinhole = cm.PinholeCamera.from_meta(meta)
@@ -47,9 +50,34 @@ def create_camera(meta: dict[str, Any], *, video_path: str | None = None, frame_
     set_render_size(scene, pinhole)
     if footage is not None:
         attach_footage(data, footage, frame_start)
+    if motion is not None and "world_from_camera" in getattr(motion, "camera", {}):
+        animate_camera(obj, motion, pinhole, frame_start, scene)
     if make_active:
         scene.camera = obj
     return obj
+
+
+def animate_camera(obj: bpy.types.Object, motion: Any, pinhole: cm.PinholeCamera, frame_start: int,
+                   scene: bpy.types.Scene) -> None:
+    """Key the camera object (location, quaternion) and, for a zoom, its lens along the motion's
+    per-frame camera path, in one pass per F-curve (foreach_set through compat.ActionWriter)."""
+    from . import compat
+
+    rate = scene.render.fps / scene.render.fps_base
+    times = cm.video_frame_times(motion.meta, motion.tracks)
+    keys = cm.camera_keys(motion.camera["world_from_camera"], times, rate, frame_start, pinhole,
+                          motion.camera.get("focal_px"))
+    obj.rotation_mode = "QUATERNION"
+    writer = compat.ActionWriter(f"{obj.name} path", obj)
+    for i in range(3):
+        writer.add_curve("location", i, "Camera", keys.frames, keys.location[:, i])
+    for i in range(4):
+        writer.add_curve("rotation_quaternion", i, "Camera", keys.frames, keys.rotation[:, i])
+    writer.assign(obj)
+    if keys.lens is not None:
+        lens = compat.ActionWriter(f"{obj.name} lens", obj.data, id_type="CAMERA")
+        lens.add_curve("lens", 0, "Lens", keys.frames, keys.lens)
+        lens.assign(obj.data)
 
 
 def apply_settings(data: bpy.types.Camera, s: cm.BlenderCameraSettings) -> None:

@@ -114,3 +114,48 @@ def normalized_to_pixels(ndc: np.ndarray, width: int, height: int) -> np.ndarray
     """
     p = np.asarray(ndc, dtype=np.float64)
     return np.stack([p[..., 0] * width, (1.0 - p[..., 1]) * height], axis=-1)
+
+
+@dataclass(frozen=True)
+class CameraKeys:
+    """Keyframes of an animated camera object: scene ``frames`` (N,), ``location`` (N,3) metres,
+    ``rotation`` (N,4) quaternions (w, x, y, z), hemisphere-continuous, and ``lens`` (N,) mm or None."""
+
+    frames: np.ndarray
+    location: np.ndarray
+    rotation: np.ndarray
+    lens: np.ndarray | None
+
+
+def video_frame_times(meta: dict[str, Any], tracks: list[Any]) -> np.ndarray:
+    """Presentation time (s) of every video frame (N = ``meta.video.frames``): the tracks' own
+    timestamps where a track covers the frame, ``index / fps`` elsewhere (interpolated between)."""
+    video = meta.get("video") or {}
+    n = int(video.get("frames") or 0)
+    known: dict[int, float] = {}
+    for t in tracks:
+        known.update(zip(np.asarray(t.frames).tolist(), np.asarray(t.times, np.float64).tolist()))
+    if not known:
+        return np.arange(n) / float(video.get("fps") or 30.0)
+    idx = np.array(sorted(known))
+    times = np.array([known[i] for i in idx])
+    fps = float(video.get("fps") or 30.0)
+    out = np.interp(np.arange(n), idx, times)
+    out[: idx[0]] = times[0] - (idx[0] - np.arange(idx[0])) / fps
+    out[idx[-1] + 1 :] = times[-1] + (np.arange(idx[-1] + 1, n) - idx[-1]) / fps
+    return out
+
+
+def camera_keys(path: np.ndarray, times: np.ndarray, fps: float, frame_start: int,
+                cam: PinholeCamera, focal_px: np.ndarray | None = None,
+                sensor_mm: float = SENSOR_SIZE_MM) -> CameraKeys:
+    """Keys of the Blender camera for a per-video-frame path (N,4,4) (OpenCV camera → world) at
+    video ``times`` (N,) s: key n at scene frame ``frame_start + times[n]·fps`` (the bake's mapping)."""
+    from .rotations import matrix_to_quat, quat_continuity
+
+    m = np.asarray(path, np.float64) @ CV_TO_BLENDER_CAMERA
+    frames = frame_start + np.asarray(times, np.float64) * fps
+    lens = None
+    if focal_px is not None:
+        lens = np.asarray(focal_px, np.float64) * sensor_mm / float(max(cam.width, cam.height))
+    return CameraKeys(frames, m[:, :3, 3].copy(), quat_continuity(matrix_to_quat(m[:, :3, :3])), lens)

@@ -43,6 +43,8 @@ OPTIONAL_TRACK_ARRAYS: dict[str, tuple[tuple[int | str, ...], type]] = {
     "pose_raw": ((NUM_JOINTS, 3), np.float32),
     "transl_raw": ((3,), np.float32),
     "contacts": ((4,), np.bool_),
+    "joints3d_raw": (("J", 3), np.float32),  # joints3d/joints2d of the raw fit (the main ones are final)
+    "joints2d_raw": (("J", 2), np.float32),
     # BlazePose backend: the raw landmarks the fit used (NaN rows where no pose was found)
     "landmarks_image": ((33, 3), np.float32),
     "landmarks_world": ((33, 3), np.float32),
@@ -54,6 +56,12 @@ OPTIONAL_TRACK_ARRAYS: dict[str, tuple[tuple[int | str, ...], type]] = {
 #: ``realism`` under this marks a frame's motion as implausible (discriminator trained real → 1, fake → 0)
 REALISM_IMPLAUSIBLE_BELOW = 0.5
 NAN_ALLOWED = {"landmarks_image", "landmarks_world", "visibility", "presence"}
+# Optional per-video-frame camera members (``camera/<name>``; N = meta.video.frames): a moving
+# camera's path (docs/motion-file.md "Moving camera"). Absent for a static camera.
+CAMERA_ARRAYS: dict[str, tuple[tuple[int, ...], type]] = {
+    "world_from_camera": ((4, 4), np.float64),
+    "focal_px": ((), np.float64),
+}
 BODY_ARRAYS: dict[str, type] = {
     "v_template": np.float32, "shapedirs": np.float32, "J_regressor": np.float32,
     "weights": np.float32, "parents": np.int32, "faces": np.int32,
@@ -122,6 +130,7 @@ class Motion:
     meta: dict[str, Any]
     body: BodyModel
     tracks: list[Track]
+    camera: dict[str, np.ndarray] = field(default_factory=dict)  # CAMERA_ARRAYS, per video frame
 
     @property
     def header(self) -> Header:
@@ -243,6 +252,24 @@ def validate(motion: Motion) -> None:
     for track in motion.tracks:
         _validate_track(track, motion.body.num_betas)
         check_track_frames(motion.meta, int(track.frames[-1]))
+    _validate_camera(motion)
+
+
+def _validate_camera(motion: Motion) -> None:
+    """Camera members: known names, one row per video frame, finite; rigid per-frame matrices."""
+    n = int(motion.meta.get("video", {}).get("frames") or 0)
+    for name, arr in motion.camera.items():
+        if name not in CAMERA_ARRAYS:
+            raise MotionFileError(f"unknown camera member camera/{name}")
+        _check_array(f"camera/{name}", np.asarray(arr), CAMERA_ARRAYS[name][0], {}, n)
+    m = motion.camera.get("world_from_camera")
+    if m is not None:
+        r = np.asarray(m, np.float64)[:, :3, :3]
+        if np.abs(r @ np.swapaxes(r, 1, 2) - np.eye(3)).max() > 1e-4 or np.any(np.linalg.det(r) <= 0):
+            raise MotionFileError("camera/world_from_camera is not a rotation plus translation per frame")
+    f = motion.camera.get("focal_px")
+    if f is not None and np.any(np.asarray(f) <= 0):
+        raise MotionFileError("camera/focal_px must be positive")
 
 
 # --------------------------------------------------------------------------- writing
@@ -286,6 +313,7 @@ def write_motion(path: str | os.PathLike, motion: Motion, *, compress: bool = Fa
     members = {"meta": _header(motion), **_body_members(motion.body)}
     for track in motion.tracks:
         members.update(_track_members(track))
+    members.update({f"camera/{k}": np.ascontiguousarray(v, CAMERA_ARRAYS[k][1]) for k, v in motion.camera.items()})
     compression = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
     with atomic_write(path) as fh, zipfile.ZipFile(fh, "w", compression, allowZip64=True) as zf:
         for name, array in members.items():  # the layout np.savez writes, closed even on a full disk
@@ -297,13 +325,16 @@ def write_motion(path: str | os.PathLike, motion: Motion, *, compress: bool = Fa
 
 
 def _known_member(name: str) -> bool:
-    """Members this reader uses: ``meta``, ``body/<known>`` and ``track/<id>/<known>``; any other
+    """Members this reader uses: ``meta``, ``body/<known>``, ``camera/<known>`` and
+    ``track/<id>/<known>``; any other
     member is never decompressed (a large unknown member costs nothing)."""
     parts = name.split("/")
     if parts == ["meta"]:
         return True
     if len(parts) == 2 and parts[0] == "body":
         return parts[1] in BODY_ARRAYS or parts[1] in OPTIONAL_BODY_ARRAYS
+    if len(parts) == 2 and parts[0] == "camera":
+        return parts[1] in CAMERA_ARRAYS
     known = {*TRACK_ARRAYS, *OPTIONAL_TRACK_ARRAYS, "betas_track"}
     return len(parts) == 3 and parts[0] == "track" and parts[2] in known
 
@@ -385,6 +416,7 @@ def read_motion(path: str | os.PathLike) -> Motion:
         meta=meta,
         body=_read_body(members, path),
         tracks=[_read_track(members, i, path) for i in _track_ids(members, path)],
+        camera={k: members[f"camera/{k}"] for k in CAMERA_ARRAYS if f"camera/{k}" in members},
     )
     try:
         validate(motion)

@@ -45,7 +45,7 @@ class BlazePoseEngineBackend:
     def load(cls, ctx: RunContext, info: Any) -> BlazePoseEngineBackend:
         """The shipped landmark model ``cfg.landmark_model`` and the stand-in body."""
         body = load_standin_body()
-        focal = camera.camera_meta(info.width, info.height, ctx.cfg.focal_px)["focal_px"]
+        focal = camera.camera_meta(info.width, info.height, ctx.cfg.focal_px, ctx.cfg.video)["focal_px"]
         pose = BlazePoseBackend(model=ctx.cfg.landmark_model, body=body, focal_px=focal,
                                 image_size=(info.width, info.height))
         return cls(ctx, pose, body)

@@ -126,7 +126,7 @@ class VibeBackend:
     @classmethod
     def load(cls, ctx: RunContext, info: Any) -> VibeBackend:
         """Load the model files of ``ctx.cfg.models`` for a video of ``info``'s size."""
-        cam = camera.camera_meta(info.width, info.height, ctx.cfg.focal_px)
+        cam = camera.camera_meta(info.width, info.height, ctx.cfg.focal_px, ctx.cfg.video)
         return cls(ctx, load_model(ctx.cfg), cam)
 
     def start(self, tracks: list[Any]) -> None:

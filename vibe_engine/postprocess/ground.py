@@ -1,4 +1,6 @@
-"""Ground plane and world frame from a static camera, estimated from the feet over time.
+"""Ground plane and world frame from a static camera, estimated from the feet over time (of every
+person: :func:`estimate_ground_tracks` pools their stance points; a moving camera's tracks are first
+turned into the frame-0 camera by :mod:`vibe_engine.camera_motion`).
 
 Input points are in the OpenCV camera frame (x right, y down, z forward), metres. Feet on the
 ground lie on one plane: per frame we take the slow foot points near the lowest one (along the
@@ -113,20 +115,39 @@ def estimate_ground(feet: np.ndarray, times: np.ndarray, body_up: np.ndarray | N
     ``body_up`` (T,3), optional: the body's vertical axis per frame (e.g. pelvis → neck), used
     when the stance points do not span a plane. Raises ValueError with fewer than 3 frames.
     """
-    feet = np.asarray(feet, dtype=np.float64)
-    if feet.shape[0] < 3:
+    return estimate_ground_tracks([(feet, times)], None if body_up is None else [body_up])
+
+
+def pooled_stance(tracks: list[tuple[np.ndarray, np.ndarray]], up: np.ndarray) -> np.ndarray:
+    """Stance points (M,3) of every track (feet (T,K,3), times (T,)) along the current ``up``."""
+    points = [_stance_points(f, _speeds(f, t), up) for f, t in tracks]
+    return np.concatenate(points) if points else np.zeros((0, 3))
+
+
+def estimate_ground_tracks(tracks: list[tuple[np.ndarray, np.ndarray]],
+                           body_ups: list[np.ndarray] | None = None) -> GroundPlane:
+    """The ground plane from the feet of several people (one static camera, one floor).
+
+    ``tracks``: per person (feet (T,K,3) camera frame, times (T,) s); ``body_ups``: per person (T,3)
+    body vertical axes (the prior up and the fallback normal). Stance points of every person and
+    frame are pooled; the plane offset is the typical lowest foot height over all of them.
+    Raises ValueError when no person has 3 frames.
+    """
+    tracks = [(np.asarray(f, np.float64), np.asarray(t, np.float64)) for f, t in tracks]
+    keep = [i for i, (f, _) in enumerate(tracks) if f.shape[0] >= 3]
+    if not keep:
         raise ValueError("need at least 3 frames of feet to estimate the ground")
-    speeds = _speeds(feet, times)
-    up = CAMERA_UP if body_up is None else _mean_direction(body_up)
+    tracks = [tracks[i] for i in keep]
+    up = CAMERA_UP if not body_ups else _mean_direction(np.concatenate([body_ups[i] for i in keep]))
     for _ in range(ITERATIONS):
-        stance = _stance_points(feet, speeds, up)
+        stance = pooled_stance(tracks, up)
         if len(stance) < 3:
             break
         centroid, normal, spread = _robust_plane(stance[:: max(1, len(stance) // MAX_STANCE_POINTS)], up)
         if spread[1] < MIN_SPREAD / 2:
             break  # a line or a point: the normal is not determined by the feet
         up = normal if normal @ up > 0 else -normal
-    return _plane_below(feet, up)
+    return _plane_below(np.concatenate([f for f, _ in tracks]), up)
 
 
 def _mean_direction(vectors: np.ndarray) -> np.ndarray:

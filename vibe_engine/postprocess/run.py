@@ -6,7 +6,8 @@ light final smoothing of the rotations (the leg IK pins the feet exactly and pas
 remaining jitter on to the knees; the final pass takes that out) → foot locking again with the
 same contacts (re-pins the feet that the final smoothing moved by a millimetre or two). The raw
 network output stays in the file as ``pose_raw``/``transl_raw``; ``contacts`` and
-``meta["world"]["world_from_camera"]`` are added.
+``meta["world"]`` (``world_from_camera``, camera height, warnings: :mod:`vibe_engine.world`) are
+added; with the default focal the world step may self-calibrate it (``meta["camera"]``).
 """
 from __future__ import annotations
 
@@ -19,15 +20,14 @@ from vibe_blender.core import motion_file as mf
 from vibe_blender.core.body import forward_kinematics, shaped_rest
 from vibe_blender.core.rotations import aa_to_matrix
 
+from vibe_engine import camera_motion, final_joints
 from vibe_engine.postprocess.contacts import detect_contacts
 from vibe_engine.postprocess.footlock import CONTACT_JOINTS, lock_feet
-from vibe_engine.postprocess.ground import estimate_ground, world_from_camera
 from vibe_engine.postprocess.smoothing import LocalFitParams, smooth_rotations, smooth_translation
+from vibe_engine.world import estimate_world, world_meta
 
 log = logging.getLogger(__name__)
-PELVIS, NECK = 0, 12
 CAMERA_FORWARD = np.array([0.0, 0.0, 1.0])  # OpenCV camera: z looks forward
-MIN_GROUND_FRAMES = 10
 GROUND_DEPTH = False  # place stances where the camera rays through the planted feet meet the ground
 FINAL_SMOOTHING = LocalFitParams(sigma=0.06, order=2)  # after foot locking (see the module docstring)
 
@@ -52,22 +52,6 @@ def _camera_joints(body: mf.BodyModel, track: mf.Track) -> np.ndarray:
     return g[:, :, :3, 3] + np.asarray(track.transl, np.float64)[:, None]
 
 
-def _estimate_world(body: mf.BodyModel, tracks: list[mf.Track]) -> np.ndarray | None:
-    """world_from_camera (4,4) from all tracks' feet, or None with too little data."""
-    feet, ups = [], []
-    for track in tracks:
-        if track.num_frames < 3:
-            continue
-        joints = _camera_joints(body, track)
-        feet.append((joints[:, list(CONTACT_JOINTS)], np.asarray(track.times, np.float64)))
-        ups.append(joints[:, NECK] - joints[:, PELVIS])
-    if sum(len(t) for _, t in feet) < MIN_GROUND_FRAMES:
-        return None
-    longest = max(range(len(feet)), key=lambda i: len(feet[i][1]))
-    plane = estimate_ground(feet[longest][0], feet[longest][1], body_up=ups[longest] if ups else None)
-    return world_from_camera(plane)
-
-
 def _smooth_track(track: mf.Track) -> None:
     """Smooth pose and translation in place (times from the track's timestamps)."""
     track.pose = smooth_rotations(track.pose, track.times).astype(np.float32)
@@ -89,22 +73,39 @@ def _lock_track(body: mf.BodyModel, track: mf.Track, m: np.ndarray,
 
 
 def postprocess(motion: mf.Motion, settings: PostSettings = PostSettings()) -> mf.Motion:
-    """Run the enabled steps on every track of ``motion`` in place and return it."""
+    """Run the enabled steps on every track of ``motion`` in place and return it; joints3d/joints2d
+    are then those of the final pose and transl (raw kept: :mod:`vibe_engine.final_joints`)."""
+    ref = _steps(motion, settings)
+    if settings.smooth or settings.ground or ref is not None:
+        final_joints.refresh(motion, ref)
+    return motion
+
+
+def _steps(motion: mf.Motion, settings: PostSettings) -> np.ndarray | None:
+    """The enabled steps in place; returns the moving camera's ref_from_camera (N,4,4) or None."""
     for track in motion.tracks:
         track.extra.setdefault("pose_raw", np.asarray(track.pose, np.float32).copy())
         track.extra.setdefault("transl_raw", np.asarray(track.transl, np.float32).copy())
+    ref = camera_motion.compensate(motion)  # moving camera: tracks into the frame-0 camera
+    for track in motion.tracks:
         if settings.smooth and track.num_frames > 2:
             _smooth_track(track)
-    m = _estimate_world(motion.body, motion.tracks) if settings.ground else None
-    motion.meta.setdefault("world", {})["world_from_camera"] = None if m is None else m.tolist()
+    if not settings.ground:
+        motion.meta.setdefault("world", {})["world_from_camera"] = None
+        camera_motion.store_path(motion, ref)
+        return ref
+    found = estimate_world(motion, calibrate=ref is None)  # ground of all people; focal (vibe_engine.world)
+    motion.meta["world"] = {**motion.meta.get("world", {}), **world_meta(found)}
+    camera_motion.store_path(motion, ref)
+    m = found.matrix
+    for _, message in found.warnings:
+        log.warning(message)
     if m is None:
-        if settings.ground:
-            log.warning("too few frames to estimate the ground; no world frame, no foot locking")
-        return motion
+        return ref
     if settings.foot_lock:
         for track in motion.tracks:
             _lock_track(motion.body, track, m)
             if settings.smooth and track.num_frames > 2:
                 track.pose = smooth_rotations(track.pose, track.times, FINAL_SMOOTHING).astype(np.float32)
                 _lock_track(motion.body, track, m, track.extra["contacts"])  # re-pin: millimetres
-    return motion
+    return ref

@@ -1,0 +1,133 @@
+"""The static-camera world with known answers: focal from container metadata, focal precedence,
+focal self-calibration from level body axes, ground of several people, refusal of a bad ground."""
+import json
+import math
+import subprocess
+
+import numpy as np
+import pytest
+
+from tests.fixtures.media import ffmpeg_binary, make_testsrc_clip
+from vibe_blender.core.rotations import aa_to_matrix
+from vibe_engine import intrinsics as I
+from vibe_engine import selfcal
+from vibe_engine.postprocess.ground import estimate_ground_tracks
+
+FPS = 30.0
+APPLE_FOCAL_KEY = "com.apple.quicktime.camera.focal_length.35mm_equivalent"
+
+
+def _tagged_copy(src, dst, tags):
+    """Copy ``src`` with QuickTime mdta keys (ffmpeg -movflags use_metadata_tags), as phones write."""
+    args = [ffmpeg_binary(), "-y", "-loglevel", "error", "-i", str(src), "-c", "copy",
+            "-movflags", "use_metadata_tags"]
+    for k, v in tags.items():
+        args += ["-metadata", f"{k}={v}"]
+    subprocess.run([*args, str(dst)], check=True)
+    return dst
+
+
+def _ffprobe_tags(path):
+    out = subprocess.run([ffmpeg_binary().replace("ffmpeg", "ffprobe"), "-v", "quiet", "-show_entries",
+                          "format_tags", "-of", "json", str(path)], check=True, capture_output=True, text=True)
+    return json.loads(out.stdout)["format"]["tags"]
+
+
+def test_focal_from_quicktime_metadata(tmp_path):
+    plain = make_testsrc_clip(tmp_path / "plain.mp4", 5)
+    tagged = _tagged_copy(plain, tmp_path / "phone.mov", {APPLE_FOCAL_KEY: "26", "com.apple.quicktime.make": "Apple"})
+    assert _ffprobe_tags(tagged)[APPLE_FOCAL_KEY] == "26"  # what ffprobe shows, read here without it
+    assert I.metadata_focal_35mm(tagged) == 26.0
+    assert I.metadata_focal_35mm(plain) is None
+    cam = I.camera_meta(None, tagged, 1920, 1080)
+    assert cam["source"] == "metadata"
+    assert cam["focal_px"] == pytest.approx(26.0 / math.hypot(36, 24) * math.hypot(1920, 1080), rel=1e-12)
+
+
+def test_implausible_or_missing_metadata_is_ignored(tmp_path):
+    plain = make_testsrc_clip(tmp_path / "plain.mp4", 5)
+    bad = _tagged_copy(plain, tmp_path / "bad.mov", {APPLE_FOCAL_KEY: "0.001"})
+    assert I.metadata_focal_35mm(bad) is None
+    junk = tmp_path / "junk.mp4"
+    junk.write_bytes(b"\x00\x00\x00\x08moov" + b"\xff" * 40)
+    assert I.container_tags(junk) == {} and I.metadata_focal_35mm(tmp_path / "missing.mp4") is None
+
+
+def test_focal_precedence_user_metadata_default():
+    assert I.choose_focal(1234.0, 26.0, 1920, 1080).source == "user"
+    assert I.choose_focal(1234.0, 26.0, 1920, 1080).focal_px == 1234.0
+    assert I.choose_focal(None, 26.0, 1920, 1080).source == "metadata"
+    d = I.choose_focal(None, None, 1080, 1920)
+    assert d.source == "default" and d.focal_35mm == I.DEFAULT_FOCAL_35MM
+    assert I.focal_35mm_from_px(d.focal_px, 1080, 1920) == pytest.approx(I.DEFAULT_FOCAL_35MM, rel=1e-12)
+
+
+def _camera(pitch_deg, height):
+    """(R camera_from_world, camera centre) of a camera at ``height`` m pitched down, z-up world."""
+    level = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], float)  # world (x right, y fwd, z up) → OpenCV
+    rot = aa_to_matrix(np.array([np.radians(pitch_deg), 0, 0])) @ level  # + pitches down
+    return rot, np.array([0.0, -6.0, height])
+
+
+def _people_scene(num_frames=200, seed=0):
+    """World points: per frame, the feet (4) and the hip axis ends (2) of a person stepping round a
+    circle (planted between steps), turning so that the hip axis sweeps every direction (level
+    within ±3°)."""
+    rng = np.random.default_rng(seed)
+    t = np.arange(num_frames) / FPS
+    ang = 2 * np.pi * np.floor(t / t[-1] * 16) / 16
+    centre = np.stack([1.5 * np.cos(ang), 1.5 * np.sin(ang), np.zeros_like(ang)], -1)
+    heading = ang + np.pi / 2
+    side = np.stack([np.cos(heading + np.pi / 2), np.sin(heading + np.pi / 2), np.zeros_like(ang)], -1)
+    fwd = np.stack([np.cos(heading), np.sin(heading), np.zeros_like(ang)], -1)
+    feet = np.stack([centre + 0.1 * side, centre + 0.1 * side + 0.15 * fwd,
+                     centre - 0.1 * side, centre - 0.1 * side + 0.15 * fwd], 1) + [0, 0, 0.05]
+    tilt = np.radians(rng.normal(0, 3, num_frames))
+    axis = side * np.cos(tilt)[:, None] + np.array([0, 0, 1.0]) * np.sin(tilt)[:, None]
+    hips = np.stack([centre + [0, 0, 0.9] - 0.1 * axis, centre + [0, 0, 0.9] + 0.1 * axis], 1)
+    return t, feet, hips
+
+
+def _to_camera(points, rot, centre, k=1.0):
+    """World → camera frame, depth scaled by 1/k (what a focal k× too small reconstructs)."""
+    pc = (points - centre) @ rot.T
+    return pc * np.array([1.0, 1.0, 1.0 / k])
+
+
+@pytest.mark.parametrize("k_true", [0.8, 1.25])
+def test_self_calibration_recovers_a_known_focal_error(k_true):
+    t, feet, hips = _people_scene()
+    rot, centre = _camera(pitch_deg=40.0, height=4.0)
+    feet_c = _to_camera(feet, rot, centre, k_true)
+    hips_c = _to_camera(hips, rot, centre)  # a body keeps its own metric shape: not depth-scaled
+    plane = estimate_ground_tracks([(feet_c, t)])
+    axes = hips_c[:, 1] - hips_c[:, 0]
+    est = selfcal.estimate_focal_scale(plane.normal, axes / np.linalg.norm(axes, axis=1, keepdims=True))
+    assert est.used
+    prior_pull = est.sigma**2 / (est.sigma**2 + selfcal.PRIOR_SIGMA**2)  # shrinkage towards k = 1
+    assert abs(np.log(est.k) - (1 - prior_pull) * np.log(k_true)) < 0.05
+
+
+def test_level_camera_keeps_the_prior():
+    t, feet, hips = _people_scene()
+    rot, centre = _camera(pitch_deg=0.0, height=1.5)
+    plane = estimate_ground_tracks([(_to_camera(feet, rot, centre, 0.8), t)])
+    axes = _to_camera(hips, rot, centre)
+    axes = axes[:, 1] - axes[:, 0]
+    est = selfcal.estimate_focal_scale(plane.normal, axes / np.linalg.norm(axes, axis=1, keepdims=True))
+    assert not est.used and est.k == 1.0 and "not observable" in est.reason
+
+
+def test_ground_from_two_people_each_too_narrow_alone():
+    """Two people standing still at different places: each alone spans no plane; together they do."""
+    rot, centre = _camera(pitch_deg=25.0, height=2.5)
+    t = np.arange(60) / FPS
+    tracks = []
+    for x0, y0 in ((-1.5, 0.0), (1.5, 2.0)):
+        feet = np.array([[x0 - 0.1, y0, 0.05], [x0 - 0.1, y0 + 0.15, 0.05],
+                         [x0 + 0.1, y0, 0.05], [x0 + 0.1, y0 + 0.15, 0.05]])
+        tracks.append((_to_camera(np.broadcast_to(feet, (len(t), 4, 3)), rot, centre), t))
+    plane = estimate_ground_tracks(tracks)
+    true_up = rot @ np.array([0, 0, 1.0])
+    assert np.degrees(np.arccos(np.clip(plane.normal @ true_up, -1, 1))) < 0.5
+    assert plane.offset == pytest.approx(2.5 - 0.05, abs=0.01)

@@ -1,0 +1,396 @@
+"""Camera motion from the background: per-frame camera rotation of a panning, tilting or handheld
+camera, people masked out by their boxes (OpenCV feature tracking + robust homography).
+
+Model: the camera turns about its centre (pans, tilts, handheld shake), so background pixels of
+a frame map to a reference frame by ``H = K R K⁻¹`` (field-notes §1). Frames are downscaled to
+WORK_WIDTH; corners (``cv2.goodFeaturesToTrack``) outside the dilated person boxes are tracked with
+pyramidal Lucas-Kanade (forward-backward checked) from a keyframe; per frame,
+``cv2.findHomography(..., cv2.USAC_MAGSAC)`` selects the inliers and the rotation is the
+least-squares (Kabsch) rotation between their calibrated rays. The keyframe moves on when too
+few of its corners survive; rotations chain only at keyframe changes (little drift).
+
+Frames: ``ref_from_camera[n]`` (N,3,3) rotates OpenCV camera-frame vectors of video frame ``n`` into
+the camera frame of frame 0 (the reference). Memory: O(N) 3×3 matrices, nothing per pixel kept.
+
+Decisions (``CameraPath.kind``): ``static`` when the largest rotation from the reference stays below
+STATIC_MAX_DEG (a tripod clip keeps exactly today's result), ``moving`` otherwise; a clip whose
+background cannot be tracked (a person filling the frame, a blank wall) falls back to ``static``
+with a ``reason`` naming why. Translation (a camera walking) and zoom are not modelled here.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Iterable
+
+import numpy as np
+
+#: Frames are tracked at this width (px); the result does not depend on it beyond precision.
+WORK_WIDTH = 480
+MAX_CORNERS = 200
+CORNER_QUALITY = 0.01
+CORNER_MIN_DISTANCE = 8  # px at WORK_WIDTH
+#: Person boxes are grown by this fraction of their side before masking (limbs outside the box).
+BOX_MARGIN = 0.2
+LK_WINDOW = (15, 15)
+LK_LEVELS = 3
+FB_MAX_PX = 1.0  # forward-backward tracking error accepted (px at WORK_WIDTH)
+HOMOGRAPHY_PX = 1.5  # MAGSAC threshold (px at WORK_WIDTH)
+#: A frame needs this many background inliers; a keyframe is renewed below RENEW_FRACTION survivors.
+MIN_INLIERS = 25
+RENEW_FRACTION = 0.5
+#: Below this largest rotation from frame 0 (deg) the camera is static.
+STATIC_MAX_DEG = 0.25
+#: More than this share of frames without a usable background: fall back to a static camera.
+MAX_FAILED_FRACTION = 0.2
+#: Background inlier pairs kept per frame for the final solve (memory ≈ 16 bytes each).
+PAIRS_KEPT = 40
+#: Focal from the rotation: only with at least this much rotation (deg), within this range of
+#: the given focal, and when the misfit rises by FOCAL_SHARPNESS× at k·/÷FOCAL_PROBE.
+FOCAL_MIN_ROTATION_DEG = 3.0
+FOCAL_RANGE = (0.5, 2.0)
+FOCAL_PROBE = 1.1
+FOCAL_SHARPNESS = 1.3
+#: Zoom: the per-frame focal is fitted within ±ZOOM_MAX_LOG (log) of its keyframe's; a clip zooms
+#: when some frame's focal differs from frame 0's by more than ZOOM_MIN_LOG (≈ 2 %).
+ZOOM_MAX_LOG = 0.2
+ZOOM_MIN_LOG = 0.02
+
+
+@dataclass
+class CameraPath:
+    """Result: ``kind`` "static" or "moving", ``ref_from_camera`` (N,3,3) float64 (identity when
+    static), ``reason`` (why static despite the request, or ""), ``failed`` frames without a fit."""
+
+    kind: str
+    ref_from_camera: np.ndarray
+    reason: str = ""
+    failed: int = 0
+    stats: dict[str, float] = field(default_factory=dict)
+    focal_scale: float = 1.0  # focal correction found from the rotation (1: none)
+    zoom: np.ndarray | None = None  # (N,) focal of each frame / frame 0's, when the camera zooms
+
+
+def kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
+    """Rotation R (3,3) minimising Σ|dst − R src|² for unit rays src, dst (M,3)."""
+    u, _, vt = np.linalg.svd(dst.T @ src)
+    d = np.sign(np.linalg.det(u @ vt))
+    return u @ np.diag([1.0, 1.0, d]) @ vt
+
+
+def rotation_angle_deg(r: np.ndarray) -> np.ndarray:
+    """Angle (deg) of rotation matrices (...,3,3)."""
+    cos = (np.trace(r, axis1=-2, axis2=-1) - 1.0) / 2.0
+    return np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))
+
+
+def _box_mask(shape: tuple[int, int], boxes: Iterable[np.ndarray], scale: float) -> np.ndarray:
+    """uint8 mask (H,W) at work scale: 255 on the background, 0 inside the grown person boxes
+    (boxes (cx, cy, w, h) in full-image pixels)."""
+    mask = np.full(shape, 255, np.uint8)
+    for cx, cy, w, h in boxes:
+        hw, hh = (1 + BOX_MARGIN) * w / 2 * scale, (1 + BOX_MARGIN) * h / 2 * scale
+        x0, x1 = int(max(cx * scale - hw, 0)), int(min(cx * scale + hw + 1, shape[1]))
+        y0, y1 = int(max(cy * scale - hh, 0)), int(min(cy * scale + hh + 1, shape[0]))
+        mask[y0:y1, x0:x1] = 0
+    return mask
+
+
+class CameraTracker:
+    """Streams the frames of one pass; ``finish`` gives the CameraPath.
+
+    ``focal_px``, principal point at the image centre; ``boxes`` maps a frame index to the person
+    boxes (K,4) (cx, cy, w, h) seen in it (every track's box). Per frame only up to PAIRS_KEPT
+    background inlier pairs (keyframe, frame) are kept (≈ 0.5 kB), so the rotations can be solved
+    at the end with a calibrated focal (:func:`calibrate_focal`).
+    """
+
+    def __init__(self, width: int, height: int, focal_px: float, boxes: dict[int, list[np.ndarray]]) -> None:
+        self.scale = min(1.0, WORK_WIDTH / float(width))
+        self.size = (int(round(width * self.scale)), int(round(height * self.scale)))
+        self.focal = focal_px * self.scale
+        self.boxes = boxes
+        self.pairs: list[tuple[int, np.ndarray, np.ndarray] | None] = []  # per frame: (key frame, key, cur)
+        self._prev = None  # previous grey frame
+        self._key = 0  # keyframe index
+        self._key_points = None  # (M,2) corners in the keyframe
+        self._points = None  # (M,2) their tracked positions in the previous frame
+
+    def _new_keyframe(self, grey: np.ndarray, index: int) -> None:
+        import cv2
+
+        mask = _box_mask(grey.shape, self.boxes.get(index, ()), self.scale)
+        pts = cv2.goodFeaturesToTrack(grey, MAX_CORNERS, CORNER_QUALITY, CORNER_MIN_DISTANCE, mask=mask)
+        pts = np.zeros((0, 2), np.float32) if pts is None else pts.reshape(-1, 2)
+        self._key, self._key_points, self._points = index, pts, pts.copy()
+
+    def _track(self, grey: np.ndarray, index: int) -> tuple[np.ndarray, np.ndarray]:
+        """Keyframe and current positions (M,2) of corners tracked into ``grey``, off the people."""
+        import cv2
+
+        if len(self._points) == 0:
+            return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
+        p0 = self._points.reshape(-1, 1, 2).astype(np.float32)
+        lk = dict(winSize=LK_WINDOW, maxLevel=LK_LEVELS)
+        p1, ok, _ = cv2.calcOpticalFlowPyrLK(self._prev, grey, p0, None, **lk)
+        back, ok2, _ = cv2.calcOpticalFlowPyrLK(grey, self._prev, p1, None, **lk)
+        good = (ok.ravel() == 1) & (ok2.ravel() == 1) & (np.linalg.norm(back - p0, axis=-1).ravel() < FB_MAX_PX)
+        p1 = p1.reshape(-1, 2)
+        good &= (p1[:, 0] >= 0) & (p1[:, 1] >= 0) & (p1[:, 0] < grey.shape[1]) & (p1[:, 1] < grey.shape[0])
+        mask = _box_mask(grey.shape, self.boxes.get(index, ()), self.scale)
+        xy = np.clip(p1[good].astype(int), 0, [grey.shape[1] - 1, grey.shape[0] - 1])
+        keep = np.flatnonzero(good)[mask[xy[:, 1], xy[:, 0]] > 0]
+        self._key_points, self._points = self._key_points[keep], p1[keep]
+        return self._key_points, self._points
+
+    def _inliers(self, key: np.ndarray, cur: np.ndarray) -> tuple[np.ndarray, np.ndarray] | None:
+        """MAGSAC homography inliers (key, cur), subsampled to PAIRS_KEPT; None when too few."""
+        import cv2
+
+        if len(key) < MIN_INLIERS:
+            return None
+        _, inl = cv2.findHomography(cur, key, cv2.USAC_MAGSAC, HOMOGRAPHY_PX)
+        if inl is None or int(inl.sum()) < MIN_INLIERS:
+            return None
+        sel = np.flatnonzero(inl.ravel())
+        sel = sel[np.linspace(0, len(sel) - 1, min(PAIRS_KEPT, len(sel))).astype(int)]
+        return key[sel].astype(np.float32), cur[sel].astype(np.float32)
+
+    def add(self, index: int, image: np.ndarray) -> None:
+        """Feed video frame ``index`` (RGB (H,W,3) uint8); frames must come in order without gaps."""
+        import cv2
+
+        grey = cv2.resize(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), self.size, interpolation=cv2.INTER_AREA)
+        if self._prev is None:
+            self.pairs.append(None)
+            self._new_keyframe(grey, index)
+            self._prev = grey
+            return
+        total = max(len(self._key_points), 1)
+        key, cur = self._track(grey, index)
+        found = self._inliers(key, cur)
+        self.pairs.append(None if found is None else (self._key, *found))
+        self._prev = grey
+        if found is None or len(key) < RENEW_FRACTION * total or len(key) < 2 * MIN_INLIERS:
+            self._new_keyframe(grey, index)
+
+    def rotations(self, focal: float) -> np.ndarray:
+        """ref_from_camera (N,3,3) of the frames fed, for a focal (px at work scale).
+
+        A frame without a fit holds the previous rotation; the keyframe's rotation is its own."""
+        return self.solve(focal, zoom=False)[0]
+
+    def solve(self, focal: float, zoom: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(ref_from_camera (N,3,3), focal scale per frame (N,) relative to frame 0). With ``zoom``
+        each frame's focal relative to its keyframe is fitted too (1-D search per frame)."""
+        from scipy.optimize import minimize_scalar
+
+        rots, scales = [np.eye(3)], [1.0]
+        for pair in self.pairs[1:]:
+            if pair is None:
+                rots.append(rots[-1])
+                scales.append(scales[-1])
+                continue
+            key_index, key, cur = pair
+            fk = focal * scales[key_index]
+            b = _rays(key, fk, self.size)
+            s = 1.0
+            if zoom:
+                def misfit(ls: float) -> float:
+                    a = _rays(cur, fk * np.exp(ls), self.size)
+                    return float(np.sum((b - a @ kabsch(a, b).T) ** 2))
+                s = float(np.exp(minimize_scalar(misfit, bounds=(-ZOOM_MAX_LOG, ZOOM_MAX_LOG), method="bounded",
+                                                 options={"xatol": 1e-5}).x))
+            rots.append(rots[key_index] @ kabsch(_rays(cur, fk * s, self.size), b))
+            scales.append(scales[key_index] * s)
+        return np.array(rots), np.array(scales)
+
+    @property
+    def failed(self) -> int:
+        """Frames (after the first) without a usable background fit."""
+        return sum(p is None for p in self.pairs[1:])
+
+    def finish(self, num_frames: int, mode: str = "auto", calibrate: bool = False) -> CameraPath:
+        """The path over ``num_frames`` frames (the last rotation held past the last frame fed).
+
+        ``calibrate``: also estimate the focal from the rotation (``CameraPath.focal_scale``)."""
+        scale, cal = 1.0, {}
+        if calibrate:
+            scale, cal = calibrate_focal(self)
+        rots, zooms = self.solve(self.focal * scale, zoom=False) if self.pairs else (np.eye(3)[None], np.ones(1))
+        if self.pairs:
+            z_rots, z_scales = self.solve(self.focal * scale, zoom=True)
+            if np.abs(np.log(z_scales)).max() > ZOOM_MIN_LOG:  # a zoom: per-frame focal
+                rots, zooms = z_rots, z_scales
+        if len(zooms) < num_frames:
+            zooms = np.concatenate([zooms, np.repeat(zooms[-1:], num_frames - len(zooms))])
+        zooms = zooms[:num_frames]
+        if len(rots) < num_frames:
+            rots = np.concatenate([rots, np.repeat(rots[-1:], num_frames - len(rots), 0)])
+        rots = rots[:num_frames]
+        largest = float(rotation_angle_deg(rots).max())
+        kept = [len(p[1]) for p in self.pairs if p is not None]
+        stats = {"largest_rotation_deg": round(largest, 3), "failed_frames": self.failed,
+                 "median_pairs": float(np.median(kept)) if kept else 0.0, **cal}
+        identity = np.repeat(np.eye(3)[None], num_frames, 0)
+        if self.failed > MAX_FAILED_FRACTION * max(num_frames - 1, 1):
+            reason = (f"no usable background in {self.failed} of {num_frames} frames (fewer than "
+                      f"{MIN_INLIERS} trackable points outside the people): assuming a static camera")
+            return CameraPath("static", identity, reason, self.failed, stats)
+        zoomed = bool(np.abs(np.log(zooms)).max() > ZOOM_MIN_LOG)
+        stats["zoom_range"] = round(float(zooms.max() / zooms.min()), 4)
+        if mode == "moving" or (mode == "auto" and (largest >= STATIC_MAX_DEG or zoomed)):
+            return CameraPath("moving", rots, "", self.failed, stats, scale, zooms if zoomed else None)
+        return CameraPath("static", identity, "", self.failed, stats)
+
+
+def _rays(pts: np.ndarray, focal: float, size: tuple[int, int]) -> np.ndarray:
+    """Unit rays (M,3) of pixels (M,2) for a centred pinhole of ``focal`` px on an image ``size``."""
+    rays = np.concatenate([(pts - np.array(size, np.float64) / 2) / focal, np.ones((len(pts), 1))], 1)
+    return rays / np.linalg.norm(rays, axis=1, keepdims=True)
+
+
+def _residual(tracker: CameraTracker, focal: float) -> float:
+    """Mean squared ray misfit of every kept pair for a focal (px at work scale)."""
+    total, count = 0.0, 0
+    for pair in tracker.pairs:
+        if pair is None:
+            continue
+        _, key, cur = pair
+        a, b = _rays(cur, focal, tracker.size), _rays(key, focal, tracker.size)
+        total += float(np.sum((b - a @ kabsch(a, b).T) ** 2))
+        count += len(a)
+    return total / max(count, 1)
+
+
+def calibrate_focal(tracker: CameraTracker) -> tuple[float, dict]:
+    """Focal correction k (new = k × given) that makes the background motion a pure rotation
+    (``H = K R K⁻¹`` holds only for the right focal once the camera pans or tilts), with stats.
+    k = 1 when the rotation is too small or the minimum not sharp (FOCAL_SHARPNESS)."""
+    from scipy.optimize import minimize_scalar
+
+    largest = float(rotation_angle_deg(tracker.rotations(tracker.focal)).max()) if tracker.pairs else 0.0
+    if largest < FOCAL_MIN_ROTATION_DEG:
+        return 1.0, {"focal_from_rotation": "rotation too small"}
+    f0 = tracker.focal
+    res = minimize_scalar(lambda lk: _residual(tracker, f0 * np.exp(lk)), bounds=np.log(FOCAL_RANGE),
+                          method="bounded", options={"xatol": 1e-3})
+    k = float(np.exp(res.x))
+    best = _residual(tracker, f0 * k)
+    sides = min(_residual(tracker, f0 * k / FOCAL_PROBE), _residual(tracker, f0 * k * FOCAL_PROBE))
+    sharp = sides > FOCAL_SHARPNESS * best
+    inside = FOCAL_RANGE[0] * 1.01 < k < FOCAL_RANGE[1] / 1.01
+    if not (sharp and inside):
+        return 1.0, {"focal_from_rotation": "not sharp"}
+    return k, {"focal_from_rotation": round(k, 4)}
+
+
+def boxes_by_frame(tracks: list[Any]) -> dict[int, list[np.ndarray]]:
+    """Frame index → the (cx, cy, w, h) boxes of every track present there (tracker tracks)."""
+    out: dict[int, list[np.ndarray]] = {}
+    for t in tracks:
+        for f, b in zip(np.asarray(t.frames), np.asarray(t.bbox, np.float64)):
+            out.setdefault(int(f), []).append(b[:4])
+    return out
+
+
+# ----------------------------------------------------------------------------- applying the path
+
+
+def _aa_to_matrix(aa: np.ndarray) -> np.ndarray:
+    from vibe_blender.core.rotations import aa_to_matrix
+
+    return aa_to_matrix(aa)
+
+
+def to_reference_frame(body: Any, track: Any, ref_from_camera: np.ndarray) -> None:
+    """Rewrite a track's pose (global orientation) and transl in place from each frame's camera
+    into the reference camera (frame 0) with ``ref_from_camera`` (N,3,3) indexed by video frame.
+
+    The body turns about the camera centre: new pelvis = R (J0 + transl), new orientation R·R0,
+    so ``transl' = R (J0 + transl) − J0`` with J0 the shaped rest pelvis (smplx convention).
+    """
+    from vibe_blender.core.body import shaped_rest
+    from vibe_blender.core.rotations import matrix_to_aa
+
+    r = np.asarray(ref_from_camera, np.float64)[np.asarray(track.frames)]
+    _, rest = shaped_rest(body, track.betas_track)
+    j0 = rest[0]
+    pose = np.array(track.pose, np.float64)
+    pose[:, 0] = matrix_to_aa(r @ _aa_to_matrix(pose[:, 0]))
+    transl = np.einsum("tij,tj->ti", r, j0 + np.asarray(track.transl, np.float64)) - j0
+    track.pose, track.transl = pose.astype(np.float32), transl.astype(np.float32)
+
+
+def start(mode: str, width: int, height: int, focal_px: float, tracks: list[Any]) -> CameraTracker | None:
+    """A tracker for pass 2, or None with ``--camera static`` (no cost, today's result)."""
+    if mode == "static":
+        return None
+    return CameraTracker(width, height, focal_px, boxes_by_frame(tracks))
+
+
+def attach(motion: Any, tracker: CameraTracker, mode: str) -> str | None:
+    """Solve the path of ``tracker`` for ``motion`` and record it: the decision in
+    ``meta["world"]`` and, for a moving camera, the per-frame path as
+    ``motion.camera["world_from_camera"]`` (N,4,4) in the file's current world (the default world
+    until the post-processing finds the ground). With the default focal, a focal found from the
+    rotation replaces it (``meta["camera"]["source"] = "self_calibrated"``, root depths rescaled).
+    Returns a warning message (static fallback) or None."""
+    from vibe_blender.core.frames import world_from_camera
+
+    from vibe_engine.world import rescale_focal
+
+    calibrate = motion.meta.get("camera", {}).get("source") == "default"
+    path = tracker.finish(int(motion.meta["video"]["frames"]), mode, calibrate=calibrate)
+    world = motion.meta.setdefault("world", {})
+    world["camera_motion"] = path.kind
+    world["camera_motion_stats"] = path.stats
+    if path.kind == "moving":
+        if calibrate and path.focal_scale != 1.0:
+            rescale_focal(motion, path.focal_scale)
+        ref = np.repeat(np.eye(4)[None], len(path.ref_from_camera), 0)
+        ref[:, :3, :3] = path.ref_from_camera
+        motion.camera["world_from_camera"] = world_from_camera(motion.meta) @ ref
+        if path.zoom is not None:
+            apply_zoom(motion, path.zoom)
+    if path.reason:
+        world["camera_motion_reason"] = path.reason
+        return path.reason
+    return None
+
+
+def apply_zoom(motion: Any, zoom: np.ndarray) -> None:
+    """A zooming camera: ``camera/focal_px`` (N,) = header focal × zoom, and each track's root depth
+    × its frame's zoom (the fit assumed the header focal for every frame)."""
+    motion.camera["focal_px"] = float(motion.meta["camera"]["focal_px"]) * np.asarray(zoom, np.float64)
+    for track in motion.tracks:
+        transl = np.array(track.transl, np.float32)
+        transl[:, 2] *= np.asarray(zoom, np.float32)[np.asarray(track.frames)]
+        track.transl = transl
+
+
+def reference_path(motion: Any) -> np.ndarray | None:
+    """ref_from_camera (N,4,4) of a moving-camera motion (from its stored path and world), or None."""
+    from vibe_blender.core.frames import invert_rigid, world_from_camera
+
+    m = motion.camera.get("world_from_camera")
+    if m is None or motion.meta.get("world", {}).get("camera_motion") != "moving":
+        return None
+    return invert_rigid(world_from_camera(motion.meta)) @ np.asarray(m, np.float64)
+
+
+def compensate(motion: Any) -> np.ndarray | None:
+    """Turn every track of a moving-camera motion into the reference camera frame (in place);
+    returns ref_from_camera (N,4,4) (None for a static camera: nothing changes)."""
+    ref = reference_path(motion)
+    if ref is not None:
+        for track in motion.tracks:
+            to_reference_frame(motion.body, track, ref[:, :3, :3])
+    return ref
+
+
+def store_path(motion: Any, ref: np.ndarray | None) -> None:
+    """After the world is known: the per-frame path in it (``world_from_camera`` @ ref)."""
+    from vibe_blender.core.frames import world_from_camera
+
+    if ref is not None:
+        motion.camera["world_from_camera"] = world_from_camera(motion.meta) @ ref

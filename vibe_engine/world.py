@@ -1,0 +1,148 @@
+"""The world of a static-camera clip: ground plane, camera height and (when observable) the focal.
+
+Called by the post-processing (:mod:`vibe_engine.postprocess.run`) on the smoothed motion:
+
+1. Ground from the feet of **every** person over the whole clip (:func:`ground.estimate_ground_tracks`).
+2. Self-calibration of the focal (:mod:`vibe_engine.selfcal`) when the run uses the default focal:
+   root translations are rescaled along the optical axis and ``meta["camera"]`` is updated
+   (``source: "self_calibrated"``, the default kept as ``focal_px_default``), then the ground is
+   fitted again.
+3. Plausibility: a ground is refused (``world_from_camera: null`` plus a warning naming the
+   reason, in ``meta["world"]["warnings"]``) when too few feet touch it, when the camera would be
+   below it, or when it disagrees with the people's mean vertical by more than MAX_BODY_TILT_DEG.
+   A refused ground is never replaced by a guess.
+
+``meta["world"]`` also gets ``camera_height_m`` and ``up_in_camera`` (the ground normal, OpenCV
+camera frame) for a found ground.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from vibe_blender.core import motion_file as mf
+from vibe_blender.core.body import forward_kinematics, shaped_rest
+from vibe_blender.core.rotations import aa_to_matrix
+
+from vibe_engine import selfcal
+from vibe_engine.postprocess.ground import (GroundPlane, pooled_stance, estimate_ground_tracks,
+                                             world_from_camera)
+
+PELVIS, NECK = 0, 12
+FOOT_JOINTS = (7, 10, 8, 11)  # left ankle, left foot, right ankle, right foot (SMPL)
+MIN_GROUND_FRAMES = 10
+#: Fewer stance points than this (all people, all frames) and the ground is not trusted.
+MIN_STANCE_POINTS = 20
+#: The people's mean vertical (pelvis → neck: leans ≈ 10° forward in walking and jumping, plus ≈ 8° of
+#: estimation noise) may differ this much from the ground normal before the ground is refused.
+MAX_BODY_TILT_DEG = 18.0
+#: Camera heights (m above the ground) accepted: from a camera on the floor to a tall building.
+CAMERA_HEIGHT_RANGE = (0.02, 60.0)
+#: Camera sources whose focal the self-calibration may refine.
+CALIBRATABLE_SOURCES = ("default",)
+
+
+@dataclass
+class WorldResult:
+    """world_from_camera (4,4) or None, the plane, warnings (code, message) and the focal estimate."""
+
+    matrix: np.ndarray | None
+    plane: GroundPlane | None = None
+    warnings: list[tuple[str, str]] = field(default_factory=list)
+    focal: selfcal.FocalEstimate | None = None
+
+
+def camera_joints(body: mf.BodyModel, track: mf.Track) -> np.ndarray:
+    """SMPL joints (T,24,3) of a track in the camera frame (with transl), metres."""
+    _, rest = shaped_rest(body, track.betas_track)
+    g = forward_kinematics(aa_to_matrix(np.asarray(track.pose, np.float64)), rest, np.asarray(body.parents))
+    return g[:, :, :3, 3] + np.asarray(track.transl, np.float64)[:, None]
+
+
+def _inputs(body: mf.BodyModel, tracks: list[mf.Track]):
+    """(feet per track, body ups per track, joints per track) for tracks of ≥ 3 frames."""
+    feet, ups, joints = [], [], []
+    for track in tracks:
+        if track.num_frames < 3:
+            continue
+        j = camera_joints(body, track)
+        feet.append((j[:, list(FOOT_JOINTS)], np.asarray(track.times, np.float64)))
+        ups.append(j[:, NECK] - j[:, PELVIS])
+        joints.append(j)
+    return feet, ups, joints
+
+
+def _mean_up(ups: list[np.ndarray]) -> np.ndarray:
+    v = np.concatenate(ups)
+    v = np.median(v / np.linalg.norm(v, axis=-1, keepdims=True), axis=0)
+    return v / np.linalg.norm(v)
+
+
+def check_ground(plane: GroundPlane, feet, ups) -> str | None:
+    """Why this ground is not credible, or None when it is."""
+    stance = pooled_stance(feet, plane.normal)
+    if len(stance) < MIN_STANCE_POINTS:
+        return f"only {len(stance)} foot points touch the floor"
+    tilt = float(np.degrees(np.arccos(np.clip(plane.normal @ _mean_up(ups), -1.0, 1.0))))
+    if tilt > MAX_BODY_TILT_DEG:
+        return f"the feet's plane is {tilt:.0f}° off the people's vertical"
+    if not CAMERA_HEIGHT_RANGE[0] <= plane.offset <= CAMERA_HEIGHT_RANGE[1]:
+        return f"the camera would be {plane.offset:.2f} m above the floor"
+    return None
+
+
+def rescale_focal(motion: mf.Motion, k: float) -> None:
+    """Apply a focal correction ``k`` in place: header focal × k, every root depth × k."""
+    cam = motion.meta["camera"]
+    cam.setdefault("focal_px_default", cam["focal_px"])
+    cam["focal_px"] = float(cam["focal_px"]) * k
+    cam["source"] = "self_calibrated"
+    for track in motion.tracks:
+        for name in ("transl", "transl_raw"):
+            arr = track.transl if name == "transl" else track.extra.get(name)
+            if arr is None:
+                continue
+            arr = np.array(arr, np.float32)
+            arr[:, 2] *= k
+            if name == "transl":
+                track.transl = arr
+            else:
+                track.extra[name] = arr
+
+
+def estimate_world(motion: mf.Motion, calibrate: bool = True) -> WorldResult:
+    """Ground, camera height and (when observable and allowed) the focal for a static camera.
+
+    Updates ``motion`` in place when the focal is self-calibrated (see :func:`rescale_focal`).
+    """
+    feet, ups, joints = _inputs(motion.body, motion.tracks)
+    if sum(len(t) for _, t in feet) < MIN_GROUND_FRAMES:
+        return WorldResult(None, warnings=[("NO_GROUND", "too few frames to estimate the ground; no world "
+                                                          "frame, no foot locking")])
+    plane = estimate_ground_tracks(feet, ups)
+    focal = None
+    if calibrate and motion.meta.get("camera", {}).get("source") in CALIBRATABLE_SOURCES:
+        focal = selfcal.estimate_focal_scale(plane.normal, np.concatenate([selfcal.level_axes(j) for j in joints]))
+        if focal.used and abs(focal.k - 1.0) > 1e-3:
+            rescale_focal(motion, focal.k)
+            feet, ups, joints = _inputs(motion.body, motion.tracks)
+            plane = estimate_ground_tracks(feet, ups)
+    reason = check_ground(plane, feet, ups)
+    if reason is not None:
+        return WorldResult(None, plane, [("NO_GROUND", f"the ground cannot be determined ({reason}); no world "
+                                                       "frame, no foot locking")], focal)
+    return WorldResult(world_from_camera(plane), plane, [], focal)
+
+
+def world_meta(result: WorldResult) -> dict:
+    """``meta["world"]`` for a result (``world_from_camera`` null when no ground)."""
+    out: dict = {"world_from_camera": None if result.matrix is None else result.matrix.tolist()}
+    if result.plane is not None and result.matrix is not None:
+        out["camera_height_m"] = float(result.plane.offset)
+        out["up_in_camera"] = [float(v) for v in result.plane.normal]
+    if result.warnings:
+        out["warnings"] = [{"code": c, "message": m} for c, m in result.warnings]
+    if result.focal is not None:
+        out["focal_self_calibration"] = result.focal.as_dict()
+    return out
