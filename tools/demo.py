@@ -185,15 +185,14 @@ def reusable(motion_path: Path, video_sha: str, extra: Sequence[str] = ()) -> bo
     if not motion_path.is_file():
         return False
     try:
-        meta = read_motion(motion_path).meta
+        header = read_motion(motion_path).header
     except VibeError:
         return False
     try:
         last = json.loads((motion_path.parent / SUMMARY_NAME).read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return False
-    return ((meta.get("video") or {}).get("sha256") == video_sha
-            and (meta.get("manifest") or {}).get("engine_version") == __version__
+    return (header.video.sha256 == video_sha and header.manifest.engine_version == __version__
             and last.get("engine", {}).get("extra_args") == list(extra))
 
 
@@ -221,8 +220,8 @@ def build_summary(motion: Motion, motion_path: Path, video: Path, engine: dict[s
                   quality: dict[int, dict], exports: dict[int, dict[str, str]], preview: dict[str, Any],
                   files: Sequence[Path], timings: dict[str, float], blender: str) -> dict[str, Any]:
     """The summary.json content (plain JSON types)."""
-    meta = motion.meta
-    manifest = meta.get("manifest") or {}
+    header = motion.header
+    manifest = header.manifest
     people = []
     for track in motion.tracks:
         people.append({"id": track.id, "frames": track.num_frames, "first": int(track.frames[0]),
@@ -232,16 +231,16 @@ def build_summary(motion: Motion, motion_path: Path, video: Path, engine: dict[s
     return {
         "summary_version": SUMMARY_VERSION, "tool": "tools/demo.py",
         "created": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "inputs": {"video": str(video), "video_sha256": (meta.get("video") or {}).get("sha256"),
-                   "video_info": meta.get("video"), "motion_file": str(motion_path)},
+        "inputs": {"video": str(video), "video_sha256": header.video.sha256,
+                   "video_info": header.raw["video"], "motion_file": str(motion_path)},
         "engine": {"ran": engine["ran"], "reused_motion_file": engine["reused"],
-                   "backend": manifest.get("backend"), "version": manifest.get("engine_version"),
-                   "device": manifest.get("device"), "body": meta.get("body"),
-                   "joints": (meta.get("joints") or {}).get("set"),
-                   "timings_s": manifest.get("timings_s"), "wall_s": round(engine["wall_s"], 2),
+                   "backend": manifest.backend, "version": manifest.engine_version,
+                   "device": manifest.device, "body": header.body,
+                   "joints": header.joints_set,
+                   "timings_s": manifest.raw.get("timings_s"), "wall_s": round(engine["wall_s"], 2),
                    "warnings": engine["warnings"], "extra_args": engine["extra_args"]},
-        "blender": blender, "camera": meta.get("camera"),
-        "world_from_camera": (meta.get("world") or {}).get("world_from_camera"),
+        "blender": blender, "camera": header.raw.get("camera"),
+        "world_from_camera": header.world.raw.get("world_from_camera"),
         "people": people, "preview": preview,
         "files": [{"path": str(p), "bytes": os.path.getsize(p)} for p in files],
         "timings_s": {k: round(v, 2) for k, v in timings.items()},

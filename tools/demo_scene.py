@@ -123,7 +123,7 @@ def sample_people(scene: Any, armatures: list, motion: Motion, project: Callable
     """Evaluate every tracked frame once and project each present character (see PersonSamples)."""
     from vibe_blender.bl.character import body_of
     from vibe_blender.core.smpl import SMPL_JOINT_NAMES
-    bones = [SMPL_JOINT_NAMES[s] for _, s in joint_pairs(motion.meta)]
+    bones = [SMPL_JOINT_NAMES[s] for _, s in joint_pairs(motion.header)]
     schedule: dict[float, list[tuple[int, int]]] = {}
     for p, arm in enumerate(armatures):
         track = motion.track(int(arm["vibe_track_id"]))
@@ -141,9 +141,10 @@ def sample_people(scene: Any, armatures: list, motion: Motion, project: Callable
 
 
 # -- quality figures (pure numpy) ----------------------------------------------------------------
-def joint_pairs(meta: dict[str, Any]) -> tuple[tuple[int, int], ...]:
-    """The (engine joint, SMPL joint) pairs for the file's joint set; DemoError for an unknown set."""
-    name = (meta.get("joints") or {}).get("set")
+def joint_pairs(header: Any) -> tuple[tuple[int, int], ...]:
+    """The (engine joint, SMPL joint) pairs for the file's joint set (``header``: the typed
+    ``motion_header.Header``); DemoError for an unknown set."""
+    name = header.joints_set
     if name not in JOINT_PAIRS:
         raise DemoError(f"unknown joint set {name!r} in the motion file; "
                         f"expected one of {sorted(JOINT_PAIRS)}")
@@ -190,8 +191,8 @@ def person_quality(samples: PersonSamples, track: Any, pairs: Sequence[tuple[int
 
 def measure(scene: Any, camera: Any, armatures: list, motion: Motion, fps: float) -> dict[int, dict]:
     """Step 3: {track id: quality figures} of every character seen through ``camera``."""
-    cam = motion.meta["camera"]
-    project = camera_projector(scene, camera, int(cam["width"]), int(cam["height"]))
+    cam = motion.header.camera
+    project = camera_projector(scene, camera, cam.width, cam.height)
     samples = sample_people(scene, armatures, motion, project, fps)
-    pairs = joint_pairs(motion.meta)
+    pairs = joint_pairs(motion.header)
     return {s.track_id: person_quality(s, motion.track(s.track_id), pairs) for s in samples}

@@ -142,7 +142,7 @@ def bake_motion(path: str | os.PathLike, options: ImportOptions, video: str | os
             bake.bake_track(arm, motion, track_id, root_motion=options.root_motion,
                             frame_start=options.frame_start, fps=options.bake_fps)
             armatures.append(arm)
-        footage = os.fspath(video) if video is not None else _footage_path(motion.meta, Path(path), report)
+        footage = os.fspath(video) if video is not None else _footage_path(motion.header.video.path, Path(path), report)
         _match_camera(motion.meta, footage, options.frame_start, report, motion)
     return armatures
 
@@ -154,9 +154,9 @@ def _warn(report: Report | None, text: str) -> None:
         report(text)
 
 
-def _footage_path(meta: dict, motion_path: Path, report: Report | None = None) -> str | None:
-    """The motion file's video if it can be found (as written, or next to the motion file)."""
-    named = (meta.get("video") or {}).get("path") or ""
+def _footage_path(named: str, motion_path: Path, report: Report | None = None) -> str | None:
+    """The motion file's video ``named`` (``header.video.path``) if it can be found (as written,
+    or next to the motion file)."""
     for candidate in (Path(named), motion_path.parent / Path(named).name):
         if named and candidate.is_file():
             return str(candidate)

@@ -64,7 +64,7 @@ def animate_camera(obj: bpy.types.Object, motion: Any, pinhole: cm.PinholeCamera
     from . import compat
 
     rate = scene.render.fps / scene.render.fps_base
-    times = cm.video_frame_times(motion.meta, motion.tracks)
+    times = cm.video_frame_times(motion.header.video, motion.tracks)
     keys = cm.camera_keys(motion.camera["world_from_camera"], times, rate, frame_start, pinhole,
                           motion.camera.get("focal_px"))
     obj.rotation_mode = "QUATERNION"

@@ -127,16 +127,16 @@ class CameraKeys:
     lens: np.ndarray | None
 
 
-def video_frame_times(meta: dict[str, Any], tracks: list[Any]) -> np.ndarray:
-    """Presentation time (s) of every video frame (N = ``meta.video.frames``): the tracks' own
-    timestamps where a track covers the frame, ``index / fps`` elsewhere (interpolated between)."""
-    video = meta.get("video") or {}
-    n = int(video.get("frames") or 0)
+def video_frame_times(video: Any, tracks: list[Any]) -> np.ndarray:
+    """Presentation time (s) of every video frame (N = ``video.frames``; ``video`` is the typed
+    ``motion_header.VideoInfo``): the tracks' own timestamps where a track covers the frame,
+    ``index / fps`` elsewhere (interpolated between)."""
+    n = int(video.frames)
     known: dict[int, float] = {}
     for t in tracks:
         known.update(zip(np.asarray(t.frames).tolist(), np.asarray(t.times, np.float64).tolist()))
     if not known:
-        return np.arange(n) / float(video.get("fps") or 30.0)
+        return np.arange(n) / float(video.fps)
     idx = np.array(sorted(known))
     times = np.array([known[i] for i in idx])
     fps = float(video.get("fps") or 30.0)

@@ -257,7 +257,7 @@ def validate(motion: Motion) -> None:
 
 def _validate_camera(motion: Motion) -> None:
     """Camera members: known names, one row per video frame, finite; rigid per-frame matrices."""
-    n = int(motion.meta.get("video", {}).get("frames") or 0)
+    n = motion.header.video.frames
     for name, arr in motion.camera.items():
         if name not in CAMERA_ARRAYS:
             raise MotionFileError(f"unknown camera member camera/{name}")
