@@ -30,7 +30,7 @@ import bpy
 
 from ..core.errors import UserInputError, VibeError
 from ..core.motion_file import read_motion
-from ..core.settings import EngineOptions, ImportOptions
+from ..core.settings import DEFAULT_FPS_MODE, EngineOptions, ImportOptions
 from ..runner import engine_cmd
 from ..runner.job import Job
 from . import prefs
@@ -54,7 +54,7 @@ def import_video(path: str | os.PathLike, *, out_motion: str | os.PathLike | Non
                  vibe_data: str | None = None, device: str = "cpu", precision: str = "fp32",
                  tracks: Sequence[int] | None = None, root_motion: str = "world",
                  engine_python: str | None = None, progress: Callable[[Job], None] | None = None,
-                 smoothing: bool = True, foot_lock: bool = True, fps_mode: str = "scene",
+                 smoothing: bool = True, foot_lock: bool = True, fps_mode: str = DEFAULT_FPS_MODE,
                  frame_start: int = 1, engine_command: Sequence[str] | None = None,
                  report: Report | None = None) -> list[bpy.types.Object]:
     """Run the engine on a video, then build and bake one character per chosen track.
@@ -77,7 +77,7 @@ def import_video(path: str | os.PathLike, *, out_motion: str | os.PathLike | Non
 
 
 def import_motion(path: str | os.PathLike, *, tracks: Sequence[int] | None = None,
-                  root_motion: str = "world", fps_mode: str = "scene",
+                  root_motion: str = "world", fps_mode: str = DEFAULT_FPS_MODE,
                   frame_start: int = 1, report: Report | None = None) -> list[bpy.types.Object]:
     """Bake an existing motion file (no engine): one armature per chosen track, in track order."""
     options = ImportOptions(tracks=_tracks(tracks), root_motion=root_motion, fps_mode=fps_mode,

@@ -139,7 +139,7 @@ def video_frame_times(video: Any, tracks: list[Any]) -> np.ndarray:
         return np.arange(n) / float(video.fps)
     idx = np.array(sorted(known))
     times = np.array([known[i] for i in idx])
-    fps = float(video.get("fps") or 30.0)
+    fps = float(video.fps)
     out = np.interp(np.arange(n), idx, times)
     out[: idx[0]] = times[0] - (idx[0] - np.arange(idx[0])) / fps
     out[idx[-1] + 1 :] = times[-1] + (np.arange(idx[-1] + 1, n) - idx[-1]) / fps
