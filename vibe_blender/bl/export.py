@@ -26,12 +26,12 @@ import bpy
 import numpy as np
 from mathutils import Matrix
 
-from ..core import atomic
+from ..core import atomic, fbx_binary, glb_binary, skinning
 from ..core import export_presets as presets
-from ..core import fbx_binary, glb_binary, skinning
 from ..core.errors import UserInputError, VibeError
 from . import compat
 from .bake import PROP_FRAME_START
+from .export_selection import isolated_selection
 from .export_skin import bone_weights, prune_mesh
 
 log = logging.getLogger(__name__)
@@ -103,42 +103,6 @@ def atomic_export(path: str, extension: str, write: Callable[[str], Any]) -> str
     except atomic.DiskFullError as exc:
         raise ExportError(str(exc)) from None
     return path
-
-
-@contextlib.contextmanager
-def isolated_selection(targets: list, active: bpy.types.Object) -> Iterator[None]:
-    """Select exactly ``targets`` (active = ``active``) in OBJECT mode; restore everything after."""
-    view_layer = bpy.context.view_layer
-    scene = bpy.context.scene
-    prev_active = view_layer.objects.active
-    prev_mode = prev_active.mode if prev_active else "OBJECT"
-    prev_selected = [o for o in view_layer.objects if o.select_get()]
-    prev_frames = (scene.frame_start, scene.frame_end, scene.frame_current)
-    if prev_mode != "OBJECT":
-        bpy.ops.object.mode_set(mode="OBJECT")
-    try:
-        for o in prev_selected:
-            o.select_set(False)
-        for o in targets:
-            o.select_set(True)
-        view_layer.objects.active = active
-        yield
-    finally:
-        _restore(view_layer, scene, targets, prev_selected, prev_active, prev_mode, prev_frames)
-
-
-def _restore(view_layer, scene, targets, prev_selected, prev_active, prev_mode, prev_frames) -> None:
-    """Put back selection, active object, mode and the scene frame range after an export."""
-    for o in targets:
-        o.select_set(False)
-    for o in prev_selected:
-        if o.name in view_layer.objects:
-            o.select_set(True)
-    view_layer.objects.active = prev_active
-    scene.frame_start, scene.frame_end = prev_frames[0], prev_frames[1]
-    scene.frame_set(prev_frames[2])
-    if prev_active is not None and prev_mode != "OBJECT":
-        bpy.ops.object.mode_set(mode=prev_mode)
 
 
 def check_selectable(objects: list) -> None:

@@ -18,8 +18,16 @@ from mathutils import Matrix
 from ..core import export_presets as presets
 from ..core.errors import UserInputError
 from . import compat
-from .export import (ExportError, atomic_export, character_objects, check_selectable, clip_of, fill_report,
-                     isolated_selection, run_operator)
+from .export import (
+    ExportError,
+    atomic_export,
+    character_objects,
+    check_selectable,
+    clip_of,
+    fill_report,
+    run_operator,
+)
+from .export_selection import isolated_selection
 
 RIGID_SCALE_TOLERANCE = 1e-4  # an armature scaled by more than this cannot be written as BVH
 
