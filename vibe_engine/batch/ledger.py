@@ -23,22 +23,13 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
+from vibe_blender.core.vibe_data import sha256_file
+
 LEDGER_NAME = "batch.jsonl"
 #: Events that end an attempt.
 END_EVENTS = ("done", "failed", "cancelled")
-#: Bytes per read when hashing files.
-HASH_CHUNK_BYTES = 1 << 20
 #: Hex digits of the settings hash kept in keys.
 SETTINGS_HASH_DIGITS = 16
-
-
-def sha256_file(path: str | os.PathLike) -> str:
-    """Hex sha256 of a file's bytes."""
-    h = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(HASH_CHUNK_BYTES), b""):
-            h.update(chunk)
-    return h.hexdigest()
 
 
 def settings_hash(settings: dict[str, Any]) -> str:

@@ -19,9 +19,10 @@ from pathlib import Path
 from typing import Any, Callable, Sequence
 
 from vibe_blender.core.atomic import atomic_write
+from vibe_blender.core.vibe_data import sha256_file
 from vibe_engine import __version__
 from vibe_engine.batch.inputs import Clip, InputError, expand_inputs, option_argv
-from vibe_engine.batch.ledger import LEDGER_NAME, Ledger, settings_hash, sha256_file
+from vibe_engine.batch.ledger import LEDGER_NAME, Ledger, settings_hash
 from vibe_engine.batch.task import EXPORT_FORMATS, TaskSpec, end_fields, export_available
 from vibe_engine.errors import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, EXIT_USAGE
 

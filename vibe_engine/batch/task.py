@@ -28,7 +28,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Iterator
 
-from vibe_engine.batch.ledger import Ledger, locked, sha256_file
+from vibe_blender.core.vibe_data import sha256_file
+from vibe_engine.batch.ledger import Ledger, locked
 from vibe_engine.errors import EXIT_CANCELLED, EXIT_OK, EXIT_USAGE
 
 #: Package root on sys.path for the engine subprocess (a checkout or site-packages).
