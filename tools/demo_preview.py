@@ -104,7 +104,7 @@ def read_png(path: Path) -> np.ndarray:
 
 def video_frames(video: Path, wanted: Sequence[int]) -> dict[int, np.ndarray]:
     """{index: (H,W,3) uint8 RGB} for the wanted frame indices (displayed orientation), one pass."""
-    from vibe_engine.video import open_video
+    from vibe_engine.decode.video import open_video
     want, got = set(wanted), {}
     with open_video(video) as reader:
         for frame in reader:

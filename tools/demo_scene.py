@@ -160,9 +160,9 @@ def square_boxes(xyxy: np.ndarray) -> np.ndarray:
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Per-row IoU (T,) of (T,4) boxes (cx, cy, w, h) (``vibe_engine.detect.box_iou``)."""
-    from vibe_engine.detect import box_iou as iou_xyxy
-    from vibe_engine.track import cxcywh_to_xyxy
+    """Per-row IoU (T,) of (T,4) boxes (cx, cy, w, h) (``vibe_engine.people.detect.box_iou``)."""
+    from vibe_engine.people.detect import box_iou as iou_xyxy
+    from vibe_engine.people.track import cxcywh_to_xyxy
     return iou_xyxy(cxcywh_to_xyxy(np.asarray(a, np.float64)), cxcywh_to_xyxy(np.asarray(b, np.float64)))
 
 

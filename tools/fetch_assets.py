@@ -6,7 +6,7 @@ Downloads two wheels from PyPI with pip, extracts the files below and checks the
 
 * ``mediapipe==0.10.21`` (Apache-2.0): ``mediapipe/modules/pose_detection/pose_detection.tflite``
   -> ``assets/models/pose_detection.tflite``; its ``LICENSE`` -> ``assets/models/LICENSE-mediapipe.txt``.
-  The pre/post-processing constants in ``vibe_engine/detect.py`` come from the ``PoseDetectionCpu``
+  The pre/post-processing constants in ``vibe_engine/people/detect.py`` come from the ``PoseDetectionCpu``
   and ``PoseDetectionToRoi`` graph configs compiled into the same wheel's
   ``mediapipe/python/_framework_bindings*.so`` (serialized protobufs next to the graph names).
 * ``sports2d==0.8.34`` (BSD-3-Clause): ``Sports2D/Demo/demo.mp4`` -> ``assets/video/demo_two_people.mp4``;

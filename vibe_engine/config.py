@@ -36,7 +36,7 @@ DEFAULT_DETECT_EVERY = {"vibe": 5, "blazepose": 15}
 #: crop with bf16 (benchmarks/engine.py), so it pays off only for minutes of tracked video.
 AUTO_COMPILE_MIN_CROPS = 3000
 #: ``--camera`` choices: decide from the background, a tripod (no estimation), always moving
-#: (vibe_engine.camera_motion).
+#: (vibe_engine.world.camera_motion).
 CAMERA_MODES = ("auto", "static", "moving")
 #: Environment hook for tests: the feature step raises an out-of-memory error for batches larger
 #: than this many crops (docs/engine-protocol.md "Test hooks").
@@ -86,7 +86,7 @@ class EngineConfig:
     detect_every: int | None = None
     compile: str = "auto"
     landmark_model: str = "full"
-    camera: str = "auto"  # camera motion: auto | static | moving (vibe_engine.camera_motion)
+    camera: str = "auto"  # camera motion: auto | static | moving (vibe_engine.world.camera_motion)
 
     def compiles(self, crops: int) -> bool:
         """Whether the VIBE backbone is compiled for a run with ``crops`` crops (``--compile``)."""

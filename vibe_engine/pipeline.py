@@ -31,7 +31,8 @@ import numpy as np
 from vibe_blender.core import motion_file as mf
 from vibe_blender.core.atomic import DiskFullError
 from vibe_blender.core.vibe_data import sha256_file
-from vibe_engine import __version__, camera, camera_motion
+from vibe_engine import __version__
+from vibe_engine.world import camera, camera_motion
 from vibe_engine.backend import Backend, RunContext, Timings
 from vibe_engine.backends import load_backend
 from vibe_engine.cancel import CancelToken
@@ -39,7 +40,7 @@ from vibe_engine.versions import library_versions
 from vibe_engine.config import EngineConfig
 from vibe_engine.errors import BadInputError, NoPersonError, OutputError, VideoError
 from vibe_engine.protocol import ProtocolWriter
-from vibe_engine.video import Prefetcher
+from vibe_engine.decode.video import Prefetcher
 
 log = logging.getLogger(__name__)
 
@@ -133,17 +134,17 @@ class PersonSource:
     """
 
     def __init__(self, cfg: EngineConfig) -> None:
-        from vibe_engine.track import Tracker
+        from vibe_engine.people.track import Tracker
 
         self.boxes: dict[int, np.ndarray] | None = None
         self.ids: dict[int, np.ndarray] | None = None
         self.detector = None
         if cfg.boxes is not None:
-            from vibe_engine.boxes import load_boxes_with_ids
+            from vibe_engine.people.boxes import load_boxes_with_ids
 
             self.boxes, self.ids = load_boxes_with_ids(cfg.boxes)
         else:
-            from vibe_engine.detect import PersonDetector
+            from vibe_engine.people.detect import PersonDetector
 
             self.detector = PersonDetector()
         self.tracker = Tracker()
@@ -210,7 +211,7 @@ class PersonSource:
 
     def finish(self, num_frames: int) -> list[Any]:
         """All tracks of at least one frame; boxes past the video's last frame are ignored."""
-        from vibe_engine.track import tracks_from_ids
+        from vibe_engine.people.track import tracks_from_ids
 
         if self.ids is None:
             return self.tracker.finish(1)
@@ -369,7 +370,7 @@ def _postprocess(cfg: EngineConfig, motion: mf.Motion) -> None:
 
 
 def _open(run: RunContext) -> Any:
-    from vibe_engine.video import open_video
+    from vibe_engine.decode.video import open_video
 
     return open_video(run.cfg.video, on_warning=lambda m: run.writer.warning("VIDEO", m))
 
@@ -418,7 +419,7 @@ def _write(run: RunContext, motion: mf.Motion, backend: Backend) -> RunResult:
     with run.timings("postprocess"):
         _postprocess(run.cfg, motion)
     backend.score_motion(motion)
-    for w in motion.meta.get("world", {}).get("warnings", []):  # e.g. NO_GROUND (vibe_engine.world)
+    for w in motion.meta.get("world", {}).get("warnings", []):  # e.g. NO_GROUND (vibe_engine.world.grounding)
         run.writer.warning(w["code"], w["message"])
     motion.meta["manifest"]["timings_s"] = {k: round(v, 4) for k, v in run.timings.seconds.items()}
     run.token.check("write")

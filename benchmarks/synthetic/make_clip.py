@@ -136,7 +136,7 @@ def _project(points_world: np.ndarray, world_from_camera: np.ndarray, focal: np.
 
 def build(args: argparse.Namespace) -> dict:
     """Compute the ground truth and the posed meshes for ``args``; returns arrays and metadata."""
-    from vibe_engine.standin_body import load_standin_body
+    from vibe_engine.blazepose.standin_body import load_standin_body
 
     body = SimpleNamespace(**load_standin_body())
     betas = np.zeros(10)

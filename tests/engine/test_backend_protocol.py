@@ -23,7 +23,7 @@ from vibe_engine.config import EngineConfig
 from vibe_engine.errors import NoPersonError, VideoError
 from vibe_engine.models.vibe_backend import VibeBackend
 from vibe_engine.protocol import ProtocolWriter
-from vibe_engine.video import Frame
+from vibe_engine.decode.video import Frame
 
 PROTOCOL_METHODS = ("start", "add_frame", "end_frame", "end_pass", "finish_track", "score_motion")
 PROTOCOL_FIELDS = ("name", "body", "body_meta", "joints", "files")

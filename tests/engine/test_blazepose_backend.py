@@ -8,7 +8,7 @@ from scipy.spatial.transform import Rotation
 from tests.engine.test_blazepose import MAN, read_frame
 from tests.engine.test_fit import synthetic_body
 from vibe_blender.core import motion_file as mf
-from vibe_engine import camera
+from vibe_engine.world import camera
 from vibe_engine.blazepose import backend as B
 from vibe_engine.blazepose.topology import LM, MIRROR
 from vibe_engine.errors import BadInputError, ModelError

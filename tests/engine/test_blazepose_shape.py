@@ -16,7 +16,7 @@ from tests.engine.test_fit import interpolate_poses, random_keyposes, synthetic_
 from vibe_engine.blazepose import fit
 from vibe_engine.blazepose import shape as S
 from vibe_engine.blazepose import topology as topo
-from vibe_engine.standin_body import load_standin_body
+from vibe_engine.blazepose.standin_body import load_standin_body
 
 ZERO_BIAS = (0.0,) * len(S.GROUP_NAMES)
 #: Landmarks that are exactly the body's markers: no bias, tiny noise level (weak prior).

@@ -1,4 +1,4 @@
-"""vibe_engine.boxes: the documented JSON and CSV box files, round trip, errors with line numbers."""
+"""vibe_engine.people.boxes: the documented JSON and CSV box files, round trip, errors with line numbers."""
 from __future__ import annotations
 
 import json
@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pytest
 
-from vibe_engine.boxes import load_boxes, load_boxes_with_ids, write_boxes_json
+from vibe_engine.people.boxes import load_boxes, load_boxes_with_ids, write_boxes_json
 from vibe_engine.errors import BadInputError
 
 EXPECTED = {

@@ -10,7 +10,7 @@ cv2 = pytest.importorskip("cv2")
 from tests.fixtures.motion import make_motion  # noqa: E402
 from vibe_blender.core import motion_file as mf  # noqa: E402
 from vibe_blender.core.rotations import aa_to_matrix  # noqa: E402
-from vibe_engine import camera_motion as C  # noqa: E402
+from vibe_engine.world import camera_motion as C  # noqa: E402
 
 W, H, F = 480, 270, 420.0
 N = 40
@@ -114,7 +114,7 @@ def test_reference_frame_turns_the_body_about_the_camera():
     track = motion.tracks[0]
     rots = _rotations("sweep", n=10)
     track.frames = np.arange(10)
-    from vibe_engine.world import camera_joints
+    from vibe_engine.world.grounding import camera_joints
     world = camera_joints(motion.body, track)[0]  # frame-0 joints: the truth in the reference camera
     pose0, transl0 = track.pose[0].copy(), track.transl[0].copy()
     # what each frame's camera saw of that still body: camera_from_ref = rotsᵀ

@@ -19,7 +19,7 @@ import pytest
 from tests.fixtures import media, synthetic
 from vibe_blender.core import motion_file as mf
 from vibe_blender.core import protocol as P
-from vibe_engine import camera, intrinsics
+from vibe_engine.world import camera, intrinsics
 
 RUN_TIMEOUT_S = 300
 #: Short clip cut from the demo: frames 0..SHORT_FRAMES-1 at half resolution.

@@ -1,10 +1,10 @@
-"""vibe_engine.crops: VIBE's crop geometry, an independent bilinear check, normalisation."""
+"""vibe_engine.models.crops: VIBE's crop geometry, an independent bilinear check, normalisation."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from vibe_engine import crops
+from vibe_engine.models import crops
 
 
 def _numpy_bilinear_crop(image: np.ndarray, cx: float, cy: float, side: float, scale: float = 1.1,

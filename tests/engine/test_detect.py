@@ -1,11 +1,11 @@
-"""vibe_engine.detect: MediaPipe's anchors/decoding/NMS facts, and both people on the real clip."""
+"""vibe_engine.people.detect: MediaPipe's anchors/decoding/NMS facts, and both people on the real clip."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from tests.fixtures import media
-from vibe_engine import detect
+from vibe_engine.people import detect
 from vibe_engine.errors import ModelError
 
 # Hand annotation of the demo clip (full-resolution pixels, a point on each visible person's

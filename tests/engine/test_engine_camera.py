@@ -4,7 +4,7 @@ import math
 import numpy as np
 import pytest
 
-from vibe_engine import camera as C
+from vibe_engine.world import camera as C
 
 W, H = 1768, 994
 

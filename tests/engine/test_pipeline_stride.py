@@ -10,9 +10,9 @@ import pytest
 from tests.engine.test_track import MAN, MAN_VISIBLE, WOMAN, WOMAN_VISIBLE
 from tests.fixtures import media
 from vibe_engine.config import EngineConfig
-from vibe_engine.detect import iou_matrix
+from vibe_engine.people.detect import iou_matrix
 from vibe_engine.pipeline import PersonSource, Timings
-from vibe_engine.track import cxcywh_to_xyxy
+from vibe_engine.people.track import cxcywh_to_xyxy
 
 #: Box agreement with the every-frame tracks: mean IoU over the common frames.
 MIN_MEAN_IOU = 0.9
@@ -77,7 +77,7 @@ def test_stride_keeps_people_identities_and_boxes(every_frame, every):
 
 
 def test_stride_one_runs_the_detector_on_every_frame_like_before(every_frame):
-    from vibe_engine.track import Tracker
+    from vibe_engine.people.track import Tracker
 
     base, _ = every_frame
     tracker = Tracker()

@@ -12,7 +12,7 @@ import scipy.sparse.csgraph
 
 from vibe_blender.core.motion_file import SMPL_JOINT_NAMES, SMPL_PARENTS
 from vibe_engine.errors import ModelError
-from vibe_engine.standin_body import load_standin_body, motion_body_meta, to_smplx_struct
+from vibe_engine.blazepose.standin_body import load_standin_body, motion_body_meta, to_smplx_struct
 
 TOOL_PATH = Path(__file__).resolve().parents[2] / "tools" / "build_standin_body.py"
 

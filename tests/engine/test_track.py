@@ -1,11 +1,11 @@
-"""vibe_engine.track: identities through crossings and occlusions, exact interpolation, real clip."""
+"""vibe_engine.people.track: identities through crossings and occlusions, exact interpolation, real clip."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
 from tests.fixtures import media
-from vibe_engine.track import KalmanBox, Tracker, make_square, track_summary, tracks_from_ids
+from vibe_engine.people.track import KalmanBox, Tracker, make_square, track_summary, tracks_from_ids
 
 # Manual annotation of the demo clip (see test_detect.py): torso points and visible frame ranges.
 MAN = {10: (650, 260), 50: (640, 250), 80: (640, 260), 130: (760, 230), 195: (1110, 790), 210: (1260, 760)}

@@ -1,4 +1,4 @@
-"""vibe_engine.video: true per-frame timestamps, displayed orientation, bad files, flat memory."""
+"""vibe_engine.decode.video: true per-frame timestamps, displayed orientation, bad files, flat memory."""
 from __future__ import annotations
 
 import os
@@ -9,7 +9,7 @@ import pytest
 
 from tests.fixtures import media
 from vibe_engine.errors import VideoError
-from vibe_engine.video import Prefetcher, open_video
+from vibe_engine.decode.video import Prefetcher, open_video
 
 # 10 frames at 30 fps, a 0.5 s pause, 10 frames at 60 fps, then an odd 41.7 ms interval.
 VFR_SEGMENTS = [(10, 3000), (5, 45000), (10, 1500), (6, 3753)]

@@ -9,8 +9,8 @@ import pytest
 
 from tests.fixtures.media import ffmpeg_binary, make_testsrc_clip
 from vibe_blender.core.rotations import aa_to_matrix
-from vibe_engine import intrinsics as I
-from vibe_engine import selfcal
+from vibe_engine.world import intrinsics as I
+from vibe_engine.world import selfcal
 from vibe_engine.postprocess.ground import estimate_ground_tracks
 
 FPS = 30.0

@@ -5,7 +5,7 @@ import numpy as np
 from tests.fixtures.motion import make_motion
 from vibe_blender.core.body import forward_kinematics, shaped_rest
 from vibe_blender.core.rotations import aa_to_matrix
-from vibe_engine import final_joints
+from vibe_engine.postprocess import final_joints
 from vibe_engine.postprocess.run import postprocess
 
 

@@ -42,7 +42,7 @@ SINGLE_SOURCE = [
     (r"[\(\[]\s*\"(scene|video)\",\s*\"(scene|video)\"", None),
     (r"\"bf16\":\s*\(", "vibe_blender/core/settings.py"),
     # the IoU formula (intersection over union) and the joint chain of the forward kinematics
-    (r"inter\s*/\s*np\.", "vibe_engine/detect.py"),
+    (r"inter\s*/\s*np\.", "vibe_engine/people/detect.py"),
     (r"g\[:, idx\] = gp @ rot\[:, idx\]", "vibe_blender/core/body.py"),
 ]
 

@@ -10,7 +10,7 @@ from benchmarks.synthetic.suite import CI_DIR
 from vibe_blender.core import motion_file as mf
 from vibe_blender.core.body import forward_kinematics as smpl_fk
 from vibe_blender.core.rotations import aa_to_matrix
-from vibe_engine.standin_body import load_standin_body
+from vibe_engine.blazepose.standin_body import load_standin_body
 
 TINY_BVH = """HIERARCHY
 ROOT Hips

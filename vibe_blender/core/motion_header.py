@@ -22,7 +22,7 @@ from .frames import world_from_camera
 FORMAT = "vibe-mocap-motion"
 VERSION = 1
 #: Highest frame rate a motion file may declare (frames per second; the video reader treats
-#: higher header rates as time bases, see vibe_engine/video.py).
+#: higher header rates as time bases, see vibe_engine/decode/video.py).
 MAX_FPS = 1000.0
 #: Most video frames a motion file may cover: 2 hours at 30 fps. Bounds memory and bake time.
 MAX_FRAMES = 216_000

@@ -63,7 +63,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vibe_engine import camera
+from vibe_engine.world import camera
 from vibe_engine.blazepose import fit
 from vibe_engine.blazepose import shape as body_shape
 from vibe_engine.blazepose import topology as topo

@@ -14,12 +14,12 @@ from typing import Any
 import numpy as np
 
 from vibe_blender.core import motion_file as mf
-from vibe_engine import camera
+from vibe_engine.world import camera
 from vibe_engine.backend import RunContext
 from vibe_engine.blazepose.backend import BlazePoseBackend
 from vibe_engine.blazepose.topology import LANDMARK_NAMES, NUM_LANDMARKS
-from vibe_engine.detect import DEFAULT_MODEL as DETECTOR_MODEL
-from vibe_engine.standin_body import DEFAULT_PATH, load_standin_body, motion_body_meta
+from vibe_engine.people.detect import DEFAULT_MODEL as DETECTOR_MODEL
+from vibe_engine.blazepose.standin_body import DEFAULT_PATH, load_standin_body, motion_body_meta
 
 #: BlazePose backend extras kept as optional motion-file members (docs/motion-file.md)
 LANDMARK_MEMBERS = ("landmarks_image", "landmarks_world", "visibility", "presence")

@@ -4,7 +4,7 @@ Pass 2: for every track present in a frame, the crop (``crops.crop_image``); bac
 batched across tracks (``cfg.batch_size`` crops, ``streaming.Backbone``); per track, full GRU
 chunks as they fill (``streaming.Temporal``). Only small per-frame outputs are kept (theta, 49
 joints), never vertices. ``regress``: each track's last partial chunk, then the camera maths
-(``vibe_engine.camera``) into a motion-file track.
+(``vibe_engine.world.camera``) into a motion-file track.
 """
 from __future__ import annotations
 
@@ -16,9 +16,9 @@ import numpy as np
 import torch
 
 from vibe_blender.core import motion_file as mf
-from vibe_engine import camera
+from vibe_engine.world import camera
 from vibe_engine.backend import RunContext
-from vibe_engine.crops import crop_image, normalise
+from vibe_engine.models.crops import crop_image, normalise
 from vibe_engine.errors import BadInputError, ModelError
 from vibe_engine.model_files import model_file_problem
 from vibe_engine.models import load_generator

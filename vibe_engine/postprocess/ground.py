@@ -1,6 +1,6 @@
 """Ground plane and world frame from a static camera, estimated from the feet over time (of every
 person: :func:`estimate_ground_tracks` pools their stance points; a moving camera's tracks are first
-turned into the frame-0 camera by :mod:`vibe_engine.camera_motion`).
+turned into the frame-0 camera by :mod:`vibe_engine.world.camera_motion`).
 
 Input points are in the OpenCV camera frame (x right, y down, z forward), metres. Feet on the
 ground lie on one plane: per frame we take the slow foot points near the lowest one (along the

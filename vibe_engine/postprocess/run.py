@@ -6,7 +6,7 @@ light final smoothing of the rotations (the leg IK pins the feet exactly and pas
 remaining jitter on to the knees; the final pass takes that out) → foot locking again with the
 same contacts (re-pins the feet that the final smoothing moved by a millimetre or two). The raw
 network output stays in the file as ``pose_raw``/``transl_raw``; ``contacts`` and
-``meta["world"]`` (``world_from_camera``, camera height, warnings: :mod:`vibe_engine.world`) are
+``meta["world"]`` (``world_from_camera``, camera height, warnings: :mod:`vibe_engine.world.grounding`) are
 added; with the default focal the world step may self-calibrate it (``meta["camera"]``).
 """
 from __future__ import annotations
@@ -20,11 +20,13 @@ from vibe_blender.core import motion_file as mf
 from vibe_blender.core.body import forward_kinematics, shaped_rest
 from vibe_blender.core.rotations import aa_to_matrix
 
-from vibe_engine import camera_motion, final_joints
+from vibe_engine.world import camera_motion
+
+from vibe_engine.postprocess import final_joints
 from vibe_engine.postprocess.contacts import detect_contacts
 from vibe_engine.postprocess.footlock import CONTACT_JOINTS, lock_feet
 from vibe_engine.postprocess.smoothing import LocalFitParams, smooth_rotations, smooth_translation
-from vibe_engine.world import estimate_world, world_meta
+from vibe_engine.world.grounding import estimate_world, world_meta
 
 log = logging.getLogger(__name__)
 CAMERA_FORWARD = np.array([0.0, 0.0, 1.0])  # OpenCV camera: z looks forward
@@ -74,7 +76,7 @@ def _lock_track(body: mf.BodyModel, track: mf.Track, m: np.ndarray,
 
 def postprocess(motion: mf.Motion, settings: PostSettings = PostSettings()) -> mf.Motion:
     """Run the enabled steps on every track of ``motion`` in place and return it; joints3d/joints2d
-    are then those of the final pose and transl (raw kept: :mod:`vibe_engine.final_joints`)."""
+    are then those of the final pose and transl (raw kept: :mod:`vibe_engine.postprocess.final_joints`)."""
     ref = _steps(motion, settings)
     if settings.smooth or settings.ground or ref is not None:
         final_joints.refresh(motion, ref)
@@ -94,7 +96,7 @@ def _steps(motion: mf.Motion, settings: PostSettings) -> np.ndarray | None:
         motion.meta.setdefault("world", {})["world_from_camera"] = None
         camera_motion.store_path(motion, ref)
         return ref
-    found = estimate_world(motion, calibrate=ref is None)  # ground of all people; focal (vibe_engine.world)
+    found = estimate_world(motion, calibrate=ref is None)  # ground of all people; focal (vibe_engine.world.grounding)
     motion.meta["world"] = {**motion.meta.get("world", {}), **world_meta(found)}
     camera_motion.store_path(motion, ref)
     m = found.matrix

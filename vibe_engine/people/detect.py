@@ -54,7 +54,7 @@ from vibe_engine.errors import ModelError
 
 logger = logging.getLogger(__name__)
 
-DEFAULT_MODEL = Path(__file__).resolve().parent.parent / "assets" / "models" / "pose_detection.tflite"
+DEFAULT_MODEL = Path(__file__).resolve().parents[2] / "assets" / "models" / "pose_detection.tflite"
 NUM_THREADS = 2
 
 INPUT_SIZE = 224

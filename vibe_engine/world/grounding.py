@@ -3,7 +3,7 @@
 Called by the post-processing (:mod:`vibe_engine.postprocess.run`) on the smoothed motion:
 
 1. Ground from the feet of **every** person over the whole clip (:func:`ground.estimate_ground_tracks`).
-2. Self-calibration of the focal (:mod:`vibe_engine.selfcal`) when the run uses the default focal:
+2. Self-calibration of the focal (:mod:`vibe_engine.world.selfcal`) when the run uses the default focal:
    root translations are rescaled along the optical axis and ``meta["camera"]`` is updated
    (``source: "self_calibrated"``, the default kept as ``focal_px_default``), then the ground is
    fitted again.
@@ -25,7 +25,7 @@ from vibe_blender.core import motion_file as mf
 from vibe_blender.core.body import forward_kinematics, shaped_rest
 from vibe_blender.core.rotations import aa_to_matrix
 
-from vibe_engine import selfcal
+from vibe_engine.world import selfcal
 from vibe_engine.postprocess.ground import (GroundPlane, pooled_stance, estimate_ground_tracks,
                                              world_from_camera)
 

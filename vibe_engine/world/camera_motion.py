@@ -337,7 +337,7 @@ def attach(motion: Any, tracker: CameraTracker, mode: str) -> str | None:
     Returns a warning message (static fallback) or None."""
     from vibe_blender.core.frames import world_from_camera
 
-    from vibe_engine.world import rescale_focal
+    from vibe_engine.world.grounding import rescale_focal
 
     calibrate = motion.meta.get("camera", {}).get("source") == "default"
     path = tracker.finish(int(motion.meta["video"]["frames"]), mode, calibrate=calibrate)

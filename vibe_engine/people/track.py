@@ -36,7 +36,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from vibe_engine.detect import iou_matrix
+from vibe_engine.people.detect import iou_matrix
 
 logger = logging.getLogger(__name__)
 
@@ -263,7 +263,7 @@ class Tracker:
 
 def tracks_from_ids(boxes: dict[int, np.ndarray], ids: dict[int, np.ndarray],
                     min_frames: int = 25) -> list[Track]:
-    """Tracks from user-given identities (``vibe_engine.boxes.load_boxes_with_ids``), no tracker.
+    """Tracks from user-given identities (``vibe_engine.people.boxes.load_boxes_with_ids``), no tracker.
 
     boxes: {frame: (K, 5) [x1, y1, x2, y2, score]}, ids: {frame: (K,) int}. Each id becomes one
     track, finished exactly like the tracker's (square boxes, gaps interpolated, < min_frames

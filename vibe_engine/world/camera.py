@@ -25,7 +25,7 @@ CROP_SIZE_PX = 224
 def default_focal(width: int, height: int) -> float:
     """Default focal length in pixels: a typical phone video lens (``intrinsics.DEFAULT_FOCAL_35MM``,
     33 mm equivalent ≈ 0.763 × the image diagonal; the same lens for portrait and landscape)."""
-    from vibe_engine.intrinsics import default_focal as focal
+    from vibe_engine.world.intrinsics import default_focal as focal
 
     return focal(width, height)
 
@@ -33,8 +33,8 @@ def default_focal(width: int, height: int) -> float:
 def camera_meta(width: int, height: int, focal_px: float | None, video=None) -> dict:
     """The motion file's ``meta.camera``: pinhole, principal point at the image centre (px);
     the focal from ``focal_px``, else the ``video`` container's 35 mm-equivalent tag, else
-    :func:`default_focal` (``source`` records which: :mod:`vibe_engine.intrinsics`)."""
-    from vibe_engine.intrinsics import camera_meta as meta
+    :func:`default_focal` (``source`` records which: :mod:`vibe_engine.world.intrinsics`)."""
+    from vibe_engine.world.intrinsics import camera_meta as meta
 
     return meta(focal_px, video, width, height)
 

@@ -26,7 +26,7 @@ from vibe_engine.errors import ModelError
 
 log = logging.getLogger(__name__)
 
-DEFAULT_PATH = Path(__file__).resolve().parents[1] / "assets" / "body" / "standin_smpl.npz"
+DEFAULT_PATH = Path(__file__).resolve().parents[2] / "assets" / "body" / "standin_smpl.npz"
 WEIGHT_SUM_TOL = 1e-4  # skin-weight rows must sum to 1 within this
 REBUILD_HINT = ("reinstall the add-on's engine files or rebuild it with "
                 "tools/build_standin_body.py (see assets/body/README.md)")

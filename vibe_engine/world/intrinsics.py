@@ -9,7 +9,7 @@ Sources, in order of precedence (``meta["camera"]["source"]``):
    walker (standard library only, no ffprobe needed at run time).
 3. ``"default"``: :data:`DEFAULT_FOCAL_35MM`, a typical phone main camera in video mode.
 4. ``"self_calibrated"``: the default refined after the fit from the footage itself
-   (:mod:`vibe_engine.selfcal`), when the clip constrains it; see there.
+   (:mod:`vibe_engine.world.selfcal`), when the clip constrains it; see there.
 
 35 mm-equivalent focal → pixels: ``f_px = f35 / FULL_FRAME_DIAGONAL_MM × image_diagonal_px``; the
 same lens for portrait and landscape frames.
