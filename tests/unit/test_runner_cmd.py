@@ -111,3 +111,13 @@ def test_command_job_real_venv_step(tmp_path):
     job = CommandJob([("Creating the engine environment", argv)])
     assert job.run_blocking() is JobState.DONE
     assert Path(engine_cmd.venv_python(venv)).exists()
+
+
+def test_a_cancel_that_arrives_while_a_step_is_being_started_is_not_lost():
+    """Another thread (the panel's Cancel) may see RUNNING before the first process exists."""
+    job = CommandJob([("sleep", [sys.executable, "-c", "import time; time.sleep(30)"]),
+                      ("never", [sys.executable, "-c", "pass"])])
+    job.state = JobState.RUNNING  # what start() sets first, before the step's process is created
+    job.request_cancel()
+    job._start_step()
+    assert job.run_blocking() is JobState.CANCELLED and job.step_index == 0

@@ -405,6 +405,9 @@ class CommandJob:
         except OSError as exc:
             self.state = JobState.FAILED
             self.error = f"{name}: cannot start {argv[0]} ({exc.strerror or exc}): check the path"
+            return
+        if self._cancel:  # cancelled while this step was being started
+            self.process.request_cancel()
 
     def update(self, block_s: float = 0.0) -> bool:
         if self.state is not JobState.RUNNING or self.process is None:
@@ -448,9 +451,12 @@ class CommandJob:
         return self.state
 
     def request_cancel(self) -> None:
-        if self.state is JobState.RUNNING and self.process is not None:
+        """Cancel the running step (and every later one). Safe from another thread at any moment:
+        a cancel that arrives while a step is being started is applied as soon as it runs."""
+        if self.state is JobState.RUNNING:
             self._cancel = True
-            self.process.request_cancel()
+            if self.process is not None:
+                self.process.request_cancel()
 
     def close(self) -> None:
         if self.state is JobState.RUNNING and self.process is not None:
