@@ -19,15 +19,7 @@ CHILD = PRELUDE + r'''
 from vibe_blender.bl import api, prefs, character
 from vibe_blender.runner import errors as rerrors
 
-def fresh(scenario=None, **pref_values):
-    bpy.ops.wm.read_homefile(use_empty=True)
-    p = prefs.get_prefs()
-    p.engine_python, p.base_python = "", ""
-    p.engine_command = launcher(scenario) if scenario else ""
-    for k, v in pref_values.items():
-        setattr(p, k, v)
-    bpy.context.scene.vibe.video_path = video
-    return bpy.context.scene
+fresh = fresh_scene
 
 def counts():
     s = bpy.context.scene

@@ -20,16 +20,10 @@ from vibe_blender.bl import api, operators, prefs, props
 from vibe_blender.runner import engine_cmd
 
 def fresh(scenario=None, **pref_values):
-    bpy.ops.wm.read_homefile(use_empty=True)
-    p = prefs.get_prefs()
-    p.engine_python, p.base_python = "", ""
-    p.engine_command = launcher(scenario) if scenario else ""
-    for k, v in pref_values.items():
-        setattr(p, k, v)
+    fresh_scene(scenario, **pref_values)
     prefs.RUNTIME.doctor_lines, prefs.RUNTIME.doctor_ok = [], None
     prefs.RUNTIME.setup_job, prefs.RUNTIME.setup_message = None, ""
     operators.ActiveRun.job, operators.ActiveRun.message = None, ""
-    bpy.context.scene.vibe.video_path = video
 
 def counts():
     return {k: len(getattr(bpy.data, k)) for k in COUNTED}

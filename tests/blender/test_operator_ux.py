@@ -17,17 +17,11 @@ from vibe_blender.bl import operators, prefs, props, panels
 from vibe_blender.core import ui_text
 
 def fresh(scenario=None, **pref_values):
-    bpy.ops.wm.read_homefile(use_empty=True)
-    p = prefs.get_prefs()
-    p.engine_python, p.base_python = "", ""
-    p.engine_command = launcher(scenario) if scenario else ""
-    for k, v in pref_values.items():
-        setattr(p, k, v)
+    fresh_scene(scenario, **pref_values)
     prefs.RUNTIME.setup_job, prefs.RUNTIME.setup_message = None, ""
     operators.ActiveRun.job, operators.ActiveRun.message, operators.ActiveRun.level = None, "", "INFO"
     operators.ActiveRun.last_take = None
     operators.interactive = lambda: False
-    bpy.context.scene.vibe.video_path = video
 
 def names():
     return {k: sorted(b.name for b in getattr(bpy.data, k)) for k in COUNTED}
