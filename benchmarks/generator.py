@@ -167,22 +167,7 @@ def run(args: argparse.Namespace) -> None:
         if args.aoti:
             _run_aoti(args, files["vibe"], device, models)
             return
-    print(f"# VIBE generator benchmark: device={device}, torch {torch.__version__}, "
-          f"threads={torch.get_num_threads()}, frames/measurement={args.frames}, repeats={args.repeats}, "
-          f"load average {os.getloadavg()[0]:.1f}")
-    print(f"{'mode':<20} {'batch':>5} {'stage':<15} {'frames/s':>9} {'ms/frame':>9} {'vs fp32 eager':>13}")
-    control = []  # regressor+SMPL runs the same fp32 code in every mode: its ratios show the noise
-    for b in args.batch_sizes:
-        crops = make_crops(1, b, seed=0)[0].to(device)
-        best = _measure(models, crops, args.frames, args.repeats, device)
-        for name in models:
-            for stage in STAGES:
-                sec, base = best[name, stage], best[next(iter(models)), stage]
-                control += [base / sec] if stage == "regressor+SMPL" else []
-                print(f"{name:<20} {b:>5} {stage:<15} {1 / sec:>9.1f} {1000 * sec:>9.2f} "
-                      f"{base / sec:>12.2f}x", flush=True)
-    print(f"# noise: regressor+SMPL is identical fp32 code in every mode; its ratios span "
-          f"{min(control):.2f}x-{max(control):.2f}x (1.00x on a quiet machine)")
+        _table(args, lambda _batch: models, device)
     print(f"# peak RSS {_peak_rss_mib():.0f} MiB")
 
 
