@@ -153,6 +153,51 @@ def bvh_options(layout: str = "standard") -> dict[str, Any]:
     return merged(BVH_OPTIONS, root_transform_only=layout == "standard")
 
 
+#: Panel choices (value: (label, tooltip)) of the export options; the values are the API's.
+TIMING_CHOICES = {
+    "video": ("Video", "Keys at video time (video frame 0 = 0 s); the take spans the person's frames"),
+    "clip": ("Clip", "The person's first frame at 0 s"),
+    "hidden": ("Hidden", "Video time from 0 s; the character is invisible (root scaled to 1e-5) until "
+                         "the person's first frame. BVH cannot hide: it shows the first pose from 0 s"),
+}
+BVH_LAYOUT_CHOICES = {
+    "standard": ("Standard", "Positions on the root only (the ground root merged into the pelvis)"),
+    "positions": ("Positions", "Position channels on every joint (earlier versions)"),
+}
+#: Influences per vertex: the preset's default, a fixed number, every influence, or the custom count.
+INFLUENCE_CHOICES = {
+    PRESET_DEFAULT: ("Preset", "4 for Unity, Unreal and glTF; all for the generic FBX preset"),
+    "4": ("4", "At most 4 skin influences per vertex (pruned, renormalised)"),
+    "8": ("8", "At most 8 skin influences per vertex (pruned, renormalised)"),
+    "all": ("All", "Keep every skin influence (Blender to Blender)"),
+    "custom": ("Custom", "At most the given number of skin influences per vertex"),
+}
+
+
+def influences_choice(choice: str, count: int) -> Any:
+    """The ``max_influences`` argument for a panel choice (``count``: the Custom number, ≥ 1)."""
+    check_choice("max influences", choice, tuple(INFLUENCE_CHOICES))
+    if choice == PRESET_DEFAULT:
+        return PRESET_DEFAULT
+    if choice == "all":
+        return None
+    return resolve_max_influences(int(count) if choice == "custom" else int(choice), None)
+
+
+def export_summary(name: str, path: str, report: dict) -> str:
+    """One line for the panel after an export: the file, and what the report says a user should
+    know (skin pruning with its measured error, the hidden lead-in, a format's limitation)."""
+    parts = [f"Exported {name} to {path}"]
+    if report.get("vertices_pruned"):
+        parts.append(f"skin pruned to {report['max_influences']} influences: {report['vertices_pruned']} "
+                     f"vertices moved up to {1e3 * report['pruning_error_m']:.1f} mm")
+    if report.get("hidden_frames"):
+        parts.append(f"hidden until {report['hidden_until_s']:.3f} s")
+    if report.get("note"):
+        parts.append(report["note"])
+    return "; ".join(parts)
+
+
 def clip_span(timing: str, start: int, end: int, video_zero: int) -> tuple[int, int]:
     """(origin, first) scene frames of an export: ``origin`` becomes 0 s, ``first`` is the first frame
     written (frames ``first``…``end``); ``start``/``end``: the person's keyed frames, ``video_zero``:
