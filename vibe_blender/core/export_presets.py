@@ -181,7 +181,10 @@ def influences_choice(choice: str, count: int) -> Any:
         return PRESET_DEFAULT
     if choice == "all":
         return None
-    return resolve_max_influences(int(count) if choice == "custom" else int(choice), None)
+    value = int(count) if choice == "custom" else int(choice)
+    if value < 1:  # 0 would mean "all" to resolve_max_influences
+        raise UserInputError(f"max_influences must be a whole number ≥ 1 for Custom, got {count!r}")
+    return resolve_max_influences(value, None)
 
 
 def export_summary(name: str, path: str, report: dict) -> str:
