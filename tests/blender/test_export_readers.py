@@ -51,6 +51,10 @@ CHARACTER_EXTENT_M = 2.5
 HIDDEN_SPREAD_M = HIDDEN_SCALE * CHARACTER_EXTENT_M + 10 * 2.0 ** -23
 ROOT_BONE = "root"
 FBX_KEY_CONSTANT = 0x2
+#: Hidden keys hold the first pose below the root: local values equal the first visible key's up to
+#: float32 rounding through the collapsed (1e-5) matrices the exporters invert (≈ 2⁻²³ relative per
+#: step over ~10 chained steps of ≤ 1 m): 10 µm, and 1e-5 per quaternion component.
+HELD_POSE_TOLERANCE = 1e-5
 
 
 @pytest.fixture(scope="module")
@@ -104,6 +108,40 @@ def _check_hidden(e, got, root_scale, unit=1.0):
     return spread
 
 
+def _held_gap(local_keys, hidden):
+    """Largest difference between each hidden key and the first visible key over the channels
+    {(node, path): (K, n) values} of the joints below the root (quaternions up to sign)."""
+    gap = 0.0
+    for (node, path), values in local_keys.items():
+        if node == ROOT_BONE or not hidden:
+            continue
+        held, first = values[:hidden], values[hidden]
+        diff = np.abs(held - first)
+        if path in ("rotation", "Rotation"):
+            diff = np.minimum(diff, np.abs(held + first))
+        gap = max(gap, float(diff.max()))
+    return gap
+
+
+def _gltf_local_keys(doc, names):
+    anim = doc.doc["animations"][0]
+    out = {}
+    for ch in anim["channels"]:
+        name = doc.doc["nodes"][ch["target"]["node"]].get("name")
+        if name in names and ch["target"]["path"] != "weights":
+            out[(name, ch["target"]["path"])] = doc.accessor(anim["samplers"][ch["sampler"]]["output"])
+    return out
+
+
+def _assimp_local_keys(scene, names, unit):
+    out = {}
+    for name, channels in scene.animations[0][2].items():
+        if name in names:
+            for path, (times, values) in channels.items():
+                out[(name, path)] = values / (unit if path == "Position" else 1.0)
+    return out
+
+
 def _gltf_channel(doc, node_name, path):
     """(interpolation, values) of a glTF animation channel, or (None, None)."""
     anim = doc.doc["animations"][0]
@@ -126,14 +164,15 @@ def _fbx_root_scale_flags(path):
             if a.props[0] in curves]
 
 
-def _hidden_text(e, spread, interpolation):
+def _hidden_text(e, spread, interpolation, held=0.0):
     rep = e["report"]
     if spread is None:
         return ""
     if not rep["hidden_frames"]:
         return "nothing hidden (the person is there from 0 s), "
     return (f"hidden {rep['hidden_frames']} keys (root scale {rep['hidden_scale']}, joints within "
-            f"{spread * 1e6:.1f} µm, {interpolation}) until {rep['hidden_until_s']:.3f} s, ")
+            f"{spread * 1e6:.1f} µm, first pose held to {held * 1e6:.1f} µm/1e-6, {interpolation}) until "
+            f"{rep['hidden_until_s']:.3f} s, ")
 
 
 def _map(points, space):
@@ -194,6 +233,8 @@ def test_fbx_read_by_fbx_sdk(exported, name):
     ref = heads[rows][:, :24]
     got_all = gltf.world_positions(doc, names[:24])
     spread = _check_hidden(e, got_all, _gltf_channel(doc, ROOT_BONE, "scale")[1])
+    held = _held_gap(_gltf_local_keys(doc, names), rep["hidden_frames"])
+    assert held <= HELD_POSE_TOLERANCE
     got = got_all[visible]
     err, axes, scale = _best_space(got, ref)
     assert (axes.tolist(), scale) == (FBX_SDK_SPACE[preset][0].tolist(), FBX_SDK_SPACE[preset][1])
@@ -214,7 +255,7 @@ def test_fbx_read_by_fbx_sdk(exported, name):
     if rep["hidden_frames"]:  # the root scale steps: constant keys
         assert len(flags) == 3 and all(f == [FBX_KEY_CONSTANT] for f in flags)
     print(f"\nFBX SDK {name}: take {facts['takes'][0]}, first {times[0]:.3f} s, last {times[-1]:.3f} s, "
-          f"{len(times)} keys, {_hidden_text(e, spread, f'KeyAttrFlags {flags[0] if flags else None}')}"
+          f"{len(times)} keys, {_hidden_text(e, spread, f'KeyAttrFlags {flags[0] if flags else None}', held)}"
           f"joint error {joint_err * 1e3:.4f} mm, default-vs-rest {default_err * 1e3:.4f} mm, "
           f"influences {influences} (limit {rep['max_influences']}, pruning error {rep['pruning_error_m'] * 1e3:.2f} mm); "
           f"file UnitScaleFactor {settings['UnitScaleFactor']} UpAxis {settings['UpAxis']} FrontAxis "
@@ -240,6 +281,8 @@ def test_fbx_read_by_assimp(exported, name):
     root_keys = scene.animations[0][2][ROOT_BONE]["Scaling"]
     root_scale = root_keys[1] if len(root_keys[0]) == len(times) else None
     spread = _check_hidden(e, got_all, root_scale, ASSIMP_SPACE[preset][1])
+    held = _held_gap(_assimp_local_keys(scene, names, ASSIMP_SPACE[preset][1]), rep["hidden_frames"])
+    assert held <= HELD_POSE_TOLERANCE
     got = got_all[visible]
     err, axes, scale = _best_space(got, ref)
     assert (axes.tolist(), scale) == (ASSIMP_SPACE[preset][0].tolist(), ASSIMP_SPACE[preset][1])
@@ -247,7 +290,7 @@ def test_fbx_read_by_assimp(exported, name):
     assert joint_err <= MAX_JOINT_ERROR_M
     influences = _check_influences(e, assimp_xml.max_influences(scene))
     print(f"\nAssimp {name}: first {times[0]:.3f} s, last {times[-1]:.3f} s, {len(times)} keys, "
-          f"{_hidden_text(e, spread, 'keys read')}joint error "
+          f"{_hidden_text(e, spread, 'keys read', held)}joint error "
           f"{joint_err * 1e3:.4f} mm, influences {influences}; Assimp reads Blender (x,y,z) as "
           f"{axes.astype(int).tolist()} × {scale}")
 
@@ -270,6 +313,8 @@ def test_gltf_read_by_validator_and_parser(exported, name):
     got = gltf.world_positions(doc, names[:24])
     interpolation, root_scale = _gltf_channel(doc, ROOT_BONE, "scale")
     spread = _check_hidden(e, got, root_scale)
+    held = _held_gap(_gltf_local_keys(doc, names), rep["hidden_frames"])
+    assert held <= HELD_POSE_TOLERANCE
     if rep["hidden_frames"]:
         assert interpolation == "STEP"
     joint_err = np.abs(got[visible] - _map(heads[rows][:, :24], (Y_UP, 1.0))).max()
@@ -281,7 +326,7 @@ def test_gltf_read_by_validator_and_parser(exported, name):
     assert default_err <= MAX_JOINT_ERROR_M
     print(f"\nglTF {name}: validator {report['issues']['numErrors']} errors / {report['issues']['numWarnings']} "
           f"warnings {sorted({m['code'] for m in report['issues']['messages']})}, first {times[0]:.3f} s, "
-          f"last {times[-1]:.3f} s, {len(times)} keys, {_hidden_text(e, spread, interpolation)}joint error "
+          f"last {times[-1]:.3f} s, {len(times)} keys, {_hidden_text(e, spread, interpolation, held)}joint error "
           f"{joint_err * 1e3:.4f} mm, influences {influences} (pruning error {rep['pruning_error_m'] * 1e3:.2f} mm), "
           f"default-vs-rest {default_err * 1e3:.4f} mm")
 
