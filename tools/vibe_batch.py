@@ -55,7 +55,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--preset", default="generic", help="FBX preset: generic, unity, unreal")
     p.add_argument("--timing", default="video", choices=TIMING_MODES,
                    help="export time: video (keys at video time), clip (person's first frame at 0 s), "
-                        "hidden (from 0 s, invisible until the person's first frame; BVH shows the first pose)")
+                        "hidden (from 0 s, invisible until the person's first frame; BVH shows the "
+                        "first pose)")
     p.add_argument("--motion", action="store_true", help="INPUT is motion file(s): bake without the engine")
     p.add_argument("--tracks", default=None, help="comma list of track ids to import (default: all)")
     p.add_argument("--root-motion", default="world", choices=ROOT_MOTION_MODES)
@@ -220,7 +221,8 @@ def export_person(arm, folder: str, stem: str, ns: argparse.Namespace) -> dict[s
     writers = {"fbx": lambda p: api_export.export_fbx(arm, p, preset=ns.preset, take=stem, timing=timing,
                                                       report=reports["fbx"]),
                "bvh": lambda p: api_export.export_bvh(arm, p, timing=timing, report=reports["bvh"]),
-               "glb": lambda p: api_export.export_gltf(arm, p, take=stem, timing=timing, report=reports["glb"])}
+               "glb": lambda p: api_export.export_gltf(arm, p, take=stem, timing=timing,
+                                                       report=reports["glb"])}
     files = {fmt: writers[fmt](f"{base}.{fmt}") for fmt in ns.formats}
     start, end = action_frame_range(arm)
     if ns.retarget is not None:

@@ -316,7 +316,8 @@ def test_hidden_timing_round_trip_and_state(tmp_path):
     exb.export_bvh_file(arm, tmp_path / "h.bvh", timing="hidden", report=bvh_report)
     assert _key_arrays(action) == before and [tuple(pb.scale) for pb in arm.pose.bones] == poses
     assert [a.name for a in bpy.data.actions] == [action.name] and len(bpy.data.objects) == 2
-    assert (report["first_key_s"], report["frames"], report["hidden_frames"]) == (0.0, NUM_FRAMES + LEAD_IN, LEAD_IN)
+    facts = (report["first_key_s"], report["frames"], report["hidden_frames"])
+    assert facts == (0.0, NUM_FRAMES + LEAD_IN, LEAD_IN)
     assert report["hidden_until_s"] == pytest.approx(LEAD_IN / FPS) and report["timing"] == "hidden"
     assert bvh_report["lead_in_frames"] == LEAD_IN and "first pose is shown" in bvh_report["note"]
     bpy.ops.wm.read_factory_settings(use_empty=True)

@@ -43,7 +43,8 @@ def test_batch_timing_hidden(tmp_path):
     people = {p["id"]: p["exports"] for p in report["inputs"][0]["people"]}
     for fmt in ("fbx", "glb"):
         late = people[2][fmt]
-        assert (late["timing"], late["first_key_s"], late["frames"]) == ("hidden", 0.0, LATE_FRAMES + NUM_FRAMES)
+        facts = (late["timing"], late["first_key_s"], late["frames"])
+        assert facts == ("hidden", 0.0, LATE_FRAMES + NUM_FRAMES)
         assert (late["hidden_frames"], late["hidden_scale"]) == (LATE_FRAMES, HIDDEN_SCALE)
         assert late["hidden_until_s"] == pytest.approx(LATE_FRAMES / FPS)
         assert late["last_key_s"] == pytest.approx((LATE_FRAMES + NUM_FRAMES - 1) / FPS)

@@ -33,7 +33,7 @@ def state():
     scene = bpy.context.scene
     actions = {a.name: [[fc.data_path, fc.array_index, [list(k.co) for k in fc.keyframe_points]]
                         for fc in compat.action_fcurves(a)] for a in bpy.data.actions}
-    poses = {o.name: [list(pb.scale) + list(pb.location) + list(pb.rotation_quaternion) for pb in o.pose.bones]
+    poses = {o.name: [[*pb.scale, *pb.location, *pb.rotation_quaternion] for pb in o.pose.bones]
              for o in bpy.data.objects if o.type == "ARMATURE"}
     return {"names": {k: sorted(b.name for b in getattr(bpy.data, k)) for k in COUNTED}, "actions": actions,
             "poses": poses, "selected": sorted(o.name for o in bpy.context.selected_objects),
@@ -61,17 +61,21 @@ def exports():
     os.makedirs(folder)
     out["fbx"] = export(format="fbx", fbx_preset="unity", timing="hidden", max_influences="custom",
                         influence_count=2, filepath=os.path.join(folder, "p2.fbx"))
-    out["glb"] = export(format="glb", timing="hidden", max_influences="8", filepath=os.path.join(folder, "p2.glb"))
-    out["bvh"] = export(format="bvh", timing="hidden", bvh_layout="positions", filepath=os.path.join(folder, "p2.bvh"))
+    out["glb"] = export(format="glb", timing="hidden", max_influences="8",
+                        filepath=os.path.join(folder, "p2.glb"))
+    out["bvh"] = export(format="bvh", timing="hidden", bvh_layout="positions",
+                        filepath=os.path.join(folder, "p2.bvh"))
     out["fbx_all"] = export(format="fbx", fbx_preset="unity", timing="clip", max_influences="all",
                             filepath=os.path.join(folder, "p2_all.fbx"))
-    out["missing_folder"] = export(format="fbx", timing="hidden", filepath=os.path.join(WORK, "nowhere", "p2.fbx"))
+    out["missing_folder"] = export(format="fbx", timing="hidden",
+                                   filepath=os.path.join(WORK, "nowhere", "p2.fbx"))
     out["bad_extension"] = export(format="glb", timing="hidden", filepath=os.path.join(folder, "p2.gltf"))
     reports = {}
     arm = bpy.data.objects["VIBE_2"]
-    for name, call in (("fbx", lambda p, r: api.export_fbx(arm, p, preset="unity", timing="hidden", max_influences=2,
-                                                           report=r)),
-                       ("bvh", lambda p, r: api.export_bvh(arm, p, timing="hidden", layout="positions", report=r))):
+    calls = {"fbx": lambda p, r: api.export_fbx(arm, p, preset="unity", timing="hidden", max_influences=2,
+                                                report=r),
+             "bvh": lambda p, r: api.export_bvh(arm, p, timing="hidden", layout="positions", report=r)}
+    for name, call in calls.items():
         reports[name] = {}
         call(os.path.join(WORK, f"api.{name}"), reports[name])
     out["reports"] = reports
@@ -122,7 +126,8 @@ def _root_scale_flags(path):
     model = next(m.props[0] for m in objects.find_all("Model") if m.props[1].split("\x00")[0] == "root")
     links = [c.props for c in root.find("Connections").children if c.props[0] == "OP"]
     nodes = {c[1] for c in links if c[2] == model and c[3] == "Lcl Scaling"}
-    curves = [a for a in objects.find_all("AnimationCurve") if a.props[0] in {c[1] for c in links if c[2] in nodes}]
+    ids = {c[1] for c in links if c[2] in nodes}
+    curves = [a for a in objects.find_all("AnimationCurve") if a.props[0] in ids]
     return [(list(a.find("KeyAttrFlags").props[0]), a.find("KeyValueFloat").props[0]) for a in curves]
 
 
@@ -156,8 +161,8 @@ def test_info_line_reports_the_pruning_error_and_the_hidden_lead_in(records):
     assert report["vertices_pruned"] > 0 and report["pruning_error_m"] > 0
     line = export_summary("VIBE_2", rec["fbx"]["path"], report)
     assert f"Info: {line}" in records["_stdout"]
-    assert re.search(r"skin pruned to 2 influences: \d+ vertices moved up to \d+\.\d mm; hidden until 0\.100 s$",
-                     line)
+    assert re.search(r"skin pruned to 2 influences: \d+ vertices moved up to \d+\.\d mm; "
+                     r"hidden until 0\.100 s$", line)
     bvh_line = export_summary("VIBE_2", rec["bvh"]["path"], rec["reports"]["bvh"])
     assert f"Info: {bvh_line}" in records["_stdout"] and "first pose is shown from 0 s" in bvh_line
     # every influence kept: no pruning clause
@@ -189,7 +194,8 @@ def test_bvh_hidden_with_positions_layout(records):
                                atol=1e-6)
 
 
-@pytest.mark.parametrize("name, message", [("missing_folder", "does not exist"), ("bad_extension", "must end with .glb")])
+@pytest.mark.parametrize("name, message", [("missing_folder", "does not exist"),
+                                           ("bad_extension", "must end with .glb")])
 def test_failed_export_leaves_the_scene_and_folder_unchanged(records, name, message):
     rec = record(records, "exports")[name]
     assert rec["ret"] == "RuntimeError" and message in rec["error"] and rec["error"].count("\n") == 0

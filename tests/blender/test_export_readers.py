@@ -326,7 +326,8 @@ def test_gltf_read_by_validator_and_parser(exported, name):
     assert default_err <= MAX_JOINT_ERROR_M
     print(f"\nglTF {name}: validator {report['issues']['numErrors']} errors / {report['issues']['numWarnings']} "
           f"warnings {sorted({m['code'] for m in report['issues']['messages']})}, first {times[0]:.3f} s, "
-          f"last {times[-1]:.3f} s, {len(times)} keys, {_hidden_text(e, spread, interpolation, held)}joint error "
+          f"last {times[-1]:.3f} s, {len(times)} keys, {_hidden_text(e, spread, interpolation, held)}"
+          f"joint error "
           f"{joint_err * 1e3:.4f} mm, influences {influences} (pruning error {rep['pruning_error_m'] * 1e3:.2f} mm), "
           f"default-vs-rest {default_err * 1e3:.4f} mm")
 

@@ -5,7 +5,8 @@ Option tables live in :mod:`vibe_blender.core.export_presets`. Every export:
   selection, active object, mode, scene frame range and current frame afterwards;
 - covers the frame range of the armature's action at the scene's fps, at export times where video
   frame 0 is 0 s (``timing="video"``; ``"clip"``: the person's first frame is 0 s; ``"hidden"``: from
-  0 s, invisible (root bones at scale HIDDEN_SCALE) until the person's first frame, see :mod:`.export_timing`);
+  0 s, invisible (root bones at scale HIDDEN_SCALE) until the person's first frame, see
+  :mod:`.export_timing`);
 - FBX: nodes' default transforms = rest pose, take ``<armature>_<take>``, GlobalSettings time span =
   the take's (patched in the file, :mod:`..core.fbx_binary`); glTF: times rewritten
   (:mod:`..core.glb_binary`); BVH: the standard channel layout (root positions only);
@@ -318,7 +319,8 @@ def export_gltf_file(objects, path: str | os.PathLike, *, timing: str = "video",
             scene = bpy.context.scene
             scene.frame_start, scene.frame_end = clip.first, clip.end
             run_operator(bpy.ops.export_scene.gltf, "glTF", tmp, **options)
-            glb_binary.retime_animations(tmp, clip.first_s, clip.frames, scene.render.fps, scene.render.fps_base)
+            glb_binary.retime_animations(tmp, clip.first_s, clip.frames, scene.render.fps,
+                                         scene.render.fps_base)
             if clip.hidden_frames > 0:  # the root scale steps from 0 to 1, not linearly
                 glb_binary.set_step_interpolation(tmp, root_bones(armature), "scale")
 

@@ -103,12 +103,12 @@ def export_bvh_file(armature: bpy.types.Object, path: str | os.PathLike, *, timi
     clip = clip_of(armature, "video" if timing == "hidden" else timing, None)  # BVH cannot hide
     first = min(clip.origin, clip.start)
     merge = _bvh_merge_plan(armature) if layout == "standard" else None
-    facts = fill_report(report, clip, "bvh", layout=layout, frames_written=clip.end - first + 1,
-                        root=merge[1] if merge else armature.data.bones[0].name if armature.data.bones else None)
+    root = merge[1] if merge else armature.data.bones[0].name if armature.data.bones else None
+    facts = fill_report(report, clip, "bvh", layout=layout, frames_written=clip.end - first + 1, root=root)
     facts.update(timing=timing, lead_in_frames=clip.start - first)
     if timing == "hidden" and clip.start > first:
-        facts["note"] = (f"BVH has no scale or visibility channel: the first pose is shown from 0 s until the "
-                         f"person's first frame at {clip.shown_from_s:.3f} s")
+        facts["note"] = (f"BVH has no scale or visibility channel: the first pose is shown from 0 s "
+                         f"until the person's first frame at {clip.shown_from_s:.3f} s")
 
     def write(tmp: str) -> None:
         with _y_up_copy(armature) as copy, isolated_selection([copy], copy), _private_action(copy):

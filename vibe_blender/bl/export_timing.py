@@ -102,7 +102,8 @@ def clip_of(armature: bpy.types.Object, timing: str, take: str | None) -> Clip:
 def fill_report(report: dict | None, clip: Clip, fmt: str, **extra: Any) -> dict:
     """Fill ``report`` (or a new dict) with the export facts: format, timing, take name, first/last key
     time (s), frames written, fps, the hidden lead-in (frames, the root scale in it, and
-    ``hidden_until_s``: the time from which the character is visible) and ``extra``; skinning adds influences and the pruning error (m)."""
+    ``hidden_until_s``: the time from which the character is visible) and ``extra``; skinning adds
+    influences and the pruning error (m)."""
     facts = report if report is not None else {}
     facts.update(format=fmt, timing=clip.timing, take=clip.name, first_key_s=clip.first_s,
                  last_key_s=clip.last_s, frames=clip.frames, fps=clip.fps, hidden_frames=clip.hidden_frames,
@@ -134,7 +135,9 @@ def _key_arrays(fc: bpy.types.FCurve) -> dict:
 def _rest_value(fc: bpy.types.FCurve) -> float | None:
     """The channel's rest value (pose-bone transforms, shape-key values), None for other channels."""
     rest = _REST_VALUES.get(fc.data_path.rsplit(".", 1)[-1])
-    if rest is None or fc.array_index >= len(rest) or not fc.data_path.startswith(("pose.bones", "key_blocks")):
+    if rest is None or fc.array_index >= len(rest):
+        return None
+    if not fc.data_path.startswith(("pose.bones", "key_blocks")):
         return None
     return rest[fc.array_index]
 
