@@ -329,3 +329,20 @@ def test_hidden_timing_round_trip_and_state(tmp_path):
     assert np.abs(hidden - hidden[:, :1]).max() <= 2 * HIDDEN_SCALE * extent + 1e-6
     shown = rigs.head_positions(arm2, [f + LEAD_IN for f in CHECK_FRAMES])
     assert np.abs(shown - heads).max() < MAX_ERROR_M
+
+
+def test_a_failing_file_fix_is_an_export_error_with_nothing_written(tmp_path, monkeypatch):
+    """The in-file fixes after Blender's exporter (here the FBX time span) fail with one line, no file
+    and the scene as it was."""
+    from vibe_blender.core import fbx_binary
+
+    def broken(path, *_):
+        raise fbx_binary.FbxFormatError(f"{path} has no GlobalSettings time span")
+
+    arm, _ = _character()
+    before = _key_arrays(arm.animation_data.action)
+    monkeypatch.setattr(fbx_binary, "set_time_span", broken)
+    with pytest.raises(ex.ExportError, match=r"FBX export of .*a\.fbx could not be finished: .*time span"):
+        ex.export_fbx_file(arm, tmp_path / "a.fbx", preset="unity", timing="hidden")
+    assert os.listdir(tmp_path) == [] and _key_arrays(arm.animation_data.action) == before
+    assert [a.name for a in bpy.data.actions] == [arm.animation_data.action.name] and len(bpy.data.objects) == 2

@@ -21,6 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import struct
 from typing import Any, Callable, Iterable, Iterator
 
 import bpy
@@ -152,11 +153,22 @@ def export_fbx_file(objects, path: str | os.PathLike, preset: str = "generic", *
             stack.enter_context(timed_actions(arm, mesh_list, clip))
             stack.enter_context(_scene_named(bpy.context.scene, clip.name))
             run_operator(bpy.ops.export_scene.fbx, "FBX", tmp, **options)
-        fbx_binary.set_time_span(tmp, clip.first_s, clip.last_s)
-        if clip.hidden_frames > 0:  # the root scale steps from 0 to 1, not linearly
-            fbx_binary.set_constant_keys(tmp, root_bones(armature), fbx_binary.SCALING)
+        with _file_fixes("FBX", path):
+            fbx_binary.set_time_span(tmp, clip.first_s, clip.last_s)
+            if clip.hidden_frames > 0:  # the root scale steps to 1 (a root's own scale keys step too)
+                fbx_binary.set_constant_keys(tmp, root_bones(armature), fbx_binary.SCALING)
 
     return atomic_export(path, presets.FILE_EXTENSIONS["fbx"], write)
+
+
+@contextlib.contextmanager
+def _file_fixes(label: str, path: str) -> Iterator[None]:
+    """Turn a failure of the in-file fixes (time span, key times, stepped keys) into ExportError."""
+    try:
+        yield
+    except (fbx_binary.FbxFormatError, glb_binary.GlbFormatError, struct.error) as exc:
+        raise ExportError(f"{label} export of {path} could not be finished: {exc}; "
+                          "see the console log") from exc
 
 
 @contextlib.contextmanager
@@ -319,9 +331,10 @@ def export_gltf_file(objects, path: str | os.PathLike, *, timing: str = "video",
             scene = bpy.context.scene
             scene.frame_start, scene.frame_end = clip.first, clip.end
             run_operator(bpy.ops.export_scene.gltf, "glTF", tmp, **options)
-            glb_binary.retime_animations(tmp, clip.first_s, clip.frames, scene.render.fps,
-                                         scene.render.fps_base)
-            if clip.hidden_frames > 0:  # the root scale steps from 0 to 1, not linearly
-                glb_binary.set_step_interpolation(tmp, root_bones(armature), "scale")
+            with _file_fixes("glTF", path):
+                glb_binary.retime_animations(tmp, clip.first_s, clip.frames, scene.render.fps,
+                                             scene.render.fps_base)
+                if clip.hidden_frames > 0:  # the root scale steps to 1 (a root's own scale keys step too)
+                    glb_binary.set_step_interpolation(tmp, root_bones(armature), "scale")
 
     return atomic_export(path, presets.FILE_EXTENSIONS["glb"], write)
