@@ -160,7 +160,7 @@ def _fbx_root_scale_flags(path):
     links = [c.props for c in root.find("Connections").children if c.props[0] == "OP"]
     nodes = {c[1] for c in links if c[2] == model and c[3] == "Lcl Scaling"}
     curves = {c[1] for c in links if c[2] in nodes}
-    return [list(a.find("KeyAttrFlags").props[0]) for a in objects.find_all("AnimationCurve")
+    return [[int(f) for f in a.find("KeyAttrFlags").props[0]] for a in objects.find_all("AnimationCurve")
             if a.props[0] in curves]
 
 
