@@ -15,7 +15,9 @@ the camera frame of frame 0 (the reference). Memory: O(N) 3×3 matrices, nothing
 Decisions (``CameraPath.kind``): ``static`` when the largest rotation from the reference stays below
 STATIC_MAX_DEG (a tripod clip keeps exactly today's result), ``moving`` otherwise; a clip whose
 background cannot be tracked (a person filling the frame, a blank wall) falls back to ``static``
-with a ``reason`` naming why. Translation (a camera walking) and zoom are not modelled here.
+with a ``reason`` naming why. A per-frame focal is fitted when the clip zooms; a camera that moves
+over the floor (walking, dolly) gets its translation from :mod:`vibe_engine.world.camera_translation`
+(model selection against the rotation model; metric scale from the people's feet in :func:`attach`).
 """
 from __future__ import annotations
 
@@ -23,6 +25,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import numpy as np
+
+from vibe_engine.world import camera_translation
 
 #: Frames are tracked at this width (px); the result does not depend on it beyond precision.
 WORK_WIDTH = 480
@@ -68,6 +72,9 @@ class CameraPath:
     stats: dict[str, float] = field(default_factory=dict)
     focal_scale: float = 1.0  # focal correction found from the rotation (1: none)
     zoom: np.ndarray | None = None  # (N,) focal of each frame / frame 0's, when the camera zooms
+    #: (N,3) camera centres in the frame-0 camera in units of its distance to the floor (translation)
+    centres: np.ndarray | None = None
+    plane_normal: np.ndarray | None = None  # (3,) the floor's normal in the frame-0 camera (down)
 
 
 def kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -209,24 +216,43 @@ class CameraTracker:
         """Frames (after the first) without a usable background fit."""
         return sum(p is None for p in self.pairs[1:])
 
-    def finish(self, num_frames: int, mode: str = "auto", calibrate: bool = False) -> CameraPath:
-        """The path over ``num_frames`` frames (the last rotation held past the last frame fed).
+    def _rotation_model(self, focal: float) -> tuple[np.ndarray, np.ndarray]:
+        """(ref_from_camera (N,3,3), zoom (N,)) of the rotation model at ``focal`` (px at work scale):
+        per-frame focal only when the clip zooms (ZOOM_MIN_LOG), else ones."""
+        rots, zooms = self.solve(focal, zoom=False)
+        z_rots, z_scales = self.solve(focal, zoom=True)
+        if np.abs(np.log(z_scales)).max() > ZOOM_MIN_LOG:  # a zoom: per-frame focal
+            return z_rots, z_scales
+        return rots, zooms
 
-        ``calibrate``: also estimate the focal from the rotation (``CameraPath.focal_scale``)."""
-        scale, cal = 1.0, {}
-        if calibrate:
-            scale, cal = calibrate_focal(self)
-        rots, zooms = self.solve(self.focal * scale, zoom=False) if self.pairs else (np.eye(3)[None], np.ones(1))
+    def _translation(self) -> tuple[camera_translation.Translation | None, np.ndarray, np.ndarray, dict]:
+        """The translating path (or None), the rotation model's (rotations, zoom) and stats."""
+        rots, zooms = self._rotation_model(self.focal)
+        zoomed = bool(np.abs(np.log(zooms)).max() > ZOOM_MIN_LOG)
+        misfit = camera_translation.rotation_misfit(self.pairs, rots, self.focal, self.size,
+                                                    zooms if zoomed else None)
+        moved, stats = camera_translation.estimate(self.pairs, rots, self.focal, self.size, misfit)
+        return moved, rots, zooms, stats
+
+    def finish(self, num_frames: int, mode: str = "auto", calibrate: bool = False) -> CameraPath:
+        """The path over ``num_frames`` frames (the last camera held past the last frame fed).
+
+        Translation first (:mod:`vibe_engine.world.camera_translation`: a camera moving over the
+        floor); otherwise the rotation model, with ``calibrate`` also the focal from the rotation
+        (``CameraPath.focal_scale``) and a per-frame focal when the clip zooms."""
+        scale, cal, moved = 1.0, {}, None
+        rots, zooms = np.eye(3)[None], np.ones(1)
         if self.pairs:
-            z_rots, z_scales = self.solve(self.focal * scale, zoom=True)
-            if np.abs(np.log(z_scales)).max() > ZOOM_MIN_LOG:  # a zoom: per-frame focal
-                rots, zooms = z_rots, z_scales
-        if len(zooms) < num_frames:
-            zooms = np.concatenate([zooms, np.repeat(zooms[-1:], num_frames - len(zooms))])
-        zooms = zooms[:num_frames]
-        if len(rots) < num_frames:
-            rots = np.concatenate([rots, np.repeat(rots[-1:], num_frames - len(rots), 0)])
-        rots = rots[:num_frames]
+            moved, rots, zooms, cal = self._translation()
+            if moved is not None:
+                rots, zooms = moved.rotations, np.ones(len(moved.rotations))
+            elif calibrate:
+                scale, focal_stats = calibrate_focal(self)
+                cal.update(focal_stats)
+                if scale != 1.0:
+                    rots, zooms = self._rotation_model(self.focal * scale)
+        rots, zooms = _pad(rots, num_frames), _pad(zooms, num_frames)
+        centres = None if moved is None else _pad(moved.centres, num_frames)
         largest = float(rotation_angle_deg(rots).max())
         kept = [len(p[1]) for p in self.pairs if p is not None]
         stats = {"largest_rotation_deg": round(largest, 3), "failed_frames": self.failed,
@@ -238,9 +264,18 @@ class CameraTracker:
             return CameraPath("static", identity, reason, self.failed, stats)
         zoomed = bool(np.abs(np.log(zooms)).max() > ZOOM_MIN_LOG)
         stats["zoom_range"] = round(float(zooms.max() / zooms.min()), 4)
-        if mode == "moving" or (mode == "auto" and (largest >= STATIC_MAX_DEG or zoomed)):
-            return CameraPath("moving", rots, "", self.failed, stats, scale, zooms if zoomed else None)
+        stats["translating"] = moved is not None
+        if mode == "moving" or (mode == "auto" and (largest >= STATIC_MAX_DEG or zoomed or moved is not None)):
+            return CameraPath("moving", rots, "", self.failed, stats, scale, zooms if zoomed else None,
+                              centres, None if moved is None else moved.normal)
         return CameraPath("static", identity, "", self.failed, stats)
+
+
+def _pad(values: np.ndarray, num_frames: int) -> np.ndarray:
+    """``values`` (M,...) cut or extended to ``num_frames`` rows (the last row repeated)."""
+    if len(values) < num_frames:
+        values = np.concatenate([values, np.repeat(values[-1:], num_frames - len(values), 0)])
+    return values[:num_frames]
 
 
 def _rays(pts: np.ndarray, focal: float, size: tuple[int, int]) -> np.ndarray:
@@ -304,21 +339,38 @@ def _aa_to_matrix(aa: np.ndarray) -> np.ndarray:
 
 def to_reference_frame(body: Any, track: Any, ref_from_camera: np.ndarray) -> None:
     """Rewrite a track's pose (global orientation) and transl in place from each frame's camera
-    into the reference camera (frame 0) with ``ref_from_camera`` (N,3,3) indexed by video frame.
+    into the reference camera (frame 0) with ``ref_from_camera`` indexed by video frame: (N,3,3)
+    rotations or (N,4,4) rigid transforms (rotation and camera centre in metres).
 
-    The body turns about the camera centre: new pelvis = R (J0 + transl), new orientation R·R0,
-    so ``transl' = R (J0 + transl) − J0`` with J0 the shaped rest pelvis (smplx convention).
+    New pelvis = R (J0 + transl) + c, new orientation R·R0, so ``transl' = R (J0 + transl) + c − J0``
+    with J0 the shaped rest pelvis (smplx convention).
     """
     from vibe_blender.core.body import shaped_rest
     from vibe_blender.core.rotations import matrix_to_aa
 
-    r = np.asarray(ref_from_camera, np.float64)[np.asarray(track.frames)]
+    m = np.asarray(ref_from_camera, np.float64)[np.asarray(track.frames)]
+    r, c = m[:, :3, :3], (m[:, :3, 3] if m.shape[-1] == 4 else np.zeros((len(m), 3)))
     _, rest = shaped_rest(body, track.betas_track)
     j0 = rest[0]
     pose = np.array(track.pose, np.float64)
     pose[:, 0] = matrix_to_aa(r @ _aa_to_matrix(pose[:, 0]))
-    transl = np.einsum("tij,tj->ti", r, j0 + np.asarray(track.transl, np.float64)) - j0
+    transl = np.einsum("tij,tj->ti", r, j0 + np.asarray(track.transl, np.float64)) + c - j0
     track.pose, track.transl = pose.astype(np.float32), transl.astype(np.float32)
+
+
+def floor_distance(motion: Any, path: CameraPath) -> float | None:
+    """The frame-0 camera's distance (m) to the floor of a translating path, from every track's
+    feet (:func:`camera_translation.metric_scale`); None without feet."""
+    from vibe_engine.world.grounding import camera_joints
+
+    feet = []
+    for track in motion.tracks:
+        if track.num_frames < 3:
+            continue
+        frames = np.asarray(track.frames)
+        j = camera_joints(motion.body, track)[:, list(camera_translation.FOOT_JOINTS)]
+        feet.append((frames, np.einsum("tij,tfj->tfi", path.ref_from_camera[frames], j)))
+    return camera_translation.metric_scale(feet, path.centres, path.plane_normal)
 
 
 def start(mode: str, width: int, height: int, focal_px: float, tracks: list[Any]) -> CameraTracker | None:
@@ -330,7 +382,8 @@ def start(mode: str, width: int, height: int, focal_px: float, tracks: list[Any]
 
 def attach(motion: Any, tracker: CameraTracker, mode: str) -> str | None:
     """Solve the path of ``tracker`` for ``motion`` and record it: the decision in
-    ``meta["world"]`` and, for a moving camera, the per-frame path as
+    ``meta["world"]`` and, for a moving camera, the per-frame path (a translating camera's centres
+    scaled to metres by :func:`floor_distance`) as
     ``motion.camera["world_from_camera"]`` (N,4,4) in the file's current world (the default world
     until the post-processing finds the ground). With the default focal, a focal found from the
     rotation replaces it (``meta["camera"]["source"] = "self_calibrated"``, root depths rescaled).
@@ -349,6 +402,11 @@ def attach(motion: Any, tracker: CameraTracker, mode: str) -> str | None:
             rescale_focal(motion, path.focal_scale)
         ref = np.repeat(np.eye(4)[None], len(path.ref_from_camera), 0)
         ref[:, :3, :3] = path.ref_from_camera
+        if path.centres is not None:
+            distance = floor_distance(motion, path)
+            path.stats["floor_distance_m"] = None if distance is None else round(distance, 4)
+            if distance is not None:  # no feet: the translation's scale is unknown, rotation only
+                ref[:, :3, 3] = distance * path.centres
         motion.camera["world_from_camera"] = world_from_camera(motion.meta) @ ref
         if path.zoom is not None:
             apply_zoom(motion, path.zoom)
@@ -384,7 +442,7 @@ def compensate(motion: Any) -> np.ndarray | None:
     ref = reference_path(motion)
     if ref is not None:
         for track in motion.tracks:
-            to_reference_frame(motion.body, track, ref[:, :3, :3])
+            to_reference_frame(motion.body, track, ref)
     return ref
 
 
