@@ -54,7 +54,7 @@ FOCAL_MIN_ROTATION_DEG = 3.0
 FOCAL_RANGE = (0.5, 2.0)
 FOCAL_PROBE = 1.1
 FOCAL_SHARPNESS = 1.3
-#: Zoom: the per-frame focal is fitted within ±ZOOM_MAX_LOG (log) of its keyframe's; a clip zooms
+#: Zoom: the per-frame focal is fitted within ±ZOOM_MAX_LOG (log) of the previous frame's; a clip zooms
 #: when some frame's focal differs from frame 0's by more than ZOOM_MIN_LOG (≈ 2 %).
 ZOOM_MAX_LOG = 0.2
 ZOOM_MIN_LOG = 0.02
@@ -188,7 +188,8 @@ class CameraTracker:
 
     def solve(self, focal: float, zoom: bool) -> tuple[np.ndarray, np.ndarray]:
         """(ref_from_camera (N,3,3), focal scale per frame (N,) relative to frame 0). With ``zoom``
-        each frame's focal relative to its keyframe is fitted too (1-D search per frame)."""
+        each frame's focal relative to its keyframe is fitted too (1-D search per frame, within
+        ±ZOOM_MAX_LOG of the previous frame's: a zoom may go on past that from one keyframe)."""
         from scipy.optimize import minimize_scalar
 
         rots, scales = [np.eye(3)], [1.0]
@@ -205,8 +206,9 @@ class CameraTracker:
                 def misfit(ls: float) -> float:
                     a = _rays(cur, fk * np.exp(ls), self.size)
                     return float(np.sum((b - a @ kabsch(a, b).T) ** 2))
-                s = float(np.exp(minimize_scalar(misfit, bounds=(-ZOOM_MAX_LOG, ZOOM_MAX_LOG), method="bounded",
-                                                 options={"xatol": 1e-5}).x))
+                prev = float(np.log(scales[-1] / scales[key_index]))
+                s = float(np.exp(minimize_scalar(misfit, bounds=(prev - ZOOM_MAX_LOG, prev + ZOOM_MAX_LOG),
+                                                 method="bounded", options={"xatol": 1e-5}).x))
             rots.append(rots[key_index] @ kabsch(_rays(cur, fk * s, self.size), b))
             scales.append(scales[key_index] * s)
         return np.array(rots), np.array(scales)
@@ -407,6 +409,7 @@ def attach(motion: Any, tracker: CameraTracker, mode: str) -> str | None:
             path.stats["floor_distance_m"] = None if distance is None else round(distance, 4)
             if distance is not None:  # no feet: the translation's scale is unknown, rotation only
                 ref[:, :3, 3] = distance * path.centres
+                path.stats["floor_normal"] = [round(float(v), 6) for v in path.plane_normal]
         motion.camera["world_from_camera"] = world_from_camera(motion.meta) @ ref
         if path.zoom is not None:
             apply_zoom(motion, path.zoom)
@@ -444,6 +447,23 @@ def compensate(motion: Any) -> np.ndarray | None:
         for track in motion.tracks:
             to_reference_frame(motion.body, track, ref)
     return ref
+
+
+def background_floor(motion: Any, found: Any) -> Any:
+    """The world of a translating camera from the background floor: its normal from the background
+    (the plane the camera moved over, frame-0 camera) and its distance from the people's feet
+    (``camera_motion_stats`` ``floor_normal``, ``floor_distance_m``) replace the plane of the feet
+    alone in ``found`` (a :class:`grounding.WorldResult`, changed in place and returned). Only when
+    the feet found a ground too; a rotating or static camera keeps ``found`` as it is."""
+    from vibe_engine.postprocess.ground import GroundPlane, world_from_camera
+
+    stats = motion.meta.get("world", {}).get("camera_motion_stats", {})
+    if found.matrix is None or stats.get("floor_normal") is None or stats.get("floor_distance_m") is None:
+        return found
+    found.plane = GroundPlane(normal=-np.asarray(stats["floor_normal"], np.float64),
+                              offset=float(stats["floor_distance_m"]))
+    found.matrix = world_from_camera(found.plane)
+    return found
 
 
 def store_path(motion: Any, ref: np.ndarray | None) -> None:
