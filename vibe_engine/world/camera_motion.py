@@ -54,9 +54,12 @@ FOCAL_MIN_ROTATION_DEG = 3.0
 FOCAL_RANGE = (0.5, 2.0)
 FOCAL_PROBE = 1.1
 FOCAL_SHARPNESS = 1.3
-#: Zoom: the per-frame focal is fitted within ±ZOOM_MAX_LOG (log) of the previous frame's; a clip zooms
-#: when some frame's focal differs from frame 0's by more than ZOOM_MIN_LOG (≈ 2 %).
-ZOOM_MAX_LOG = 0.2
+#: Zoom: the per-frame focal is fitted within ±ZOOM_MAX_LOG (log) of its keyframe's (a grid of
+#: ZOOM_GRID values, narrowed ZOOM_LEVELS times, then a parabola); a clip zooms when some frame's
+#: focal differs from frame 0's by more than ZOOM_MIN_LOG (≈ 2 %).
+ZOOM_MAX_LOG = 0.5
+ZOOM_GRID = 11
+ZOOM_LEVELS = 5
 ZOOM_MIN_LOG = 0.02
 
 
@@ -186,32 +189,40 @@ class CameraTracker:
         A frame without a fit holds the previous rotation; the keyframe's rotation is its own."""
         return self.solve(focal, zoom=False)[0]
 
+    def packed(self) -> "PackedPairs":
+        """The kept pairs as arrays (cached until the next frame is fed)."""
+        if getattr(self, "_packed", None) is None or self._packed.count != len(self.pairs):
+            self._packed = PackedPairs.of(self.pairs)
+        return self._packed
+
     def solve(self, focal: float, zoom: bool) -> tuple[np.ndarray, np.ndarray]:
         """(ref_from_camera (N,3,3), focal scale per frame (N,) relative to frame 0). With ``zoom``
-        each frame's focal relative to its keyframe is fitted too (1-D search per frame, within
-        ±ZOOM_MAX_LOG of the previous frame's: a zoom may go on past that from one keyframe)."""
-        from scipy.optimize import minimize_scalar
+        each frame's focal relative to its keyframe is fitted too (:func:`_zoom_search`). Frames
+        sharing a keyframe are solved as one batch, keyframes in order."""
+        pk, n = self.packed(), len(self.pairs)
+        rots, scales = np.repeat(np.eye(3)[None], n, 0), np.ones(n)
+        has = np.zeros(n, bool)
+        has[pk.frame] = True
+        filled = 0
 
-        rots, scales = [np.eye(3)], [1.0]
-        for pair in self.pairs[1:]:
-            if pair is None:
-                rots.append(rots[-1])
-                scales.append(scales[-1])
-                continue
-            key_index, key, cur = pair
-            fk = focal * scales[key_index]
-            b = _rays(key, fk, self.size)
-            s = 1.0
-            if zoom:
-                def misfit(ls: float) -> float:
-                    a = _rays(cur, fk * np.exp(ls), self.size)
-                    return float(np.sum((b - a @ kabsch(a, b).T) ** 2))
-                prev = float(np.log(scales[-1] / scales[key_index]))
-                s = float(np.exp(minimize_scalar(misfit, bounds=(prev - ZOOM_MAX_LOG, prev + ZOOM_MAX_LOG),
-                                                 method="bounded", options={"xatol": 1e-5}).x))
-            rots.append(rots[key_index] @ kabsch(_rays(cur, fk * s, self.size), b))
-            scales.append(scales[key_index] * s)
-        return np.array(rots), np.array(scales)
+        def hold(upto: int) -> None:  # frames without a fit up to ``upto`` hold the previous camera
+            nonlocal filled
+            for j in range(filled + 1, upto + 1):
+                if not has[j]:
+                    rots[j], scales[j] = rots[j - 1], scales[j - 1]
+            filled = max(filled, upto)
+
+        for k in np.unique(pk.key):
+            hold(int(k))
+            sel = np.flatnonzero(pk.key == k)
+            fk = focal * scales[k]
+            b = _rays_batch(pk.key_pts[sel], fk, self.size)
+            s = _zoom_search(pk.cur_pts[sel], b, pk.weight[sel], fk, self.size) if zoom else np.ones(len(sel))
+            rel = _kabsch_batch(_rays_batch(pk.cur_pts[sel], fk * s, self.size), b, pk.weight[sel])
+            rots[pk.frame[sel]] = rots[k] @ rel
+            scales[pk.frame[sel]] = scales[k] * s
+        hold(n - 1)
+        return rots, scales
 
     @property
     def failed(self) -> int:
@@ -286,17 +297,78 @@ def _rays(pts: np.ndarray, focal: float, size: tuple[int, int]) -> np.ndarray:
     return rays / np.linalg.norm(rays, axis=1, keepdims=True)
 
 
+@dataclass
+class PackedPairs:
+    """The kept background pairs as arrays: ``frame``, ``key`` (P,) int, ``key_pts``, ``cur_pts``
+    (P,M,2) px at work scale (padded to M = PAIRS_KEPT), ``weight`` (P,M) 1 for a point, 0 for padding;
+    ``count`` the number of frames they came from."""
+
+    frame: np.ndarray
+    key: np.ndarray
+    key_pts: np.ndarray
+    cur_pts: np.ndarray
+    weight: np.ndarray
+    count: int
+
+    @classmethod
+    def of(cls, pairs: list) -> "PackedPairs":
+        """Pack per-frame pairs (``CameraTracker.pairs``)."""
+        rows = [(n, p) for n, p in enumerate(pairs) if p is not None]
+        m = max([PAIRS_KEPT] + [len(p[1]) for _, p in rows])
+        key_pts, cur_pts, weight = np.zeros((len(rows), m, 2)), np.zeros((len(rows), m, 2)), np.zeros((len(rows), m))
+        for i, (_, (_, key, cur)) in enumerate(rows):
+            key_pts[i, : len(key)], cur_pts[i, : len(cur)], weight[i, : len(key)] = key, cur, 1.0
+        return cls(np.array([n for n, _ in rows], int), np.array([p[0] for _, p in rows], int),
+                   key_pts, cur_pts, weight, len(pairs))
+
+
+def _rays_batch(pts: np.ndarray, focal, size: tuple[int, int]) -> np.ndarray:
+    """Unit rays (...,M,3) of pixels (...,M,2); ``focal`` a number or an array broadcasting to (...)."""
+    f = np.asarray(focal, np.float64)[..., None, None]
+    xy = (pts - np.array(size, np.float64) / 2) / f
+    rays = np.concatenate([xy, np.ones(xy.shape[:-1] + (1,))], -1)
+    return rays / np.linalg.norm(rays, axis=-1, keepdims=True)
+
+
+def _kabsch_batch(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Rotations (...,3,3) minimising Σ w |b − R a|² for rays a, b (...,M,3) and weights w (...,M)."""
+    u, _, vt = np.linalg.svd(np.einsum("...m,...mi,...mj->...ij", w, b, a))
+    u[..., :, 2] *= np.where(np.linalg.det(u @ vt) < 0, -1.0, 1.0)[..., None]
+    return u @ vt
+
+
+def _misfit_batch(cur: np.ndarray, b: np.ndarray, w: np.ndarray, focal: np.ndarray, size) -> np.ndarray:
+    """Σ w |b − R a|² (...) of the best rotation, cur rays at ``focal`` (...)."""
+    a = _rays_batch(cur, focal, size)
+    d = b - np.einsum("...ij,...mj->...mi", _kabsch_batch(a, b, w), a)
+    return np.einsum("...m,...mi,...mi->...", w, d, d)
+
+
+def _zoom_search(cur: np.ndarray, b: np.ndarray, w: np.ndarray, fk: float, size) -> np.ndarray:
+    """Per pair (B,) the focal of the current frame relative to its keyframe's (``fk``) that best
+    makes the pairs a rotation: grid search within ±ZOOM_MAX_LOG (log), narrowed, then a parabola."""
+    centre, half = np.zeros(len(cur)), ZOOM_MAX_LOG
+    steps = np.linspace(-1.0, 1.0, ZOOM_GRID)
+    rows = np.arange(len(cur))
+    for _ in range(ZOOM_LEVELS):
+        grid = centre[:, None] + half * steps[None]
+        cost = _misfit_batch(cur[:, None], b[:, None], w[:, None], fk * np.exp(grid), size)
+        best = np.clip(np.argmin(cost, 1), 1, ZOOM_GRID - 2)
+        c0, c1, c2 = (cost[rows, best + i] for i in (-1, 0, 1))
+        step = half * (steps[1] - steps[0])
+        curv = c0 - 2 * c1 + c2
+        shift = np.where(curv > 0, 0.5 * (c0 - c2) / np.where(curv > 0, curv, 1.0), 0.0)
+        centre = grid[rows, best] + np.clip(shift, -1, 1) * step
+        half = step
+    return np.exp(centre)
+
+
 def _residual(tracker: CameraTracker, focal: float) -> float:
     """Mean squared ray misfit of every kept pair for a focal (px at work scale)."""
-    total, count = 0.0, 0
-    for pair in tracker.pairs:
-        if pair is None:
-            continue
-        _, key, cur = pair
-        a, b = _rays(cur, focal, tracker.size), _rays(key, focal, tracker.size)
-        total += float(np.sum((b - a @ kabsch(a, b).T) ** 2))
-        count += len(a)
-    return total / max(count, 1)
+    pk = tracker.packed()
+    b = _rays_batch(pk.key_pts, focal, tracker.size)
+    return float(np.sum(_misfit_batch(pk.cur_pts, b, pk.weight, np.full(len(b), focal), tracker.size))
+                 / max(pk.weight.sum(), 1))
 
 
 def calibrate_focal(tracker: CameraTracker) -> tuple[float, dict]:

@@ -143,12 +143,10 @@ def plane_normal(pairs, rots: np.ndarray, focal: float, size) -> np.ndarray | No
 
 def _predict(r_key, c_key, r_cur, c_cur, a, normal):
     """Homogeneous key-camera points (B,M,3) of cur rays ``a`` (B,M,3) on the plane ``normal·X = 1``."""
-    from numpy import einsum
-
-    rays = einsum("bij,bmj->bmi", r_cur, a)  # in the frame-0 camera
+    rays = a @ np.swapaxes(r_cur, 1, 2)  # in the frame-0 camera
     lam = (1.0 - c_cur @ normal)[:, None] / (rays @ normal)
     x = lam[..., None] * rays + (c_cur - c_key)[:, None]
-    return einsum("bji,bmj->bmi", r_key, x)
+    return x @ r_key
 
 
 def _residuals(x, r0, r_key, c_key, a, b, normal, focal):
@@ -171,8 +169,8 @@ def _solve_batch(r0, c0, r_key, c_key, a, b, normal, focal):
     lam = np.full(len(x), 1e-3)
     for _ in range(GN_ITERATIONS):
         jac = np.stack([(_residuals(x + GN_STEP * np.eye(6)[i], *args) - res) / GN_STEP for i in range(6)], -1)
-        jtj = np.einsum("bri,brj->bij", jac, jac)
-        g = np.einsum("bri,br->bi", jac, res)
+        jt = np.swapaxes(jac, 1, 2)
+        jtj, g = jt @ jac, (jt @ res[..., None])[..., 0]
         damp = lam[:, None, None] * (np.eye(6) * np.diagonal(jtj, 0, 1, 2)[:, None, :] + 1e-12 * np.eye(6))
         step = -np.linalg.solve(jtj + damp, g[..., None])[..., 0]
         trial = _residuals(x + step, *args)
