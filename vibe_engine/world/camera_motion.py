@@ -364,11 +364,13 @@ def _zoom_search(cur: np.ndarray, b: np.ndarray, w: np.ndarray, fk: float, size)
 
 
 def _residual(tracker: CameraTracker, focal: float) -> float:
-    """Mean squared ray misfit of every kept pair for a focal (px at work scale)."""
+    """Mean squared misfit (px², ray misfit × focal: a longer focal must not look better only
+    because it shrinks the angles of the same pixel noise) of every kept pair for a focal (px at
+    work scale)."""
     pk = tracker.packed()
     b = _rays_batch(pk.key_pts, focal, tracker.size)
     return float(np.sum(_misfit_batch(pk.cur_pts, b, pk.weight, np.full(len(b), focal), tracker.size))
-                 / max(pk.weight.sum(), 1))
+                 / max(pk.weight.sum(), 1)) * focal ** 2
 
 
 def calibrate_focal(tracker: CameraTracker) -> tuple[float, dict]:
