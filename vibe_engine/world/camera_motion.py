@@ -60,6 +60,9 @@ FOCAL_SHARPNESS = 1.3
 ZOOM_MAX_LOG = 0.5
 ZOOM_GRID = 11
 ZOOM_LEVELS = 5
+#: The zoom is searched only when the plain rotation misfits the background this many times more
+#: than a free homography (camera_translation.misfit_ratio; a 2 % zoom gives ≫ 10).
+ZOOM_GATE_RATIO = 1.3
 ZOOM_MIN_LOG = 0.02
 
 
@@ -169,7 +172,10 @@ class CameraTracker:
         """Feed video frame ``index`` (RGB (H,W,3) uint8); frames must come in order without gaps."""
         import cv2
 
-        grey = cv2.resize(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), self.size, interpolation=cv2.INTER_AREA)
+        small = image  # exact halvings first (OpenCV's fast 2× area path), grey on the small image
+        while small.shape[1] >= 2 * self.size[0]:
+            small = cv2.resize(small, (small.shape[1] // 2, small.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        grey = cv2.resize(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), self.size, interpolation=cv2.INTER_AREA)
         if self._prev is None:
             self.pairs.append(None)
             self._new_keyframe(grey, index)
@@ -239,12 +245,19 @@ class CameraTracker:
         return rots, zooms
 
     def _translation(self) -> tuple[camera_translation.Translation | None, np.ndarray, np.ndarray, dict]:
-        """The translating path (or None), the rotation model's (rotations, zoom) and stats."""
-        rots, zooms = self._rotation_model(self.focal)
-        zoomed = bool(np.abs(np.log(zooms)).max() > ZOOM_MIN_LOG)
-        misfit = camera_translation.rotation_misfit(self.pairs, rots, self.focal, self.size,
-                                                    zooms if zoomed else None)
-        moved, stats = camera_translation.estimate(self.pairs, rots, self.focal, self.size, misfit)
+        """The translating path (or None), the rotation model's (rotations, zoom) and stats. The
+        zoom is searched only when the plain rotation misfits the background ZOOM_GATE_RATIO× more
+        than a free homography (a still or turning camera fits both alike)."""
+        T = camera_translation
+        rots, zooms = self.solve(self.focal, zoom=False)
+        free = T.homography_misfit(self.pairs)
+        misfit = T.rotation_misfit(self.pairs, rots, self.focal, self.size)
+        if T.misfit_ratio(misfit, free) >= ZOOM_GATE_RATIO:
+            z_rots, z_scales = self.solve(self.focal, zoom=True)
+            if np.abs(np.log(z_scales)).max() > ZOOM_MIN_LOG:  # a zoom: per-frame focal
+                rots, zooms = z_rots, z_scales
+                misfit = T.rotation_misfit(self.pairs, rots, self.focal, self.size, zooms)
+        moved, stats = T.estimate(self.pairs, rots, self.focal, self.size, misfit, free)
         return moved, rots, zooms, stats
 
     def finish(self, num_frames: int, mode: str = "auto", calibrate: bool = False) -> CameraPath:

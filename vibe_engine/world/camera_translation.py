@@ -49,6 +49,7 @@ MAX_FLOOR_TILT_DEG = 60.0
 MIN_TRAVEL = 0.02
 GN_ITERATIONS = 12
 GN_STEP = 1e-6  # finite-difference step of the Jacobian
+GN_TOLERANCE = 1e-7  # stop when every parameter step is below this (rad, plane distances)
 #: Per frame the stance level is this quantile of the lowest foot's distance below the camera
 #: (frames with both feet in the air are closer to the camera).
 STANCE_QUANTILE = 75.0
@@ -178,6 +179,8 @@ def _solve_batch(r0, c0, r_key, c_key, a, b, normal, focal):
         better = tcost < cost
         x[better], res[better], cost[better] = x[better] + step[better], trial[better], tcost[better]
         lam = np.where(better, lam * 0.3, lam * 10.0)
+        if np.all(np.abs(step) < GN_TOLERANCE):
+            break
     rots = r0 @ Rotation.from_rotvec(x[:, :3]).as_matrix()
     return rots, x[:, 3:], np.sqrt(cost / (res.shape[1] / 2))
 
@@ -207,14 +210,23 @@ def solve_path(pairs, rots: np.ndarray, focal: float, size, normal: np.ndarray):
     return out_r, out_c, misfit
 
 
-def estimate(pairs, rots: np.ndarray, focal: float, size, rot_misfit: np.ndarray) -> tuple[Translation | None, dict]:
+def misfit_ratio(model: np.ndarray, free: np.ndarray) -> float:
+    """Median over frames of a model's misfit / the free homography's (both (N,) px, NaN: no pair);
+    0 without pairs."""
+    ok = np.isfinite(model) & np.isfinite(free)
+    return float(np.median(model[ok] / np.maximum(free[ok], 1e-6))) if ok.any() else 0.0
+
+
+def estimate(pairs, rots: np.ndarray, focal: float, size, rot_misfit: np.ndarray,
+             free: np.ndarray | None = None) -> tuple[Translation | None, dict]:
     """The translating path of a clip, or None when the rotation model explains the background
-    (``rot_misfit`` (N,) px per frame: :func:`rotation_misfit`), with stats."""
-    free = homography_misfit(pairs)
+    (``rot_misfit`` (N,) px per frame: :func:`rotation_misfit`; ``free``: :func:`homography_misfit`,
+    computed when not given), with stats."""
+    free = homography_misfit(pairs) if free is None else free
     ok = np.isfinite(free) & np.isfinite(rot_misfit)
     if not ok.any():
         return None, {}
-    ratio = float(np.median(rot_misfit[ok] / np.maximum(free[ok], 1e-6)))
+    ratio = misfit_ratio(rot_misfit, free)
     excess = float(np.median(rot_misfit[ok] - free[ok]))
     stats = {"parallax_ratio": round(ratio, 3)}
     if ratio < PARALLAX_RATIO or excess < PARALLAX_MIN_PX:
