@@ -275,3 +275,24 @@ def test_reference_frame_carries_the_camera_translation():
     track.transl = (np.einsum("tji,tj->ti", r, rest[0] + transl0 - c) - rest[0]).astype(np.float32)  # camera_from_ref
     C.to_reference_frame(motion.body, track, ref)
     np.testing.assert_allclose(camera_joints(motion.body, track), np.repeat(world[None], 10, 0), atol=1e-4)
+
+
+def test_translating_camera_world_is_the_background_floor():
+    """A translating camera's floor (normal from the background, distance from the feet) replaces
+    the plane of the feet alone; a rotating camera's world is left as the feet found it."""
+    from vibe_engine.postprocess.ground import GroundPlane, world_from_camera
+    from vibe_engine.world.grounding import WorldResult
+
+    feet_plane = GroundPlane(normal=np.array([0.0, -0.99, -0.141]) / np.linalg.norm([0.0, -0.99, -0.141]), offset=1.7)
+    motion = make_motion(num_tracks=1, num_frames=5, seed=1)
+    down = np.array([0.0, 0.97, 0.243]) / np.linalg.norm([0.0, 0.97, 0.243])
+    motion.meta["world"] = {"camera_motion": "moving", "camera_motion_stats": {}}
+    found = C.background_floor(motion, WorldResult(world_from_camera(feet_plane), feet_plane))
+    assert found.plane is feet_plane  # rotation only: no floor from the background
+    motion.meta["world"]["camera_motion_stats"] = {"floor_normal": down.tolist(), "floor_distance_m": 1.45}
+    found = C.background_floor(motion, WorldResult(world_from_camera(feet_plane), feet_plane))
+    np.testing.assert_allclose(found.plane.normal, -down)
+    assert found.plane.offset == 1.45
+    np.testing.assert_allclose(found.matrix, world_from_camera(GroundPlane(-down, 1.45)))
+    refused = C.background_floor(motion, WorldResult(None, feet_plane, [("NO_GROUND", "x")]))
+    assert refused.matrix is None  # no ground from the feet: stays refused
