@@ -63,6 +63,8 @@ ZOOM_LEVELS = 5
 #: The zoom is searched only when the plain rotation misfits the background this many times more
 #: than a free homography (camera_translation.misfit_ratio; a 2 % zoom gives ≫ 10).
 ZOOM_GATE_RATIO = 1.3
+#: The path solves work on at most this many frames at a time (bounded memory on long clips).
+CHUNK_FRAMES = 256
 ZOOM_MIN_LOG = 0.02
 
 
@@ -195,20 +197,25 @@ class CameraTracker:
         A frame without a fit holds the previous rotation; the keyframe's rotation is its own."""
         return self.solve(focal, zoom=False)[0]
 
-    def packed(self) -> "PackedPairs":
-        """The kept pairs as arrays (cached until the next frame is fed)."""
-        if getattr(self, "_packed", None) is None or self._packed.count != len(self.pairs):
-            self._packed = PackedPairs.of(self.pairs)
-        return self._packed
+    def chunks(self) -> Iterable["PackedPairs"]:
+        """The kept pairs as arrays, in keyframe order, at most CHUNK_FRAMES frames (all of one
+        keyframe) per chunk: memory per chunk is bounded whatever the clip's length."""
+        groups: dict[int, list[int]] = {}
+        for n, pair in enumerate(self.pairs):
+            if pair is not None:
+                groups.setdefault(pair[0], []).append(n)
+        for k in sorted(groups):
+            frames = groups[k]
+            for start in range(0, len(frames), CHUNK_FRAMES):
+                yield PackedPairs.of(self.pairs, frames[start : start + CHUNK_FRAMES])
 
     def solve(self, focal: float, zoom: bool) -> tuple[np.ndarray, np.ndarray]:
         """(ref_from_camera (N,3,3), focal scale per frame (N,) relative to frame 0). With ``zoom``
         each frame's focal relative to its keyframe is fitted too (:func:`_zoom_search`). Frames
-        sharing a keyframe are solved as one batch, keyframes in order."""
-        pk, n = self.packed(), len(self.pairs)
+        sharing a keyframe are solved as one batch (:meth:`chunks`), keyframes in order."""
+        n = len(self.pairs)
         rots, scales = np.repeat(np.eye(3)[None], n, 0), np.ones(n)
-        has = np.zeros(n, bool)
-        has[pk.frame] = True
+        has = np.array([p is not None for p in self.pairs], bool)
         filled = 0
 
         def hold(upto: int) -> None:  # frames without a fit up to ``upto`` hold the previous camera
@@ -218,15 +225,15 @@ class CameraTracker:
                     rots[j], scales[j] = rots[j - 1], scales[j - 1]
             filled = max(filled, upto)
 
-        for k in np.unique(pk.key):
-            hold(int(k))
-            sel = np.flatnonzero(pk.key == k)
+        for pk in self.chunks():
+            k = int(pk.key[0])
+            hold(k)
             fk = focal * scales[k]
-            b = _rays_batch(pk.key_pts[sel], fk, self.size)
-            s = _zoom_search(pk.cur_pts[sel], b, pk.weight[sel], fk, self.size) if zoom else np.ones(len(sel))
-            rel = _kabsch_batch(_rays_batch(pk.cur_pts[sel], fk * s, self.size), b, pk.weight[sel])
-            rots[pk.frame[sel]] = rots[k] @ rel
-            scales[pk.frame[sel]] = scales[k] * s
+            b = _rays_batch(pk.key_pts, fk, self.size)
+            s = _zoom_search(pk.cur_pts, b, pk.weight, fk, self.size) if zoom else np.ones(len(b))
+            rel = _kabsch_batch(_rays_batch(pk.cur_pts, fk * s, self.size), b, pk.weight)
+            rots[pk.frame] = rots[k] @ rel
+            scales[pk.frame] = scales[k] * s
         hold(n - 1)
         return rots, scales
 
@@ -312,27 +319,24 @@ def _rays(pts: np.ndarray, focal: float, size: tuple[int, int]) -> np.ndarray:
 
 @dataclass
 class PackedPairs:
-    """The kept background pairs as arrays: ``frame``, ``key`` (P,) int, ``key_pts``, ``cur_pts``
-    (P,M,2) px at work scale (padded to M = PAIRS_KEPT), ``weight`` (P,M) 1 for a point, 0 for padding;
-    ``count`` the number of frames they came from."""
+    """Kept background pairs as arrays: ``frame``, ``key`` (P,) int, ``key_pts``, ``cur_pts``
+    (P,M,2) px at work scale (padded to M = PAIRS_KEPT), ``weight`` (P,M) 1 for a point, 0 for padding."""
 
     frame: np.ndarray
     key: np.ndarray
     key_pts: np.ndarray
     cur_pts: np.ndarray
     weight: np.ndarray
-    count: int
 
     @classmethod
-    def of(cls, pairs: list) -> "PackedPairs":
-        """Pack per-frame pairs (``CameraTracker.pairs``)."""
-        rows = [(n, p) for n, p in enumerate(pairs) if p is not None]
-        m = max([PAIRS_KEPT] + [len(p[1]) for _, p in rows])
+    def of(cls, pairs: list, frames: list[int]) -> "PackedPairs":
+        """Pack the pairs of ``frames`` (each with a pair) of ``CameraTracker.pairs``."""
+        rows = [pairs[n] for n in frames]
+        m = max([PAIRS_KEPT] + [len(p[1]) for p in rows])
         key_pts, cur_pts, weight = np.zeros((len(rows), m, 2)), np.zeros((len(rows), m, 2)), np.zeros((len(rows), m))
-        for i, (_, (_, key, cur)) in enumerate(rows):
+        for i, (_, key, cur) in enumerate(rows):
             key_pts[i, : len(key)], cur_pts[i, : len(cur)], weight[i, : len(key)] = key, cur, 1.0
-        return cls(np.array([n for n, _ in rows], int), np.array([p[0] for _, p in rows], int),
-                   key_pts, cur_pts, weight, len(pairs))
+        return cls(np.asarray(frames, int), np.array([p[0] for p in rows], int), key_pts, cur_pts, weight)
 
 
 def _rays_batch(pts: np.ndarray, focal, size: tuple[int, int]) -> np.ndarray:
@@ -380,10 +384,12 @@ def _residual(tracker: CameraTracker, focal: float) -> float:
     """Mean squared misfit (px², ray misfit × focal: a longer focal must not look better only
     because it shrinks the angles of the same pixel noise) of every kept pair for a focal (px at
     work scale)."""
-    pk = tracker.packed()
-    b = _rays_batch(pk.key_pts, focal, tracker.size)
-    return float(np.sum(_misfit_batch(pk.cur_pts, b, pk.weight, np.full(len(b), focal), tracker.size))
-                 / max(pk.weight.sum(), 1)) * focal ** 2
+    total, count = 0.0, 0.0
+    for pk in tracker.chunks():
+        b = _rays_batch(pk.key_pts, focal, tracker.size)
+        total += float(np.sum(_misfit_batch(pk.cur_pts, b, pk.weight, np.full(len(b), focal), tracker.size)))
+        count += float(pk.weight.sum())
+    return total / max(count, 1.0) * focal ** 2
 
 
 def calibrate_focal(tracker: CameraTracker) -> tuple[float, dict]:

@@ -49,6 +49,7 @@ MAX_FLOOR_TILT_DEG = 60.0
 MIN_TRAVEL = 0.02
 GN_ITERATIONS = 12
 GN_STEP = 1e-6  # finite-difference step of the Jacobian
+CHUNK_FRAMES = 256  # frames solved together at most (bounded memory on long clips)
 GN_TOLERANCE = 1e-7  # stop when every parameter step is below this (rad, plane distances)
 #: Per frame the stance level is this quantile of the lowest foot's distance below the camera
 #: (frames with both feet in the air are closer to the camera).
@@ -150,21 +151,22 @@ def _predict(r_key, c_key, r_cur, c_cur, a, normal):
     return x @ r_key
 
 
-def _residuals(x, r0, r_key, c_key, a, b, normal, focal):
-    """Pixel residuals (B, 2M) for parameters x (B,6): rotation update (rotation vector) and centre."""
+def _residuals(x, r0, r_key, c_key, a, b, w, normal, focal):
+    """Pixel residuals (B, 2M) for parameters x (B,6): rotation update (rotation vector) and centre;
+    weights w (B,M) (0: padding)."""
     from scipy.spatial.transform import Rotation
 
     r = r0 @ Rotation.from_rotvec(x[:, :3]).as_matrix()
     p = _predict(r_key, c_key, r, x[:, 3:], a, normal)
-    return ((p[..., :2] / p[..., 2:3] - b) * focal).reshape(len(x), -1)
+    return ((p[..., :2] / p[..., 2:3] - b) * (focal * w[..., None])).reshape(len(x), -1)
 
 
-def _solve_batch(r0, c0, r_key, c_key, a, b, normal, focal):
-    """Damped Gauss-Newton for a batch of frames; returns rotations (B,3,3), centres (B,3), rms (B,)."""
+def _solve_batch(r0, c0, r_key, c_key, a, b, w, normal, focal):
+    """Damped Gauss-Newton for a batch of frames; returns rotations (B,3,3), centres (B,3), rms (B,) px."""
     from scipy.spatial.transform import Rotation
 
     x = np.concatenate([np.zeros((len(r0), 3)), c0], 1)
-    args = (r0, r_key, c_key, a, b, normal, focal)
+    args = (r0, r_key, c_key, a, b, w, normal, focal)
     res = _residuals(x, *args)
     cost = np.sum(res * res, 1)
     lam = np.full(len(x), 1e-3)
@@ -182,31 +184,47 @@ def _solve_batch(r0, c0, r_key, c_key, a, b, normal, focal):
         if np.all(np.abs(step) < GN_TOLERANCE):
             break
     rots = r0 @ Rotation.from_rotvec(x[:, :3]).as_matrix()
-    return rots, x[:, 3:], np.sqrt(cost / (res.shape[1] / 2))
+    return rots, x[:, 3:], np.sqrt(cost / np.maximum(w.sum(1), 1.0))
+
+
+def _pack(pairs, idx: list[int], focal: float, size) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Normalised cur points (B,M,3), key points (B,M,2) and weights (B,M) of frames ``idx``; pairs
+    with fewer than M points are padded with their first point at weight 0."""
+    m = max(len(pairs[i][1]) for i in idx)
+    a, b, w = np.zeros((len(idx), m, 3)), np.zeros((len(idx), m, 2)), np.zeros((len(idx), m))
+    for row, i in enumerate(idx):
+        _, key, cur = pairs[i]
+        pad = np.r_[np.arange(len(key)), np.zeros(m - len(key), int)]
+        a[row], b[row] = calibrated(cur[pad], focal, size), calibrated(key[pad], focal, size)[:, :2]
+        w[row, : len(key)] = 1.0
+    return a, b, w
 
 
 def solve_path(pairs, rots: np.ndarray, focal: float, size, normal: np.ndarray):
     """(rotations (N,3,3), centres (N,3), misfit (N,) px) of every frame with the plane fixed;
-    ``rots`` (N,3,3) the rotation-only path (start values). Frames without a pair hold the last pose."""
+    ``rots`` (N,3,3) the rotation-only path (start values). Frames without a pair hold the previous
+    camera. Frames sharing a keyframe are solved together (≤ CHUNK_FRAMES at a time), keyframes in order."""
     n = len(pairs)
     out_r, out_c, misfit = rots.copy(), np.zeros((n, 3)), np.full(n, np.nan)
     groups: dict[int, list[int]] = {}
     for i, pair in enumerate(pairs):
         if pair is not None:
             groups.setdefault(pair[0], []).append(i)
-    solved = np.zeros(n, bool)
-    solved[0] = True
+    filled = 0
     for k in sorted(groups):
-        idx = groups[k]
-        a = np.stack([calibrated(pairs[i][2], focal, size) for i in idx])
-        b = np.stack([calibrated(pairs[i][1], focal, size)[:, :2] for i in idx])
-        r_key, c_key = np.repeat(out_r[k][None], len(idx), 0), np.repeat(out_c[k][None], len(idx), 0)
-        init_r = np.einsum("ij,bjk->bik", out_r[k] @ rots[k].T, rots[idx])  # relative rotation on the key
-        r, c, rms = _solve_batch(init_r, c_key.copy(), r_key, c_key, a, b, normal, focal)
-        out_r[idx], out_c[idx], misfit[idx], solved[idx] = r, c, rms, True
-    for i in range(1, n):  # frames without a fit hold the previous camera
-        if not solved[i]:
-            out_r[i], out_c[i] = out_r[i - 1], out_c[i - 1]
+        for j in range(filled + 1, k + 1):  # frames without a fit up to the keyframe hold the previous camera
+            if pairs[j] is None:
+                out_r[j], out_c[j] = out_r[j - 1], out_c[j - 1]
+        filled = max(filled, k)
+        for start in range(0, len(groups[k]), CHUNK_FRAMES):
+            idx = groups[k][start : start + CHUNK_FRAMES]
+            a, b, w = _pack(pairs, idx, focal, size)
+            r_key, c_key = np.repeat(out_r[k][None], len(idx), 0), np.repeat(out_c[k][None], len(idx), 0)
+            init_r = np.einsum("ij,bjk->bik", out_r[k] @ rots[k].T, rots[idx])  # relative rotation on the key
+            out_r[idx], out_c[idx], misfit[idx] = _solve_batch(init_r, c_key.copy(), r_key, c_key, a, b, w, normal, focal)
+    for j in range(filled + 1, n):
+        if pairs[j] is None:
+            out_r[j], out_c[j] = out_r[j - 1], out_c[j - 1]
     return out_r, out_c, misfit
 
 
