@@ -10,10 +10,14 @@ least-squares (Kabsch) rotation between their calibrated rays. The keyframe move
 few of its corners survive; rotations chain only at keyframe changes (little drift).
 
 Frames: ``ref_from_camera[n]`` (N,3,3) rotates OpenCV camera-frame vectors of video frame ``n`` into
-the camera frame of frame 0 (the reference). Memory: O(N) 3×3 matrices, nothing per pixel kept.
+the camera frame of frame 0 (the reference); a translating camera also has its centre
+``CameraPath.centres[n]`` there (units of the frame-0 camera's distance to the floor; metres after
+:func:`attach`). Memory: per frame ≤ PAIRS_KEPT background point pairs (≈ 0.6 kB) and a 3×3
+rotation, nothing per pixel; the path solves work on ≤ CHUNK_FRAMES frames at a time.
 
 Decisions (``CameraPath.kind``): ``static`` when the largest rotation from the reference stays below
-STATIC_MAX_DEG (a tripod clip keeps exactly today's result), ``moving`` otherwise; a clip whose
+STATIC_MAX_DEG, the clip does not zoom and the camera does not travel (a tripod clip keeps exactly
+today's result), ``moving`` otherwise; a clip whose
 background cannot be tracked (a person filling the frame, a blank wall) falls back to ``static``
 with a ``reason`` naming why. A per-frame focal is fitted when the clip zooms; a camera that moves
 over the floor (walking, dolly) gets its translation from :mod:`vibe_engine.world.camera_translation`
