@@ -8,6 +8,9 @@ the fit used are kept as optional members, ``LANDMARK_MEMBERS``).
 """
 from __future__ import annotations
 
+import importlib
+import logging
+import threading
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +24,13 @@ from vibe_engine.blazepose.topology import LANDMARK_NAMES, NUM_LANDMARKS
 from vibe_engine.people.detect import DEFAULT_MODEL as DETECTOR_MODEL
 from vibe_engine.blazepose.standin_body import DEFAULT_PATH, load_standin_body, motion_body_meta
 
+log = logging.getLogger(__name__)
+
+#: Modules the fit needs, imported in a background thread while the video is processed (SciPy:
+#: ~0.5 CPU s that would otherwise delay the first frames; the GIL is free most of that time, in
+#: the decoder, the detector and the landmark network). Third-party only: they never import this
+#: package, so the main thread can only wait for them, never deadlock on a module lock.
+PRELOAD_MODULES = ("scipy.optimize", "scipy.spatial.transform")
 #: BlazePose backend extras kept as optional motion-file members (docs/motion-file.md)
 LANDMARK_MEMBERS = ("landmarks_image", "landmarks_world", "visibility", "presence")
 #: Body-model arrays the motion file stores for the stand-in body.
@@ -44,6 +54,7 @@ class BlazePoseEngineBackend:
     @classmethod
     def load(cls, ctx: RunContext, info: Any) -> BlazePoseEngineBackend:
         """The shipped landmark model ``cfg.landmark_model`` and the stand-in body."""
+        preload_in_background(PRELOAD_MODULES)
         body = load_standin_body()
         focal = camera.camera_meta(info.width, info.height, ctx.cfg.focal_px, ctx.cfg.video)["focal_px"]
         pose = BlazePoseBackend(model=ctx.cfg.landmark_model, body=body, focal_px=focal,
@@ -74,3 +85,19 @@ class BlazePoseEngineBackend:
 
     def score_motion(self, motion: mf.Motion) -> None:
         """Nothing: the BlazePose backend has no motion prior to score with."""
+
+
+def preload_in_background(modules: tuple[str, ...]) -> threading.Thread:
+    """Import ``modules`` in a daemon thread (a failure is only logged: the import that needs the
+    module raises it again, in the main thread, with its usual message)."""
+
+    def work() -> None:
+        for name in modules:
+            try:
+                importlib.import_module(name)
+            except Exception as exc:  # noqa: BLE001 - re-raised by the real import later
+                log.debug("background import of %s failed: %s", name, exc)
+
+    thread = threading.Thread(target=work, name="vibe-preload", daemon=True)
+    thread.start()
+    return thread
