@@ -127,11 +127,13 @@ class BlazePoseBackend:
         self._tracks[int(track_id)] = _TrackState(roi=RoiTracker(self.model))
 
     def add_frame(self, track_id: int, frame_index: int, image_rgb: np.ndarray, bbox: np.ndarray,
-                  alignment: np.ndarray | None = None) -> PoseLandmarks:
+                  alignment: np.ndarray | None = None, model: LandmarkModel | None = None) -> PoseLandmarks:
         """Run the landmark model for one person in one frame ((H,W,3) uint8 RGB, displayed).
 
         ``alignment``: optional (2,2) px detector keypoints 0 and 1 (hip centre, body-circle point)
-        of this person, used to seed a rotated ROI when the track (re)starts.
+        of this person, used to seed a rotated ROI when the track (re)starts. ``model``: another
+        interpreter of the same file (a worker thread's own; default ``self.model``). Different
+        tracks may be added from different threads at once, one track from one thread at a time.
         """
         state = self._tracks.get(int(track_id))
         if state is None:
@@ -139,7 +141,8 @@ class BlazePoseBackend:
         box = np.asarray(bbox, dtype=np.float32).reshape(4)
         if state.frames and frame_index != state.frames[-1] + 1:
             state.roi.reset()  # a gap in the track: the person was lost, re-seed from the box
-        lm = state.roi.step(image_rgb, box, None if alignment is None else np.asarray(alignment, np.float64))
+        lm = state.roi.step(image_rgb, box, None if alignment is None else np.asarray(alignment, np.float64),
+                            model=model)
         state.frames.append(int(frame_index))
         state.bboxes.append(box)
         state.landmarks.append(lm)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+from concurrent.futures import ThreadPoolExecutor, wait
 from pathlib import Path
 from typing import Any
 
@@ -20,6 +21,7 @@ from vibe_blender.core import motion_file as mf
 from vibe_engine.world import camera
 from vibe_engine.backend import RunContext
 from vibe_engine.blazepose.backend import BlazePoseBackend
+from vibe_engine.blazepose.landmarks import LandmarkModel
 from vibe_engine.blazepose.topology import LANDMARK_NAMES, NUM_LANDMARKS
 from vibe_engine.people.detect import DEFAULT_MODEL as DETECTOR_MODEL
 from vibe_engine.blazepose.standin_body import DEFAULT_PATH, load_standin_body, motion_body_meta
@@ -31,6 +33,8 @@ log = logging.getLogger(__name__)
 #: the decoder, the detector and the landmark network). Third-party only: they never import this
 #: package, so the main thread can only wait for them, never deadlock on a module lock.
 PRELOAD_MODULES = ("scipy.optimize", "scipy.spatial.transform")
+#: Landmark threads for frames with several people (each runs its own one-thread interpreter).
+LANDMARK_WORKERS = 2
 #: BlazePose backend extras kept as optional motion-file members (docs/motion-file.md)
 LANDMARK_MEMBERS = ("landmarks_image", "landmarks_world", "visibility", "presence")
 #: Body-model arrays the motion file stores for the stand-in body.
@@ -42,7 +46,8 @@ class BlazePoseEngineBackend:
 
     name = "blazepose"
 
-    def __init__(self, ctx: RunContext, pose: BlazePoseBackend, body: dict[str, np.ndarray]) -> None:
+    def __init__(self, ctx: RunContext, pose: BlazePoseBackend, body: dict[str, np.ndarray],
+                 workers: int = 1) -> None:
         self.ctx, self.pose = ctx, pose
         self.body = mf.BodyModel(**{k: body[k] for k in BODY_KEYS})
         self.body_meta = motion_body_meta(body)
@@ -50,6 +55,10 @@ class BlazePoseEngineBackend:
         self.files: dict[str, Path] = {Path(p).name: Path(p)
                                        for p in (DETECTOR_MODEL, pose.model.path, DEFAULT_PATH)}
         self.done = 0
+        self.workers = max(1, int(workers))
+        self._pending: list[tuple[Any, int, np.ndarray]] = []
+        self._pool: ThreadPoolExecutor | None = None
+        self._local = threading.local()
 
     @classmethod
     def load(cls, ctx: RunContext, info: Any) -> BlazePoseEngineBackend:
@@ -59,22 +68,57 @@ class BlazePoseEngineBackend:
         focal = camera.camera_meta(info.width, info.height, ctx.cfg.focal_px, ctx.cfg.video)["focal_px"]
         pose = BlazePoseBackend(model=ctx.cfg.landmark_model, body=body, focal_px=focal,
                                 image_size=(info.width, info.height))
-        return cls(ctx, pose, body)
+        from vibe_engine.pipeline import overlap_enabled
+
+        return cls(ctx, pose, body, workers=LANDMARK_WORKERS if overlap_enabled() else 1)
 
     def start(self, tracks: list[Any]) -> None:
         for t in tracks:
             self.pose.start_track(t.id, t.bbox[0])
 
     def add_frame(self, track: Any, row: int, image: np.ndarray) -> None:
-        with self.ctx.timings("landmarks"):
-            self.pose.add_frame(track.id, int(track.frames[row]), image, track.bbox[row])
-        self.done += 1
+        self._pending.append((track, row, image))
 
     def end_frame(self) -> int:
+        """Landmarks of every person of the frame: one after the other in this thread, or, with
+        several people and ``workers`` > 1, on that many threads at once, each with its own
+        one-thread interpreter (the outputs do not depend on the interpreter's thread count:
+        tests/engine/test_pipeline_overlap.py)."""
+        jobs, self._pending = self._pending, []
+        with self.ctx.timings("landmarks"):
+            if len(jobs) > 1 and self.workers > 1:
+                futures = [self._executor().submit(self._observe, job, True) for job in jobs]
+                wait(futures)
+                for future in futures:
+                    future.result()  # the first error of the frame, raised here
+            else:
+                for job in jobs:
+                    self._observe(job, False)
+        self.done += len(jobs)
         return self.done
 
     def end_pass(self) -> int:
+        if self._pool is not None:
+            self._pool.shutdown(wait=True)
+            self._pool = None
         return self.done
+
+    def _observe(self, job: tuple[Any, int, np.ndarray], worker: bool) -> None:
+        track, row, image = job
+        model = self._worker_model() if worker else None
+        self.pose.add_frame(track.id, int(track.frames[row]), image, track.bbox[row], model=model)
+
+    def _executor(self) -> ThreadPoolExecutor:
+        if self._pool is None:
+            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="vibe-landmarks")
+        return self._pool
+
+    def _worker_model(self) -> LandmarkModel:
+        """This worker thread's interpreter (loaded on its first frame)."""
+        model = getattr(self._local, "model", None)
+        if model is None:
+            model = self._local.model = LandmarkModel(str(self.pose.model.path), num_threads=1)
+        return model
 
     def finish_track(self, track: Any, times: np.ndarray) -> mf.Track:
         with self.ctx.timings("fit"):
