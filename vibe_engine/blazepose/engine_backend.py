@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
-from concurrent.futures import ThreadPoolExecutor, wait
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -57,8 +57,7 @@ class BlazePoseEngineBackend:
         self.done = 0
         self.workers = max(1, int(workers))
         self._pending: list[tuple[Any, int, np.ndarray]] = []
-        self._pool: ThreadPoolExecutor | None = None
-        self._local = threading.local()
+        self._models: list[LandmarkModel] = []
 
     @classmethod
     def load(cls, ctx: RunContext, info: Any) -> BlazePoseEngineBackend:
@@ -81,44 +80,34 @@ class BlazePoseEngineBackend:
 
     def end_frame(self) -> int:
         """Landmarks of every person of the frame: one after the other in this thread, or, with
-        several people and ``workers`` > 1, on that many threads at once, each with its own
-        one-thread interpreter (the outputs do not depend on the interpreter's thread count:
-        tests/engine/test_pipeline_overlap.py)."""
+        several people and ``workers`` > 1, on up to that many threads at once, each with its
+        own one-thread interpreter (the outputs do not depend on the interpreter's thread count:
+        tests/engine/test_pipeline_overlap.py). The threads end with the frame (also on errors)."""
         jobs, self._pending = self._pending, []
         with self.ctx.timings("landmarks"):
-            if len(jobs) > 1 and self.workers > 1:
-                futures = [self._executor().submit(self._observe, job, True) for job in jobs]
-                wait(futures)
-                for future in futures:
-                    future.result()  # the first error of the frame, raised here
+            n = min(len(jobs), self.workers)
+            if n < 2:
+                self._observe(jobs, None)
             else:
-                for job in jobs:
-                    self._observe(job, False)
+                with ThreadPoolExecutor(n, thread_name_prefix="vibe-landmarks") as pool:
+                    futures = [pool.submit(self._observe, jobs[w::n], self._worker_model(w)) for w in range(n)]
+                for future in futures:
+                    future.result()  # a worker's error, raised here
         self.done += len(jobs)
         return self.done
 
     def end_pass(self) -> int:
-        if self._pool is not None:
-            self._pool.shutdown(wait=True)
-            self._pool = None
         return self.done
 
-    def _observe(self, job: tuple[Any, int, np.ndarray], worker: bool) -> None:
-        track, row, image = job
-        model = self._worker_model() if worker else None
-        self.pose.add_frame(track.id, int(track.frames[row]), image, track.bbox[row], model=model)
+    def _observe(self, jobs: list[tuple[Any, int, np.ndarray]], model: LandmarkModel | None) -> None:
+        for track, row, image in jobs:
+            self.pose.add_frame(track.id, int(track.frames[row]), image, track.bbox[row], model=model)
 
-    def _executor(self) -> ThreadPoolExecutor:
-        if self._pool is None:
-            self._pool = ThreadPoolExecutor(self.workers, thread_name_prefix="vibe-landmarks")
-        return self._pool
-
-    def _worker_model(self) -> LandmarkModel:
-        """This worker thread's interpreter (loaded on its first frame)."""
-        model = getattr(self._local, "model", None)
-        if model is None:
-            model = self._local.model = LandmarkModel(str(self.pose.model.path), num_threads=1)
-        return model
+    def _worker_model(self, k: int) -> LandmarkModel:
+        """Worker ``k``'s one-thread interpreter of the backend's model file (loaded once)."""
+        while len(self._models) <= k:
+            self._models.append(LandmarkModel(str(self.pose.model.path), num_threads=1))
+        return self._models[k]
 
     def finish_track(self, track: Any, times: np.ndarray) -> mf.Track:
         with self.ctx.timings("fit"):
