@@ -286,7 +286,8 @@ def overlap_enabled() -> bool:
 def _decoded(run: RunContext, reader: Any, last: float) -> Iterator[Any]:
     """The video's frames up to index ``last``, each fed first, in order, to the moving-camera
     estimation (``run.camera``, from the background; timed ``camera_motion``)."""
-    with closing(iter(reader)) as frames:
+    frames = iter(reader)
+    try:
         for frame in frames:
             if frame.index > last:
                 return
@@ -294,6 +295,9 @@ def _decoded(run: RunContext, reader: Any, last: float) -> Iterator[Any]:
                 with run.timings("camera_motion"):
                     run.camera.add(frame.index, frame.image)
             yield frame
+    finally:
+        if hasattr(frames, "close"):  # the decoder ends here (a reader's iterator is a generator)
+            frames.close()
 
 
 def _frames(run: RunContext, reader: Any, last: float = math.inf) -> Iterator[Any]:
