@@ -272,14 +272,15 @@ def select_tracks(run: RunContext, tracks: list[Any]) -> list[Any]:
 # ----------------------------------------------------------------------------- pass 2
 
 
-#: Environment switch: ``0`` decodes (and feeds the moving-camera estimation) in the main thread,
-#: between the model calls: the sequential reference that tests/engine/test_pipeline_overlap.py and
-#: benchmarks/engine.py compare with. Unset or anything else: both run ahead in the decode thread.
+#: Environment switch: ``0`` runs everything in the main thread, between the model calls (decoding,
+#: the moving-camera tracker, BlazePose's landmarks of several people): the sequential reference
+#: that tests/engine/test_pipeline_overlap.py and benchmarks/engine.py compare with (same results).
+#: Unset or anything else: decoding runs ahead in a thread, landmarks of several people on two.
 OVERLAP_ENV = "VIBE_ENGINE_OVERLAP"
 
 
 def overlap_enabled() -> bool:
-    """Whether decoding runs ahead of the models in a background thread (``OVERLAP_ENV``)."""
+    """Whether the run overlaps decoding with the models (and people with each other): ``OVERLAP_ENV``."""
     return os.environ.get(OVERLAP_ENV, "1").strip() != "0"
 
 
