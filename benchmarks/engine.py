@@ -18,7 +18,8 @@ clip: the ``ratio`` columns compare every row of that backend with it (same mach
 The plain default-path rows (1p-720p 80 frames, 1p-720p-long 240 frames, multi-720p 2 people) run
 three ways, in turn: ``branch point`` (the checkout of ``--baseline``, unpacked with git archive),
 ``sequential`` (this checkout with ``VIBE_ENGINE_OVERLAP=0``: no decode thread, one landmark
-thread) and ``-`` (this checkout as shipped); their ratios compare with the branch point row.
+thread) and ``-`` (this checkout as shipped), the 2-person row also ``2 lm workers``
+(``VIBE_ENGINE_LANDMARK_WORKERS=2``); their ratios compare with the branch point row.
 ``fps`` = video frames / wall second of the whole process (start-up, imports, model load and
 compile warm-up included); ``steady`` = video frames / wall seconds after start-up (from the
 ``detect`` stage line to the exit, compile excluded: what a longer video costs per frame);
@@ -53,6 +54,7 @@ sys.path.insert(0, str(REPO))
 from tests.fixtures import media, synthetic  # noqa: E402
 from vibe_blender.core import motion_file as mf  # noqa: E402
 from vibe_blender.core.settings import DEVICES  # noqa: E402
+from vibe_engine.blazepose.engine_backend import LANDMARK_WORKERS_ENV  # noqa: E402
 from vibe_engine.pipeline import OVERLAP_ENV  # noqa: E402
 
 SIZE_720P = (1280, 720)
@@ -197,15 +199,17 @@ def print_table(rows: list[dict]) -> None:
                        for c in cols))
 
 
-def modes(backend: str, options: str, base_repo: Path | None) -> list[tuple[str, Path, dict]]:
+def modes(case: str, backend: str, options: str, base_repo: Path | None) -> list[tuple[str, Path, dict]]:
     """(mode, checkout, extra environment) runs of one case. The plain default-path rows also run
     the branch-point checkout and this checkout with ``VIBE_ENGINE_OVERLAP=0`` (sequential), in
-    turn with the overlapped default, so machine load drifts over the three alike."""
+    turn with the overlapped default, so machine load drifts over the three alike; the 2-person
+    row also runs with two landmark workers (``VIBE_ENGINE_LANDMARK_WORKERS=2``)."""
     now = [("-", REPO, {})]
     if backend != "blazepose" or options:
         return now
     before = [(BASELINE_MODE, base_repo, {})] if base_repo is not None else []
-    return before + [("sequential", REPO, {OVERLAP_ENV: "0"})] + now
+    workers = [("2 lm workers", REPO, {LANDMARK_WORKERS_ENV: "2"})] if "multi" in case else []
+    return before + [("sequential", REPO, {OVERLAP_ENV: "0"})] + now + workers
 
 
 def checkout(rev: str, work: Path) -> Path | None:
@@ -268,7 +272,7 @@ def main() -> None:
     for k, (name, clip, vibe_data, precision, options) in enumerate(cases(one, multi, long, data, args.quick, args.backend)):
         backend = "vibe" if vibe_data else "blazepose"
         extra = common + ["--precision", precision, *options.split()]
-        variants = modes(backend, options, base_repo)
+        variants = modes(name, backend, options, base_repo)
         runs: dict[str, list[dict]] = {mode: [] for mode, _, _ in variants}
         for _ in range(args.repeat):
             for mode, repo, env in variants:

@@ -1,5 +1,5 @@
-"""The overlapped default path (decode thread with the camera-motion tracker, landmark workers for
-several people) against the sequential reference (``VIBE_ENGINE_OVERLAP=0``): the same motion
+"""The overlapped default path (decode thread with the camera-motion tracker, two landmark workers
+for several people: ``VIBE_ENGINE_LANDMARK_WORKERS=2``) against the sequential reference (``VIBE_ENGINE_OVERLAP=0``): the same motion
 file bit for bit, cancel and errors as before. Real engine runs on clips cut from the demo video
 (BlazePose backend, shipped models); no timing is asserted."""
 from __future__ import annotations
@@ -14,6 +14,7 @@ import pytest
 from tests.fixtures import media
 from vibe_blender.core import motion_file as mf
 from vibe_engine import pipeline
+from vibe_engine.blazepose.engine_backend import LANDMARK_WORKERS_ENV
 from vibe_engine.cancel import CancelToken
 from vibe_engine.cli import build_parser, make_config
 from vibe_engine.errors import CancelledError, VideoError
@@ -47,6 +48,7 @@ def _run(video: Path, out: Path, overlap: bool, monkeypatch, token: CancelToken 
          *options: str) -> pipeline.RunResult:
     """One in-process run of the default backend, overlapped or sequential."""
     monkeypatch.setenv(pipeline.OVERLAP_ENV, "1" if overlap else "0")
+    monkeypatch.setenv(LANDMARK_WORKERS_ENV, "2")  # ignored when not overlapped
     args = build_parser().parse_args(["run", str(video), "--out", str(out), "--min-frames", "5", *options])
     return pipeline.run_pipeline(make_config(args), ProtocolWriter(io.StringIO()), token or CancelToken())
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import logging
+import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -33,8 +34,13 @@ log = logging.getLogger(__name__)
 #: the decoder, the detector and the landmark network). Third-party only: they never import this
 #: package, so the main thread can only wait for them, never deadlock on a module lock.
 PRELOAD_MODULES = ("scipy.optimize", "scipy.spatial.transform")
-#: Landmark threads for frames with several people (each runs its own one-thread interpreter).
-LANDMARK_WORKERS = 2
+#: Environment variable: landmark threads for frames with several people (each runs its own
+#: one-thread interpreter; default ``LANDMARK_WORKERS``; ignored with ``VIBE_ENGINE_OVERLAP=0``).
+LANDMARK_WORKERS_ENV = "VIBE_ENGINE_LANDMARK_WORKERS"
+#: One: on the shared 2-core machine two workers made the 2-person benchmark row slower (wall
+#: 13.5-13.9 s vs 10.0-10.5 s at load 5-10, twice) and cost 70 MiB; the lead's quiet re-run of
+#: ``benchmarks/engine.py`` has a row with two (docs/engine-protocol.md, "Overlap").
+LANDMARK_WORKERS = 1
 #: BlazePose backend extras kept as optional motion-file members (docs/motion-file.md)
 LANDMARK_MEMBERS = ("landmarks_image", "landmarks_world", "visibility", "presence")
 #: Body-model arrays the motion file stores for the stand-in body.
@@ -69,7 +75,8 @@ class BlazePoseEngineBackend:
                                 image_size=(info.width, info.height))
         from vibe_engine.pipeline import overlap_enabled
 
-        return cls(ctx, pose, body, workers=LANDMARK_WORKERS if overlap_enabled() else 1)
+        workers = int(os.environ.get(LANDMARK_WORKERS_ENV) or LANDMARK_WORKERS) if overlap_enabled() else 1
+        return cls(ctx, pose, body, workers=workers)
 
     def start(self, tracks: list[Any]) -> None:
         for t in tracks:
