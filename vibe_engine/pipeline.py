@@ -22,6 +22,7 @@ import logging
 import math
 import os
 import zipfile
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
@@ -271,19 +272,51 @@ def select_tracks(run: RunContext, tracks: list[Any]) -> list[Any]:
 # ----------------------------------------------------------------------------- pass 2
 
 
+#: Environment switch: ``0`` runs everything in the main thread, between the model calls (decoding,
+#: the moving-camera tracker, BlazePose's landmarks of several people): the sequential reference
+#: that tests/engine/test_pipeline_overlap.py and benchmarks/engine.py compare with (same results).
+#: Unset or anything else: decoding runs ahead in a thread, landmarks of several people on two.
+OVERLAP_ENV = "VIBE_ENGINE_OVERLAP"
+
+
+def overlap_enabled() -> bool:
+    """Whether the run overlaps decoding with the models (and people with each other): ``OVERLAP_ENV``."""
+    return os.environ.get(OVERLAP_ENV, "1").strip() != "0"
+
+
+def _decoded(run: RunContext, reader: Any, last: float) -> Iterator[Any]:
+    """The video's frames up to index ``last``, each fed first, in order, to the moving-camera
+    estimation (``run.camera``, from the background; timed ``camera_motion``)."""
+    frames = iter(reader)
+    try:
+        for frame in frames:
+            if frame.index > last:
+                return
+            if run.camera is not None:
+                with run.timings("camera_motion"):
+                    run.camera.add(frame.index, frame.image)
+            yield frame
+    finally:
+        if hasattr(frames, "close"):  # the decoder ends here (a reader's iterator is a generator)
+            frames.close()
+
+
 def _frames(run: RunContext, reader: Any, last: float = math.inf) -> Iterator[Any]:
-    """The video's frames up to index ``last``, decoded ahead in a background thread (the wait is
-    timed as ``decode``). Both passes read the video through this."""
-    with Prefetcher(iter(reader)) as prefetched:
-        frames = iter(prefetched)
+    """The video's frames up to index ``last`` (both passes read the video through this).
+
+    Overlapped (default): decoding and the camera-motion tracker run ahead in the decode thread,
+    at most ``PREFETCH_FRAMES`` frames ahead (``Prefetcher``: cv2 releases the GIL, so they
+    overlap the detector and landmark models; its errors are raised here). ``decode`` times the
+    main thread's wait for the next frame (with ``VIBE_ENGINE_OVERLAP=0``: the decoding itself,
+    camera motion included)."""
+    source = _decoded(run, reader, last)
+    with Prefetcher(source) if overlap_enabled() else closing(source) as ahead:
+        frames = iter(ahead)
         while True:
             with run.timings("decode"):
                 frame = next(frames, None)
-            if frame is None or frame.index > last:
+            if frame is None:
                 return
-            if run.camera is not None:  # moving-camera estimation from the background (camera_motion)
-                with run.timings("camera_motion"):
-                    run.camera.add(frame.index, frame.image)
             yield frame
 
 

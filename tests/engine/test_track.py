@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 
 from tests.fixtures import media
-from vibe_engine.people.track import KalmanBox, Tracker, make_square, track_summary, tracks_from_ids
+from vibe_engine.people.track import (INFEASIBLE, KalmanBox, Tracker, iou_cxcywh, make_square, track_summary,
+                                      tracks_from_ids)
 
 # Manual annotation of the demo clip (see test_detect.py): torso points and visible frame ranges.
 MAN = {10: (650, 260), 50: (640, 250), 80: (640, 260), 130: (760, 230), 195: (1110, 790), 210: (1260, 760)}
@@ -176,3 +177,29 @@ def test_settled_means_every_live_track_confirmed_and_just_matched():
     assert not tracker.settled  # coasting
     with pytest.raises(ValueError):
         tracker.skip(2)
+
+
+@pytest.mark.parametrize("tracks, dets", [(1, 1), (1, 4), (3, 1)])
+def test_one_row_or_column_assignment_equals_the_hungarian_solve(tracks, dets):
+    """``_associate`` skips SciPy for a single track or detection; the matches are the same."""
+    from scipy.optimize import linear_sum_assignment
+
+    rng = np.random.default_rng(tracks * 10 + dets)
+    tracker = Tracker()
+    for k in range(tracks):
+        tracker._start(0, np.array([100.0 + 60 * k, 200, 50, 120]), 0.9)
+    for live in tracker._live:
+        live.predicted = live.kalman.predict()
+    for _ in range(20):
+        boxes = np.column_stack([rng.uniform(80, 300, dets), rng.uniform(150, 250, dets),
+                                 rng.uniform(40, 60, dets), rng.uniform(100, 140, dets)])
+        matches, lost, new = tracker._associate(boxes)
+        predicted = np.stack([live.predicted for live in tracker._live])
+        iou = iou_cxcywh(predicted, boxes)
+        size = np.maximum(predicted[:, None, 2:4].mean(-1), boxes[None, :, 2:4].mean(-1))
+        dist = np.linalg.norm(predicted[:, None, :2] - boxes[None, :, :2], axis=-1) / size
+        allowed = (iou >= tracker.iou_threshold) | (dist <= tracker.centre_gate)
+        rows, cols = linear_sum_assignment(np.where(allowed, 1.0 - iou + dist, INFEASIBLE))
+        assert matches == [(r, c) for r, c in zip(rows, cols) if allowed[r, c]]
+        assert sorted(lost + [r for r, _ in matches]) == list(range(tracks))
+        assert sorted(new + [c for _, c in matches]) == list(range(dets))

@@ -63,12 +63,16 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from typing import TYPE_CHECKING
+
 from vibe_engine.world import camera
-from vibe_engine.blazepose import fit
-from vibe_engine.blazepose import shape as body_shape
+from vibe_engine.blazepose import model as fit_model
 from vibe_engine.blazepose import topology as topo
 from vibe_engine.blazepose.landmarks import DEFAULT_THREADS, LandmarkModel, PoseLandmarks, RoiTracker
 from vibe_engine.errors import BadInputError, ModelError, NoPersonError
+
+if TYPE_CHECKING:  # fit and shape import SciPy (~0.5 s): loaded when the first track is fitted
+    from vibe_engine.blazepose import shape as body_shape
 
 log = logging.getLogger(__name__)
 
@@ -93,7 +97,7 @@ class BlazePoseBackend:
     def __init__(self, model: str = "full", body: Mapping[str, np.ndarray] | None = None,
                  focal_px: float | None = None, image_size: tuple[int, int] = (1920, 1080),
                  principal_point: tuple[float, float] | None = None,
-                 num_threads: int = DEFAULT_THREADS, fit_config: fit.FitConfig | None = None,
+                 num_threads: int = DEFAULT_THREADS, fit_config: fit_model.FitConfig | None = None,
                  shape: body_shape.ShapeConfig | None = DEFAULT_SHAPE) -> None:
         if body is None:
             raise BadInputError("the BlazePose backend needs a body model (SMPL-format arrays); "
@@ -103,13 +107,17 @@ class BlazePoseBackend:
         self.cx, self.cy = principal_point or (self.width / 2.0, self.height / 2.0)
         self.model = LandmarkModel(model, num_threads=num_threads)
         try:
-            self.skeleton = fit.Skeleton.from_body(body)
+            self.skeleton = fit_model.Skeleton.from_body(body)
             self.num_betas = int(np.asarray(body["shapedirs"]).shape[2])
-            self.shape_model = body_shape.ShapeModel.from_body(body) if shape is not None else None
+            self.shape_model = None
+            if shape is not None:
+                from vibe_engine.blazepose import shape as body_shape
+
+                self.shape_model = body_shape.ShapeModel.from_body(body)
         except (KeyError, ValueError, IndexError) as exc:
             raise ModelError(f"the body model cannot drive the BlazePose fit ({exc}); pass an "
                              f"SMPL-format body (24 joints, SMPL kinematic tree)") from exc
-        self.fit_config = fit_config or fit.FitConfig()
+        self.fit_config = fit_config or fit_model.FitConfig()
         self.body, self.shape_config = body, shape
         self._tracks: dict[int, _TrackState] = {}
 
@@ -119,11 +127,13 @@ class BlazePoseBackend:
         self._tracks[int(track_id)] = _TrackState(roi=RoiTracker(self.model))
 
     def add_frame(self, track_id: int, frame_index: int, image_rgb: np.ndarray, bbox: np.ndarray,
-                  alignment: np.ndarray | None = None) -> PoseLandmarks:
+                  alignment: np.ndarray | None = None, model: LandmarkModel | None = None) -> PoseLandmarks:
         """Run the landmark model for one person in one frame ((H,W,3) uint8 RGB, displayed).
 
         ``alignment``: optional (2,2) px detector keypoints 0 and 1 (hip centre, body-circle point)
-        of this person, used to seed a rotated ROI when the track (re)starts.
+        of this person, used to seed a rotated ROI when the track (re)starts. ``model``: another
+        interpreter of the same file (a worker thread's own; default ``self.model``). Different
+        tracks may be added from different threads at once, one track from one thread at a time.
         """
         state = self._tracks.get(int(track_id))
         if state is None:
@@ -131,7 +141,8 @@ class BlazePoseBackend:
         box = np.asarray(bbox, dtype=np.float32).reshape(4)
         if state.frames and frame_index != state.frames[-1] + 1:
             state.roi.reset()  # a gap in the track: the person was lost, re-seed from the box
-        lm = state.roi.step(image_rgb, box, None if alignment is None else np.asarray(alignment, np.float64))
+        lm = state.roi.step(image_rgb, box, None if alignment is None else np.asarray(alignment, np.float64),
+                            model=model)
         state.frames.append(int(frame_index))
         state.bboxes.append(box)
         state.landmarks.append(lm)
@@ -142,6 +153,8 @@ class BlazePoseBackend:
 
         Raises NoPersonError when the pose was found in none of its frames (drop the track).
         """
+        from vibe_engine.blazepose import fit
+
         state = self._tracks.pop(int(track_id))
         raw = _stack_landmarks(state.landmarks)
         if not raw["detected"].any():
@@ -154,18 +167,20 @@ class BlazePoseBackend:
             log.info("track %s: %d frames read back to front by BlazePose were relabelled",
                      track_id, int(raw["mirrored"].sum()))
         betas = self._betas(obs)
-        skeleton = fit.Skeleton.from_body(self.body, betas) if betas.any() else self.skeleton
+        skeleton = fit_model.Skeleton.from_body(self.body, betas) if betas.any() else self.skeleton
         res = fit.fit_track(obs, skeleton, self.fit_config)
         bbox = np.stack(state.bboxes).astype(np.float32)
         return self._arrays(state, raw, res, bbox, betas)
 
-    def _betas(self, obs: fit.Observations) -> np.ndarray:
+    def _betas(self, obs: fit_model.Observations) -> np.ndarray:
         """(B,) float32 betas of one track: estimated, or zeros when shape estimation is off."""
         if self.shape_model is None:
             return np.zeros(self.num_betas, np.float32)
+        from vibe_engine.blazepose import shape as body_shape
+
         return body_shape.estimate_betas(obs.world, obs.weight, self.shape_model, self.shape_config)
 
-    def _arrays(self, state: _TrackState, raw: dict, res: fit.FitResult, bbox: np.ndarray,
+    def _arrays(self, state: _TrackState, raw: dict, res: fit_model.FitResult, bbox: np.ndarray,
                 betas: np.ndarray) -> dict:
         t = len(state.frames)
         cam_crop = crop_camera(res.transl, bbox, self.focal, self.cx, self.cy)

@@ -296,18 +296,20 @@ class RoiTracker:
         self.last = None
 
     def step(self, image_rgb: np.ndarray, bbox_cxcywh: np.ndarray,
-             alignment: np.ndarray | None = None) -> PoseLandmarks:
-        """Landmarks for this frame; updates the tracking state."""
+             alignment: np.ndarray | None = None, model: LandmarkModel | None = None) -> PoseLandmarks:
+        """Landmarks for this frame; updates the tracking state. ``model``: run this interpreter
+        instead of the tracker's own (another thread's copy of the same model file)."""
+        run = model or self.model
         roi = self._roi_from_last(bbox_cxcywh)
         if roi is None:
             log.debug("ROI seeded from the %s", "box" if alignment is None else "detector keypoints")
             seed = (roi_from_bbox(bbox_cxcywh) if alignment is None else
                     roi_from_alignment(alignment[0], alignment[1], DETECTION_ROI_SCALE))
-            lm = self.model(image_rgb, seed)
+            lm = run(image_rgb, seed)
             if lm.present:
-                lm = self.model(image_rgb, roi_from_landmarks(lm))
+                lm = run(image_rgb, roi_from_landmarks(lm))
         else:
-            lm = self.model(image_rgb, roi)
+            lm = run(image_rgb, roi)
         self.last = lm if lm.present else None
         return lm
 

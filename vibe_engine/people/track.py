@@ -233,8 +233,6 @@ class Tracker:
 
     def _associate(self, boxes: np.ndarray) -> tuple[list[tuple[int, int]], list[int], list[int]]:
         """Hungarian matching of predicted track boxes to detection boxes ([cx, cy, w, h])."""
-        from scipy.optimize import linear_sum_assignment
-
         n_tracks, n_dets = len(self._live), len(boxes)
         if n_tracks == 0 or n_dets == 0:
             return [], list(range(n_tracks)), list(range(n_dets))
@@ -245,7 +243,13 @@ class Tracker:
         dist = gap / np.maximum(size, MIN_SIDE)
         allowed = (iou >= self.iou_threshold) | (dist <= self.centre_gate)
         cost = np.where(allowed, 1.0 - iou + dist, INFEASIBLE)
-        rows, cols = linear_sum_assignment(cost)
+        if min(n_tracks, n_dets) == 1:  # one row or column: the optimum is its cheapest entry
+            k = int(np.argmin(cost.ravel()))  # (one person needs no SciPy import in the first frames)
+            rows, cols = ([0], [k]) if n_tracks == 1 else ([k], [0])
+        else:
+            from scipy.optimize import linear_sum_assignment
+
+            rows, cols = linear_sum_assignment(cost)
         matches = [(r, c) for r, c in zip(rows, cols) if allowed[r, c]]
         matched_t, matched_d = {r for r, _ in matches}, {c for _, c in matches}
         return (matches, [t for t in range(n_tracks) if t not in matched_t],
