@@ -147,7 +147,7 @@ def estimate_ground_tracks(tracks: list[tuple[np.ndarray, np.ndarray]],
         if spread[1] < MIN_SPREAD / 2:
             break  # a line or a point: the normal is not determined by the feet
         up = normal if normal @ up > 0 else -normal
-    return _plane_below(np.concatenate([f for f, _ in tracks]), up)
+    return plane_below(np.concatenate([f for f, _ in tracks]), up)
 
 
 def _mean_direction(vectors: np.ndarray) -> np.ndarray:
@@ -156,8 +156,9 @@ def _mean_direction(vectors: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def _plane_below(feet: np.ndarray, up: np.ndarray) -> GroundPlane:
-    """The plane with normal ``up`` through the typical lowest foot height (10th percentile)."""
+def plane_below(feet: np.ndarray, up: np.ndarray) -> GroundPlane:
+    """The plane with normal ``up`` (3,) through the typical lowest foot height (10th percentile) of
+    foot points (T,K,3), camera frame."""
     lowest = np.min(feet @ up, axis=1)
     return GroundPlane(normal=up, offset=-float(np.percentile(lowest, 10)))
 

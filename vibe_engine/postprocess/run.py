@@ -99,7 +99,7 @@ def _steps(motion: mf.Motion, settings: PostSettings) -> np.ndarray | None:
     found = estimate_world(motion, calibrate=ref is None)  # ground of all people; focal (vibe_engine.world.grounding)
     motion.meta["world"] = {**motion.meta.get("world", {}), **world_meta(found)}
     camera_motion.store_path(motion, ref)
-    m = found.matrix
+    m = found.lock_matrix  # the ground's frame, or the people's vertical for a refused ground's tilt
     for _, message in found.warnings:
         log.warning(message)
     if m is None:
