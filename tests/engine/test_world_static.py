@@ -166,3 +166,18 @@ def test_no_lock_frame_when_the_refusal_is_not_the_tilt():
     ups = [np.broadcast_to(0.5 * (rot @ np.array([0, 0, 1.0])), (len(t), 3))]
     reason, tilt_only = check_ground(estimate_ground_tracks(tracks, ups), tracks, ups)
     assert "foot points touch the floor" in reason and not tilt_only
+
+
+def test_focal_35mm_option_is_a_user_focal_for_the_video_size(tmp_path):
+    """``--focal-35mm`` (the add-on's Focal field) = ``--focal`` of f35 / 43.27 mm × the image diagonal."""
+    from vibe_engine.cli import UsageError, build_parser, make_config
+
+    clip = make_testsrc_clip(tmp_path / "c.mp4", 3, 320, 180)
+    base = ["run", str(clip), "--out", str(tmp_path / "o.motion.npz")]
+    cfg = make_config(build_parser().parse_args([*base, "--focal-35mm", "26"]))
+    assert cfg.focal_px == pytest.approx(26.0 / math.hypot(36.0, 24.0) * math.hypot(320, 180), rel=1e-12)
+    chosen = I.choose_focal(cfg.focal_px, 50.0, 320, 180)  # beats the container's tag
+    assert chosen.source == "user" and chosen.focal_35mm == pytest.approx(26.0, rel=1e-12)
+    for bad in (["--focal-35mm", "26", "--focal", "500"], ["--focal-35mm", "2"], ["--focal-35mm", "nan"]):
+        with pytest.raises(UsageError):
+            build_parser().parse_args([*base, *bad])

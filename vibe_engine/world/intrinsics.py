@@ -2,7 +2,8 @@
 
 Sources, in order of precedence (``meta["camera"]["source"]``):
 
-1. ``"user"``: ``--focal PX`` (or the add-on's focal field).
+1. ``"user"``: ``--focal PX``, or ``--focal-35mm MM`` (the add-on's Focal field, a 35 mm
+   equivalent: turned into pixels for the video's displayed size by :func:`user_focal_px`).
 2. ``"metadata"``: a 35 mm-equivalent focal length written into the container by the camera
    (QuickTime/MP4 ``moov/meta`` keys such as ``com.apple.quicktime.camera.focal_length.35mm_equivalent``;
    ``ffprobe -show_entries format_tags`` lists the same keys). Read here with a small ISO-BMFF box
@@ -63,6 +64,19 @@ def focal_35mm_from_px(focal_px: float, width: int, height: int) -> float:
 def default_focal(width: int, height: int) -> float:
     """The default focal (pixels): :data:`DEFAULT_FOCAL_35MM` for this image size."""
     return focal_px_from_35mm(DEFAULT_FOCAL_35MM, width, height)
+
+
+def user_focal_px(video, focal_35mm: float) -> float | None:
+    """Pixels of a user's 35 mm-equivalent focal for ``video``'s displayed size (its header); None
+    when the video cannot be opened (the run then fails on the video with its own message)."""
+    from vibe_engine.decode.video import open_video
+    from vibe_engine.errors import VibeError
+
+    try:
+        info = open_video(video).info
+    except (VibeError, OSError):
+        return None
+    return focal_px_from_35mm(focal_35mm, info.width, info.height)
 
 
 def choose_focal(user_px: float | None, metadata_35mm: float | None, width: int, height: int) -> Focal:
