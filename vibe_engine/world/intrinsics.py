@@ -24,6 +24,8 @@ import re
 import struct
 from dataclasses import dataclass
 
+from vibe_blender.core.settings import FOCAL_35MM_RANGE
+
 #: Diagonal of a 36 × 24 mm full frame (mm): the reference of "35 mm-equivalent" focal lengths.
 FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
 #: Default 35 mm-equivalent focal (mm). Phone main cameras are 24–28 mm for stills; video modes crop
@@ -31,8 +33,8 @@ FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
 #: f ≈ 0.763 × the image diagonal (diagonal field of view ≈ 66°). The old default (f = diagonal)
 #: was a 43 mm lens, placing people ≈ 1.3× too far on phone footage.
 DEFAULT_FOCAL_35MM = 33.0
-#: Plausible 35 mm-equivalent focal lengths (mm); metadata outside is ignored as corrupt.
-PLAUSIBLE_35MM = (8.0, 400.0)
+#: Plausible 35 mm-equivalent focal lengths (mm); metadata outside is ignored as corrupt, a user's refused.
+PLAUSIBLE_35MM = FOCAL_35MM_RANGE
 #: Container keys (lower case) that hold a 35 mm-equivalent focal in mm.
 FOCAL_35MM_KEY = re.compile(r"focal.?length.*35|35.?mm.?equiv|focallengthin35mm")
 #: ISO-BMFF container boxes walked into while looking for metadata.
