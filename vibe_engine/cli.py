@@ -102,7 +102,8 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     focal = p.add_mutually_exclusive_group()
     focal.add_argument("--focal", type=_number_in(float, *FOCAL_RANGE_PX), metavar="PX",
                        help="focal length in pixels, %g to %g (default: the video's 35 mm-equivalent metadata, "
-                            "else a 33 mm-equivalent phone lens, refined from the footage when it allows)" % FOCAL_RANGE_PX)
+                            "else a 33 mm-equivalent phone lens, refined from the footage when it allows)"
+                            % FOCAL_RANGE_PX)
     focal.add_argument("--focal-35mm", type=_number_in(float, *PLAUSIBLE_35MM), metavar="MM",
                        help="focal length as a 35 mm-equivalent in mm, %g to %g (the add-on's Focal field); "
                             "like --focal for this video's size" % PLAUSIBLE_35MM)

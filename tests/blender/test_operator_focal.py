@@ -39,8 +39,8 @@ def clip(tmp_path):
     ffmpeg = shutil.which("ffmpeg")
     assert ffmpeg, "ffmpeg is not installed: run `make apt`"
     out = tmp_path / "clip.mp4"
-    subprocess.run([ffmpeg, "-v", "error", "-i", str(SOURCE), "-t", "1", "-vf", f"scale={WIDTH}:{HEIGHT}", "-an",
-                    "-c:v", "libx264", "-pix_fmt", "yuv420p", str(out)], check=True, timeout=ENGINE_TIMEOUT_S)
+    subprocess.run([ffmpeg, "-v", "error", "-i", str(SOURCE), "-t", "1", "-vf", f"scale={WIDTH}:{HEIGHT}",
+                    "-an", "-c:v", "libx264", "-pix_fmt", "yuv420p", str(out)], check=True, timeout=ENGINE_TIMEOUT_S)
     return out
 
 
@@ -58,7 +58,8 @@ def test_focal_field_goes_to_the_engine_and_into_the_manifest(addon, clip, tmp_p
     job.raise_for_state()
     cam = read_motion(out).meta["camera"]
     assert cam["source"] == "user"
-    assert cam["focal_px"] == pytest.approx(28.0 / math.hypot(36.0, 24.0) * math.hypot(WIDTH, HEIGHT), rel=1e-9)
+    expected = 28.0 / math.hypot(36.0, 24.0) * math.hypot(WIDTH, HEIGHT)
+    assert cam["focal_px"] == pytest.approx(expected, rel=1e-9)
     assert cam["focal_35mm"] == pytest.approx(28.0, abs=1e-3)
 
 

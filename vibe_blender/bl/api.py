@@ -69,7 +69,8 @@ def import_video(path: str | os.PathLike, *, out_motion: str | os.PathLike | Non
     armature objects, in track order.
     """
     options = ImportOptions(tracks=_tracks(tracks), root_motion=root_motion, smoothing=smoothing,
-                            foot_lock=foot_lock, fps_mode=fps_mode, frame_start=frame_start, focal_35mm=focal_35mm)
+                            foot_lock=foot_lock, fps_mode=fps_mode, frame_start=frame_start,
+                            focal_35mm=focal_35mm)
     engine = _engine_options(vibe_data, device, precision, engine_python, engine_command)
     with _motion_target(out_motion) as out:
         job = run_engine(path, out, engine, options, progress)

@@ -5,8 +5,8 @@ import bpy
 from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
 
 from ..core.export_presets import FBX_PRESET_NAMES
-from ..core.settings import (DEFAULT_FPS_MODE, FOCAL_35MM_RANGE, FPS_CHOICES, ROOT_MOTION_CHOICES, ImportOptions,
-                             enum_items, parse_track_ids)
+from ..core.settings import (DEFAULT_FPS_MODE, FOCAL_35MM_RANGE, FPS_CHOICES, ROOT_MOTION_CHOICES,
+                             ImportOptions, enum_items, parse_track_ids)
 
 ROOT_MOTION_ITEMS = enum_items(ROOT_MOTION_CHOICES)
 FPS_ITEMS = enum_items(FPS_CHOICES)
@@ -33,8 +33,8 @@ class VibeSceneSettings(bpy.types.PropertyGroup):
                             description="Zero-phase smoothing of rotations and root path (engine)")
     foot_lock: BoolProperty(name="Foot Lock", default=True,
                             description="Pin feet while in ground contact (engine)")
-    focal_35mm: FloatProperty(name="Focal (35 mm)", default=0.0, min=0.0, max=FOCAL_35MM_RANGE[1], soft_max=200.0,
-                              precision=1, step=100,
+    focal_35mm: FloatProperty(name="Focal (35 mm)", default=0.0, min=0.0, max=FOCAL_35MM_RANGE[1],
+                              soft_max=200.0, precision=1, step=100,
                               description="The camera's focal length as a 35 mm equivalent in mm (a phone's "
                                           "main camera: about 26). 0 = automatic: the video's metadata, else "
                                           "a typical phone lens, refined from the footage")

@@ -30,7 +30,8 @@ MAX_TILT_FROM_PRIOR_DEG = 60.0  # the ground is at most this far from the prior 
 MAX_STANCE_POINTS = 2000  # stance points used for the fit (evenly subsampled beyond)
 LEVEL_GAP = 0.15  # m: stance heights (along the people's vertical) further apart are on different levels
 MIN_LEVEL_SHARE = 0.1  # a level needs this share of the stance points
-LEVEL_SLOPE_DEG = 10.0  # levels are used when one plane through all stance points is this far off the people's vertical
+LEVEL_SLOPE_DEG = 10.0  # levels are looked for when one plane through all stance points is this far off
+                        # the people's vertical (a slope from one level to the other)
 ITERATIONS = 3
 
 
