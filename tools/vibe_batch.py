@@ -33,6 +33,7 @@ for _path in (str(REPO), str(REPO / "tools")):  # run from a checkout: `blender 
         sys.path.insert(0, _path)
 
 from tool_cli import EXIT_USAGE, Parser, UsageError, exit_process, print_error  # noqa: E402
+from vibe_blender.core.export_presets import TIMING_MODES  # noqa: E402
 from vibe_blender.core.settings import DEVICES, FPS_MODES, ROOT_MOTION_MODES, VIDEO_SUFFIXES  # noqa: E402
 
 EXIT_OK, EXIT_FAILED = 0, 1
@@ -52,6 +53,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--vibe-data", default=None, help="VIBE data folder for the engine (videos only)")
     p.add_argument("--formats", default=DEFAULT_FORMATS, help="comma list of fbx,bvh,glb (default fbx,bvh)")
     p.add_argument("--preset", default="generic", help="FBX preset: generic, unity, unreal")
+    p.add_argument("--timing", default="video", choices=TIMING_MODES,
+                   help="export time: video (keys at video time), clip (person's first frame at 0 s), "
+                        "hidden (from 0 s, invisible until the person's first frame; BVH shows the "
+                        "first pose)")
     p.add_argument("--motion", action="store_true", help="INPUT is motion file(s): bake without the engine")
     p.add_argument("--tracks", default=None, help="comma list of track ids to import (default: all)")
     p.add_argument("--root-motion", default="world", choices=ROOT_MOTION_MODES)
@@ -212,9 +217,12 @@ def export_person(arm, folder: str, stem: str, ns: argparse.Namespace) -> dict[s
     track_id = arm.get("vibe_track_id", arm.name)
     base = os.path.join(folder, f"{stem}_person{track_id}")
     reports: dict[str, dict] = {fmt: {} for fmt in ns.formats}
-    writers = {"fbx": lambda p: api_export.export_fbx(arm, p, preset=ns.preset, take=stem, report=reports["fbx"]),
-               "bvh": lambda p: api_export.export_bvh(arm, p, report=reports["bvh"]),
-               "glb": lambda p: api_export.export_gltf(arm, p, take=stem, report=reports["glb"])}
+    timing = getattr(ns, "timing", "video")
+    writers = {"fbx": lambda p: api_export.export_fbx(arm, p, preset=ns.preset, take=stem, timing=timing,
+                                                      report=reports["fbx"]),
+               "bvh": lambda p: api_export.export_bvh(arm, p, timing=timing, report=reports["bvh"]),
+               "glb": lambda p: api_export.export_gltf(arm, p, take=stem, timing=timing,
+                                                       report=reports["glb"])}
     files = {fmt: writers[fmt](f"{base}.{fmt}") for fmt in ns.formats}
     start, end = action_frame_range(arm)
     if ns.retarget is not None:

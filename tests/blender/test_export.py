@@ -15,6 +15,7 @@ from tests.blender import export_rigs as rigs  # noqa: E402
 from vibe_blender.bl import export as ex  # noqa: E402
 from vibe_blender.bl import export_bvh as exb  # noqa: E402
 from vibe_blender.core.errors import UserInputError  # noqa: E402
+from vibe_blender.core.export_presets import HIDDEN_SCALE  # noqa: E402
 
 NUM_FRAMES = 30
 FPS = 25
@@ -296,3 +297,52 @@ def test_skin_pruning_report(tmp_path):
     assert 0 < report["pruning_error_m"] < 0.5
     assert [len(v.groups) for v in mesh.data.vertices].count(2) == len(rigs.SMPL_JOINT_NAMES) - 1  # user mesh kept
     assert (report["first_key_s"], report["frames"], report["take"]) == (0.0, NUM_FRAMES, "Rig_take")
+
+
+LEAD_IN = 5  # frames between video frame 0 and the rig's first key in the hidden-timing test
+
+
+def test_hidden_timing_round_trip_and_state(tmp_path):
+    """Timing "hidden" on a rig whose motion starts LEAD_IN frames after video frame 0 (its root bone is
+    the pelvis, no scale keys): the FBX starts at 0 s with the whole rig collapsed onto its root for the
+    lead-in, then the motion, read back by Blender's importer; the action, pose and data are kept."""
+    arm, _ = _character()
+    action = arm.animation_data.action
+    action["vibe_frame_start"] = 1 - LEAD_IN  # video frame 0 at scene frame 1 − LEAD_IN
+    before, poses = _key_arrays(action), [tuple(pb.scale) for pb in arm.pose.bones]
+    heads = rigs.head_positions(arm, CHECK_FRAMES)
+    report, bvh_report = {}, {}
+    path = ex.export_fbx_file(arm, tmp_path / "h.fbx", preset="unity", timing="hidden", report=report)
+    exb.export_bvh_file(arm, tmp_path / "h.bvh", timing="hidden", report=bvh_report)
+    assert _key_arrays(action) == before and [tuple(pb.scale) for pb in arm.pose.bones] == poses
+    assert [a.name for a in bpy.data.actions] == [action.name] and len(bpy.data.objects) == 2
+    facts = (report["first_key_s"], report["frames"], report["hidden_frames"])
+    assert facts == (0.0, NUM_FRAMES + LEAD_IN, LEAD_IN)
+    assert report["hidden_until_s"] == pytest.approx(LEAD_IN / FPS) and report["timing"] == "hidden"
+    assert bvh_report["lead_in_frames"] == LEAD_IN and "first pose is shown" in bvh_report["note"]
+    bpy.ops.wm.read_factory_settings(use_empty=True)
+    bpy.ops.import_scene.fbx(filepath=path)  # anim_offset 1: 0 s → frame 1
+    arm2 = _only("ARMATURE")
+    assert _frame_range(arm2) == (1, NUM_FRAMES + LEAD_IN)
+    hidden = rigs.head_positions(arm2, range(1, LEAD_IN + 1))
+    extent = np.abs(heads - heads[:, :1]).max()  # the rig's size around its root
+    assert np.abs(hidden - hidden[:, :1]).max() <= 2 * HIDDEN_SCALE * extent + 1e-6
+    shown = rigs.head_positions(arm2, [f + LEAD_IN for f in CHECK_FRAMES])
+    assert np.abs(shown - heads).max() < MAX_ERROR_M
+
+
+def test_a_failing_file_fix_is_an_export_error_with_nothing_written(tmp_path, monkeypatch):
+    """The in-file fixes after Blender's exporter (here the FBX time span) fail with one line, no file
+    and the scene as it was."""
+    from vibe_blender.core import fbx_binary
+
+    def broken(path, *_):
+        raise fbx_binary.FbxFormatError(f"{path} has no GlobalSettings time span")
+
+    arm, _ = _character()
+    before = _key_arrays(arm.animation_data.action)
+    monkeypatch.setattr(fbx_binary, "set_time_span", broken)
+    with pytest.raises(ex.ExportError, match=r"FBX export of .*a\.fbx could not be finished: .*time span"):
+        ex.export_fbx_file(arm, tmp_path / "a.fbx", preset="unity", timing="hidden")
+    assert os.listdir(tmp_path) == [] and _key_arrays(arm.animation_data.action) == before
+    assert [a.name for a in bpy.data.actions] == [arm.animation_data.action.name] and len(bpy.data.objects) == 2

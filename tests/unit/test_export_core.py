@@ -129,3 +129,93 @@ def test_export_option_helpers():
     with pytest.raises(UserInputError, match="unknown timing"):
         ep.check_choice("timing", "absolute", ep.TIMING_MODES)
     assert ep.GLTF_OPTIONS["export_anim_single_armature"] is False
+
+
+def test_clip_span_of_each_timing_mode():
+    """Person keyed at scene frames 4..27, video frame 0 at scene frame 1: (origin, first written)."""
+    assert ep.clip_span("video", 4, 27, 1) == (1, 4)  # keys at their video time, take = the person's
+    assert ep.clip_span("clip", 4, 27, 1) == (4, 4)  # the person's first frame at 0 s
+    assert ep.clip_span("hidden", 4, 27, 1) == (1, 1)  # from 0 s, frames 1..3 hidden
+    assert ep.clip_span("hidden", 1, 27, 1) == (1, 1)  # there from video frame 0: nothing hidden
+    assert ep.clip_span("hidden", 0, 27, 1) == ep.clip_span("video", 0, 27, 1) == (1, 0)
+    with pytest.raises(UserInputError, match="unknown timing 'absolute'; use one of video, clip, hidden"):
+        ep.clip_span("absolute", 4, 27, 1)
+    assert 0 < ep.HIDDEN_SCALE * 2.0 < 1e-4  # a 2 m character shrinks below 0.1 mm
+    assert set(ep.TIMING_CHOICES) == set(ep.TIMING_MODES)
+
+
+def test_influences_choice_of_the_panel():
+    assert ep.influences_choice(ep.PRESET_DEFAULT, 7) == ep.PRESET_DEFAULT
+    assert (ep.influences_choice("4", 7), ep.influences_choice("8", 7)) == (4, 8)
+    assert ep.influences_choice("all", 7) is None
+    assert ep.influences_choice("custom", 7) == 7
+    with pytest.raises(UserInputError, match="max_influences must be a whole number"):
+        ep.influences_choice("custom", 0)
+    with pytest.raises(UserInputError, match="unknown max influences '16'"):
+        ep.influences_choice("16", 7)
+
+
+def test_export_summary_lines():
+    plain = {"vertices_pruned": 0, "pruning_error_m": 0.0, "hidden_frames": 0, "hidden_until_s": None}
+    assert ep.export_summary("VIBE_1", "/t/a.fbx", plain) == "Exported VIBE_1 to /t/a.fbx"
+    pruned = {**plain, "max_influences": 4, "vertices_pruned": 607, "pruning_error_m": 0.01412,
+              "hidden_frames": 3, "hidden_until_s": 0.1}
+    assert ep.export_summary("VIBE_2", "/t/b.glb", pruned) == (
+        "Exported VIBE_2 to /t/b.glb; skin pruned to 4 influences: 607 vertices moved up to 14.1 mm; "
+        "hidden until 0.100 s")
+    assert ep.export_summary("VIBE_2", "/t/c.bvh", {"note": "BVH has no scale"}) == \
+        "Exported VIBE_2 to /t/c.bvh; BVH has no scale"
+
+
+def test_glb_step_interpolation_only_on_the_named_nodes(tmp_path):
+    path = tmp_path / "a.glb"
+    data = _glb(np.arange(3) / 30.0, np.ones(3))
+    doc, blob = glb_binary._chunks(data)
+    doc["nodes"] = [{"name": "root"}, {"name": "pelvis"}]
+    doc["animations"][0]["samplers"].append({"input": 0, "output": 1})
+    doc["animations"][0]["channels"] = [{"sampler": 0, "target": {"node": 0, "path": "scale"}},
+                                        {"sampler": 1, "target": {"node": 1, "path": "scale"}}]
+    path.write_bytes(glb_binary._pack(doc, blob))
+    assert glb_binary.set_step_interpolation(str(path), ["root"], "scale") == 1
+    new, new_blob = glb_binary._chunks(path.read_bytes())
+    assert [s.get("interpolation") for s in new["animations"][0]["samplers"]] == ["STEP", None]
+    assert bytes(new_blob) == bytes(blob)
+
+
+def _l(value: int) -> bytes:
+    return b"L" + struct.pack("<q", value)
+
+
+def _int_array(values, encoding=0) -> bytes:
+    raw = struct.pack(f"<{len(values)}i", *values)
+    return b"i" + struct.pack("<III", len(values), encoding, len(raw)) + raw
+
+
+def _scaled_bones_fbx(encoding=0) -> bytes:
+    """Two bones (root 10, pelvis 11), each with an 'S' curve node (20, 21) and one curve (30, 31)."""
+    def curve(cid):
+        return (b"AnimationCurve", _l(cid) + _s("\x00\x01AnimCurve") + _s(""), 3,
+                [(b"KeyAttrFlags", _int_array([0x4104], encoding), 1, [])])
+    objects = [(b"Model", _l(10) + _s("root\x00\x01Model") + _s("LimbNode"), 3, []),
+               (b"Model", _l(11) + _s("pelvis\x00\x01Model") + _s("LimbNode"), 3, []),
+               (b"AnimationCurveNode", _l(20) + _s("S\x00\x01AnimCurveNode") + _s(""), 3, []),
+               (b"AnimationCurveNode", _l(21) + _s("S\x00\x01AnimCurveNode") + _s(""), 3, []),
+               curve(30), curve(31)]
+    links = [(30, 20, "d|X"), (20, 10, "Lcl Scaling"), (31, 21, "d|X"), (21, 11, "Lcl Scaling")]
+    connections = [(b"C", _s("OP") + _l(a) + _l(b) + _s(p), 4, []) for a, b, p in links]
+    return _fbx_file([(b"Objects", b"", 0, objects), (b"Connections", b"", 0, connections)])
+
+
+def test_fbx_constant_keys_on_the_named_bones_scale_curves(tmp_path):
+    path = tmp_path / "a.fbx"
+    data = _scaled_bones_fbx()
+    path.write_bytes(data)
+    assert fbx_binary.set_constant_keys(str(path), ["root"], fbx_binary.SCALING) == 1
+    new = path.read_bytes()
+    assert len(new) == len(data)
+    flags = [struct.unpack_from("<i", new, i + len(b"KeyAttrFlags") + 13)[0]
+             for i in (new.index(b"KeyAttrFlags"), new.rindex(b"KeyAttrFlags"))]
+    assert flags == [fbx_binary.KEY_CONSTANT, 0x4104]  # root's curve constant, pelvis's untouched
+    path.write_bytes(_scaled_bones_fbx(encoding=1))
+    with pytest.raises(fbx_binary.FbxFormatError, match="compressed KeyAttrFlags"):
+        fbx_binary.set_constant_keys(str(path), ["root"], fbx_binary.SCALING)

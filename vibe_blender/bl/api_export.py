@@ -39,11 +39,13 @@ def export_fbx(objects_or_armature: ObjectsArg, path: str | os.PathLike, *, pres
     ``preset``: "generic" (Blender's FBX defaults), "unity" (−Z forward, Y up, scale 1, metres)
     or "unreal" (Z up, centimetres); see :mod:`vibe_blender.core.export_presets`. The animation
     covers the action's keyed frames at the scene fps, without leaf bones or key reduction.
-    ``timing``: "video" (video time t → file time t; video frame 0 at 0 s) or "clip" (the person's
-    first frame at 0 s). ``max_influences``: skin influences kept per vertex (Unity/Unreal 4,
+    ``timing``: "video" (video time t → file time t; video frame 0 at 0 s), "clip" (the person's
+    first frame at 0 s) or "hidden" (video time from 0 s, the character invisible, its root bones at
+    scale 1e-5, until the person's first frame). ``max_influences``: skin influences kept per vertex (Unity/Unreal 4,
     generic all; None: all). The take is named ``<armature>_<take>`` (take "take" by default); the
     node default transforms are the rest pose. ``report`` (a dict) receives the export facts: take,
-    first_key_s, last_key_s, frames, fps, max_influences, vertices_pruned, pruning_error_m.
+    first_key_s, last_key_s, frames, fps, timing, hidden_frames, hidden_until_s, hidden_scale,
+    max_influences, vertices_pruned, pruning_error_m.
     Returns the absolute path written.
     """
     return _export.export_fbx_file(objects_or_armature, path, preset=preset, timing=timing,
@@ -57,7 +59,9 @@ def export_bvh(armature: bpy.types.Object, path: str | os.PathLike, *, timing: s
     ``layout`` "standard": position channels on the root only (the ground root bone is merged
     into the pelvis, which becomes the BVH root); "positions": position channels on every joint
     (earlier versions). ``Frame Time`` is 1 / scene fps; with ``timing`` "video" file frame k is
-    video frame k, with "clip" frame 0 is the person's first frame. Returns the path.
+    video frame k, with "clip" frame 0 is the person's first frame; "hidden" writes what "video"
+    does (BVH cannot hide: the first pose shows from 0 s) and the report's ``note`` says so.
+    Returns the path.
     """
     return _export_bvh.export_bvh_file(armature, path, timing=timing, layout=layout, report=report)
 

@@ -4,7 +4,9 @@ Option tables live in :mod:`vibe_blender.core.export_presets`. Every export:
 - writes only the character (armature + its meshes) by selecting them, and restores the user's
   selection, active object, mode, scene frame range and current frame afterwards;
 - covers the frame range of the armature's action at the scene's fps, at export times where video
-  frame 0 is 0 s (``timing="video"``; ``"clip"``: the person's first frame is 0 s) in every format;
+  frame 0 is 0 s (``timing="video"``; ``"clip"``: the person's first frame is 0 s; ``"hidden"``: from
+  0 s, invisible (root bones at scale HIDDEN_SCALE) until the person's first frame, see
+  :mod:`.export_timing`);
 - FBX: nodes' default transforms = rest pose, take ``<armature>_<take>``, GlobalSettings time span =
   the take's (patched in the file, :mod:`..core.fbx_binary`); glTF: times rewritten
   (:mod:`..core.glb_binary`); BVH: the standard channel layout (root positions only);
@@ -19,7 +21,7 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-from dataclasses import dataclass
+import struct
 from typing import Any, Callable, Iterable, Iterator
 
 import bpy
@@ -30,9 +32,9 @@ from ..core import atomic, fbx_binary, glb_binary, skinning
 from ..core import export_presets as presets
 from ..core.errors import UserInputError, VibeError
 from . import compat
-from .bake import PROP_FRAME_START
 from .export_selection import isolated_selection
 from .export_skin import bone_weights, prune_mesh
+from .export_timing import action_frame_range, clip_of, fill_report, keyed_actions, root_bones, timed_actions
 
 log = logging.getLogger(__name__)
 
@@ -56,19 +58,6 @@ def character_objects(objects: bpy.types.Object | Iterable[bpy.types.Object]
     meshes = [o for o in given if o.type == "MESH"]
     meshes += [c for c in armature.children if c.type == "MESH" and c not in meshes]
     return armature, meshes
-
-
-def action_frame_range(armature: bpy.types.Object) -> tuple[int, int]:
-    """First and last keyed frame (inclusive, integers) of the armature's active action.
-
-    Raises UserInputError when the armature has no action (nothing was baked).
-    """
-    ad = armature.animation_data
-    action = ad.action if ad else None
-    if action is None:
-        raise UserInputError(f"armature {armature.name!r} has no animation; import or bake a motion first")
-    start, end = action.frame_range
-    return int(round(start)), int(round(end))
 
 
 def check_target(path: str | os.PathLike, extension: str) -> str:
@@ -161,56 +150,25 @@ def export_fbx_file(objects, path: str | os.PathLike, preset: str = "generic", *
         with contextlib.ExitStack() as stack:
             arm, mesh_list = stack.enter_context(_export_copies(armature, meshes, factor, limit, facts))
             stack.enter_context(isolated_selection([arm, *mesh_list], arm))
-            stack.enter_context(_timed_actions(arm, mesh_list, clip))
+            stack.enter_context(timed_actions(arm, mesh_list, clip))
             stack.enter_context(_scene_named(bpy.context.scene, clip.name))
             run_operator(bpy.ops.export_scene.fbx, "FBX", tmp, **options)
-        fbx_binary.set_time_span(tmp, clip.first_s, clip.last_s)
+        with _file_fixes("FBX", path):
+            fbx_binary.set_time_span(tmp, clip.first_s, clip.last_s)
+            if clip.hidden_frames > 0:  # the root scale steps to 1 (a root's own scale keys step too)
+                fbx_binary.set_constant_keys(tmp, root_bones(armature), fbx_binary.SCALING)
 
     return atomic_export(path, presets.FILE_EXTENSIONS["fbx"], write)
 
 
-@dataclass(frozen=True)
-class Clip:
-    """What an export writes in time: scene frames ``start``..``end`` (the action's keyed range),
-    ``origin`` the scene frame that becomes 0 s, at ``fps``; ``name`` the take/clip name."""
-
-    start: int
-    end: int
-    origin: int
-    fps: float
-    name: str
-
-    @property
-    def first_s(self) -> float:
-        return (self.start - self.origin) / self.fps
-
-    @property
-    def last_s(self) -> float:
-        return (self.end - self.origin) / self.fps
-
-
-def clip_of(armature: bpy.types.Object, timing: str, take: str | None) -> Clip:
-    """The Clip of an armature's action for a timing mode (see :mod:`..core.export_presets`).
-
-    Video time 0 is the frame the motion was baked to start at (the action's ``vibe_frame_start``;
-    for actions not baked by the add-on, the scene's start frame).
-    """
-    presets.check_choice("timing", timing, presets.TIMING_MODES)
-    start, end = action_frame_range(armature)
-    scene = bpy.context.scene
-    video_zero = armature.animation_data.action.get(PROP_FRAME_START, scene.frame_start)
-    origin = start if timing == "clip" else int(round(float(video_zero)))
-    take = str(take) if take else presets.DEFAULT_TAKE
-    return Clip(start, end, origin, scene.render.fps / scene.render.fps_base, f"{armature.name}_{take}")
-
-
-def fill_report(report: dict | None, clip: Clip, fmt: str, **extra: Any) -> dict:
-    """Fill ``report`` (or a new dict) with the export facts: format, take name, first/last key time
-    (s), frames, fps and ``extra``; skinning adds influences and the pruning error (m)."""
-    facts = report if report is not None else {}
-    facts.update(format=fmt, take=clip.name, first_key_s=clip.first_s, last_key_s=clip.last_s,
-                 frames=clip.end - clip.start + 1, fps=clip.fps, **extra)
-    return facts
+@contextlib.contextmanager
+def _file_fixes(label: str, path: str) -> Iterator[None]:
+    """Turn a failure of the in-file fixes (time span, key times, stepped keys) into ExportError."""
+    try:
+        yield
+    except (fbx_binary.FbxFormatError, glb_binary.GlbFormatError, struct.error) as exc:
+        raise ExportError(f"{label} export of {path} could not be finished: {exc}; "
+                          "see the console log") from exc
 
 
 @contextlib.contextmanager
@@ -222,86 +180,6 @@ def _scene_named(scene: bpy.types.Scene, name: str) -> Iterator[None]:
         yield
     finally:
         scene.name = old
-
-
-#: Pose value of a channel at rest, by the data path's last part (per index).
-_REST_VALUES = {"rotation_quaternion": (1.0, 0.0, 0.0, 0.0), "location": (0.0, 0.0, 0.0),
-                "scale": (1.0, 1.0, 1.0), "rotation_euler": (0.0, 0.0, 0.0),
-                "rotation_axis_angle": (0.0, 0.0, 1.0, 0.0), "value": (0.0,)}
-
-
-_KEY_ARRAYS = ("co", "handle_left", "handle_right")
-
-
-def _key_arrays(fc: bpy.types.FCurve) -> dict:
-    """{property: float32 array (2·N)} of the keys of ``fc`` (frames at even, values at odd indices)."""
-    out = {}
-    for prop in _KEY_ARRAYS:
-        out[prop] = np.zeros(2 * len(fc.keyframe_points), dtype=np.float32)
-        fc.keyframe_points.foreach_get(prop, out[prop])
-    return out
-
-
-def _rest_value(fc: bpy.types.FCurve) -> float | None:
-    """The channel's rest value (pose-bone transforms, shape-key values), None for other channels."""
-    rest = _REST_VALUES.get(fc.data_path.rsplit(".", 1)[-1])
-    if rest is None or fc.array_index >= len(rest) or not fc.data_path.startswith(("pose.bones", "key_blocks")):
-        return None
-    return rest[fc.array_index]
-
-
-@contextlib.contextmanager
-def _shifted_curves(action: bpy.types.Action, offset: float, rest_frame: float | None) -> Iterator[None]:
-    """Move every key of ``action`` by ``offset`` frames and, with ``rest_frame``, add a CONSTANT rest
-    key there (before the first key); afterwards the added keys go and the saved keys are put back
-    bit for bit (the action itself is edited: exporters treat an action copy as a second strip)."""
-    saved = []
-    try:
-        for fc in compat.action_fcurves(action):
-            arrays = _key_arrays(fc)
-            saved.append([fc, arrays, False])
-            for prop in _KEY_ARRAYS:
-                moved = arrays[prop].copy()
-                moved[0::2] += offset
-                fc.keyframe_points.foreach_set(prop, moved)
-            rest = _rest_value(fc) if rest_frame is not None else None
-            if rest is not None:
-                fc.keyframe_points.insert(rest_frame, rest, options={"FAST"}).interpolation = "CONSTANT"
-                saved[-1][2] = True
-            fc.update()
-        yield
-    finally:
-        for fc, arrays, added in saved:
-            if added:
-                fc.keyframe_points.remove(fc.keyframe_points[0], fast=True)
-            for prop in _KEY_ARRAYS:
-                fc.keyframe_points.foreach_set(prop, arrays[prop])
-            fc.update()
-
-
-@contextlib.contextmanager
-def _timed_actions(armature: bpy.types.Object, meshes: list, clip: Clip) -> Iterator[None]:
-    """Shift the character's actions (armature, shape keys) so that ``clip.origin`` is scene frame 0
-    and key the rest pose ``REST_FRAME_LEAD`` frames before the first one; set the scene frame range to
-    the shifted clip and the current frame to the rest frame (everything is put back afterwards).
-    (Not used for glTF: Blender 4.2's glTF exporter samples the bones of a character's shifted
-    action from the wrong first frame; glTF exports unshifted, slid to 0 s, and
-    :func:`glb_binary.retime_animations` sets the times.)
-
-    Blender's exporters write scene frame f at f / fps seconds, and the FBX exporter writes the pose of
-    the current frame as the nodes' default transforms.
-    """
-    scene = bpy.context.scene
-    owners = [armature, *(m.data.shape_keys for m in meshes if m.data.shape_keys)]
-    first, last = clip.start - clip.origin, clip.end - clip.origin
-    rest_frame = first - presets.REST_FRAME_LEAD
-    actions = {id(a): a for a in (compat.active_action(o) for o in owners) if a is not None}
-    with contextlib.ExitStack() as stack:
-        for action in actions.values():
-            stack.enter_context(_shifted_curves(action, -clip.origin, rest_frame))
-        scene.frame_start, scene.frame_end = first, last
-        scene.frame_set(rest_frame)
-        yield
 
 
 def _conjugate(m: Matrix, factor: float) -> Matrix:
@@ -449,10 +327,14 @@ def export_gltf_file(objects, path: str | os.PathLike, *, timing: str = "video",
         with contextlib.ExitStack() as stack:
             arm, mesh_list = stack.enter_context(_export_copies(armature, meshes, 1.0, limit, facts))
             stack.enter_context(isolated_selection([arm, *mesh_list], arm))
+            stack.enter_context(keyed_actions(arm, mesh_list, clip, 0, None))
             scene = bpy.context.scene
-            scene.frame_start, scene.frame_end = clip.start, clip.end
+            scene.frame_start, scene.frame_end = clip.first, clip.end
             run_operator(bpy.ops.export_scene.gltf, "glTF", tmp, **options)
-            glb_binary.retime_animations(tmp, clip.first_s, clip.end - clip.start + 1, scene.render.fps,
-                                         scene.render.fps_base)
+            with _file_fixes("glTF", path):
+                glb_binary.retime_animations(tmp, clip.first_s, clip.frames, scene.render.fps,
+                                             scene.render.fps_base)
+                if clip.hidden_frames > 0:  # the root scale steps to 1 (a root's own scale keys step too)
+                    glb_binary.set_step_interpolation(tmp, root_bones(armature), "scale")
 
     return atomic_export(path, presets.FILE_EXTENSIONS["glb"], write)

@@ -23,11 +23,10 @@ from .export import (
     atomic_export,
     character_objects,
     check_selectable,
-    clip_of,
-    fill_report,
     run_operator,
 )
 from .export_selection import isolated_selection
+from .export_timing import clip_of, fill_report
 
 RIGID_SCALE_TOLERANCE = 1e-4  # an armature scaled by more than this cannot be written as BVH
 
@@ -92,22 +91,29 @@ def export_bvh_file(armature: bpy.types.Object, path: str | os.PathLike, *, timi
     ground root bone whose only child moves (the character's root → pelvis) is merged into that
     child, which becomes the BVH root. "positions": position channels on every joint, all bones.
     ``timing`` "video": file frame k is video frame k (before a late person's first frame the first
-    pose repeats; BVH has no start time); "clip": file frame 0 is the person's first frame.
+    pose repeats; BVH has no start time); "clip": file frame 0 is the person's first frame;
+    "hidden": as "video" (BVH has no scale or visibility channel to hide the lead-in: the first pose
+    shows from 0 s; the report's ``note`` says so).
     """
     options = presets.bvh_options(layout)
     armature, _ = character_objects(armature)
     check_selectable([armature])
     _check_unscaled(armature)
-    clip = clip_of(armature, timing, None)
+    presets.check_choice("timing", timing, presets.TIMING_MODES)
+    clip = clip_of(armature, "video" if timing == "hidden" else timing, None)  # BVH cannot hide
     first = min(clip.origin, clip.start)
     merge = _bvh_merge_plan(armature) if layout == "standard" else None
-    fill_report(report, clip, "bvh", layout=layout, frames_written=clip.end - first + 1,
-            root=merge[1] if merge else armature.data.bones[0].name if armature.data.bones else None)
+    root = merge[1] if merge else armature.data.bones[0].name if armature.data.bones else None
+    facts = fill_report(report, clip, "bvh", layout=layout, frames_written=clip.end - first + 1, root=root)
+    facts.update(timing=timing, lead_in_frames=clip.start - first)
+    if timing == "hidden" and clip.start > first:
+        facts["note"] = (f"BVH has no scale or visibility channel: the first pose is shown from 0 s "
+                         f"until the person's first frame at {clip.shown_from_s:.3f} s")
 
     def write(tmp: str) -> None:
         with _y_up_copy(armature) as copy, isolated_selection([copy], copy), _private_action(copy):
             if merge:
-                _merge_root(armature, copy, *merge, range(first, clip.end + 1))
+                _merge_root(armature, copy, *merge, range(first, clip.end + 1), clip.start)
             run_operator(bpy.ops.export_anim.bvh, "BVH", tmp, frame_start=first, frame_end=clip.end,
                           **options)
 
@@ -145,17 +151,19 @@ def _bvh_merge_plan(armature: bpy.types.Object) -> tuple[str, str] | None:
 
 
 def _merge_root(original: bpy.types.Object, copy: bpy.types.Object, root: str, child: str,
-                frames: range) -> None:
+                frames: range, first_key: int) -> None:
     """Delete ``root`` from the (Y-up) copy and key ``child`` with its full armature-space motion.
 
     The copy's rest is ``A`` · the original's (A = BVH_FROM_BLENDER · matrix_world, rigid), so the
-    child's posed matrix in the copy is A · its posed matrix in the original, sampled at ``frames``.
+    child's posed matrix in the copy is A · its posed matrix in the original, sampled at ``frames``;
+    frames before ``first_key`` (a late person's lead-in) get the first pose (the original is hidden
+    there, so Blender does not evaluate it: its pose would be stale).
     """
     scene = bpy.context.scene
     a = Matrix(presets.BVH_FROM_BLENDER) @ original.matrix_world
     posed = []
     for f in frames:
-        scene.frame_set(f)
+        scene.frame_set(max(f, first_key))
         posed.append(a @ original.pose.bones[child].matrix)
     bpy.ops.object.mode_set(mode="EDIT")
     edit = copy.data.edit_bones

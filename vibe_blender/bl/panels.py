@@ -106,7 +106,8 @@ class VIBE_PT_motion(SubPanel, bpy.types.Panel):
 
 
 class VIBE_PT_export(SubPanel, bpy.types.Panel):
-    """Export the active character: FBX (with a preset), BVH or glTF."""
+    """Export the active character: FBX (with a preset), BVH or glTF, with the timing, skin influences
+    and BVH layout set here (copied onto each button's operator, ``ui_export.PANEL_OPTIONS``)."""
 
     bl_idname = "VIBE_PT_export"
     bl_label = "Export"
@@ -114,14 +115,25 @@ class VIBE_PT_export(SubPanel, bpy.types.Panel):
 
     def draw(self, context: bpy.types.Context) -> None:
         layout = self.layout
+        settings = context.scene.vibe
         arm = ui_export.chosen_character(context)
         layout.label(text=arm.name if arm else "No character", icon="ARMATURE_DATA")
-        layout.prop(context.scene.vibe, "fbx_preset")
+        col = layout.column()
+        col.prop(settings, "fbx_preset")
+        col.label(text="Timing")
+        col.row(align=True).prop(settings, "export_timing", expand=True)
+        col.label(text="Influences")
+        row = col.row(align=True)
+        row.prop(settings, "export_influences", text="")
+        if settings.export_influences == "custom":
+            row.prop(settings, "export_influence_count", text="")
+        col.prop(settings, "bvh_layout", text="BVH")
         row = layout.row(align=True)
         for fmt, text in (("fbx", "FBX"), ("bvh", "BVH"), ("glb", "glTF")):
             op = row.operator("vibe.export_character", text=text)
             op.format = fmt
-            op.fbx_preset = context.scene.vibe.fbx_preset
+            for op_name, setting in ui_export.PANEL_OPTIONS.items():
+                setattr(op, op_name, getattr(settings, setting))
 
 
 def _draw_running(box: bpy.types.UILayout, job) -> None:

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, FloatProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
-from ..core.export_presets import FBX_PRESET_NAMES
+from ..core.export_presets import (BVH_LAYOUT_CHOICES, FBX_PRESET_NAMES, INFLUENCE_CHOICES, PRESET_DEFAULT,
+                                   TIMING_CHOICES)
 from ..core.settings import (DEFAULT_FPS_MODE, FOCAL_35MM_RANGE, FPS_CHOICES, ROOT_MOTION_CHOICES,
                              ImportOptions, enum_items, parse_track_ids)
 
@@ -12,6 +13,11 @@ ROOT_MOTION_ITEMS = enum_items(ROOT_MOTION_CHOICES)
 FPS_ITEMS = enum_items(FPS_CHOICES)
 FBX_PRESET_ITEMS = tuple((n, n.capitalize(), f"FBX axes and units for {n.capitalize()}")
                          for n in FBX_PRESET_NAMES)
+TIMING_ITEMS = enum_items(TIMING_CHOICES)
+INFLUENCE_ITEMS = enum_items(INFLUENCE_CHOICES)
+BVH_LAYOUT_ITEMS = enum_items(BVH_LAYOUT_CHOICES)
+#: Largest Custom influence count the panel offers (any positive int works through the API).
+MAX_CUSTOM_INFLUENCES = 64
 PEOPLE_ITEMS = (
     ("all", "All", "Import every tracked person"),
     ("chosen", "Chosen", "Import only the people with the listed track ids"),
@@ -42,6 +48,14 @@ class VibeSceneSettings(bpy.types.PropertyGroup):
                            description="Scene frame rate after the import")
     fbx_preset: EnumProperty(name="FBX", items=FBX_PRESET_ITEMS, default="generic",
                              description="Axes and units of the FBX export")
+    export_timing: EnumProperty(name="Timing", items=TIMING_ITEMS, default="video",
+                                description="Where the exported animation starts in time")
+    export_influences: EnumProperty(name="Influences", items=INFLUENCE_ITEMS, default=PRESET_DEFAULT,
+                                    description="Skin influences per vertex in FBX and glTF")
+    export_influence_count: IntProperty(name="Count", default=4, min=1, max=MAX_CUSTOM_INFLUENCES,
+                                        description="Influences per vertex for the Custom choice")
+    bvh_layout: EnumProperty(name="BVH Layout", items=BVH_LAYOUT_ITEMS, default="standard",
+                             description="Channels of the BVH export")
     motion_path: StringProperty(name="Motion File", subtype="FILE_PATH",
                                 description="Motion file (*.motion.npz) written by the engine; "
                                             "re-import it without running the engine again")

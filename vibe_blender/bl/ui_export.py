@@ -1,7 +1,10 @@
 """Export from the panel: the active VIBE character as FBX (with a preset), BVH or glTF.
 
 The work is ``bl.api``'s exporters; this operator only finds the character (its armature, or the
-body whose parent it is), asks for the file and reports the outcome in one line.
+body whose parent it is), asks for the file, passes the panel's export options (timing, skin
+influences, BVH layout) and reports the outcome in one line: the file, and the skin-pruning error,
+the hidden lead-in or a format's limitation when the export report has them. A failed export leaves
+the scene as it was (the exporters put everything back) and reports one error line.
 """
 from __future__ import annotations
 
@@ -9,12 +12,15 @@ import bpy
 from bpy.props import StringProperty
 
 from ..core.errors import VibeError
-from ..core.export_presets import FILE_EXTENSIONS
+from ..core.export_presets import FILE_EXTENSIONS, PRESET_DEFAULT, export_summary, influences_choice
 from . import api, operators, props
 
 EXPORT_FORMAT_ITEMS = (("fbx", "FBX", "Armature + body + action (game engines, DCC tools)"),
                        ("bvh", "BVH", "Skeleton motion only (Y up)"),
                        ("glb", "glTF", "Binary glTF: skinned body + action (web, Godot)"))
+#: Scene settings (``scene.vibe``) the panel copies onto the operator, by operator property.
+PANEL_OPTIONS = {"fbx_preset": "fbx_preset", "timing": "export_timing", "max_influences": "export_influences",
+                 "influence_count": "export_influence_count", "bvh_layout": "bvh_layout"}
 
 
 def chosen_character(context: bpy.types.Context) -> bpy.types.Object | None:
@@ -35,6 +41,11 @@ class VIBE_OT_export_character(bpy.types.Operator):
 
     format: bpy.props.EnumProperty(name="Format", items=EXPORT_FORMAT_ITEMS, default="fbx")
     fbx_preset: bpy.props.EnumProperty(name="FBX Preset", items=props.FBX_PRESET_ITEMS, default="generic")
+    timing: bpy.props.EnumProperty(name="Timing", items=props.TIMING_ITEMS, default="video")
+    max_influences: bpy.props.EnumProperty(name="Influences", items=props.INFLUENCE_ITEMS,
+                                           default=PRESET_DEFAULT)
+    influence_count: bpy.props.IntProperty(name="Count", default=4, min=1, max=props.MAX_CUSTOM_INFLUENCES)
+    bvh_layout: bpy.props.EnumProperty(name="BVH Layout", items=props.BVH_LAYOUT_ITEMS, default="standard")
     filepath: StringProperty(name="File", subtype="FILE_PATH", options={"SKIP_SAVE"})
 
     @classmethod
@@ -57,15 +68,21 @@ class VIBE_OT_export_character(bpy.types.Operator):
             self.report({"ERROR"}, "Choose where to save the export: the file name is empty")
             return {"CANCELLED"}
         path = bpy.path.abspath(self.filepath)
+        report: dict = {}
         try:
-            if self.format == "fbx":
-                written = api.export_fbx(arm, path, preset=self.fbx_preset)
-            elif self.format == "bvh":
-                written = api.export_bvh(arm, path)
-            else:
-                written = api.export_gltf(arm, path)
+            written = self._export(arm, path, report)
         except VibeError as exc:
             self.report({"ERROR"}, str(exc))
             return {"CANCELLED"}
-        self.report({"INFO"}, f"Exported {arm.name} to {written}")
+        self.report({"INFO"}, export_summary(arm.name, written, report))
         return {"FINISHED"}
+
+    def _export(self, arm: bpy.types.Object, path: str, report: dict) -> str:
+        """Call the API exporter of ``self.format`` with the operator's options; returns the path."""
+        if self.format == "bvh":
+            return api.export_bvh(arm, path, timing=self.timing, layout=self.bvh_layout, report=report)
+        influences = influences_choice(self.max_influences, self.influence_count)
+        if self.format == "fbx":
+            return api.export_fbx(arm, path, preset=self.fbx_preset, timing=self.timing,
+                                  max_influences=influences, report=report)
+        return api.export_gltf(arm, path, timing=self.timing, max_influences=influences, report=report)

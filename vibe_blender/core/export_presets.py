@@ -22,9 +22,14 @@ Every FBX preset writes only the selected armature + mesh, no leaf bones, and ba
 action at every frame without simplification (``bake_anim_simplify_factor=0``). Unity, Unreal and
 glTF keep at most :data:`DEFAULT_MAX_INFLUENCES` skin influences per vertex (pruned, renormalised).
 
-Time (``timing``, all formats alike): ``"video"`` maps video time t to export time t (video frame 0
-→ 0 s; a person who enters late starts at their first frame's time; BVH, which has no time stamps,
-repeats the first pose from 0 s); ``"clip"`` starts every file at the person's first frame (0 s).
+Time (``timing``, all formats alike, see :func:`clip_span`): ``"video"`` maps video time t to export
+time t (video frame 0 → 0 s; a person who enters late starts at their first frame's time; BVH, which
+has no time stamps, repeats the first pose from 0 s); ``"clip"`` starts every file at the person's
+first frame (0 s); ``"hidden"`` keeps video time and starts every file at 0 s: FBX and glTF hold the
+first pose from 0 s with the root bones at scale :data:`HIDDEN_SCALE` (invisible: every vertex
+collapses onto the root)
+until the person's first frame, stepped (FBX constant keys, glTF STEP), then scale 1; BVH has no
+scale channel, so it holds the first pose, visible, from 0 s (as ``"video"``).
 """
 from __future__ import annotations
 
@@ -77,7 +82,14 @@ PRESET_DEFAULT = "preset"
 #: Take name when none is given: files name the take/clip ``<armature>_<take>``.
 DEFAULT_TAKE = "take"
 #: Export time origins (see the module docstring).
-TIMING_MODES = ("video", "clip")
+TIMING_MODES = ("video", "clip", "hidden")
+#: Root-bone scale before a person's first frame in timing "hidden": a 2 m character shrinks to 20 µm
+#: on its root (invisible). Not exactly 0: Blender's exporters derive every bone's local transform
+#: from its parent's inverse, so under a zero-scale root the joints get zero scales and meaningless
+#: offsets, and the FBX SDK then reads NaN for every joint below the root (measured with FBX2glTF;
+#: Assimp and the glTF validator accept exact 0).
+HIDDEN_SCALE = 1e-5
+SHOWN_SCALE = 1.0
 #: BVH channel layouts: "standard" = 6 channels on the root, 3 rotations elsewhere; "positions" =
 #: position channels on every joint (the layout of earlier versions).
 BVH_LAYOUTS = ("standard", "positions")
@@ -139,6 +151,66 @@ def bvh_options(layout: str = "standard") -> dict[str, Any]:
     """Keyword arguments for ``bpy.ops.export_anim.bvh`` (without path/frames) for a channel layout."""
     check_choice("BVH layout", layout, BVH_LAYOUTS)
     return merged(BVH_OPTIONS, root_transform_only=layout == "standard")
+
+
+#: Panel choices (value: (label, tooltip)) of the export options; the values are the API's.
+TIMING_CHOICES = {
+    "video": ("Video", "Keys at video time (video frame 0 = 0 s); the take spans the person's frames"),
+    "clip": ("Clip", "The person's first frame at 0 s"),
+    "hidden": ("Hidden", "Video time from 0 s; the character is invisible (root scaled to 1e-5) until "
+                         "the person's first frame. BVH cannot hide: it shows the first pose from 0 s"),
+}
+BVH_LAYOUT_CHOICES = {
+    "standard": ("Standard", "Positions on the root only (the ground root merged into the pelvis)"),
+    "positions": ("Positions", "Position channels on every joint (earlier versions)"),
+}
+#: Influences per vertex: the preset's default, a fixed number, every influence, or the custom count.
+INFLUENCE_CHOICES = {
+    PRESET_DEFAULT: ("Preset", "4 for Unity, Unreal and glTF; all for the generic FBX preset"),
+    "4": ("4", "At most 4 skin influences per vertex (pruned, renormalised)"),
+    "8": ("8", "At most 8 skin influences per vertex (pruned, renormalised)"),
+    "all": ("All", "Keep every skin influence (Blender to Blender)"),
+    "custom": ("Custom", "At most the given number of skin influences per vertex"),
+}
+
+
+def influences_choice(choice: str, count: int) -> Any:
+    """The ``max_influences`` argument for a panel choice (``count``: the Custom number, ≥ 1)."""
+    check_choice("max influences", choice, tuple(INFLUENCE_CHOICES))
+    if choice == PRESET_DEFAULT:
+        return PRESET_DEFAULT
+    if choice == "all":
+        return None
+    value = int(count) if choice == "custom" else int(choice)
+    if value < 1:  # 0 would mean "all" to resolve_max_influences
+        raise UserInputError(f"max_influences must be a whole number ≥ 1 for Custom, got {count!r}")
+    return resolve_max_influences(value, None)
+
+
+def export_summary(name: str, path: str, report: dict) -> str:
+    """One line for the panel after an export: the file, and what the report says a user should
+    know (skin pruning with its measured error, the hidden lead-in, a format's limitation)."""
+    parts = [f"Exported {name} to {path}"]
+    if report.get("vertices_pruned"):
+        parts.append(f"skin pruned to {report['max_influences']} influences: {report['vertices_pruned']} "
+                     f"vertices moved up to {1e3 * report['pruning_error_m']:.1f} mm")
+    if report.get("hidden_frames"):
+        parts.append(f"hidden until {report['hidden_until_s']:.3f} s")
+    if report.get("note"):
+        parts.append(report["note"])
+    return "; ".join(parts)
+
+
+def clip_span(timing: str, start: int, end: int, video_zero: int) -> tuple[int, int]:
+    """(origin, first) scene frames of an export: ``origin`` becomes 0 s, ``first`` is the first frame
+    written (frames ``first``…``end``); ``start``/``end``: the person's keyed frames, ``video_zero``:
+    the scene frame of video frame 0. Frames ``first``…``start − 1`` are the hidden lead-in (timing
+    "hidden" only; none when the person is there from video frame 0 or earlier).
+    """
+    check_choice("timing", timing, TIMING_MODES)
+    if timing == "clip":
+        return start, start
+    return video_zero, min(start, video_zero) if timing == "hidden" else start
 
 
 def check_choice(label: str, value: str, choices: tuple) -> str:

@@ -81,3 +81,21 @@ def retime_animations(path: str, start_s: float, frames: int, fps: float, fps_ba
     with open(path, "wb") as f:
         f.write(_pack(doc, blob))
     return len(inputs)
+
+
+def set_step_interpolation(path: str, node_names: list, target_path: str) -> int:
+    """Make the samplers of the ``target_path`` ("scale", …) channels of the named nodes STEP (a value
+    holds until the next key); returns the number of samplers changed (only the JSON chunk changes).
+    """
+    with open(path, "rb") as f:
+        doc, blob = _chunks(f.read())
+    nodes = {i for i, n in enumerate(doc.get("nodes", [])) if n.get("name") in set(node_names)}
+    changed = 0
+    for anim in doc.get("animations", []):
+        for ch in anim["channels"]:
+            if ch["target"].get("node") in nodes and ch["target"]["path"] == target_path:
+                anim["samplers"][ch["sampler"]]["interpolation"] = "STEP"
+                changed += 1
+    with open(path, "wb") as f:
+        f.write(_pack(doc, blob))
+    return changed

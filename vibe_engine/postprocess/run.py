@@ -97,6 +97,7 @@ def _steps(motion: mf.Motion, settings: PostSettings) -> np.ndarray | None:
         camera_motion.store_path(motion, ref)
         return ref
     found = estimate_world(motion, calibrate=ref is None)  # ground of all people; focal (vibe_engine.world.grounding)
+    found = camera_motion.background_floor(motion, found)  # a translating camera: the floor it moved over
     motion.meta["world"] = {**motion.meta.get("world", {}), **world_meta(found)}
     camera_motion.store_path(motion, ref)
     m = found.lock_matrix  # the ground's frame, or the people's vertical for a refused ground's tilt

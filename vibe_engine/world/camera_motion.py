@@ -10,12 +10,18 @@ least-squares (Kabsch) rotation between their calibrated rays. The keyframe move
 few of its corners survive; rotations chain only at keyframe changes (little drift).
 
 Frames: ``ref_from_camera[n]`` (N,3,3) rotates OpenCV camera-frame vectors of video frame ``n`` into
-the camera frame of frame 0 (the reference). Memory: O(N) 3×3 matrices, nothing per pixel kept.
+the camera frame of frame 0 (the reference); a translating camera also has its centre
+``CameraPath.centres[n]`` there (units of the frame-0 camera's distance to the floor; metres after
+:func:`attach`). Memory: per frame ≤ PAIRS_KEPT background point pairs (≈ 0.6 kB) and a 3×3
+rotation, nothing per pixel; the path solves work on ≤ CHUNK_FRAMES frames at a time.
 
 Decisions (``CameraPath.kind``): ``static`` when the largest rotation from the reference stays below
-STATIC_MAX_DEG (a tripod clip keeps exactly today's result), ``moving`` otherwise; a clip whose
+STATIC_MAX_DEG, the clip does not zoom and the camera does not travel (a tripod clip keeps exactly
+today's result), ``moving`` otherwise; a clip whose
 background cannot be tracked (a person filling the frame, a blank wall) falls back to ``static``
-with a ``reason`` naming why. Translation (a camera walking) and zoom are not modelled here.
+with a ``reason`` naming why. A per-frame focal is fitted when the clip zooms; a camera that moves
+over the floor (walking, dolly) gets its translation from :mod:`vibe_engine.world.camera_translation`
+(model selection against the rotation model; metric scale from the people's feet in :func:`attach`).
 """
 from __future__ import annotations
 
@@ -23,6 +29,8 @@ from dataclasses import dataclass, field
 from typing import Any, Iterable
 
 import numpy as np
+
+from vibe_engine.world import camera_translation
 
 #: Frames are tracked at this width (px); the result does not depend on it beyond precision.
 WORK_WIDTH = 480
@@ -50,9 +58,17 @@ FOCAL_MIN_ROTATION_DEG = 3.0
 FOCAL_RANGE = (0.5, 2.0)
 FOCAL_PROBE = 1.1
 FOCAL_SHARPNESS = 1.3
-#: Zoom: the per-frame focal is fitted within ±ZOOM_MAX_LOG (log) of its keyframe's; a clip zooms
-#: when some frame's focal differs from frame 0's by more than ZOOM_MIN_LOG (≈ 2 %).
-ZOOM_MAX_LOG = 0.2
+#: Zoom: the per-frame focal is fitted within ±ZOOM_MAX_LOG (log) of its keyframe's (a grid of
+#: ZOOM_GRID values, narrowed ZOOM_LEVELS times, then a parabola); a clip zooms when some frame's
+#: focal differs from frame 0's by more than ZOOM_MIN_LOG (≈ 2 %).
+ZOOM_MAX_LOG = 0.5
+ZOOM_GRID = 11
+ZOOM_LEVELS = 5
+#: The zoom is searched only when the plain rotation misfits the background this many times more
+#: than a free homography (camera_translation.misfit_ratio; a 2 % zoom gives ≫ 10).
+ZOOM_GATE_RATIO = 1.3
+#: The path solves work on at most this many frames at a time (bounded memory on long clips).
+CHUNK_FRAMES = 256
 ZOOM_MIN_LOG = 0.02
 
 
@@ -68,6 +84,9 @@ class CameraPath:
     stats: dict[str, float] = field(default_factory=dict)
     focal_scale: float = 1.0  # focal correction found from the rotation (1: none)
     zoom: np.ndarray | None = None  # (N,) focal of each frame / frame 0's, when the camera zooms
+    #: (N,3) camera centres in the frame-0 camera in units of its distance to the floor (translation)
+    centres: np.ndarray | None = None
+    plane_normal: np.ndarray | None = None  # (3,) the floor's normal in the frame-0 camera (down)
 
 
 def kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
@@ -159,7 +178,10 @@ class CameraTracker:
         """Feed video frame ``index`` (RGB (H,W,3) uint8); frames must come in order without gaps."""
         import cv2
 
-        grey = cv2.resize(cv2.cvtColor(image, cv2.COLOR_RGB2GRAY), self.size, interpolation=cv2.INTER_AREA)
+        small = image  # exact halvings first (OpenCV's fast 2× area path), grey on the small image
+        while small.shape[1] >= 2 * self.size[0]:
+            small = cv2.resize(small, (small.shape[1] // 2, small.shape[0] // 2), interpolation=cv2.INTER_AREA)
+        grey = cv2.resize(cv2.cvtColor(small, cv2.COLOR_RGB2GRAY), self.size, interpolation=cv2.INTER_AREA)
         if self._prev is None:
             self.pairs.append(None)
             self._new_keyframe(grey, index)
@@ -179,54 +201,95 @@ class CameraTracker:
         A frame without a fit holds the previous rotation; the keyframe's rotation is its own."""
         return self.solve(focal, zoom=False)[0]
 
+    def chunks(self) -> Iterable["PackedPairs"]:
+        """The kept pairs as arrays, in keyframe order, at most CHUNK_FRAMES frames (all of one
+        keyframe) per chunk: memory per chunk is bounded whatever the clip's length."""
+        groups: dict[int, list[int]] = {}
+        for n, pair in enumerate(self.pairs):
+            if pair is not None:
+                groups.setdefault(pair[0], []).append(n)
+        for k in sorted(groups):
+            frames = groups[k]
+            for start in range(0, len(frames), CHUNK_FRAMES):
+                yield PackedPairs.of(self.pairs, frames[start : start + CHUNK_FRAMES])
+
     def solve(self, focal: float, zoom: bool) -> tuple[np.ndarray, np.ndarray]:
         """(ref_from_camera (N,3,3), focal scale per frame (N,) relative to frame 0). With ``zoom``
-        each frame's focal relative to its keyframe is fitted too (1-D search per frame)."""
-        from scipy.optimize import minimize_scalar
+        each frame's focal relative to its keyframe is fitted too (:func:`_zoom_search`). Frames
+        sharing a keyframe are solved as one batch (:meth:`chunks`), keyframes in order."""
+        n = len(self.pairs)
+        rots, scales = np.repeat(np.eye(3)[None], n, 0), np.ones(n)
+        has = np.array([p is not None for p in self.pairs], bool)
+        filled = 0
 
-        rots, scales = [np.eye(3)], [1.0]
-        for pair in self.pairs[1:]:
-            if pair is None:
-                rots.append(rots[-1])
-                scales.append(scales[-1])
-                continue
-            key_index, key, cur = pair
-            fk = focal * scales[key_index]
-            b = _rays(key, fk, self.size)
-            s = 1.0
-            if zoom:
-                def misfit(ls: float) -> float:
-                    a = _rays(cur, fk * np.exp(ls), self.size)
-                    return float(np.sum((b - a @ kabsch(a, b).T) ** 2))
-                s = float(np.exp(minimize_scalar(misfit, bounds=(-ZOOM_MAX_LOG, ZOOM_MAX_LOG), method="bounded",
-                                                 options={"xatol": 1e-5}).x))
-            rots.append(rots[key_index] @ kabsch(_rays(cur, fk * s, self.size), b))
-            scales.append(scales[key_index] * s)
-        return np.array(rots), np.array(scales)
+        def hold(upto: int) -> None:  # frames without a fit up to ``upto`` hold the previous camera
+            nonlocal filled
+            for j in range(filled + 1, upto + 1):
+                if not has[j]:
+                    rots[j], scales[j] = rots[j - 1], scales[j - 1]
+            filled = max(filled, upto)
+
+        for pk in self.chunks():
+            k = int(pk.key[0])
+            hold(k)
+            fk = focal * scales[k]
+            b = _rays_batch(pk.key_pts, fk, self.size)
+            s = _zoom_search(pk.cur_pts, b, pk.weight, fk, self.size) if zoom else np.ones(len(b))
+            rel = _kabsch_batch(_rays_batch(pk.cur_pts, fk * s, self.size), b, pk.weight)
+            rots[pk.frame] = rots[k] @ rel
+            scales[pk.frame] = scales[k] * s
+        hold(n - 1)
+        return rots, scales
 
     @property
     def failed(self) -> int:
         """Frames (after the first) without a usable background fit."""
         return sum(p is None for p in self.pairs[1:])
 
-    def finish(self, num_frames: int, mode: str = "auto", calibrate: bool = False) -> CameraPath:
-        """The path over ``num_frames`` frames (the last rotation held past the last frame fed).
+    def _rotation_model(self, focal: float) -> tuple[np.ndarray, np.ndarray]:
+        """(ref_from_camera (N,3,3), zoom (N,)) of the rotation model at ``focal`` (px at work scale):
+        per-frame focal only when the clip zooms (ZOOM_MIN_LOG), else ones."""
+        rots, zooms = self.solve(focal, zoom=False)
+        z_rots, z_scales = self.solve(focal, zoom=True)
+        if np.abs(np.log(z_scales)).max() > ZOOM_MIN_LOG:  # a zoom: per-frame focal
+            return z_rots, z_scales
+        return rots, zooms
 
-        ``calibrate``: also estimate the focal from the rotation (``CameraPath.focal_scale``)."""
-        scale, cal = 1.0, {}
-        if calibrate:
-            scale, cal = calibrate_focal(self)
-        rots, zooms = self.solve(self.focal * scale, zoom=False) if self.pairs else (np.eye(3)[None], np.ones(1))
-        if self.pairs:
-            z_rots, z_scales = self.solve(self.focal * scale, zoom=True)
+    def _translation(self) -> tuple[camera_translation.Translation | None, np.ndarray, np.ndarray, dict]:
+        """The translating path (or None), the rotation model's (rotations, zoom) and stats. The
+        zoom is searched only when the plain rotation misfits the background ZOOM_GATE_RATIO× more
+        than a free homography (a still or turning camera fits both alike)."""
+        T = camera_translation
+        rots, zooms = self.solve(self.focal, zoom=False)
+        free = T.homography_misfit(self.pairs)
+        misfit = T.rotation_misfit(self.pairs, rots, self.focal, self.size)
+        if T.misfit_ratio(misfit, free) >= ZOOM_GATE_RATIO:
+            z_rots, z_scales = self.solve(self.focal, zoom=True)
             if np.abs(np.log(z_scales)).max() > ZOOM_MIN_LOG:  # a zoom: per-frame focal
                 rots, zooms = z_rots, z_scales
-        if len(zooms) < num_frames:
-            zooms = np.concatenate([zooms, np.repeat(zooms[-1:], num_frames - len(zooms))])
-        zooms = zooms[:num_frames]
-        if len(rots) < num_frames:
-            rots = np.concatenate([rots, np.repeat(rots[-1:], num_frames - len(rots), 0)])
-        rots = rots[:num_frames]
+                misfit = T.rotation_misfit(self.pairs, rots, self.focal, self.size, zooms)
+        moved, stats = T.estimate(self.pairs, rots, self.focal, self.size, misfit, free)
+        return moved, rots, zooms, stats
+
+    def finish(self, num_frames: int, mode: str = "auto", calibrate: bool = False) -> CameraPath:
+        """The path over ``num_frames`` frames (the last camera held past the last frame fed).
+
+        Translation first (:mod:`vibe_engine.world.camera_translation`: a camera moving over the
+        floor); otherwise the rotation model, with ``calibrate`` also the focal from the rotation
+        (``CameraPath.focal_scale``) and a per-frame focal when the clip zooms."""
+        scale, cal, moved = 1.0, {}, None
+        rots, zooms = np.eye(3)[None], np.ones(1)
+        if self.pairs:
+            moved, rots, zooms, cal = self._translation()
+            if moved is not None:
+                rots, zooms = moved.rotations, np.ones(len(moved.rotations))
+            elif calibrate:
+                scale, focal_stats = calibrate_focal(self)
+                cal.update(focal_stats)
+                if scale != 1.0:
+                    rots, zooms = self._rotation_model(self.focal * scale)
+        rots, zooms = _pad(rots, num_frames), _pad(zooms, num_frames)
+        centres = None if moved is None else _pad(moved.centres, num_frames)
         largest = float(rotation_angle_deg(rots).max())
         kept = [len(p[1]) for p in self.pairs if p is not None]
         stats = {"largest_rotation_deg": round(largest, 3), "failed_frames": self.failed,
@@ -238,9 +301,18 @@ class CameraTracker:
             return CameraPath("static", identity, reason, self.failed, stats)
         zoomed = bool(np.abs(np.log(zooms)).max() > ZOOM_MIN_LOG)
         stats["zoom_range"] = round(float(zooms.max() / zooms.min()), 4)
-        if mode == "moving" or (mode == "auto" and (largest >= STATIC_MAX_DEG or zoomed)):
-            return CameraPath("moving", rots, "", self.failed, stats, scale, zooms if zoomed else None)
+        stats["translating"] = moved is not None
+        if mode == "moving" or (mode == "auto" and (largest >= STATIC_MAX_DEG or zoomed or moved is not None)):
+            return CameraPath("moving", rots, "", self.failed, stats, scale, zooms if zoomed else None,
+                              centres, None if moved is None else moved.normal)
         return CameraPath("static", identity, "", self.failed, stats)
+
+
+def _pad(values: np.ndarray, num_frames: int) -> np.ndarray:
+    """``values`` (M,...) cut or extended to ``num_frames`` rows (the last row repeated)."""
+    if len(values) < num_frames:
+        values = np.concatenate([values, np.repeat(values[-1:], num_frames - len(values), 0)])
+    return values[:num_frames]
 
 
 def _rays(pts: np.ndarray, focal: float, size: tuple[int, int]) -> np.ndarray:
@@ -249,17 +321,79 @@ def _rays(pts: np.ndarray, focal: float, size: tuple[int, int]) -> np.ndarray:
     return rays / np.linalg.norm(rays, axis=1, keepdims=True)
 
 
+@dataclass
+class PackedPairs:
+    """Kept background pairs as arrays: ``frame``, ``key`` (P,) int, ``key_pts``, ``cur_pts``
+    (P,M,2) px at work scale (padded to M = PAIRS_KEPT), ``weight`` (P,M) 1 for a point, 0 for padding."""
+
+    frame: np.ndarray
+    key: np.ndarray
+    key_pts: np.ndarray
+    cur_pts: np.ndarray
+    weight: np.ndarray
+
+    @classmethod
+    def of(cls, pairs: list, frames: list[int]) -> "PackedPairs":
+        """Pack the pairs of ``frames`` (each with a pair) of ``CameraTracker.pairs``."""
+        rows = [pairs[n] for n in frames]
+        m = max([PAIRS_KEPT] + [len(p[1]) for p in rows])
+        key_pts, cur_pts, weight = np.zeros((len(rows), m, 2)), np.zeros((len(rows), m, 2)), np.zeros((len(rows), m))
+        for i, (_, key, cur) in enumerate(rows):
+            key_pts[i, : len(key)], cur_pts[i, : len(cur)], weight[i, : len(key)] = key, cur, 1.0
+        return cls(np.asarray(frames, int), np.array([p[0] for p in rows], int), key_pts, cur_pts, weight)
+
+
+def _rays_batch(pts: np.ndarray, focal, size: tuple[int, int]) -> np.ndarray:
+    """Unit rays (...,M,3) of pixels (...,M,2); ``focal`` a number or an array broadcasting to (...)."""
+    f = np.asarray(focal, np.float64)[..., None, None]
+    xy = (pts - np.array(size, np.float64) / 2) / f
+    rays = np.concatenate([xy, np.ones(xy.shape[:-1] + (1,))], -1)
+    return rays / np.linalg.norm(rays, axis=-1, keepdims=True)
+
+
+def _kabsch_batch(a: np.ndarray, b: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """Rotations (...,3,3) minimising Σ w |b − R a|² for rays a, b (...,M,3) and weights w (...,M)."""
+    u, _, vt = np.linalg.svd(np.einsum("...m,...mi,...mj->...ij", w, b, a))
+    u[..., :, 2] *= np.where(np.linalg.det(u @ vt) < 0, -1.0, 1.0)[..., None]
+    return u @ vt
+
+
+def _misfit_batch(cur: np.ndarray, b: np.ndarray, w: np.ndarray, focal: np.ndarray, size) -> np.ndarray:
+    """Σ w |b − R a|² (...) of the best rotation, cur rays at ``focal`` (...)."""
+    a = _rays_batch(cur, focal, size)
+    d = b - np.einsum("...ij,...mj->...mi", _kabsch_batch(a, b, w), a)
+    return np.einsum("...m,...mi,...mi->...", w, d, d)
+
+
+def _zoom_search(cur: np.ndarray, b: np.ndarray, w: np.ndarray, fk: float, size) -> np.ndarray:
+    """Per pair (B,) the focal of the current frame relative to its keyframe's (``fk``) that best
+    makes the pairs a rotation: grid search within ±ZOOM_MAX_LOG (log), narrowed, then a parabola."""
+    centre, half = np.zeros(len(cur)), ZOOM_MAX_LOG
+    steps = np.linspace(-1.0, 1.0, ZOOM_GRID)
+    rows = np.arange(len(cur))
+    for _ in range(ZOOM_LEVELS):
+        grid = centre[:, None] + half * steps[None]
+        cost = _misfit_batch(cur[:, None], b[:, None], w[:, None], fk * np.exp(grid), size)
+        best = np.clip(np.argmin(cost, 1), 1, ZOOM_GRID - 2)
+        c0, c1, c2 = (cost[rows, best + i] for i in (-1, 0, 1))
+        step = half * (steps[1] - steps[0])
+        curv = c0 - 2 * c1 + c2
+        shift = np.where(curv > 0, 0.5 * (c0 - c2) / np.where(curv > 0, curv, 1.0), 0.0)
+        centre = grid[rows, best] + np.clip(shift, -1, 1) * step
+        half = step
+    return np.exp(centre)
+
+
 def _residual(tracker: CameraTracker, focal: float) -> float:
-    """Mean squared ray misfit of every kept pair for a focal (px at work scale)."""
-    total, count = 0.0, 0
-    for pair in tracker.pairs:
-        if pair is None:
-            continue
-        _, key, cur = pair
-        a, b = _rays(cur, focal, tracker.size), _rays(key, focal, tracker.size)
-        total += float(np.sum((b - a @ kabsch(a, b).T) ** 2))
-        count += len(a)
-    return total / max(count, 1)
+    """Mean squared misfit (px², ray misfit × focal: a longer focal must not look better only
+    because it shrinks the angles of the same pixel noise) of every kept pair for a focal (px at
+    work scale)."""
+    total, count = 0.0, 0.0
+    for pk in tracker.chunks():
+        b = _rays_batch(pk.key_pts, focal, tracker.size)
+        total += float(np.sum(_misfit_batch(pk.cur_pts, b, pk.weight, np.full(len(b), focal), tracker.size)))
+        count += float(pk.weight.sum())
+    return total / max(count, 1.0) * focal ** 2
 
 
 def calibrate_focal(tracker: CameraTracker) -> tuple[float, dict]:
@@ -304,21 +438,38 @@ def _aa_to_matrix(aa: np.ndarray) -> np.ndarray:
 
 def to_reference_frame(body: Any, track: Any, ref_from_camera: np.ndarray) -> None:
     """Rewrite a track's pose (global orientation) and transl in place from each frame's camera
-    into the reference camera (frame 0) with ``ref_from_camera`` (N,3,3) indexed by video frame.
+    into the reference camera (frame 0) with ``ref_from_camera`` indexed by video frame: (N,3,3)
+    rotations or (N,4,4) rigid transforms (rotation and camera centre in metres).
 
-    The body turns about the camera centre: new pelvis = R (J0 + transl), new orientation R·R0,
-    so ``transl' = R (J0 + transl) − J0`` with J0 the shaped rest pelvis (smplx convention).
+    New pelvis = R (J0 + transl) + c, new orientation R·R0, so ``transl' = R (J0 + transl) + c − J0``
+    with J0 the shaped rest pelvis (smplx convention).
     """
     from vibe_blender.core.body import shaped_rest
     from vibe_blender.core.rotations import matrix_to_aa
 
-    r = np.asarray(ref_from_camera, np.float64)[np.asarray(track.frames)]
+    m = np.asarray(ref_from_camera, np.float64)[np.asarray(track.frames)]
+    r, c = m[:, :3, :3], (m[:, :3, 3] if m.shape[-1] == 4 else np.zeros((len(m), 3)))
     _, rest = shaped_rest(body, track.betas_track)
     j0 = rest[0]
     pose = np.array(track.pose, np.float64)
     pose[:, 0] = matrix_to_aa(r @ _aa_to_matrix(pose[:, 0]))
-    transl = np.einsum("tij,tj->ti", r, j0 + np.asarray(track.transl, np.float64)) - j0
+    transl = np.einsum("tij,tj->ti", r, j0 + np.asarray(track.transl, np.float64)) + c - j0
     track.pose, track.transl = pose.astype(np.float32), transl.astype(np.float32)
+
+
+def floor_distance(motion: Any, path: CameraPath) -> float | None:
+    """The frame-0 camera's distance (m) to the floor of a translating path, from every track's
+    feet (:func:`camera_translation.metric_scale`); None without feet."""
+    from vibe_engine.world.grounding import camera_joints
+
+    feet = []
+    for track in motion.tracks:
+        if track.num_frames < 3:
+            continue
+        frames = np.asarray(track.frames)
+        j = camera_joints(motion.body, track)[:, list(camera_translation.FOOT_JOINTS)]
+        feet.append((frames, np.einsum("tij,tfj->tfi", path.ref_from_camera[frames], j)))
+    return camera_translation.metric_scale(feet, path.centres, path.plane_normal)
 
 
 def start(mode: str, width: int, height: int, focal_px: float, tracks: list[Any]) -> CameraTracker | None:
@@ -330,7 +481,8 @@ def start(mode: str, width: int, height: int, focal_px: float, tracks: list[Any]
 
 def attach(motion: Any, tracker: CameraTracker, mode: str) -> str | None:
     """Solve the path of ``tracker`` for ``motion`` and record it: the decision in
-    ``meta["world"]`` and, for a moving camera, the per-frame path as
+    ``meta["world"]`` and, for a moving camera, the per-frame path (a translating camera's centres
+    scaled to metres by :func:`floor_distance`) as
     ``motion.camera["world_from_camera"]`` (N,4,4) in the file's current world (the default world
     until the post-processing finds the ground). With the default focal, a focal found from the
     rotation replaces it (``meta["camera"]["source"] = "self_calibrated"``, root depths rescaled).
@@ -349,6 +501,12 @@ def attach(motion: Any, tracker: CameraTracker, mode: str) -> str | None:
             rescale_focal(motion, path.focal_scale)
         ref = np.repeat(np.eye(4)[None], len(path.ref_from_camera), 0)
         ref[:, :3, :3] = path.ref_from_camera
+        if path.centres is not None:
+            distance = floor_distance(motion, path)
+            path.stats["floor_distance_m"] = None if distance is None else round(distance, 4)
+            if distance is not None:  # no feet: the translation's scale is unknown, rotation only
+                ref[:, :3, 3] = distance * path.centres
+                path.stats["floor_normal"] = [round(float(v), 6) for v in path.plane_normal]
         motion.camera["world_from_camera"] = world_from_camera(motion.meta) @ ref
         if path.zoom is not None:
             apply_zoom(motion, path.zoom)
@@ -384,8 +542,25 @@ def compensate(motion: Any) -> np.ndarray | None:
     ref = reference_path(motion)
     if ref is not None:
         for track in motion.tracks:
-            to_reference_frame(motion.body, track, ref[:, :3, :3])
+            to_reference_frame(motion.body, track, ref)
     return ref
+
+
+def background_floor(motion: Any, found: Any) -> Any:
+    """The world of a translating camera from the background floor: its normal from the background
+    (the plane the camera moved over, frame-0 camera) and its distance from the people's feet
+    (``camera_motion_stats`` ``floor_normal``, ``floor_distance_m``) replace the plane of the feet
+    alone in ``found`` (a :class:`grounding.WorldResult`, changed in place and returned). Only when
+    the feet found a ground too; a rotating or static camera keeps ``found`` as it is."""
+    from vibe_engine.postprocess.ground import GroundPlane, world_from_camera
+
+    stats = motion.meta.get("world", {}).get("camera_motion_stats", {})
+    if found.matrix is None or stats.get("floor_normal") is None or stats.get("floor_distance_m") is None:
+        return found
+    found.plane = GroundPlane(normal=-np.asarray(stats["floor_normal"], np.float64),
+                              offset=float(stats["floor_distance_m"]))
+    found.matrix = world_from_camera(found.plane)
+    return found
 
 
 def store_path(motion: Any, ref: np.ndarray | None) -> None:

@@ -37,6 +37,11 @@ EXPORTS = [
     ("p2_clip_unity", "fbx", 2, {"preset": "unity", "timing": "clip"}),
     ("p2_clip", "glb", 2, {"timing": "clip"}),
     ("p2_clip", "bvh", 2, {"timing": "clip"}),
+    ("p2_hidden_unity", "fbx", 2, {"preset": "unity", "timing": "hidden"}),
+    ("p2_hidden_unreal", "fbx", 2, {"preset": "unreal", "timing": "hidden"}),
+    ("p2_hidden", "glb", 2, {"timing": "hidden"}),
+    ("p2_hidden", "bvh", 2, {"timing": "hidden"}),
+    ("p1_hidden", "glb", 1, {"timing": "hidden"}),
 ]
 
 
