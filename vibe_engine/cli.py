@@ -32,6 +32,7 @@ from vibe_engine import __version__  # noqa: E402
 from vibe_engine.config import (CAMERA_MODES, DEFAULT_BATCH_SIZE, DEFAULT_MIN_FRAMES, OOM_ENV,  # noqa: E402
                                 OOM_TEMPORAL_ENV, EngineConfig, resolve_models)
 from vibe_engine.errors import EXIT_OK, EXIT_USAGE, CancelledError, ModelError  # noqa: E402
+from vibe_engine.world.intrinsics import PLAUSIBLE_35MM, user_focal_px  # noqa: E402
 from vibe_engine.versions import torch_version  # noqa: E402
 
 if TYPE_CHECKING:
@@ -98,9 +99,14 @@ def _add_run(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--boxes", metavar="FILE", help="per-frame person boxes (JSON/CSV) instead of the detector")
     p.add_argument("--device", choices=DEVICES, default="cpu")
     p.add_argument("--precision", choices=PRECISIONS, default="fp32")
-    p.add_argument("--focal", type=_number_in(float, *FOCAL_RANGE_PX), metavar="PX",
-                   help="focal length in pixels, %g to %g (default: the video's 35 mm-equivalent metadata, "
-                        "else a 33 mm-equivalent phone lens, refined from the footage when it allows)" % FOCAL_RANGE_PX)
+    focal = p.add_mutually_exclusive_group()
+    focal.add_argument("--focal", type=_number_in(float, *FOCAL_RANGE_PX), metavar="PX",
+                       help="focal length in pixels, %g to %g (default: the video's 35 mm-equivalent metadata, "
+                            "else a 33 mm-equivalent phone lens, refined from the footage when it allows)"
+                            % FOCAL_RANGE_PX)
+    focal.add_argument("--focal-35mm", type=_number_in(float, *PLAUSIBLE_35MM), metavar="MM",
+                       help="focal length as a 35 mm-equivalent in mm, %g to %g (the add-on's Focal field); "
+                            "like --focal for this video's size" % PLAUSIBLE_35MM)
     p.add_argument("--camera", choices=CAMERA_MODES, default="auto",
                    help="camera motion: auto (decide from the background, default), static (tripod: "
                         "no estimation), moving (always use the estimated per-frame camera rotation)")
@@ -160,6 +166,13 @@ def _oom_hook(name: str) -> int | None:
     return int(value) if value else None
 
 
+def _user_focal(args: argparse.Namespace) -> float | None:
+    """The user's focal in pixels: ``--focal``, or ``--focal-35mm`` for the video's displayed size."""
+    if getattr(args, "focal_35mm", None) is None:
+        return args.focal
+    return user_focal_px(args.video, args.focal_35mm)
+
+
 def make_config(args: argparse.Namespace) -> EngineConfig:
     """EngineConfig from parsed `run` arguments (resolves model files; ModelError if missing).
 
@@ -172,7 +185,7 @@ def make_config(args: argparse.Namespace) -> EngineConfig:
     return EngineConfig(
         video=Path(args.video).expanduser().resolve(), out=Path(args.out).expanduser().resolve(),
         models=models, boxes=Path(args.boxes).expanduser().resolve() if args.boxes else None,
-        device=args.device, precision=args.precision, focal_px=args.focal, min_frames=args.min_frames,
+        device=args.device, precision=args.precision, focal_px=_user_focal(args), min_frames=args.min_frames,
         batch_size=args.batch_size, tracks=args.tracks, max_people=args.max_people,
         official_chunks=args.official_chunks, smooth=not args.no_smooth, ground=not args.no_ground,
         foot_lock=not args.no_foot_lock, oom_above=_oom_hook(OOM_ENV), oom_temporal_above=_oom_hook(OOM_TEMPORAL_ENV), detect_every=args.detect_every,

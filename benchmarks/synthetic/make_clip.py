@@ -12,6 +12,13 @@ H.264 video (ffmpeg) + ``NAME.gt.npz``. Deterministic for the same arguments.
 translation), ``dolly`` (the camera travels along with the walker, keeping its distance) and
 ``zoom`` (the focal length changes). The per-frame camera is in the ground truth
 (``camera_world_from_camera`` (T,4,4), ``focal_px`` (T,)).
+
+``--platform H,T0,T1`` puts the person on a box H m high at the start; between clip times T0 and
+T1 (s, a jump's take-off and landing) the body comes down to the floor (a smooth step added to its
+height), and the box's front edge lies halfway between the take-off and the landing feet. The
+floor stays the world's ground (z = 0); the ground truth gets ``support_height`` (T,) m (the level
+the person stands on) and ``platform`` (8,3) (the box's corners, world), and its contacts are
+measured from the level below the feet.
 """
 from __future__ import annotations
 
@@ -47,6 +54,7 @@ PAN_DEG, TILT_DEG = 12.0, 6.0  # amplitude of the pan / tilt sweeps
 SHAKE_DEG, SHAKE_M = 0.8, 0.01  # handheld shake: rotation (deg) and translation (m) standard deviations
 SHAKE_SMOOTH_S = 0.15  # time constant of the shake (s)
 ZOOM_RANGE = 1.3  # zoom: the focal grows by this factor over the clip
+PLATFORM_DEPTH, PLATFORM_HALF_WIDTH = 2.0, 0.8  # m: the box behind its edge, and to each side of the feet
 
 
 def _look_at(centre: np.ndarray, target: np.ndarray) -> np.ndarray:
@@ -117,12 +125,37 @@ def _motion(bvh_path: Path, start_s: float, seconds: float, fps: float, rest: np
     return retarget(pos, rest, parents)
 
 
-def _contacts(joints_world: np.ndarray, fps: float) -> np.ndarray:
-    """Ground-truth foot contacts (T,4) for FOOT_JOINTS from height and speed."""
-    feet = joints_world[:, list(FOOT_JOINTS)]
+def _contacts(joints_world: np.ndarray, fps: float, support: np.ndarray | None = None) -> np.ndarray:
+    """Ground-truth foot contacts (T,4) for FOOT_JOINTS from height (above the ``support`` level (T,)
+    m, the floor when None) and speed."""
+    feet = joints_world[:, list(FOOT_JOINTS)].copy()
     speed = np.linalg.norm(np.gradient(feet, 1.0 / fps, axis=0), axis=-1)
+    if support is not None:
+        feet[..., 2] -= support[:, None]
     low = feet[..., 2] <= feet[..., 2].min(0) + CONTACT_HEIGHT
     return low & (speed <= CONTACT_SPEED)
+
+
+def platform_support(times: np.ndarray, height: float, t0: float, t1: float) -> np.ndarray:
+    """Support level (T,) m at ``times`` (T,) s: ``height`` until t0, smoothstep down to 0 at t1."""
+    u = np.clip((np.asarray(times, np.float64) - t0) / max(t1 - t0, 1e-6), 0.0, 1.0)
+    return height * (1.0 - u * u * (3.0 - 2.0 * u))
+
+
+def platform_box(joints_world: np.ndarray, height: float, takeoff: int, landing: int) -> np.ndarray:
+    """Corners (8,3) of the box (world, z up) the person leaves at frame ``takeoff`` to land at
+    ``landing``: its front edge halfway between the feet at those frames (along the jump), the box
+    PLATFORM_DEPTH behind it and PLATFORM_HALF_WIDTH to each side of the take-off feet."""
+    a = joints_world[takeoff, list(FOOT_JOINTS), :2]
+    b = joints_world[landing, list(FOOT_JOINTS), :2]
+    d = b.mean(0) - a.mean(0)
+    d /= np.linalg.norm(d)
+    side = np.array([-d[1], d[0]])
+    edge = 0.5 * ((a @ d).max() + (b @ d).min())
+    centre = a.mean(0) @ side
+    corners = [s * d + w * side for s in (edge - PLATFORM_DEPTH, edge)
+               for w in (centre - PLATFORM_HALF_WIDTH, centre + PLATFORM_HALF_WIDTH)]
+    return np.array([[*c, z] for z in (0.0, height) for c in corners])
 
 
 def _project(points_world: np.ndarray, world_from_camera: np.ndarray, focal: np.ndarray, centre: np.ndarray):
@@ -149,6 +182,14 @@ def build(args: argparse.Namespace) -> dict:
     floor = verts[..., 2].min()
     verts[..., 2] -= floor
     joints[..., 2] -= floor
+    times = np.arange(len(pose)) / args.fps
+    support, box = np.zeros(len(pose)), None
+    if args.platform:
+        h, t0, t1 = args.platform
+        support = platform_support(times, h, t0, t1)
+        verts[..., 2] += support[:, None]
+        joints[..., 2] += support[:, None]
+        box = platform_box(joints, h, int(round(t0 * args.fps)), int(round(t1 * args.fps)))
     az, dist, height = CAMERAS[args.camera]
     rng = np.random.default_rng(args.seed)
     centre = joints[:, 0].mean(0) * np.array([1, 1, 0]) + np.array([0, 0, 0.9])
@@ -162,11 +203,12 @@ def build(args: argparse.Namespace) -> dict:
     m = path[0]
     lo, hi = verts_px.min(1), verts_px.max(1)
     visible = (lo[:, 0] >= 0) & (lo[:, 1] >= 0) & (hi[:, 0] < args.width) & (hi[:, 1] < args.height)
+    extra = {} if box is None else {"platform": box, "support_height": support}
     return dict(
-        verts=verts, faces=np.asarray(body.faces), weights=np.asarray(body.weights),
+        verts=verts, faces=np.asarray(body.faces), weights=np.asarray(body.weights), box=box,
         gt=dict(
-            times=np.arange(len(pose)) / args.fps, joints_world=joints, joints_cam=joints_cam,
-            joints_2d=joints_px, root_world=joints[:, 0], contacts=_contacts(joints, args.fps),
+            **extra, times=times, joints_world=joints, joints_cam=joints_cam,
+            joints_2d=joints_px, root_world=joints[:, 0], contacts=_contacts(joints, args.fps, support),
             pose=pose, transl=transl, betas=betas, K=k, world_from_camera=m,
             camera_world_from_camera=path, focal_px=focals,
             bbox=np.concatenate([lo, hi], 1), visible=visible,
@@ -184,6 +226,17 @@ def encode(png_dir: Path, fps: float, out: Path) -> None:
     subprocess.run(cmd, check=True)
 
 
+def _platform(text: str) -> tuple[float, float, float]:
+    """``H,T0,T1`` → (height m, take-off s, landing s); argparse error unless 0 < H ≤ 2, 0 ≤ T0 < T1."""
+    try:
+        h, t0, t1 = (float(v) for v in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--platform wants H,T0,T1 (three numbers), got {text!r}") from None
+    if not (0.0 < h <= 2.0 and 0.0 <= t0 < t1):
+        raise argparse.ArgumentTypeError(f"--platform {text}: need 0 < H <= 2 m and 0 <= T0 < T1 s")
+    return h, t0, t1
+
+
 def main(argv: list[str] | None = None) -> int:
     """CLI entry: build, render, encode, write ground truth and a JSON sidecar."""
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -199,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--height", type=int, default=540)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--render-aa", choices=("8", "FXAA"), default="8", help="Workbench anti-aliasing")
+    p.add_argument("--platform", type=_platform, default=None, metavar="H,T0,T1",
+                   help="start on a box H m high, come down to the floor between T0 and T1 s")
     p.add_argument("--out", required=True, help="output path without extension")
     args = p.parse_args(argv)
     from benchmarks.synthetic.render import render_frames, vertex_colours
@@ -209,7 +264,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         gt = data["gt"]
         render_frames(data["verts"], data["faces"], vertex_colours(data["weights"]), Path(tmp),
-                      gt["camera_world_from_camera"], gt["focal_px"], args.width, args.height, args.render_aa)
+                      gt["camera_world_from_camera"], gt["focal_px"], args.width, args.height, args.render_aa,
+                      box=data["box"])
         encode(Path(tmp), args.fps, out.with_suffix(".mp4"))
     settings = {k: v for k, v in vars(args).items()}
     np.savez_compressed(out.with_suffix(".gt.npz"), **data["gt"],

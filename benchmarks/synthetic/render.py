@@ -15,6 +15,8 @@ SKIN = (0.80, 0.60, 0.48)
 SHIRT_L, SHIRT_R = (0.75, 0.18, 0.15), (0.85, 0.45, 0.12)
 TROUSERS_L, TROUSERS_R = (0.12, 0.20, 0.55), (0.10, 0.38, 0.45)
 SHOES = (0.08, 0.08, 0.08)
+BOX = (0.55, 0.40, 0.25)  # a wooden platform (make_clip --platform)
+BOX_FACES = ((0, 1, 3, 2), (4, 6, 7, 5), (0, 4, 5, 1), (2, 3, 7, 6), (0, 2, 6, 4), (1, 5, 7, 3))
 # dominant SMPL joint → colour
 JOINT_COLOURS = {
     0: TROUSERS_L, 1: TROUSERS_L, 2: TROUSERS_R, 4: TROUSERS_L, 5: TROUSERS_R,
@@ -80,6 +82,12 @@ def _ground() -> None:
     _add_mesh("ground", verts, np.array(faces), np.array(colours), "CORNER")
 
 
+def _box(corners: np.ndarray) -> None:
+    """A box from its 8 corners (bottom 4 then top 4, each face's quad from BOX_FACES)."""
+    colours = np.array([BOX + (1.0,)] * 8, np.float32)
+    _add_mesh("platform", np.asarray(corners, np.float64), np.array(BOX_FACES), colours, "POINT")
+
+
 def _camera(width: int):
     """A Blender camera object (horizontal 36 mm sensor) placed per frame by :func:`_place`."""
     import bpy
@@ -103,11 +111,13 @@ def _place(obj, world_from_camera: np.ndarray, focal_px: float, width: int) -> N
 
 
 def render_frames(frames_world: np.ndarray, faces: np.ndarray, colours: np.ndarray, out_dir: Path,
-                  world_from_camera: np.ndarray, focal_px, width: int, height: int, aa: str = "8") -> list[Path]:
+                  world_from_camera: np.ndarray, focal_px, width: int, height: int, aa: str = "8",
+                  box: np.ndarray | None = None) -> list[Path]:
     """Render each posed mesh of ``frames_world`` (T,V,3) to ``out_dir``/NNNNN.png; returns the paths.
 
     ``world_from_camera``: (4,4) for a static camera or (T,4,4) per frame; ``focal_px``: a number
-    or (T,) per frame (zoom); ``aa``: Workbench anti-aliasing ("8" samples, or "FXAA": ≈ 5× faster)."""
+    or (T,) per frame (zoom); ``aa``: Workbench anti-aliasing ("8" samples, or "FXAA": ≈ 5× faster);
+    ``box``: optional (8,3) corners of a platform on the ground (make_clip.platform_box)."""
     import bpy
 
     n = len(frames_world)
@@ -115,6 +125,8 @@ def render_frames(frames_world: np.ndarray, faces: np.ndarray, colours: np.ndarr
     focals = np.broadcast_to(np.asarray(focal_px, np.float64), (n,))
     scene = _reset_scene(width, height, aa)
     _ground()
+    if box is not None:
+        _box(box)
     camera = _camera(width)
     body = _add_mesh("body", frames_world[0], faces, colours, "POINT")
     out_dir.mkdir(parents=True, exist_ok=True)

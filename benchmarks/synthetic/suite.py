@@ -26,6 +26,9 @@ _SMALL = ["--width", "640", "--height", "360", "--render-aa", "FXAA"]
 WORLD = {
     "jumps_down": ["--bvh", "01_01.bvh", "--start", "2.0", "--seconds", "3", "--camera", "down", "--seed", "5", *_SMALL],
     "jumps_low": ["--bvh", "01_01.bvh", "--start", "6.0", "--seconds", "3", "--camera", "low", "--seed", "6", *_SMALL],
+    # people on platforms: starts on a 30 cm box, jumps down to the floor (the ground is the floor)
+    "platform_down": ["--bvh", "01_01.bvh", "--start", "5.6", "--seconds", "3", "--camera", "diagonal", "--seed", "7",
+                      "--platform", "0.3,0.9,1.35", *_SMALL],
 }
 MOVING = {
     f"{kind}_jumps": ["--bvh", "01_01.bvh", "--start", start, "--seconds", "3", "--camera", cam,
@@ -46,8 +49,8 @@ SUITES = ("ci", "full", "world", "moving", "moving720", "all")
 
 def clips(suite: str) -> dict[str, list[str]]:
     """Name → make_clip arguments of a suite: "ci", "full" (static), "world" (the static clips of
-    issue 10: looking down, low), "moving" (moving cameras), "moving720" (a moving camera at 1280×720,
-    for the camera-motion time share) or "all" (full + world + moving)."""
+    issue 10: looking down, low, a platform), "moving" (moving cameras), "moving720" (a moving camera at
+    1280×720, for the camera-motion time share) or "all" (full + world + moving)."""
     return {"ci": CI, "full": FULL, "world": WORLD, "moving": MOVING, "moving720": MOVING_720P,
             "all": {**FULL, **WORLD, **MOVING}}[suite]
 

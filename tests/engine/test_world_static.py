@@ -131,3 +131,53 @@ def test_ground_from_two_people_each_too_narrow_alone():
     true_up = rot @ np.array([0, 0, 1.0])
     assert np.degrees(np.arccos(np.clip(plane.normal @ true_up, -1, 1))) < 0.5
     assert plane.offset == pytest.approx(2.5 - 0.05, abs=0.01)
+
+
+def test_tilted_feet_plane_refused_but_feet_locked_on_the_body_vertical():
+    """A camera 0.4 m above the floor: depth noise tilts the feet's plane 25° (refused, named), while
+    the people stand upright; the foot-locking frame then takes the people's vertical as up."""
+    from vibe_engine.world.grounding import body_up_lock_frame, check_ground
+
+    rot, centre = _camera(pitch_deg=5.0, height=0.4)
+    t, feet_w, _ = _people_scene()
+    feet = _to_camera(feet_w, rot, centre)
+    mid = feet.reshape(-1, 3).mean(0)
+    tilt = aa_to_matrix(np.array([np.radians(25.0), 0.0, 0.0]))  # about the camera's x axis
+    feet = (feet - mid) @ tilt.T + mid
+    true_up = rot @ np.array([0, 0, 1.0])
+    ups = [np.broadcast_to(0.5 * true_up, (len(t), 3))]  # pelvis → neck, upright
+    tracks = [(feet, t)]
+    plane = estimate_ground_tracks(tracks, ups)
+    reason, tilt_only = check_ground(plane, tracks, ups)
+    assert tilt_only and "off the people's vertical" in reason
+    lock = body_up_lock_frame(tracks, ups)
+    assert np.degrees(np.arccos(np.clip(lock[2, :3] @ true_up, -1, 1))) < 1e-6
+    lowest = np.min(feet @ true_up, axis=1)  # the lock floor: the typical lowest foot
+    assert lock[2, 3] == pytest.approx(-np.percentile(lowest, 10), abs=1e-9)
+
+
+def test_no_lock_frame_when_the_refusal_is_not_the_tilt():
+    """Too few feet on the floor (a person seen for a few frames): refused, and no fallback frame."""
+    from vibe_engine.world.grounding import check_ground
+
+    rot, centre = _camera(pitch_deg=20.0, height=2.0)
+    t, feet_w, _ = _people_scene(num_frames=4)
+    tracks = [(_to_camera(feet_w, rot, centre), t)]
+    ups = [np.broadcast_to(0.5 * (rot @ np.array([0, 0, 1.0])), (len(t), 3))]
+    reason, tilt_only = check_ground(estimate_ground_tracks(tracks, ups), tracks, ups)
+    assert "foot points touch the floor" in reason and not tilt_only
+
+
+def test_focal_35mm_option_is_a_user_focal_for_the_video_size(tmp_path):
+    """``--focal-35mm`` (the add-on's Focal field) = ``--focal`` of f35 / 43.27 mm × the image diagonal."""
+    from vibe_engine.cli import UsageError, build_parser, make_config
+
+    clip = make_testsrc_clip(tmp_path / "c.mp4", 3, 320, 180)
+    base = ["run", str(clip), "--out", str(tmp_path / "o.motion.npz")]
+    cfg = make_config(build_parser().parse_args([*base, "--focal-35mm", "26"]))
+    assert cfg.focal_px == pytest.approx(26.0 / math.hypot(36.0, 24.0) * math.hypot(320, 180), rel=1e-12)
+    chosen = I.choose_focal(cfg.focal_px, 50.0, 320, 180)  # beats the container's tag
+    assert chosen.source == "user" and chosen.focal_35mm == pytest.approx(26.0, rel=1e-12)
+    for bad in (["--focal-35mm", "26", "--focal", "500"], ["--focal-35mm", "2"], ["--focal-35mm", "nan"]):
+        with pytest.raises(UsageError):
+            build_parser().parse_args([*base, *bad])

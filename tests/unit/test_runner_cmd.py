@@ -121,3 +121,17 @@ def test_a_cancel_that_arrives_while_a_step_is_being_started_is_not_lost():
     job.request_cancel()
     job._start_step()
     assert job.run_blocking() is JobState.CANCELLED and job.step_index == 0
+
+
+def test_run_argv_carries_the_users_focal():
+    spec = EngineSpec(python="p")
+    assert engine_cmd.run_argv(spec, "v", "o", focal_35mm=26.0)[-2:] == ["--focal-35mm", "26"]
+    assert "--focal-35mm" not in engine_cmd.run_argv(spec, "v", "o", focal_35mm=0.0)  # 0 = automatic
+
+
+@pytest.mark.parametrize("focal", [3.0, 500.0, float("nan")])
+def test_import_options_refuse_a_focal_that_is_no_lens(focal):
+    from vibe_blender.core.settings import ImportOptions
+
+    with pytest.raises(UserInputError, match="35 mm-equivalent focal from 8 to 400 mm, or 0"):
+        ImportOptions(focal_35mm=focal)

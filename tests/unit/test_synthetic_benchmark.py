@@ -85,3 +85,26 @@ def test_ci_clip_truth_is_consistent(ci_truth):
     assert gt["joints_world"][..., 2].min() > -1e-9  # nothing below the ground
     assert 0.2 < gt["contacts"].mean() < 1.0
     assert json.loads(gt["meta_json"].tobytes())["camera"] == "front"
+
+
+def test_platform_scene_support_and_box():
+    """--platform: the support level is the box's height until take-off, 0 from landing (smoothstep in
+    between, half way at the middle); the box's front edge lies half way between the feet at take-off
+    and at landing, along the jump, and the box is as high as the support."""
+    from benchmarks.synthetic.make_clip import FOOT_JOINTS, _contacts, platform_box, platform_support
+
+    times = np.arange(60) / 30.0
+    support = platform_support(times, 0.3, 0.5, 1.0)
+    assert np.all(support[times <= 0.5] == 0.3) and np.all(support[times >= 1.0] == 0.0)
+    assert platform_support(np.array([0.75]), 0.3, 0.5, 1.0)[0] == pytest.approx(0.15, abs=1e-12)
+    joints = np.zeros((60, 24, 3))
+    feet = np.array([[0.0, 0.1, 0.0], [0.15, 0.1, 0.0], [0.0, -0.1, 0.0], [0.15, -0.1, 0.0]])
+    joints[:, list(FOOT_JOINTS)] = feet
+    joints[30:, list(FOOT_JOINTS), 0] += 0.9  # jumps 0.9 m along +x
+    joints[..., 2] += support[:, None]
+    box = platform_box(joints, 0.3, 15, 30)
+    assert box[:, 0].max() == pytest.approx((0.15 + 0.9) / 2, abs=1e-12)  # edge between toe and landing heel
+    assert sorted(set(np.round(box[:, 2], 12))) == [0.0, 0.3]
+    # contacts are measured from the level below the feet: planted on the box and on the floor
+    found = _contacts(joints, 30.0, support)
+    assert found[:15].all() and found[31:].all()

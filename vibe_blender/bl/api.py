@@ -56,8 +56,10 @@ def import_video(path: str | os.PathLike, *, out_motion: str | os.PathLike | Non
                  engine_python: str | None = None, progress: Callable[[Job], None] | None = None,
                  smoothing: bool = True, foot_lock: bool = True, fps_mode: str = DEFAULT_FPS_MODE,
                  frame_start: int = 1, engine_command: Sequence[str] | None = None,
-                 report: Report | None = None) -> list[bpy.types.Object]:
+                 report: Report | None = None, focal_35mm: float = 0.0) -> list[bpy.types.Object]:
     """Run the engine on a video, then build and bake one character per chosen track.
+
+    focal_35mm: the camera's focal as a 35 mm equivalent (mm); 0 = automatic (the engine's own).
 
     out_motion: where to keep the motion file (None: a temporary file, deleted afterwards).
     vibe_data / engine_python / engine_command: None = the add-on preferences. engine_command
@@ -67,7 +69,8 @@ def import_video(path: str | os.PathLike, *, out_motion: str | os.PathLike | Non
     armature objects, in track order.
     """
     options = ImportOptions(tracks=_tracks(tracks), root_motion=root_motion, smoothing=smoothing,
-                            foot_lock=foot_lock, fps_mode=fps_mode, frame_start=frame_start)
+                            foot_lock=foot_lock, fps_mode=fps_mode, frame_start=frame_start,
+                            focal_35mm=focal_35mm)
     engine = _engine_options(vibe_data, device, precision, engine_python, engine_command)
     with _motion_target(out_motion) as out:
         job = run_engine(path, out, engine, options, progress)
@@ -113,7 +116,8 @@ def start_job(video: str | os.PathLike, out: str | os.PathLike, engine: EngineOp
     out.parent.mkdir(parents=True, exist_ok=True)
     argv = engine_cmd.run_argv(spec, video, out, vibe_data=engine.vibe_data or None, device=engine.device,
                                precision=engine.precision, tracks=options.tracks,
-                               smoothing=options.smoothing, foot_lock=options.foot_lock)
+                               smoothing=options.smoothing, foot_lock=options.foot_lock,
+                               focal_35mm=options.focal_35mm)
     return Job(argv, result_path=out)
 
 

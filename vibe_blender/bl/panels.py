@@ -86,6 +86,7 @@ class VIBE_PT_options(SubPanel, bpy.types.Panel):
         col.row().prop(settings, "root_motion", expand=True)
         col.prop(settings, "smoothing")
         col.prop(settings, "foot_lock")
+        col.prop(settings, "focal_35mm")
         col.label(text="Frame Rate")
         col.row().prop(settings, "fps_mode", expand=True)
 

@@ -2,12 +2,12 @@
 from __future__ import annotations
 
 import bpy
-from bpy.props import BoolProperty, EnumProperty, IntProperty, StringProperty
+from bpy.props import BoolProperty, EnumProperty, FloatProperty, IntProperty, StringProperty
 
 from ..core.export_presets import (BVH_LAYOUT_CHOICES, FBX_PRESET_NAMES, INFLUENCE_CHOICES, PRESET_DEFAULT,
                                    TIMING_CHOICES)
-from ..core.settings import (DEFAULT_FPS_MODE, FPS_CHOICES, ROOT_MOTION_CHOICES, ImportOptions, enum_items,
-                             parse_track_ids)
+from ..core.settings import (DEFAULT_FPS_MODE, FOCAL_35MM_RANGE, FPS_CHOICES, ROOT_MOTION_CHOICES,
+                             ImportOptions, enum_items, parse_track_ids)
 
 ROOT_MOTION_ITEMS = enum_items(ROOT_MOTION_CHOICES)
 FPS_ITEMS = enum_items(FPS_CHOICES)
@@ -39,6 +39,11 @@ class VibeSceneSettings(bpy.types.PropertyGroup):
                             description="Zero-phase smoothing of rotations and root path (engine)")
     foot_lock: BoolProperty(name="Foot Lock", default=True,
                             description="Pin feet while in ground contact (engine)")
+    focal_35mm: FloatProperty(name="Focal (35 mm)", default=0.0, min=0.0, max=FOCAL_35MM_RANGE[1],
+                              soft_max=200.0, precision=1, step=100,
+                              description="The camera's focal length as a 35 mm equivalent in mm (a phone's "
+                                          "main camera: about 26). 0 = automatic: the video's metadata, else "
+                                          "a typical phone lens, refined from the footage")
     fps_mode: EnumProperty(name="Frame Rate", items=FPS_ITEMS, default=DEFAULT_FPS_MODE,
                            description="Scene frame rate after the import")
     fbx_preset: EnumProperty(name="FBX", items=FBX_PRESET_ITEMS, default="generic",
@@ -66,7 +71,8 @@ def import_options(settings: VibeSceneSettings, frame_start: int = 1) -> ImportO
     if settings.people == "chosen" and tracks is None:
         tracks = ()  # ImportOptions names the fix
     return ImportOptions(tracks=tracks, root_motion=settings.root_motion, smoothing=settings.smoothing,
-                         foot_lock=settings.foot_lock, fps_mode=settings.fps_mode, frame_start=frame_start)
+                         foot_lock=settings.foot_lock, fps_mode=settings.fps_mode, frame_start=frame_start,
+                         focal_35mm=settings.focal_35mm)
 
 
 def register_props() -> None:

@@ -49,6 +49,10 @@ ROOT_MOTION_MODES = tuple(ROOT_MOTION_CHOICES)
 FPS_MODES = tuple(FPS_CHOICES)
 DEVICES = tuple(DEVICE_CHOICES)
 PRECISIONS = tuple(PRECISION_CHOICES)
+#: Focal lengths (35 mm-equivalent, mm) a user may give (the add-on's Focal field, the engine's
+#: ``--focal-35mm``) and that container metadata may state; outside is refused or ignored as corrupt.
+#: 0 in the add-on's field means automatic (the engine's own focal path).
+FOCAL_35MM_RANGE = (8.0, 400.0)
 #: File suffixes taken as videos when a folder is expanded (the batch tools; lower case).
 VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".avi", ".mkv", ".webm", ".mpg", ".mpeg")
 
@@ -83,6 +87,8 @@ class ImportOptions:
 
     tracks: track ids to import, None = all. frame_start: scene frame of video time 0.
     smoothing / foot_lock: the engine's post-processing steps (raw output stays in the file).
+    focal_35mm: the camera's focal as a 35 mm equivalent (mm) for the engine, 0 = automatic
+    (container metadata, else the default lens, refined from the footage).
     """
 
     tracks: tuple[int, ...] | None = None
@@ -91,9 +97,14 @@ class ImportOptions:
     foot_lock: bool = True
     fps_mode: str = DEFAULT_FPS_MODE
     frame_start: int = 1
+    focal_35mm: float = 0.0
 
     def __post_init__(self) -> None:
         _check_choice("root motion", self.root_motion, ROOT_MOTION_MODES)
+        low, high = FOCAL_35MM_RANGE
+        if self.focal_35mm != 0.0 and not low <= self.focal_35mm <= high:  # NaN fails both
+            raise UserInputError(f"Focal {self.focal_35mm:g} mm is not a lens: give a 35 mm-equivalent focal "
+                                 f"from {low:g} to {high:g} mm, or 0 for automatic")
         _check_choice("frame rate mode", self.fps_mode, FPS_MODES)
         if self.tracks is not None and not self.tracks:
             raise UserInputError("No people chosen: give track ids such as '1, 3' or choose all people")

@@ -95,11 +95,13 @@ def run_argv(
     tracks: tuple[int, ...] | None = None,
     smoothing: bool = True,
     foot_lock: bool = True,
+    focal_35mm: float = 0.0,
 ) -> list[str]:
     """argv of ``run``: VIDEO → motion file OUT. ``tracks`` None = every person.
 
     smoothing / foot_lock False add ``--no-smooth`` / ``--no-foot-lock`` (the engine's
-    post-processing steps, on by default).
+    post-processing steps, on by default); ``focal_35mm`` (mm, 35 mm equivalent) other than 0 adds
+    ``--focal-35mm`` (the user's focal; 0 = the engine's own focal path).
     """
     if device not in DEVICES:
         raise UserInputError(f"Unknown device {device!r}: use one of {', '.join(DEVICES)}")
@@ -111,6 +113,8 @@ def run_argv(
     argv += ["--device", device, "--precision", precision]
     if tracks:
         argv += ["--tracks", ",".join(str(int(t)) for t in tracks)]
+    if focal_35mm:
+        argv += ["--focal-35mm", f"{float(focal_35mm):g}"]
     return argv + ([] if smoothing else ["--no-smooth"]) + ([] if foot_lock else ["--no-foot-lock"])
 
 

@@ -8,7 +8,9 @@ current up estimate), find the best-supported plane among them (RANSAC: feet on 
 platform lie on a second, parallel level, which a least-squares fit through both would tilt),
 refit it by least squares, and iterate with the plane's normal as the new up. When the stance
 points do not span a plane (a person standing still), the body's own vertical axis gives the
-normal instead.
+normal instead. Feet on a step or a platform for a while: the stance heights along the
+people's vertical then form separate levels (:func:`dominant_level`); only the dominant one (the
+most stance points: the main floor) is fitted, the others are outliers.
 """
 from __future__ import annotations
 
@@ -26,6 +28,10 @@ RANSAC_INLIER_M = 0.03  # m: a stance point this close to a hypothesis supports 
 RANSAC_SEED = 0  # deterministic sampling
 MAX_TILT_FROM_PRIOR_DEG = 60.0  # the ground is at most this far from the prior up (body or camera)
 MAX_STANCE_POINTS = 2000  # stance points used for the fit (evenly subsampled beyond)
+LEVEL_GAP = 0.15  # m: stance heights (along the people's vertical) further apart are on different levels
+MIN_LEVEL_SHARE = 0.1  # a level needs this share of the stance points
+LEVEL_SLOPE_DEG = 10.0  # levels are looked for when one plane through all stance points is this far off
+                        # the people's vertical (a slope from one level to the other)
 ITERATIONS = 3
 
 
@@ -100,6 +106,39 @@ def _robust_plane(points: np.ndarray, prior_up: np.ndarray) -> tuple[np.ndarray,
     return _fit_plane(inliers) if len(inliers) >= 3 else (centroid, normal, spread)
 
 
+def _floor_level(tracks: list[tuple[np.ndarray, np.ndarray]], prior: np.ndarray) -> tuple[float, float] | None:
+    """Height bounds (m, along the people's vertical ``prior``) of the main floor's stance points when
+    the feet stand on several levels and one plane through all of them would be a slope (more than
+    LEVEL_SLOPE_DEG off the people's vertical); None otherwise (one floor: every stance point counts)."""
+    stance = pooled_stance(tracks, prior)
+    bounds = dominant_level(stance @ prior)
+    if bounds is None or len(stance) < 3:
+        return None
+    _, normal, _ = _robust_plane(stance[:: max(1, len(stance) // MAX_STANCE_POINTS)], prior)
+    slope = np.degrees(np.arccos(np.clip(abs(normal @ prior), -1.0, 1.0)))
+    return bounds if slope > LEVEL_SLOPE_DEG else None
+
+
+def dominant_level(heights: np.ndarray) -> tuple[float, float] | None:
+    """(low, high) m bounds of the dominant level of stance heights (M,) along the prior up, or None
+    when there is one level: sorted heights split where they jump by more than LEVEL_GAP; levels
+    with fewer than MIN_LEVEL_SHARE of the points are ignored; the level with the most points wins.
+
+    Why along the prior (the people's vertical) and once: two single stances on two levels (a
+    box, then the floor) also fit one plane slanted from one to the other (30 cm over 90 cm:
+    18°) with every point an inlier, so a fit along its own normal never sees two levels."""
+    if len(heights) < 3:
+        return None
+    hs = np.sort(heights)
+    cuts = np.flatnonzero(np.diff(hs) > LEVEL_GAP) + 1
+    groups = np.split(hs, cuts)
+    groups = [g for g in groups if len(g) >= MIN_LEVEL_SHARE * len(hs)]
+    if len(groups) < 2:
+        return None
+    main = max(groups, key=len)
+    return float(main[0] - LEVEL_GAP / 2), float(main[-1] + LEVEL_GAP / 2)
+
+
 def _mode_level(offsets: np.ndarray) -> float:
     """The offset (m) with the most others within RANSAC_INLIER_M (offsets (M,))."""
     counts = np.sum(np.abs(offsets[:, None] - offsets[None]) <= RANSAC_INLIER_M, axis=1)
@@ -139,15 +178,21 @@ def estimate_ground_tracks(tracks: list[tuple[np.ndarray, np.ndarray]],
         raise ValueError("need at least 3 frames of feet to estimate the ground")
     tracks = [tracks[i] for i in keep]
     up = CAMERA_UP if not body_ups else _mean_direction(np.concatenate([body_ups[i] for i in keep]))
+    prior, floor = up, None
+    if body_ups:
+        floor = _floor_level(tracks, prior)
     for _ in range(ITERATIONS):
         stance = pooled_stance(tracks, up)
+        if floor is not None:
+            h = stance @ prior
+            stance = stance[(h >= floor[0]) & (h <= floor[1])]
         if len(stance) < 3:
             break
         centroid, normal, spread = _robust_plane(stance[:: max(1, len(stance) // MAX_STANCE_POINTS)], up)
         if spread[1] < MIN_SPREAD / 2:
             break  # a line or a point: the normal is not determined by the feet
         up = normal if normal @ up > 0 else -normal
-    return _plane_below(np.concatenate([f for f, _ in tracks]), up)
+    return plane_below(np.concatenate([f for f, _ in tracks]), up)
 
 
 def _mean_direction(vectors: np.ndarray) -> np.ndarray:
@@ -156,8 +201,9 @@ def _mean_direction(vectors: np.ndarray) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def _plane_below(feet: np.ndarray, up: np.ndarray) -> GroundPlane:
-    """The plane with normal ``up`` through the typical lowest foot height (10th percentile)."""
+def plane_below(feet: np.ndarray, up: np.ndarray) -> GroundPlane:
+    """The plane with normal ``up`` (3,) through the typical lowest foot height (10th percentile) of
+    foot points (T,K,3), camera frame."""
     lowest = np.min(feet @ up, axis=1)
     return GroundPlane(normal=up, offset=-float(np.percentile(lowest, 10)))
 

@@ -100,7 +100,7 @@ def _steps(motion: mf.Motion, settings: PostSettings) -> np.ndarray | None:
     found = camera_motion.background_floor(motion, found)  # a translating camera: the floor it moved over
     motion.meta["world"] = {**motion.meta.get("world", {}), **world_meta(found)}
     camera_motion.store_path(motion, ref)
-    m = found.matrix
+    m = found.lock_matrix  # the ground's frame, or the people's vertical for a refused ground's tilt
     for _, message in found.warnings:
         log.warning(message)
     if m is None:

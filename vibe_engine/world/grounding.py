@@ -11,6 +11,11 @@ Called by the post-processing (:mod:`vibe_engine.postprocess.run`) on the smooth
    reason, in ``meta["world"]["warnings"]``) when too few feet touch it, when the camera would be
    below it, or when it disagrees with the people's mean vertical by more than MAX_BODY_TILT_DEG.
    A refused ground is never replaced by a guess.
+4. Foot locking frame: the ground when found. When the ground is refused only because the feet's
+   plane disagrees with the people's vertical (a camera grazing the floor: monocular depth noise
+   tilts the feet's plane), the feet are still locked in a frame whose up is the people's mean
+   vertical (:func:`body_up_lock_frame`): that removes the foot skate and the depth drift of the
+   root without claiming a ground (``world_from_camera`` stays null; the warning says so).
 
 ``meta["world"]`` also gets ``camera_height_m`` and ``up_in_camera`` (the ground normal, OpenCV
 camera frame) for a found ground.
@@ -26,7 +31,7 @@ from vibe_blender.core.body import forward_kinematics, shaped_rest
 from vibe_blender.core.rotations import aa_to_matrix
 
 from vibe_engine.world import selfcal
-from vibe_engine.postprocess.ground import (GroundPlane, pooled_stance, estimate_ground_tracks,
+from vibe_engine.postprocess.ground import (GroundPlane, pooled_stance, estimate_ground_tracks, plane_below,
                                              world_from_camera)
 
 PELVIS, NECK = 0, 12
@@ -51,6 +56,9 @@ class WorldResult:
     plane: GroundPlane | None = None
     warnings: list[tuple[str, str]] = field(default_factory=list)
     focal: selfcal.FocalEstimate | None = None
+    #: The frame the feet are locked in (4,4): ``matrix``, or the body-vertical frame when the ground was
+    #: refused for its tilt (see the module docstring), or None (no foot locking).
+    lock_matrix: np.ndarray | None = None
 
 
 def camera_joints(body: mf.BodyModel, track: mf.Track) -> np.ndarray:
@@ -79,17 +87,30 @@ def _mean_up(ups: list[np.ndarray]) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def check_ground(plane: GroundPlane, feet, ups) -> str | None:
-    """Why this ground is not credible, or None when it is."""
+def check_ground(plane: GroundPlane, feet, ups) -> tuple[str | None, bool]:
+    """(why this ground is not credible, or None when it is; whether its only fault is its tilt off
+    the people's vertical). feet: per person (feet (T,K,3), times (T,)); ups: per person (T,3)."""
     stance = pooled_stance(feet, plane.normal)
     if len(stance) < MIN_STANCE_POINTS:
-        return f"only {len(stance)} foot points touch the floor"
+        return f"only {len(stance)} foot points touch the floor", False
+    if not CAMERA_HEIGHT_RANGE[0] <= plane.offset <= CAMERA_HEIGHT_RANGE[1]:
+        return f"the camera would be {plane.offset:.2f} m above the floor", False
     tilt = float(np.degrees(np.arccos(np.clip(plane.normal @ _mean_up(ups), -1.0, 1.0))))
     if tilt > MAX_BODY_TILT_DEG:
-        return f"the feet's plane is {tilt:.0f}° off the people's vertical"
-    if not CAMERA_HEIGHT_RANGE[0] <= plane.offset <= CAMERA_HEIGHT_RANGE[1]:
-        return f"the camera would be {plane.offset:.2f} m above the floor"
-    return None
+        return f"the feet's plane is {tilt:.0f}° off the people's vertical", True
+    return None, False
+
+
+def body_up_lock_frame(feet, ups) -> np.ndarray | None:
+    """A z-up frame (4,4) for foot locking only: up = the people's mean vertical, the floor through
+    the typical lowest foot; None when that floor is not plausible either (camera height out of
+    CAMERA_HEIGHT_RANGE, or fewer than MIN_STANCE_POINTS stance points on it)."""
+    up = _mean_up(ups)
+    plane = plane_below(np.concatenate([f for f, _ in feet]), up)
+    if len(pooled_stance(feet, up)) < MIN_STANCE_POINTS or \
+            not CAMERA_HEIGHT_RANGE[0] <= plane.offset <= CAMERA_HEIGHT_RANGE[1]:
+        return None
+    return world_from_camera(plane)
 
 
 def rescale_focal(motion: mf.Motion, k: float) -> None:
@@ -128,11 +149,14 @@ def estimate_world(motion: mf.Motion, calibrate: bool = True) -> WorldResult:
             rescale_focal(motion, focal.k)
             feet, ups, joints = _inputs(motion.body, motion.tracks)
             plane = estimate_ground_tracks(feet, ups)
-    reason = check_ground(plane, feet, ups)
-    if reason is not None:
-        return WorldResult(None, plane, [("NO_GROUND", f"the ground cannot be determined ({reason}); no world "
-                                                       "frame, no foot locking")], focal)
-    return WorldResult(world_from_camera(plane), plane, [], focal)
+    reason, tilt_only = check_ground(plane, feet, ups)
+    if reason is None:
+        m = world_from_camera(plane)
+        return WorldResult(m, plane, [], focal, m)
+    lock = body_up_lock_frame(feet, ups) if tilt_only else None
+    then = "feet locked on the people's vertical instead" if lock is not None else "no foot locking"
+    return WorldResult(None, plane, [("NO_GROUND", f"the ground cannot be determined ({reason}); no world "
+                                                   f"frame, {then}")], focal, lock)
 
 
 def world_meta(result: WorldResult) -> dict:

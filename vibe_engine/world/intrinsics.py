@@ -2,7 +2,8 @@
 
 Sources, in order of precedence (``meta["camera"]["source"]``):
 
-1. ``"user"``: ``--focal PX`` (or the add-on's focal field).
+1. ``"user"``: ``--focal PX``, or ``--focal-35mm MM`` (the add-on's Focal field, a 35 mm
+   equivalent: turned into pixels for the video's displayed size by :func:`user_focal_px`).
 2. ``"metadata"``: a 35 mm-equivalent focal length written into the container by the camera
    (QuickTime/MP4 ``moov/meta`` keys such as ``com.apple.quicktime.camera.focal_length.35mm_equivalent``;
    ``ffprobe -show_entries format_tags`` lists the same keys). Read here with a small ISO-BMFF box
@@ -23,6 +24,8 @@ import re
 import struct
 from dataclasses import dataclass
 
+from vibe_blender.core.settings import FOCAL_35MM_RANGE
+
 #: Diagonal of a 36 × 24 mm full frame (mm): the reference of "35 mm-equivalent" focal lengths.
 FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
 #: Default 35 mm-equivalent focal (mm). Phone main cameras are 24–28 mm for stills; video modes crop
@@ -30,8 +33,8 @@ FULL_FRAME_DIAGONAL_MM = math.hypot(36.0, 24.0)
 #: f ≈ 0.763 × the image diagonal (diagonal field of view ≈ 66°). The old default (f = diagonal)
 #: was a 43 mm lens, placing people ≈ 1.3× too far on phone footage.
 DEFAULT_FOCAL_35MM = 33.0
-#: Plausible 35 mm-equivalent focal lengths (mm); metadata outside is ignored as corrupt.
-PLAUSIBLE_35MM = (8.0, 400.0)
+#: Plausible 35 mm-equivalent focal lengths (mm); metadata outside is ignored as corrupt, a user's refused.
+PLAUSIBLE_35MM = FOCAL_35MM_RANGE
 #: Container keys (lower case) that hold a 35 mm-equivalent focal in mm.
 FOCAL_35MM_KEY = re.compile(r"focal.?length.*35|35.?mm.?equiv|focallengthin35mm")
 #: ISO-BMFF container boxes walked into while looking for metadata.
@@ -63,6 +66,19 @@ def focal_35mm_from_px(focal_px: float, width: int, height: int) -> float:
 def default_focal(width: int, height: int) -> float:
     """The default focal (pixels): :data:`DEFAULT_FOCAL_35MM` for this image size."""
     return focal_px_from_35mm(DEFAULT_FOCAL_35MM, width, height)
+
+
+def user_focal_px(video, focal_35mm: float) -> float | None:
+    """Pixels of a user's 35 mm-equivalent focal for ``video``'s displayed size (its header); None
+    when the video cannot be opened (the run then fails on the video with its own message)."""
+    from vibe_engine.decode.video import open_video
+    from vibe_engine.errors import VibeError
+
+    try:
+        info = open_video(video).info
+    except (VibeError, OSError):
+        return None
+    return focal_px_from_35mm(focal_35mm, info.width, info.height)
 
 
 def choose_focal(user_px: float | None, metadata_35mm: float | None, width: int, height: int) -> Focal:
