@@ -94,7 +94,7 @@ def true_ref_path(gt: dict) -> np.ndarray:
 
 def est_ref_path(motion: mf.Motion) -> np.ndarray | None:
     """The engine's ref_from_camera (N,4,4) for a moving camera, None for a static one."""
-    from vibe_engine.world.camera_motion import reference_path
+    from vibe_engine.world.camera_path import reference_path
 
     return reference_path(motion)
 

@@ -55,7 +55,7 @@ from tests.fixtures import media, synthetic  # noqa: E402
 from vibe_blender.core import motion_file as mf  # noqa: E402
 from vibe_blender.core.settings import DEVICES  # noqa: E402
 from vibe_engine.blazepose.engine_backend import LANDMARK_WORKERS_ENV  # noqa: E402
-from vibe_engine.pipeline import OVERLAP_ENV  # noqa: E402
+from vibe_engine.config import OVERLAP_ENV  # noqa: E402
 
 SIZE_720P = (1280, 720)
 LONG_FACTOR = 3

@@ -164,3 +164,15 @@ def resolve_models(vibe_data: str | None, vibe_checkpoint: str | None, spin_chec
     extra = {k: v for k, v in found.items()
              if k in OPTIONAL_DATA_NAMES and k != "SMPL_NEUTRAL.pkl" and v is not None}
     return ModelFiles(vibe_checkpoint=vibe, spin_checkpoint=spin, body_model=body, extra=extra)
+
+
+#: Environment switch: ``0`` runs everything in the main thread, between the model calls (decoding,
+#: the moving-camera tracker, BlazePose's landmarks of several people): the sequential reference
+#: that tests/engine/test_pipeline_overlap.py and benchmarks/engine.py compare with (same results).
+#: Unset or anything else: decoding runs ahead in a thread, landmarks of several people on two.
+OVERLAP_ENV = "VIBE_ENGINE_OVERLAP"
+
+
+def overlap_enabled() -> bool:
+    """Whether the run overlaps decoding with the models (and people with each other): ``OVERLAP_ENV``."""
+    return os.environ.get(OVERLAP_ENV, "1").strip() != "0"

@@ -33,12 +33,12 @@ from vibe_blender.core import motion_file as mf
 from vibe_blender.core.atomic import DiskFullError
 from vibe_blender.core.vibe_data import sha256_file
 from vibe_engine import __version__
-from vibe_engine.world import camera, camera_motion
+from vibe_engine.world import camera, camera_motion, camera_path
 from vibe_engine.backend import Backend, RunContext, Timings
 from vibe_engine.backends import load_backend
 from vibe_engine.cancel import CancelToken
 from vibe_engine.versions import library_versions
-from vibe_engine.config import EngineConfig
+from vibe_engine.config import EngineConfig, overlap_enabled
 from vibe_engine.errors import BadInputError, NoPersonError, OutputError, VideoError
 from vibe_engine.protocol import ProtocolWriter
 from vibe_engine.decode.video import Prefetcher
@@ -272,16 +272,6 @@ def select_tracks(run: RunContext, tracks: list[Any]) -> list[Any]:
 # ----------------------------------------------------------------------------- pass 2
 
 
-#: Environment switch: ``0`` runs everything in the main thread, between the model calls (decoding,
-#: the moving-camera tracker, BlazePose's landmarks of several people): the sequential reference
-#: that tests/engine/test_pipeline_overlap.py and benchmarks/engine.py compare with (same results).
-#: Unset or anything else: decoding runs ahead in a thread, landmarks of several people on two.
-OVERLAP_ENV = "VIBE_ENGINE_OVERLAP"
-
-
-def overlap_enabled() -> bool:
-    """Whether the run overlaps decoding with the models (and people with each other): ``OVERLAP_ENV``."""
-    return os.environ.get(OVERLAP_ENV, "1").strip() != "0"
 
 
 def _decoded(run: RunContext, reader: Any, last: float) -> Iterator[Any]:
@@ -440,7 +430,7 @@ def run_pipeline(cfg: EngineConfig, writer: ProtocolWriter, token: CancelToken) 
     motion = build_motion(run, backend, info, times, motion_tracks)
     if run.camera is not None:
         with run.timings("camera_motion"):  # the path solve (focal, zoom) counts with the tracking
-            msg = camera_motion.attach(motion, run.camera, cfg.camera)
+            msg = camera_path.attach(motion, run.camera, cfg.camera)
         if msg:
             writer.warning("CAMERA_STATIC_FALLBACK", msg)
     return _write(run, motion, backend)

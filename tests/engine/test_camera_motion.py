@@ -11,6 +11,7 @@ from tests.fixtures.motion import make_motion  # noqa: E402
 from vibe_blender.core import motion_file as mf  # noqa: E402
 from vibe_blender.core.rotations import aa_to_matrix  # noqa: E402
 from vibe_engine.world import camera_motion as C  # noqa: E402
+from vibe_engine.world import camera_path as P  # noqa: E402
 
 W, H, F = 480, 270, 420.0
 N = 40
@@ -126,7 +127,7 @@ def test_reference_frame_turns_the_body_about_the_camera():
     r0 = aa_to_matrix(np.asarray(pose0[0], np.float64))
     track.pose[:, 0] = matrix_to_aa(np.einsum("tji,jk->tik", rots, r0))
     track.transl = (np.einsum("tji,j->ti", rots, rest[0] + transl0) - rest[0]).astype(np.float32)
-    C.to_reference_frame(motion.body, track, rots)
+    P.to_reference_frame(motion.body, track, rots)
     np.testing.assert_allclose(camera_joints(motion.body, track), np.repeat(world[None], 10, 0), atol=1e-4)
 
 
@@ -273,7 +274,7 @@ def test_reference_frame_carries_the_camera_translation():
     track.pose = np.repeat(pose0[None], 10, 0)
     track.pose[:, 0] = matrix_to_aa(np.einsum("tji,jk->tik", r, aa_to_matrix(np.asarray(pose0[0], np.float64))))
     track.transl = (np.einsum("tji,tj->ti", r, rest[0] + transl0 - c) - rest[0]).astype(np.float32)  # camera_from_ref
-    C.to_reference_frame(motion.body, track, ref)
+    P.to_reference_frame(motion.body, track, ref)
     np.testing.assert_allclose(camera_joints(motion.body, track), np.repeat(world[None], 10, 0), atol=1e-4)
 
 
@@ -287,14 +288,14 @@ def test_translating_camera_world_is_the_background_floor():
     motion = make_motion(num_tracks=1, num_frames=5, seed=1)
     down = np.array([0.0, 0.97, 0.243]) / np.linalg.norm([0.0, 0.97, 0.243])
     motion.meta["world"] = {"camera_motion": "moving", "camera_motion_stats": {}}
-    found = C.background_floor(motion, WorldResult(world_from_camera(feet_plane), feet_plane))
+    found = P.background_floor(motion, WorldResult(world_from_camera(feet_plane), feet_plane))
     assert found.plane is feet_plane  # rotation only: no floor from the background
     motion.meta["world"]["camera_motion_stats"] = {"floor_normal": down.tolist(), "floor_distance_m": 1.45}
-    found = C.background_floor(motion, WorldResult(world_from_camera(feet_plane), feet_plane))
+    found = P.background_floor(motion, WorldResult(world_from_camera(feet_plane), feet_plane))
     np.testing.assert_allclose(found.plane.normal, -down)
     assert found.plane.offset == 1.45
     np.testing.assert_allclose(found.matrix, world_from_camera(GroundPlane(-down, 1.45)))
-    refused = C.background_floor(motion, WorldResult(None, feet_plane, [("NO_GROUND", "x")]))
+    refused = P.background_floor(motion, WorldResult(None, feet_plane, [("NO_GROUND", "x")]))
     assert refused.matrix is None  # no ground from the feet: stays refused
 
 

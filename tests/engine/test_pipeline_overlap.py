@@ -13,7 +13,7 @@ import pytest
 
 from tests.fixtures import media
 from vibe_blender.core import motion_file as mf
-from vibe_engine import pipeline
+from vibe_engine import config, pipeline
 from vibe_engine.blazepose.engine_backend import LANDMARK_WORKERS_ENV
 from vibe_engine.cancel import CancelToken
 from vibe_engine.cli import build_parser, make_config
@@ -47,7 +47,7 @@ def two_people(tmp_path_factory) -> Path:
 def _run(video: Path, out: Path, overlap: bool, monkeypatch, token: CancelToken | None = None,
          *options: str) -> pipeline.RunResult:
     """One in-process run of the default backend, overlapped or sequential."""
-    monkeypatch.setenv(pipeline.OVERLAP_ENV, "1" if overlap else "0")
+    monkeypatch.setenv(config.OVERLAP_ENV, "1" if overlap else "0")
     monkeypatch.setenv(LANDMARK_WORKERS_ENV, "2")  # ignored when not overlapped
     args = build_parser().parse_args(["run", str(video), "--out", str(out), "--min-frames", "5", *options])
     return pipeline.run_pipeline(make_config(args), ProtocolWriter(io.StringIO()), token or CancelToken())

@@ -73,7 +73,7 @@ class BlazePoseEngineBackend:
         focal = camera.camera_meta(info.width, info.height, ctx.cfg.focal_px, ctx.cfg.video)["focal_px"]
         pose = BlazePoseBackend(model=ctx.cfg.landmark_model, body=body, focal_px=focal,
                                 image_size=(info.width, info.height))
-        from vibe_engine.pipeline import overlap_enabled
+        from vibe_engine.config import overlap_enabled
 
         workers = int(os.environ.get(LANDMARK_WORKERS_ENV) or LANDMARK_WORKERS) if overlap_enabled() else 1
         return cls(ctx, pose, body, workers=workers)

@@ -20,7 +20,7 @@ from vibe_blender.core import motion_file as mf
 from vibe_blender.core.body import forward_kinematics, shaped_rest
 from vibe_blender.core.rotations import aa_to_matrix
 
-from vibe_engine.world import camera_motion
+from vibe_engine.world import camera_path
 
 from vibe_engine.postprocess import final_joints
 from vibe_engine.postprocess.contacts import detect_contacts
@@ -88,18 +88,18 @@ def _steps(motion: mf.Motion, settings: PostSettings) -> np.ndarray | None:
     for track in motion.tracks:
         track.extra.setdefault("pose_raw", np.asarray(track.pose, np.float32).copy())
         track.extra.setdefault("transl_raw", np.asarray(track.transl, np.float32).copy())
-    ref = camera_motion.compensate(motion)  # moving camera: tracks into the frame-0 camera
+    ref = camera_path.compensate(motion)  # moving camera: tracks into the frame-0 camera
     for track in motion.tracks:
         if settings.smooth and track.num_frames > 2:
             _smooth_track(track)
     if not settings.ground:
         motion.meta.setdefault("world", {})["world_from_camera"] = None
-        camera_motion.store_path(motion, ref)
+        camera_path.store_path(motion, ref)
         return ref
     found = estimate_world(motion, calibrate=ref is None)  # ground of all people; focal (vibe_engine.world.grounding)
-    found = camera_motion.background_floor(motion, found)  # a translating camera: the floor it moved over
+    found = camera_path.background_floor(motion, found)  # a translating camera: the floor it moved over
     motion.meta["world"] = {**motion.meta.get("world", {}), **world_meta(found)}
-    camera_motion.store_path(motion, ref)
+    camera_path.store_path(motion, ref)
     m = found.lock_matrix  # the ground's frame, or the people's vertical for a refused ground's tilt
     for _, message in found.warnings:
         log.warning(message)
