@@ -118,11 +118,12 @@ def _aoti(vibe: Path, device: torch.device, batch: int, cache: Path, head: bool 
     """bf16 channels_last model whose backbone (and, with ``head``, regressor + SMPL) run their
     AOTInductor artefacts for ``batch`` crops/frames."""
     model = load_generator(vibe, device=device, precision="bf16", **options)
-    if options:  # a variant: its own folder (the same file names, other weights)
-        cache = cache / "-".join(f"{k}={v}" for k, v in options.items()).translate(str.maketrans("(),' ", "_____"))
-    parts = [("backbone", model.prepare_compiled_backbone)] + ([("head", model.prepare_compiled_head)] if head else [])
-    for what, prepare in parts:
-        prepared = prepare(batch, cache_dir=cache, on_build=lambda why: print(
+    # a variant's backbone: its own folder (the same file name, other weights); the head is the same
+    variant = cache / "-".join(f"{k}={v}" for k, v in options.items()).translate(str.maketrans("(),' ", "_____"))
+    parts = [("backbone", model.prepare_compiled_backbone, variant if options else cache)]
+    parts += [("head", model.prepare_compiled_head, cache)] if head else []
+    for what, prepare, folder in parts:
+        prepared = prepare(batch, cache_dir=folder, on_build=lambda why: print(
             f"# building the AOTInductor {what} artefact for batch {batch} ({why}) ...", flush=True))
         print(f"# AOTInductor {what} artefact {prepared.path.name}: {prepared.state} in {prepared.seconds:.1f} s "
               f"{prepared.reason}".rstrip(), flush=True)
