@@ -420,8 +420,8 @@ class VIBE_OT_setup_engine(_ModalJob, bpy.types.Operator):
         log_path = prefs.setup_log_path()
         log_path.unlink(missing_ok=True)  # our own log of the previous set-up
         vibe_data = bpy.path.abspath(p.vibe_data) if p.vibe_data else ""
-        steps = engine_cmd.with_prepare_step(prefs.setup_steps(p), engine_cmd.venv_python(self._venv), vibe_data,
-                                             device=p.device, precision=p.precision)
+        steps = engine_cmd.with_prepare_step(prefs.setup_steps(p), engine_cmd.venv_python(self._venv),
+                                             vibe_data, device=p.device, precision=p.precision)
         self._job = CommandJob(steps, log_path=log_path, optional=(engine_cmd.PREPARE_STEP,))
         prefs.RUNTIME.setup_job = self._job
 
@@ -443,7 +443,8 @@ class VIBE_OT_setup_engine(_ModalJob, bpy.types.Operator):
         if ActiveRun.level == "ERROR":  # e.g. "No engine Python is set": no longer true
             _set_status("")
         doctor = next((i for i, (_, argv) in enumerate(job.steps) if argv[-1:] == ["doctor"]), None)
-        checked = _doctor_from_lines(job.outputs[doctor]) if doctor is not None and doctor < len(job.outputs) else []
+        ran = doctor is not None and doctor < len(job.outputs)
+        checked = _doctor_from_lines(job.outputs[doctor]) if ran else []
         prefs.RUNTIME.doctor_lines, prefs.RUNTIME.doctor_ok = (checked, True) if checked else ([], None)
         prefs.RUNTIME.setup_message = f"Engine ready in {self._venv}" if checked else \
             f"Engine installed in {self._venv}"

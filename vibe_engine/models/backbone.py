@@ -88,7 +88,7 @@ class HMRBackbone(nn.Module):
         return torch.flatten(self.avgpool(x.to(torch.promote_types(x.dtype, torch.float32))), 1)
 
     def set_precision(self, dtype: torch.dtype, wide_stages: tuple[str, ...] = ()) -> "HMRBackbone":
-        """Weights in ``dtype``, except the stages named in ``wide_stages`` (e.g. ("layer4",)), kept float32."""
+        """Weights in ``dtype``, except the stages named in ``wide_stages`` (e.g. ("layer4",)): float32."""
         self.to(dtype=dtype)
         for name in wide_stages:
             getattr(self, name).to(dtype=torch.float32)

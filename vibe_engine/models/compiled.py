@@ -164,8 +164,9 @@ def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
 
 def build_artefact(module: nn.Module, example: torch.Tensor | tuple[torch.Tensor, ...], pt2: Path,
                    record_path: Path, expected: dict[str, Any]) -> None:
-    """Export ``module`` on ``example`` (one input tensor, or a tuple of them), compile it with AOTInductor into ``pt2`` and write its
-    record (both atomically; the record last). Minutes on a 2-core CPU for a ResNet-50."""
+    """Export ``module`` on ``example`` (one input tensor, or a tuple of them), compile it with
+    AOTInductor into ``pt2`` and write its record (both atomically; the record last). Minutes on a
+    2-core CPU for a ResNet-50."""
     import torch._inductor  # the compiler: imported only to build
 
     pt2.parent.mkdir(parents=True, exist_ok=True)

@@ -187,8 +187,9 @@ def compile_backbone(ctx: RunContext, model: Any, batch: int, build: bool = True
     parts = (("backbone", model.prepare_compiled_backbone), ("head", model.prepare_compiled_head))
     for what, prepare in parts:
         def building(why: str, what: str = what) -> None:
-            ctx.writer.warning("COMPILING", f"building the compiled {what} once for this checkpoint, device "
-                               f"and precision ({why}); this takes minutes, later runs load it in about a second")
+            ctx.writer.warning("COMPILING", f"building the compiled {what} once for this checkpoint, "
+                               f"device and precision ({why}); this takes minutes, later runs load it in "
+                               "about a second")
 
         with ctx.timings("compile"):
             prepared = prepare(batch, build=build, on_build=building)
