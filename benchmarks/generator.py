@@ -6,10 +6,14 @@ bf16 (+ channels_last), optionally the bf16 backbone from its AOTInductor artefa
 built into ``--cache`` when missing, the build time is printed) and a torch.compile'd bf16
 backbone (``--compile``), at several batch sizes, with ratios against the fp32 eager baseline
 measured in the same run; then the joints' distance to fp32 in mm on the same fixed crops, the warm
-start of the AOTInductor path in a fresh process (``--aoti``), and the process' peak RSS. Usage:
+start of the AOTInductor path in a fresh process (``--aoti``), and the process' peak RSS.
+
+``--aoti`` rows: "bf16 aoti backbone" (only the backbone compiled) and "bf16 aoti" (backbone and
+head = regressor + SMPL compiled; the GRU stays eager, see models/head.py); ``--variants`` adds the
+backbone precision variants of VARIANTS. Usage:
 
     .venv/bin/python benchmarks/generator.py [--device cpu|cuda] [--frames 16] [--batch-sizes 8,32]
-        [--repeats 2] [--aoti] [--cache DIR] [--compile]
+        [--repeats 2] [--aoti [--variants]] [--cache DIR] [--compile]
 """
 from __future__ import annotations
 
@@ -101,16 +105,30 @@ def _compiled(model):
     return model
 
 
-def _aoti(vibe: Path, device: torch.device, batch: int, cache: Path):
-    """bf16 channels_last model whose backbone runs the AOTInductor artefact for ``batch``."""
-    model = load_generator(vibe, device=device, precision="bf16")
-    prepared = model.prepare_compiled_backbone(
-        batch, cache_dir=cache, on_build=lambda why: print(f"# building the AOTInductor artefact for batch "
-                                                          f"{batch} ({why}) ...", flush=True))
-    print(f"# AOTInductor artefact batch {batch}: {prepared.state} in {prepared.seconds:.1f} s "
-          f"{prepared.reason}".rstrip(), flush=True)
-    if prepared.runner is None:
-        raise SystemExit(f"AOTInductor path unavailable: {prepared.reason}")
+#: ``--variants``: further bf16 AOTInductor rows (name → load_generator options), for the
+#: precision/speed trade-off of the backbone.
+VARIANTS = {
+    "bf16 aoti unfolded": {"fold_bn": False},  # BN not folded (the earlier recipe)
+    "bf16 aoti layer4 fp32": {"wide_stages": ("layer4",)},
+    "bf16 aoti l3+4 fp32": {"wide_stages": ("layer3", "layer4")},
+}
+
+
+def _aoti(vibe: Path, device: torch.device, batch: int, cache: Path, head: bool = True, **options):
+    """bf16 channels_last model whose backbone (and, with ``head``, regressor + SMPL) run their
+    AOTInductor artefacts for ``batch`` crops/frames."""
+    model = load_generator(vibe, device=device, precision="bf16", **options)
+    # a variant's backbone: its own folder (the same file name, other weights); the head is the same
+    variant = cache / "-".join(f"{k}={v}" for k, v in options.items()).translate(str.maketrans("(),' ", "_____"))
+    parts = [("backbone", model.prepare_compiled_backbone, variant if options else cache)]
+    parts += [("head", model.prepare_compiled_head, cache)] if head else []
+    for what, prepare, folder in parts:
+        prepared = prepare(batch, cache_dir=folder, on_build=lambda why: print(
+            f"# building the AOTInductor {what} artefact for batch {batch} ({why}) ...", flush=True))
+        print(f"# AOTInductor {what} artefact {prepared.path.name}: {prepared.state} in {prepared.seconds:.1f} s "
+              f"{prepared.reason}".rstrip(), flush=True)
+        if prepared.runner is None:
+            raise SystemExit(f"AOTInductor path unavailable: {prepared.reason}")
     return model
 
 
@@ -119,11 +137,11 @@ def _joints_mm(models: dict, crops: torch.Tensor) -> None:
     with torch.inference_mode():
         out = {name: m(crops[None])["kp_3d"][0].double().cpu() for name, m in models.items()}
     ref, eager16 = out[next(iter(models))], out.get("bf16 channels_last")
-    print(f"{'mode':<20} {'joints vs fp32 eager: max mm':>28} {'mean mm':>8} {'vs bf16 eager: max mm':>22}")
+    print(f"{'mode':<22} {'joints vs fp32 eager: max mm':>28} {'mean mm':>8} {'vs bf16 eager: max mm':>22}")
     for name, kp in out.items():
         d = 1000 * (kp - ref).norm(dim=-1)
         e = f"{float(1000 * (kp - eager16).norm(dim=-1).max()):>22.3f}" if eager16 is not None else ""
-        print(f"{name:<20} {float(d.max()):>28.3f} {float(d.mean()):>8.3f} {e}")
+        print(f"{name:<22} {float(d.max()):>28.3f} {float(d.mean()):>8.3f} {e}")
 
 
 def _warm_start(vibe: Path, device: torch.device, batch: int, cache: Path) -> None:
@@ -139,18 +157,20 @@ def _warm_start_child(args: argparse.Namespace) -> None:
     times = {}
     model = load_generator(args.warm_start_child, device=args.device, precision="bf16")
     times["load_generator"] = time.perf_counter() - start
-    prepared = model.prepare_compiled_backbone(args.batch_sizes[0], cache_dir=args.cache, build=False)
-    if prepared.runner is None:
-        raise SystemExit(f"no valid artefact: {prepared.reason}")
-    times["artefact load"] = prepared.seconds
+    times["artefact load"] = 0.0
+    for prepare in (model.prepare_compiled_backbone, model.prepare_compiled_head):
+        prepared = prepare(args.batch_sizes[0], cache_dir=args.cache, build=False)
+        if prepared.runner is None:
+            raise SystemExit(f"no valid artefact: {prepared.reason}")
+        times["artefact load"] += prepared.seconds
     crops = make_crops(1, args.batch_sizes[0], seed=0)[0]
     t = time.perf_counter()
     with torch.inference_mode():
-        model.extract_features(crops)
+        model(crops[None])
     times["first batch"] = time.perf_counter() - t
     t = time.perf_counter()
     with torch.inference_mode():
-        model.extract_features(crops)
+        model(crops[None])
     times["second batch"] = time.perf_counter() - t
     times["warm start (artefact load + first batch - second batch)"] = (
         times["artefact load"] + times["first batch"] - times["second batch"])
@@ -176,7 +196,7 @@ def _table(args: argparse.Namespace, models_for, device: torch.device) -> None:
     print(f"# VIBE generator benchmark: device={device}, torch {torch.__version__}, "
           f"threads={torch.get_num_threads()}, frames/measurement={args.frames}, repeats={args.repeats}, "
           f"load average {os.getloadavg()[0]:.1f}")
-    print(f"{'mode':<20} {'batch':>5} {'stage':<15} {'frames/s':>9} {'ms/frame':>9} {'vs fp32 eager':>13}")
+    print(f"{'mode':<22} {'batch':>5} {'stage':<15} {'frames/s':>9} {'ms/frame':>9} {'vs fp32 eager':>13}")
     control = []
     for b in args.batch_sizes:
         models = models_for(b)
@@ -185,11 +205,11 @@ def _table(args: argparse.Namespace, models_for, device: torch.device) -> None:
         for name in models:
             for stage in STAGES:
                 sec, base = best[name, stage], best[next(iter(models)), stage]
-                control += [base / sec] if stage == "regressor+SMPL" else []
-                print(f"{name:<20} {b:>5} {stage:<15} {1 / sec:>9.1f} {1000 * sec:>9.2f} "
+                control += [base / sec] if stage == "regressor+SMPL" and name in MODES else []
+                print(f"{name:<22} {b:>5} {stage:<15} {1 / sec:>9.1f} {1000 * sec:>9.2f} "
                       f"{base / sec:>12.2f}x", flush=True)
         _joints_mm(models, crops)
-    print(f"# noise: regressor+SMPL is identical fp32 code in every mode; its ratios span "
+    print(f"# noise: regressor+SMPL is identical eager fp32 code in the non-aoti modes; their ratios span "
           f"{min(control):.2f}x-{max(control):.2f}x (1.00x on a quiet machine); "
           f"load average now {os.getloadavg()[0]:.1f}")
 
@@ -197,7 +217,11 @@ def _table(args: argparse.Namespace, models_for, device: torch.device) -> None:
 def _run_aoti(args: argparse.Namespace, vibe: Path, device: torch.device, models: dict) -> None:
     """Speed table with the AOTInductor row per batch size, joints in mm, warm start."""
     def models_for(b: int) -> dict:
-        return {**models, "bf16 aoti": _aoti(vibe, device, b, args.cache)}
+        out = {**models, "bf16 aoti backbone": _aoti(vibe, device, b, args.cache, head=False),
+               "bf16 aoti": _aoti(vibe, device, b, args.cache)}
+        if args.variants:
+            out.update({name: _aoti(vibe, device, b, args.cache, **opts) for name, opts in VARIANTS.items()})
+        return out
 
     _table(args, models_for, device)
     _warm_start(vibe, device, args.batch_sizes[-1], args.cache)
@@ -214,6 +238,8 @@ def main() -> None:
                         help="also time a torch.compile'd bf16 backbone (compilation takes minutes)")
     parser.add_argument("--aoti", action="store_true",
                         help="also time the bf16 backbone from its AOTInductor artefact (built once into --cache: minutes)")
+    parser.add_argument("--variants", action="store_true",
+                        help="with --aoti: also the bf16 precision variants of the backbone (VARIANTS; one build each)")
     parser.add_argument("--cache", type=Path, default=BENCH_CACHE, help="AOTInductor artefact folder")
     parser.add_argument("--warm-start-child", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()

@@ -145,12 +145,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_run(sub)
     doctor = sub.add_parser("doctor", help="report versions, device and model files")
     _add_model_args(doctor)
-    prepare = sub.add_parser("prepare", help="build the compiled VIBE backbone once (AOTInductor; minutes)")
+    prepare = sub.add_parser("prepare", help="build the compiled VIBE generator once (AOTInductor; minutes)")
     _add_model_args(prepare)
     prepare.add_argument("--device", choices=DEVICES, default="cpu")
     prepare.add_argument("--precision", choices=PRECISIONS, default="fp32")
     prepare.add_argument("--batch-size", type=_number_in(int, *BATCH_RANGE), default=DEFAULT_BATCH_SIZE, metavar="N",
                          help=f"crops per backbone batch, as in `run` (default {DEFAULT_BATCH_SIZE})")
+    prepare.add_argument("--progress", action="store_true",
+                         help="one plain line per step on stdout before the JSON result (Set Up Engine)")
     inspect = sub.add_parser("inspect", help="summarise a motion file")
     inspect.add_argument("file")
     inspect.add_argument("--json", action="store_true", help="print one JSON object")

@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("bpy")
 
 from tests.fixtures.addon_child import PRELUDE, record, run_child  # noqa: E402
+from vibe_blender.runner import engine_cmd  # noqa: E402
 
 CHILD = PRELUDE + r'''
 WAIT_S = 60.0
@@ -67,7 +68,21 @@ def setup_ok():
     expected = engine_cmd.venv_python(prefs.engine_venv_dir())
     return {**rec, "engine_python_ok": prefs.get_prefs().engine_python == expected,
             "python_exists": os.path.isfile(expected), "message": prefs.RUNTIME.setup_message,
-            "venv": prefs.engine_venv_dir(), "job_state": prefs.RUNTIME.setup_job.state.name}
+            "venv": prefs.engine_venv_dir(), "job_state": prefs.RUNTIME.setup_job.state.name,
+            "steps": [name for name, _ in prefs.RUNTIME.setup_job.steps]}
+
+def setup_prepare_warns():
+    """A VIBE data folder is set: the optional last step runs the engine's `prepare`; in this venv (pip
+    only, no torch) it fails, which is a warning: the set-up still finishes and sets the engine."""
+    data = os.path.join(WORK, "vibe_data_for_setup")
+    os.makedirs(data, exist_ok=True)
+    fresh(None, base_python=sys.executable, engine_packages="pip", torch_index_url="", vibe_data=data)
+    rec = op(bpy.ops.vibe.setup_engine, "INVOKE_DEFAULT")
+    job = prefs.RUNTIME.setup_job
+    return {**rec, "message": prefs.RUNTIME.setup_message, "venv": prefs.engine_venv_dir(),
+            "job_state": job.state.name, "steps": [name for name, _ in job.steps], "warnings": job.warnings,
+            "engine_python_ok": prefs.get_prefs().engine_python == engine_cmd.venv_python(prefs.engine_venv_dir()),
+            "prepare_argv": job.steps[-1][1][1:5]}
 
 def ctrl_c():
     """Ctrl-C (SIGINT) during a blocking import, once the engine has sent a stage."""
@@ -117,7 +132,8 @@ def shutdown():
             "active": operators.ActiveRun.job is None, "out_exists": os.path.exists(out)}
 
 for name, fn in [("check_no_engine", check_no_engine), ("check_crash", check_crash),
-                 ("setup_nothing", setup_nothing), ("setup_ok", setup_ok), ("ctrl_c", ctrl_c),
+                 ("setup_nothing", setup_nothing), ("setup_ok", setup_ok),
+                 ("setup_prepare_warns", setup_prepare_warns), ("ctrl_c", ctrl_c),
                  ("cancel_operator", cancel_operator), ("shutdown", shutdown)]:
     run(name, fn)
 finish()
@@ -165,6 +181,18 @@ def test_setup_runs_both_steps_and_sets_the_engine_python(records):
     assert rec["message"] == f"Engine installed in {rec['venv']}"
     lines = [ln for ln in records["_stdout"].splitlines() if ln.startswith("VIBE engine setup: ")]
     assert lines and lines[-1].endswith("100.0%")
+    assert engine_cmd.PREPARE_STEP not in rec["steps"]  # no VIBE data folder: nothing to compile
+
+
+def test_setup_with_vibe_data_runs_prepare_last_and_a_failure_only_warns(records):
+    rec = _rec(records, "setup_prepare_warns")
+    assert rec["ret"] == ["FINISHED"] and rec["error"] == "", rec["error"]
+    assert rec["job_state"] == "DONE" and rec["engine_python_ok"]
+    assert rec["steps"][-1] == engine_cmd.PREPARE_STEP and rec["prepare_argv"] == ["-m", "vibe_engine", "prepare",
+                                                                                  "--vibe-data"]
+    (warning,) = rec["warnings"]
+    assert warning.startswith(f"{engine_cmd.PREPARE_STEP} failed (exit code 1): ")
+    assert rec["message"].startswith(f"Engine installed in {rec['venv']}; the compiled VIBE model was not prepared (")
 
 
 def test_ctrl_c_during_a_blocking_import_cancels_the_engine_and_changes_nothing(records):

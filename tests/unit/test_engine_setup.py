@@ -2,6 +2,7 @@
 (online CPU/CUDA, package index only, offline wheelhouse), the set-up log; the overall ETA and the
 panel's words."""
 import sys
+import time
 
 import pytest
 
@@ -100,3 +101,88 @@ def test_panel_words():
     assert ui_text.without_flags("Track 7 dropped: shorter than --min-frames 8; use --foo-bar") == \
         "Track 7 dropped: shorter than the minimum track length 8; use foo bar"
     assert ui_text.without_flags("a well-known x--y") == "a well-known x--y"
+
+
+# -- the optional last step: the engine's real `prepare` (compiled VIBE artefacts) -------------------
+
+def test_prepare_step_only_with_vibe_data(tmp_path):
+    steps = [("Checking the engine", ["/venv/bin/python", "-m", "vibe_engine", "doctor"])]
+    assert ec.with_prepare_step(steps, "/venv/bin/python", "") == steps  # the free default: nothing to compile
+    (name, argv), = ec.with_prepare_step(steps, "/venv/bin/python", tmp_path, device="cpu", precision="bf16")[1:]
+    assert name == ec.PREPARE_STEP
+    assert argv == ["/venv/bin/python", "-m", "vibe_engine", "prepare", "--vibe-data", str(tmp_path),
+                    "--device", "cpu", "--precision", "bf16", "--progress"]
+    with pytest.raises(UserInputError, match="Unknown precision 'fp8'"):
+        ec.prepare_argv("/p", tmp_path, precision="fp8")
+
+
+def _prepare_job(tmp_path, vibe_data, cache, log=None):
+    import os
+
+    env = {**os.environ, "VIBE_ENGINE_COMPILE_CACHE": str(cache)}
+    ok = [sys.executable, "-c", "print('engine checked')"]
+    steps = ec.with_prepare_step([("Checking the engine", ok)], sys.executable, vibe_data, precision="fp32")
+    return CommandJob(steps, env=env, log_path=log, optional=(ec.PREPARE_STEP,))
+
+
+def test_a_failing_prepare_is_a_warning_not_a_failed_set_up(tmp_path):
+    """The real `prepare` on a folder without the VIBE files exits 4: the set-up still ends DONE,
+    with the reason as a warning and in the log."""
+    empty = tmp_path / "vibe_data"
+    empty.mkdir()
+    log = tmp_path / "setup.log"
+    job = _prepare_job(tmp_path, empty, tmp_path / "cache", log)
+    assert job.run_blocking() is JobState.DONE and job.error == ""
+    (warning,) = job.warnings
+    assert warning.startswith(f"{ec.PREPARE_STEP} failed (exit code 4): ")
+    assert job.outputs[0] == ["engine checked"]
+    assert "(optional step: the set-up goes on)" in log.read_text()
+    assert not (tmp_path / "cache").exists() or list((tmp_path / "cache").iterdir()) == []
+
+
+@pytest.fixture(scope="module")
+def vibe_data(tmp_path_factory):
+    from tests.fixtures import synthetic
+
+    return synthetic.make_vibe_data(tmp_path_factory.mktemp("setup_vibe_data"), 7)
+
+
+@pytest.mark.slow  # waits for the model to load and the build to start (≈10-30 s)
+def test_cancel_during_prepare_leaves_no_artefact(tmp_path, vibe_data):
+    cache = tmp_path / "cache"
+    job = _prepare_job(tmp_path, vibe_data, cache)
+    job.start()
+    deadline = time.monotonic() + 600
+    while not any(line.startswith("Building the compiled backbone") for line in job.step_lines):
+        assert job.state is JobState.RUNNING and time.monotonic() < deadline, job.error
+        job.update(0.2)
+    assert job.step_name == ec.PREPARE_STEP and job.last_line.startswith("Building the compiled backbone (1/2")
+    into_build = time.monotonic() + 5  # into the export / compilation
+    while time.monotonic() < into_build:
+        job.update(0.2)
+    assert job.state is JobState.RUNNING, job.error
+    job.request_cancel()
+    assert job.run_blocking() is JobState.CANCELLED
+    assert job.process.returncode == 3  # prepare unwound on SIGTERM (not killed)
+    assert not cache.exists() or [p.name for p in cache.iterdir()] == []  # no package, record or temporary file
+
+
+@pytest.mark.slow  # two real AOTInductor builds (ResNet-50 backbone, regressor + SMPL): minutes
+def test_prepare_builds_both_artefacts_with_progress_lines(tmp_path, vibe_data):
+    import json
+
+    cache = tmp_path / "cache"
+    job = _prepare_job(tmp_path, vibe_data, cache)
+    assert job.run_blocking() is JobState.DONE and job.warnings == []
+    lines = job.outputs[1]
+    assert lines[0] == "Loading the VIBE model"
+    assert "Building the compiled backbone (1/2; missing): this takes minutes" in lines
+    assert "Building the compiled head (2/2; missing): this takes minutes" in lines
+    result = json.loads(lines[-1])
+    assert result["state"] == "built" and set(result["artefacts"]) == {"backbone", "head"}
+    names = sorted(p.name for p in cache.iterdir())
+    assert names == ["hmr-backbone-cpu-float32-cl-b32.json", "hmr-backbone-cpu-float32-cl-b32.pt2",
+                     "vibe-head-cpu-float32-nchw-b32.json", "vibe-head-cpu-float32-nchw-b32.pt2"]
+    again = _prepare_job(tmp_path, vibe_data, cache)  # a second set-up only loads them
+    assert again.run_blocking() is JobState.DONE
+    assert json.loads(again.outputs[1][-1])["state"] == "loaded"

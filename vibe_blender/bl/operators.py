@@ -419,7 +419,10 @@ class VIBE_OT_setup_engine(_ModalJob, bpy.types.Operator):
         self._venv = prefs.engine_venv_dir()
         log_path = prefs.setup_log_path()
         log_path.unlink(missing_ok=True)  # our own log of the previous set-up
-        self._job = CommandJob(prefs.setup_steps(p), log_path=log_path)
+        vibe_data = bpy.path.abspath(p.vibe_data) if p.vibe_data else ""
+        steps = engine_cmd.with_prepare_step(prefs.setup_steps(p), engine_cmd.venv_python(self._venv),
+                                             vibe_data, device=p.device, precision=p.precision)
+        self._job = CommandJob(steps, log_path=log_path, optional=(engine_cmd.PREPARE_STEP,))
         prefs.RUNTIME.setup_job = self._job
 
     def _on_start(self, context: bpy.types.Context) -> None:
@@ -427,22 +430,38 @@ class VIBE_OT_setup_engine(_ModalJob, bpy.types.Operator):
 
     def _finish(self, context: bpy.types.Context) -> set[str]:
         job = self._job
-        if job.state is JobState.CANCELLED:
+        in_prepare = job.step_name == engine_cmd.PREPARE_STEP
+        if job.state is JobState.CANCELLED and not in_prepare:
             prefs.RUNTIME.setup_message = "Engine set-up cancelled"
             self.report({"INFO"}, prefs.RUNTIME.setup_message)
             return {"CANCELLED"}
-        if job.state is not JobState.DONE:
+        if job.state not in (JobState.DONE, JobState.CANCELLED):
             prefs.RUNTIME.setup_message = f"{job.error} (log: {job.log_path})"
             self.report({"ERROR"}, prefs.RUNTIME.setup_message)
             return {"CANCELLED"}
         prefs.get_prefs(context).engine_python = engine_cmd.venv_python(self._venv)
         if ActiveRun.level == "ERROR":  # e.g. "No engine Python is set": no longer true
             _set_status("")
-        checked = _doctor_from_lines(job.step_lines) if job.steps[-1][1][-1:] == ["doctor"] else []
+        doctor = next((i for i, (_, argv) in enumerate(job.steps) if argv[-1:] == ["doctor"]), None)
+        ran = doctor is not None and doctor < len(job.outputs)
+        checked = _doctor_from_lines(job.outputs[doctor]) if ran else []
         prefs.RUNTIME.doctor_lines, prefs.RUNTIME.doctor_ok = (checked, True) if checked else ([], None)
         prefs.RUNTIME.setup_message = f"Engine ready in {self._venv}" if checked else \
             f"Engine installed in {self._venv}"
         self.report({"INFO"}, prefs.RUNTIME.setup_message)
+        return self._report_prepare(job)
+
+    def _report_prepare(self, job: CommandJob) -> set[str]:
+        """The optional compile step's outcome: a warning when it failed or was cancelled (runs then
+        compile on demand or stay eager), never a failed set-up."""
+        if job.state is JobState.CANCELLED:
+            note = "preparing the compiled VIBE model was cancelled; runs compile it on demand or stay eager"
+        elif job.warnings:
+            note = f"the compiled VIBE model was not prepared ({job.warnings[-1]}); runs stay eager"
+        else:
+            return {"FINISHED"}
+        prefs.RUNTIME.setup_message += f"; {note} (log: {job.log_path})"
+        self.report({"WARNING"}, note)
         return {"FINISHED"}
 
 

@@ -38,6 +38,8 @@ MIN_ENGINE_PYTHON = (3, 11)
 PATH_PYTHONS = ("python3.13", "python3.12", "python3.11", "python3")
 PROBE_TIMEOUT_S = 20
 SETUP_LOG_NAME = "engine_setup.log"
+#: The optional last step of "Set Up Engine" when VIBE model files are configured.
+PREPARE_STEP = "Preparing the compiled VIBE model (optional; minutes)"
 
 
 @dataclass(frozen=True)
@@ -243,3 +245,24 @@ def engine_setup_steps(base_python: str, venv_dir: str | os.PathLike, engine: Bu
         ("Installing the engine", pip + ["--no-deps", "--force-reinstall", os.fspath(engine.wheel)]),
         ("Checking the engine", [py, "-m", ENGINE_MODULE, "doctor"]),
     ]
+
+
+def prepare_argv(python: str, vibe_data: str | os.PathLike, *, device: str = "cpu",
+                 precision: str = "fp32") -> list[str]:
+    """argv of ``prepare``: build the compiled VIBE generator's artefacts once, with a progress line
+    per step on stdout (docs/engine-protocol.md "Compiled artefacts")."""
+    if device not in DEVICES:
+        raise UserInputError(f"Unknown device {device!r}: use one of {', '.join(DEVICES)}")
+    if precision not in PRECISIONS:
+        raise UserInputError(f"Unknown precision {precision!r}: use one of {', '.join(PRECISIONS)}")
+    return [python, "-m", ENGINE_MODULE, "prepare", "--vibe-data", os.fspath(vibe_data), "--device", device,
+            "--precision", precision, "--progress"]
+
+
+def with_prepare_step(steps: list[tuple[str, list[str]]], python: str, vibe_data: str | os.PathLike | None,
+                      *, device: str = "cpu", precision: str = "fp32") -> list[tuple[str, list[str]]]:
+    """``steps`` plus the optional PREPARE_STEP when a VIBE data folder is configured (never for the
+    free default backend: it has nothing to compile and must set up without any VIBE file)."""
+    if not vibe_data:
+        return list(steps)
+    return [*steps, (PREPARE_STEP, prepare_argv(python, vibe_data, device=device, precision=precision))]

@@ -359,10 +359,16 @@ class CommandJob:
     """
 
     def __init__(self, steps: list[tuple[str, list[str]]], *, env: dict | None = None,
-                 ladder: CancelLadder = PLAIN_COMMAND_LADDER, log_path: str | os.PathLike | None = None) -> None:
+                 ladder: CancelLadder = PLAIN_COMMAND_LADDER, log_path: str | os.PathLike | None = None,
+                 optional: tuple[str, ...] = ()) -> None:
         if not steps:
             raise ValueError("CommandJob needs at least one step")
         self.steps = list(steps)
+        #: Names of the steps whose failure is a warning (``warnings``), not a failed job.
+        self.optional = frozenset(optional)
+        self.warnings: list[str] = []
+        #: Output lines of each step run so far (``step_lines`` is the last one's).
+        self.outputs: list[list[str]] = []
         self._env, self._ladder = env, ladder
         #: Every output line of every step (and the stderr tail of a failed one) goes to this file.
         self.log_path = None if log_path is None else Path(log_path)
@@ -398,6 +404,7 @@ class CommandJob:
     def _start_step(self) -> None:
         name, argv = self.steps[self.step_index]
         self.step_lines = []
+        self.outputs.append(self.step_lines)
         self._log(f"== {name}: {' '.join(argv)}")
         self.process = EngineProcess(argv, env=self._env, protocol=False, ladder=self._ladder)
         try:
@@ -405,6 +412,8 @@ class CommandJob:
         except OSError as exc:
             self.state = JobState.FAILED
             self.error = f"{name}: cannot start {argv[0]} ({exc.strerror or exc}): check the path"
+            if name in self.optional:
+                self._skip_optional(self.error)
             return
         if self._cancel:  # cancelled while this step was being started
             self.process.request_cancel()
@@ -433,11 +442,24 @@ class CommandJob:
             self.error = f"{self.step_name} failed (exit code {code}): {last}"
             self.error_detail = "\n".join(tail)
             self._log(*tail)
-        elif self.step_index + 1 < len(self.steps):
+            if self.step_name in self.optional:
+                self._skip_optional(self.error)
+        else:
+            self._next_step()
+
+    def _next_step(self) -> None:
+        if self.step_index + 1 < len(self.steps):
             self.step_index += 1
             self._start_step()
         else:
             self.state = JobState.DONE
+
+    def _skip_optional(self, why: str) -> None:
+        """A failed optional step: a warning, and the job goes on."""
+        self.warnings.append(why)
+        self._log(f"(optional step: the set-up goes on) {why}")
+        self.state, self.error, self.error_detail = JobState.RUNNING, "", ""
+        self._next_step()
 
     def run_blocking(self, on_update: Callable[["CommandJob"], None] | None = None) -> JobState:
         if self.state is JobState.PENDING:

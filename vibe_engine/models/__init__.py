@@ -16,6 +16,7 @@ from typing import Any
 import torch
 
 from vibe_engine.errors import BadInputError, ModelError
+from vibe_engine.models.backbone import fold_batchnorm
 from vibe_engine.models.body import BodyArrays
 from vibe_engine.models.body_io import SMPL_PREFIX, body_from_state_dict, read_body_file
 from vibe_engine.models.checkpoints import SPIN_HEAD_KEYS, check_keys, load_checkpoint, section
@@ -43,6 +44,8 @@ def load_generator(
     channels_last: bool = True,
     compile: bool = False,
     encoder_precision: str | None = None,
+    wide_stages: tuple[str, ...] = (),
+    fold_bn: bool = True,
 ) -> VibeGenerator:
     """Build VIBE's demo generator from the official files, unchanged.
 
@@ -54,11 +57,19 @@ def load_generator(
         body_model: optional SMPL ``.npz``/``.pkl`` overriding the embedded SMPL arrays
             (required if the VIBE checkpoint carries no ``regressor.smpl.*`` arrays).
         device: "cpu", "cuda", "cuda:1", …
-        precision: "fp32", or "bf16" (backbone + encoder in bfloat16, regressor + SMPL fp32).
+        precision: "fp32", or "bf16" (backbone in bfloat16; encoder, regressor + SMPL fp32). For
+            bf16 the backbone's BatchNorms are first folded into its convolutions in float64
+            (``backbone.fold_batchnorm``: one rounding per weight) and the features are pooled in
+            float32; fp32 keeps the official unfolded layers.
         channels_last: NHWC backbone (same results to float rounding, faster).
-        encoder_precision: the temporal encoder's precision when it should differ from
-            ``precision`` (e.g. "fp32" with a bf16 backbone; measured here: the joints' error of
-            bf16 is the backbone's, the GRU's precision hardly changes it).
+        encoder_precision: the temporal encoder's (GRU's) precision; default "fp32" for both
+            precisions: with the folded bf16 backbone, a bf16 GRU is the largest error left (joints
+            max 4.2 mm vs 1.5 mm with an fp32 GRU on the benchmark's crops) and hardly faster (the
+            recurrent matrix–vector products are bound by reading the weights).
+        wide_stages: backbone stages kept in float32 with a bf16 precision (e.g. ("layer4",); the
+            accuracy/speed trade-off is measured by benchmarks/generator.py --variants).
+        fold_bn: False keeps the unfolded BatchNorms with a bf16 precision (the earlier recipe; for
+            benchmarks/generator.py --variants).
         compile: ``torch.compile`` the backbone (Inductor, frozen weights; see
             ``VibeGenerator.compile_backbone``): slow first batch, faster afterwards.
     Returns:
@@ -67,7 +78,7 @@ def load_generator(
         ModelError for a missing/foreign/mismatched file; BadInputError for a bad option.
     """
     dtype, device = _options(precision, device)
-    enc_dtype = _options(encoder_precision, device)[0] if encoder_precision is not None else dtype
+    enc_dtype = _options(encoder_precision, device)[0] if encoder_precision is not None else torch.float32
     vibe_path = Path(vibe_checkpoint)
     spin_path = Path(spin_checkpoint) if spin_checkpoint is not None else _sibling_spin(vibe_path)
     gen, disc = _gen_state(vibe_path)
@@ -75,7 +86,9 @@ def load_generator(
     model = VibeGenerator(body, compute_dtype=dtype, channels_last=channels_last)
     _load_backbone(model, spin_path)
     _load_generator_weights(model, gen)
-    model.backbone.to(dtype=dtype)
+    if fold_bn and dtype not in (torch.float32, torch.float64):
+        fold_batchnorm(model.backbone)
+    model.backbone.set_precision(dtype, wide_stages)
     model.encoder.to(dtype=enc_dtype)
     if channels_last:
         model.backbone.to(memory_format=torch.channels_last)

@@ -16,6 +16,8 @@ EXPANSION = 4
 STEM_WIDTH = 64
 #: Output feature size (channels of the last stage).
 FEATURE_DIM = 2048
+#: Attribute names of the four stages.
+STAGE_NAMES = tuple(f"layer{i + 1}" for i in range(len(STAGE_BLOCKS)))
 #: Side of the final feature map for a 224×224 crop; VIBE averages it with AvgPool2d(7).
 FINAL_MAP_SIDE = 7
 
@@ -72,7 +74,53 @@ class HMRBackbone(nn.Module):
         self.avgpool = nn.AvgPool2d(FINAL_MAP_SIDE, stride=1)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, 3, 224, 224) normalised crops → (B, 2048) features (dtype of the weights)."""
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
-        x = self.layer4(self.layer3(self.layer2(self.layer1(x))))
-        return torch.flatten(self.avgpool(x), 1)
+        """(B, 3, 224, 224) normalised crops → (B, 2048) features, float32 or wider.
+
+        Each stage runs in the dtype of its own weights (the input is cast at the stage's entry), so
+        stages may differ in precision (``set_precision``); the final average pool and the features are
+        at least float32: rounding the features themselves to bfloat16 costs ~2 mm of joint error
+        (benchmarks/generator.py).
+        """
+        x = self.maxpool(self.relu(self.bn1(self.conv1(x.to(self.conv1.weight.dtype)))))
+        for name in STAGE_NAMES:
+            stage = getattr(self, name)
+            x = stage(x.to(stage[0].conv1.weight.dtype))
+        return torch.flatten(self.avgpool(x.to(torch.promote_types(x.dtype, torch.float32))), 1)
+
+    def set_precision(self, dtype: torch.dtype, wide_stages: tuple[str, ...] = ()) -> "HMRBackbone":
+        """Weights in ``dtype``, except the stages named in ``wide_stages`` (e.g. ("layer4",)): float32."""
+        self.to(dtype=dtype)
+        for name in wide_stages:
+            getattr(self, name).to(dtype=torch.float32)
+        return self
+
+
+def _folded(conv: nn.Conv2d, bn: nn.BatchNorm2d) -> nn.Conv2d:
+    """conv followed by (inference) bn as one biased conv, computed in float64 then rounded once to
+    the conv's dtype."""
+    scale = bn.weight.double() / torch.sqrt(bn.running_var.double() + bn.eps)
+    out = nn.Conv2d(conv.in_channels, conv.out_channels, conv.kernel_size, conv.stride, conv.padding,
+                    bias=True).to(device=conv.weight.device, dtype=conv.weight.dtype)
+    with torch.no_grad():
+        out.weight.copy_(conv.weight.double() * scale[:, None, None, None])
+        out.bias.copy_(bn.bias.double() - bn.running_mean.double() * scale)
+    return out
+
+
+def fold_batchnorm(backbone: HMRBackbone) -> HMRBackbone:
+    """Fold every BatchNorm into the convolution before it (in place; inference only).
+
+    The same function as the unfolded net (BN in eval mode is affine), with each weight rounded once
+    to the dtype it is later cast to, instead of conv and BN rounded separately: bfloat16 joints move
+    ~2.5× less from float32 (benchmarks/generator.py). The state dict then no longer has ``bn*`` keys.
+    """
+    backbone.conv1, backbone.bn1 = _folded(backbone.conv1, backbone.bn1), nn.Identity()
+    for name in STAGE_NAMES:
+        for block in getattr(backbone, name):
+            for i in (1, 2, 3):
+                conv, bn = getattr(block, f"conv{i}"), getattr(block, f"bn{i}")
+                setattr(block, f"conv{i}", _folded(conv, bn))
+                setattr(block, f"bn{i}", nn.Identity())
+            if block.downsample is not None:
+                block.downsample = nn.Sequential(_folded(block.downsample[0], block.downsample[1]))
+    return backbone

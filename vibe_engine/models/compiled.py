@@ -118,7 +118,8 @@ class Prepared:
 
 
 class PackageRunner:
-    """A loaded single-input, single-output AOTInductor package: ``runner(x) → y``.
+    """A loaded AOTInductor package: ``runner(*inputs)`` → its output (a tensor), or the list of
+    its outputs when there are several (e.g. models/head.py's).
 
     Talks to ``torch._C._aoti.AOTIModelPackageLoader`` directly (what ``aoti_load_package``
     wraps), so a warm start does not import ``torch._inductor`` (seconds on a loaded CPU).
@@ -127,8 +128,9 @@ class PackageRunner:
     def __init__(self, pt2: Path) -> None:
         self._loader = torch._C._aoti.AOTIModelPackageLoader(str(pt2), "model", False, 1, -1)
 
-    def __call__(self, x: torch.Tensor) -> torch.Tensor:
-        return self._loader.boxed_run([x])[0]
+    def __call__(self, *inputs: torch.Tensor) -> torch.Tensor | list[torch.Tensor]:
+        outputs = self._loader.boxed_run(list(inputs))
+        return outputs[0] if len(outputs) == 1 else outputs
 
 
 def check_artefact(pt2: Path, record_path: Path, expected: dict[str, Any]) -> str:
@@ -160,16 +162,17 @@ def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
             os.unlink(tmp)
 
 
-def build_artefact(module: nn.Module, example: torch.Tensor, pt2: Path, record_path: Path,
-                   expected: dict[str, Any]) -> None:
-    """Export ``module`` on ``example``, compile it with AOTInductor into ``pt2`` and write its
-    record (both atomically; the record last). Minutes on a 2-core CPU for a ResNet-50."""
+def build_artefact(module: nn.Module, example: torch.Tensor | tuple[torch.Tensor, ...], pt2: Path,
+                   record_path: Path, expected: dict[str, Any]) -> None:
+    """Export ``module`` on ``example`` (one input tensor, or a tuple of them), compile it with
+    AOTInductor into ``pt2`` and write its record (both atomically; the record last). Minutes on a
+    2-core CPU for a ResNet-50."""
     import torch._inductor  # the compiler: imported only to build
 
     pt2.parent.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
     with torch.inference_mode(False), torch.no_grad():
-        program = torch.export.export(module, (example,))
+        program = torch.export.export(module, example if isinstance(example, tuple) else (example,))
 
         def package(tmp: Path) -> None:
             tmp.unlink()  # the packager writes a fresh file
@@ -181,10 +184,11 @@ def build_artefact(module: nn.Module, example: torch.Tensor, pt2: Path, record_p
     _write_atomic(record_path, lambda tmp: tmp.write_text(json.dumps(record, indent=1), encoding="utf-8"))
 
 
-def load_or_build(module: nn.Module, example: torch.Tensor, key: ArtefactKey, *,
+def load_or_build(module: nn.Module, example: torch.Tensor | tuple[torch.Tensor, ...], key: ArtefactKey, *,
                   cache_dir: Path | None = None, build: bool = True,
                   on_build: Callable[[str], None] | None = None) -> Prepared:
-    """The compiled ``module`` for inputs shaped like ``example`` (the artefact of ``key``).
+    """The compiled ``module`` for inputs shaped like ``example`` (the artefact of ``key``; a tuple
+    for a module of several inputs).
 
     Loads a valid artefact; otherwise builds one (``build``; ``on_build(reason)`` is called first,
     e.g. to report progress) or bypasses it. Never raises for a compile/load failure: the result's

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -46,6 +48,8 @@ class VibeGenerator(nn.Module):
         self.channels_last = channels_last
         self._compiled: nn.Module | None = None
         self._compiled_batch = 0
+        self._head: Callable[..., Any] | None = None  # the Head artefact's runner (models/head.py)
+        self._head_frames = 0
         #: VIBE's motion discriminator (fp32) when the checkpoint carries one (set by load_generator)
         self.motion_discriminator: nn.Module | None = None
 
@@ -82,9 +86,24 @@ class VibeGenerator(nn.Module):
             self._compiled, self._compiled_batch = prepared.runner, batch
         return prepared
 
+    def prepare_compiled_head(self, frames: int, *, build: bool = True, cache_dir=None, on_build=None):
+        """Use the AOTInductor artefact of the head (regressor + SMPL, models/head.py) for calls of
+        ``frames`` frames (smaller ones zero-padded), like :meth:`prepare_compiled_backbone`."""
+        from vibe_engine.models.compiled import ArtefactKey, load_or_build
+        from vibe_engine.models.head import Head, example_input
+
+        dtype = self.regressor.fc1.weight.dtype
+        key = ArtefactKey("vibe-head", self.device.type, str(dtype), False, frames)
+        prepared = load_or_build(Head(self.regressor), example_input(frames, self.device, dtype), key,
+                                 cache_dir=cache_dir, build=build, on_build=on_build)
+        if prepared.runner is not None:
+            self._head, self._head_frames = prepared.runner, frames
+        return prepared
+
     def uncompile_backbone(self) -> None:
-        """Back to the eager backbone (after a failed compilation)."""
+        """Back to the eager backbone and head (after a failed compilation)."""
         self._compiled, self._compiled_batch = None, 0
+        self._head, self._head_frames = None, 0
 
     def warm_up(self, batch: int) -> float:
         """Compile (if ``compile_backbone`` was called) for ``batch`` crops; returns seconds."""
@@ -107,7 +126,8 @@ class VibeGenerator(nn.Module):
             x = x.contiguous(memory_format=torch.channels_last)
         if self._compiled is None:
             return self.backbone(x).float()
-        return self._run_compiled(x).float()
+        step = self._compiled_batch or x.shape[0]
+        return torch.cat([self._run_compiled(x[i:i + step]).float() for i in range(0, x.shape[0], step)])
 
     def _run_compiled(self, x: torch.Tensor) -> torch.Tensor:
         """Compiled backbone; a batch smaller than the first one is zero-padded to its size."""
@@ -141,8 +161,26 @@ class VibeGenerator(nn.Module):
         metres if ``with_verts``.
         """
         n, t = y.shape[:2]
-        out = self.regressor(y.reshape(n * t, FEATURE_DIM).to(self.device), with_verts=with_verts)
+        flat = y.reshape(n * t, FEATURE_DIM).to(self.device)
+        out = self.regressor(flat, with_verts=with_verts) if self._head is None else self._run_head(flat)
+        if not with_verts:
+            out.pop("verts", None)
         return {k: v.reshape(n, t, *v.shape[1:]) for k, v in out.items()}
+
+    def _run_head(self, y: torch.Tensor) -> dict[str, torch.Tensor]:
+        """The compiled head on y (B,2048), in calls of its frame count (the last one zero-padded)."""
+        from vibe_engine.models.head import HEAD_OUTPUTS
+
+        y = y.to(self.regressor.fc1.weight.dtype)
+        step, parts = self._head_frames, []
+        for i in range(0, y.shape[0], step):
+            x = y[i:i + step]
+            m = x.shape[0]
+            if m < step:
+                x = torch.cat([x, x.new_zeros(step - m, FEATURE_DIM)])
+            with torch.inference_mode():
+                parts.append([o[:m] for o in self._head(x.contiguous())])
+        return {k: torch.cat(col) for k, col in zip(HEAD_OUTPUTS, zip(*parts))}
 
     def forward(self, crops: torch.Tensor) -> dict[str, torch.Tensor]:
         """crops (N,T,3,224,224) → the dict of :meth:`regress` (with vertices)."""

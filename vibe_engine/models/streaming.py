@@ -178,19 +178,26 @@ class Temporal:
 
 
 def compile_backbone(ctx: RunContext, model: Any, batch: int, build: bool = True) -> None:
-    """The backbone's AOTInductor artefact for ``batch`` crops (models/compiled.py; timed as
-    ``compile``): loaded from the cache, else built once when ``build`` (``COMPILING`` warning
-    first: minutes). Eager when it cannot be had: ``COMPILE_FAILED`` for a failed build or a
-    stale/corrupt artefact (the reason in the message); silent when merely not built yet."""
-    def building(why: str) -> None:
-        ctx.writer.warning("COMPILING", f"building the compiled backbone once for this checkpoint, device "
-                           f"and precision ({why}); this takes minutes, later runs load it in about a second")
+    """The generator's AOTInductor artefacts (models/compiled.py; timed as ``compile``): the backbone
+    for ``batch`` crops, then the head (regressor + SMPL, models/head.py) for ``batch`` frames; each
+    loaded from the cache, else built once when ``build`` (``COMPILING`` warning first: minutes).
+    A part that cannot be had runs eager: ``COMPILE_FAILED`` for a failed build or a stale/corrupt
+    artefact (the reason in the message; the later parts are then not tried), ``COMPILE_REBUILT``
+    when a stale one was rebuilt; silent when merely not built yet."""
+    parts = (("backbone", model.prepare_compiled_backbone), ("head", model.prepare_compiled_head))
+    for what, prepare in parts:
+        def building(why: str, what: str = what) -> None:
+            ctx.writer.warning("COMPILING", f"building the compiled {what} once for this checkpoint, "
+                               f"device and precision ({why}); this takes minutes, later runs load it in "
+                               "about a second")
 
-    with ctx.timings("compile"):
-        prepared = model.prepare_compiled_backbone(batch, build=build, on_build=building)
-    if prepared.reason and prepared.reason != "missing":
-        log.warning("compiled backbone: %s", prepared.reason)
-        ctx.writer.warning("COMPILE_FAILED" if prepared.runner is None else "COMPILE_REBUILT",
-                           f"compiled backbone {prepared.path.name}: {prepared.reason[:200]}; "
-                           + ("running without it (--compile off hides this)" if prepared.runner is None
-                              else "rebuilt"))
+        with ctx.timings("compile"):
+            prepared = prepare(batch, build=build, on_build=building)
+        if prepared.reason and prepared.reason != "missing":
+            log.warning("compiled %s: %s", what, prepared.reason)
+            ctx.writer.warning("COMPILE_FAILED" if prepared.runner is None else "COMPILE_REBUILT",
+                               f"compiled {what} {prepared.path.name}: {prepared.reason[:200]}; "
+                               + ("running without it (--compile off hides this)" if prepared.runner is None
+                                  else "rebuilt"))
+            if prepared.runner is None:
+                return
