@@ -40,6 +40,14 @@ def _rotations(kind, n=N, seed=1):
     return aa_to_matrix(aa)
 
 
+def _paint_person(grey, rng, i):
+    """A textured blob moving inside BOX in frame ``i``, independent of the background (in place)."""
+    cx, cy, w, hh = BOX
+    patch = rng.uniform(0, 255, (int(hh * 0.8), int(w * 0.6))).astype(np.uint8)
+    y0, x0 = int(cy - hh * 0.4), int(cx - w * 0.3 + 10 * np.sin(i / 4))
+    grey[y0:y0 + patch.shape[0], x0:x0 + patch.shape[1]] = patch
+
+
 def _frames(rots, texture, person=True, blank=False, zoom=None):
     """RGB frames of a camera with ref_from_camera ``rots`` (and focal F × ``zoom`` (n,)) looking at
     a plane at infinity."""
@@ -56,11 +64,8 @@ def _frames(rots, texture, person=True, blank=False, zoom=None):
         grey = cv2.warpPerspective(texture, h, (W, H), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP)
         if blank:
             grey[:] = 128
-        if person:  # a textured blob moving inside the box, independent of the background
-            cx, cy, w, hh = BOX
-            patch = rng.uniform(0, 255, (int(hh * 0.8), int(w * 0.6))).astype(np.uint8)
-            y0, x0 = int(cy - hh * 0.4), int(cx - w * 0.3 + 10 * np.sin(i / 4))
-            grey[y0:y0 + patch.shape[0], x0:x0 + patch.shape[1]] = patch
+        if person:
+            _paint_person(grey, rng, i)
         out.append(cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB))
     return out
 
@@ -191,10 +196,7 @@ def _floor_frames(path: np.ndarray, person: bool = True) -> list[np.ndarray]:
         grey = cv2.warpPerspective(floor, to_tex @ np.linalg.inv(floor_to_px), (W, H),
                                    flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP, borderValue=128)
         if person:
-            cx, cy, w, hh = BOX
-            patch = rng.uniform(0, 255, (int(hh * 0.8), int(w * 0.6))).astype(np.uint8)
-            y0, x0 = int(cy - hh * 0.4), int(cx - w * 0.3 + 10 * np.sin(i / 4))
-            grey[y0:y0 + patch.shape[0], x0:x0 + patch.shape[1]] = patch
+            _paint_person(grey, rng, i)
         out.append(cv2.cvtColor(grey, cv2.COLOR_GRAY2RGB))
     return out
 
