@@ -29,7 +29,9 @@ SEGMENTS = (
     ((1, 2, 16, 17), (23, 24, 11, 12)),  # hip midpoint to shoulder midpoint
 )
 NUM_LANDMARKS = 33  # BlazePose image landmarks per frame
-RATIO_SMOOTHING = LocalFitParams(sigma=0.1, order=1)  # of the per-frame log depth factor (s)
+# Of the per-frame log depth factor (s). Measured on the synthetic suite (benchmarks/accuracy.py --reuse):
+# 0.1-0.2 s is a plateau (static 4-clip root 7.7-7.9 %, moving 7.7-8.2 %); 0.05 s passes detection noise on.
+RATIO_SMOOTHING = LocalFitParams(sigma=0.15, order=1)
 MAX_LOG_FACTOR = 0.15  # |log q| per segment: beyond ±15 % it is a detection failure, not depth
 ACROSS_POWER = 4  # segment weight: (fraction of its length across the camera ray) ** ACROSS_POWER
 MIN_WEIGHT = 1e-3  # summed segment weight below which a frame keeps its depth (factor 1)
