@@ -94,3 +94,23 @@ def test_move_along_rays_keeps_the_image_position_and_scales_the_distance():
     np.testing.assert_allclose(np.linalg.norm(after, axis=1), q * np.linalg.norm(before, axis=1), rtol=1e-12)
     np.testing.assert_allclose(np.cross(before, after), 0.0, atol=1e-12)
     np.testing.assert_allclose(move_along_rays(transl, rest_root, np.ones(20)), transl, atol=1e-12)
+
+
+def test_depth_factors_fill_frames_without_landmarks_from_their_neighbours():
+    """No pose found for a third of a second (NaN landmark rows): those frames take the factor of the
+    frames around them (linear in time), not 1: a constant depth error of the fit (8 % too far) is
+    undone on both sides of the gap and in it alike, beyond the smoothing's reach of the error's onset."""
+    from vibe_engine.postprocess.depth_prior import RATIO_SMOOTHING, depth_factors
+
+    times = np.arange(60) / 30.0
+    root = np.stack([0.2 * times, 0 * times, 6.0 + 0 * times], axis=1)
+    error = np.where(times < 0.5, 1.0, 1.08)  # the fit jumps 8 % too far at 0.5 s and stays there
+    fit, detected = _trunk(root * error[:, None], 0.18, 0.09, 0.5), _trunk(root, 0.18, 0.09, 0.5)
+    landmarks = np.full((60, 33, 2), np.nan)
+    for smpl, blaze in ((16, 11), (17, 12), (1, 23), (2, 24)):
+        landmarks[:, blaze] = detected[:, smpl, :2] / detected[:, smpl, 2:] * 1000.0
+    landmarks[40:50] = np.nan
+    q = depth_factors(fit, landmarks, np.full(60, 1000.0), None, times)
+    settled = times > 0.5 + RATIO_SMOOTHING.reach * RATIO_SMOOTHING.sigma
+    assert settled[30] and np.isnan(landmarks[40:50]).all()
+    np.testing.assert_allclose((q * error)[settled], (q * error)[-1], rtol=1e-9)

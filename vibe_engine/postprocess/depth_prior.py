@@ -34,7 +34,7 @@ NUM_LANDMARKS = 33  # BlazePose image landmarks per frame
 RATIO_SMOOTHING = LocalFitParams(sigma=0.15, order=1)
 MAX_LOG_FACTOR = 0.15  # |log q| per segment: beyond ±15 % it is a detection failure, not depth
 ACROSS_POWER = 4  # segment weight: (fraction of its length across the camera ray) ** ACROSS_POWER
-MIN_WEIGHT = 1e-3  # summed segment weight below which a frame keeps its depth (factor 1)
+MIN_WEIGHT = 1e-3  # summed segment weight below which a frame's factor comes from its neighbours
 MIN_PIXELS = 1.0  # segments shorter than this (fitted or detected) are not used
 
 
@@ -89,7 +89,12 @@ def depth_factors(joints_cam: np.ndarray, landmarks_px: np.ndarray, focal_px: np
         weights.append(w)
     logs, weights = np.stack(logs, 1), np.stack(weights, 1)
     total = weights.sum(1)
-    log_q = np.where(total > MIN_WEIGHT, (logs * weights).sum(1) / np.maximum(total, MIN_WEIGHT), 0.0)
+    seen = total > MIN_WEIGHT
+    if not seen.any():
+        return np.ones(len(total))
+    times = np.asarray(times, np.float64)
+    log_q = (logs[seen] * weights[seen]).sum(1) / total[seen]
+    log_q = np.interp(times, times[seen], log_q)  # frames without a usable segment: from their neighbours
     if len(log_q) > 2:
         log_q = smooth_vectors(log_q[:, None], times, RATIO_SMOOTHING)[:, 0]
     return np.exp(log_q - np.median(log_q))
