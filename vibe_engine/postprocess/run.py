@@ -1,7 +1,9 @@
 """Apply the post-processing steps to every track of a Motion (each step switchable).
 
 Order: smoothing (rotations on quaternions, root translation) → ground plane and world frame
-(from every track's feet: one static camera, one ground) → foot contacts → foot locking → a
+(from every track's feet: one static camera, one ground) → foot contacts → foot locking → the
+root depth from body-size consistency (:mod:`vibe_engine.postprocess.depth_prior`: each frame's
+body along its camera ray so its trunk projects to the detected size; BlazePose tracks) → a
 light final smoothing of the rotations (the leg IK pins the feet exactly and passes the hips'
 remaining jitter on to the knees; the final pass takes that out) → foot locking again with the
 same contacts (re-pins the feet that the final smoothing moved by a millimetre or two). The raw
@@ -22,7 +24,7 @@ from vibe_blender.core.rotations import aa_to_matrix
 
 from vibe_engine.world import camera_path
 
-from vibe_engine.postprocess import final_joints
+from vibe_engine.postprocess import depth_prior, final_joints
 from vibe_engine.postprocess.contacts import detect_contacts
 from vibe_engine.postprocess.footlock import CONTACT_JOINTS, lock_feet
 from vibe_engine.postprocess.smoothing import LocalFitParams, smooth_rotations, smooth_translation
@@ -74,6 +76,28 @@ def _lock_track(body: mf.BodyModel, track: mf.Track, m: np.ndarray,
     track.pose, track.transl = pose.astype(np.float32), transl.astype(np.float32)
 
 
+def _size_depth(motion: mf.Motion, track: mf.Track, ref: np.ndarray | None) -> None:
+    """Move the track's root along each frame's camera ray by the body-size depth factors (in place);
+    nothing without the detector's image landmarks (``landmarks_image``: BlazePose) or with < 3 frames.
+    ``ref`` (N,4,4): a moving camera's ref_from_camera (the track is in the frame-0 camera), or None."""
+    landmarks = track.extra.get("landmarks_image")
+    if landmarks is None or track.num_frames < 3:
+        return
+    frames = np.asarray(track.frames)
+    joints = _camera_joints(motion.body, track)
+    centres = None
+    if ref is not None:  # joints into each frame's own camera; rays from its centre
+        centres = ref[frames, :3, 3]
+        joints = np.einsum("tji,tnj->tni", ref[frames, :3, :3], joints - centres[:, None])
+    focal = motion.camera.get("focal_px")
+    focal = np.asarray(focal, np.float64)[frames] if focal is not None else \
+        np.full(track.num_frames, float(motion.meta["camera"]["focal_px"]))
+    q = depth_prior.depth_factors(joints, np.asarray(landmarks)[..., :2], focal, track.extra.get("visibility"),
+                                  np.asarray(track.times, np.float64))
+    _, rest = shaped_rest(motion.body, track.betas_track)
+    track.transl = depth_prior.move_along_rays(track.transl, rest[0], q, centres).astype(np.float32)
+
+
 def postprocess(motion: mf.Motion, settings: PostSettings = PostSettings()) -> mf.Motion:
     """Run the enabled steps on every track of ``motion`` in place and return it; joints3d/joints2d
     are then those of the final pose and transl (raw kept: :mod:`vibe_engine.postprocess.final_joints`)."""
@@ -109,6 +133,7 @@ def _steps(motion: mf.Motion, settings: PostSettings) -> np.ndarray | None:
         for track in motion.tracks:
             _lock_track(motion.body, track, m)
             if settings.smooth and track.num_frames > 2:
+                _size_depth(motion, track, ref)  # moves the planted feet a little: re-pinned below
                 track.pose = smooth_rotations(track.pose, track.times, FINAL_SMOOTHING).astype(np.float32)
                 _lock_track(motion.body, track, m, track.extra["contacts"])  # re-pin: millimetres
     return ref
