@@ -1,7 +1,8 @@
 """The AOTInductor artefact cache (vibe_engine/models/compiled.py) on a tiny conv net: built once,
 loaded in later calls with the eager result, and a stale (other torch, other weights) or corrupt
 artefact detected, then bypassed (eager, with the reason) or rebuilt; a failing build leaves
-nothing behind. Two real compilations of a 2-layer model (seconds each), no ResNet-50."""
+nothing behind; the conv weights re-packed at load reproduce the package bitwise. Three real
+compilations of 2-layer models (seconds each), no ResNet-50."""
 from __future__ import annotations
 
 import json
@@ -30,7 +31,22 @@ class Tiny(nn.Module):
         return torch.relu(self.bn(self.conv(x))).mean(dim=(2, 3))
 
 
+class Folded(nn.Module):
+    """Convs with their own biases (BatchNorm already folded, as backbone.fold_batchnorm does)."""
+
+    def __init__(self, seed: int = 0) -> None:
+        super().__init__()
+        torch.manual_seed(seed)
+        self.a = nn.Conv2d(3, 8, 3, padding=1)
+        self.b = nn.Conv2d(8, 8, 3, padding=1)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = torch.relu(self.a(x))
+        return torch.relu(self.b(y) + y).mean(dim=(2, 3))
+
+
 KEY = C.ArtefactKey("tiny", "cpu", "torch.float32", False, 2)
+FOLDED_KEY = C.ArtefactKey("folded", "cpu", "torch.float32", False, 2)
 
 
 @pytest.fixture(scope="module")
@@ -61,6 +77,31 @@ def test_first_call_builds_then_later_calls_load(built, example):
     again = C.load_or_build(model, example, KEY, cache_dir=folder, build=False)
     assert again.state == "loaded" and again.reason == ""
     assert _close(again.runner, model, example)
+
+
+def test_inductor_folded_batchnorm_gets_no_repack_plan(built):
+    """Tiny's conv weight is folded with its BatchNorm by Inductor: no parameter of the module
+    holds the packed weight, so the package runs as built."""
+    folder, _, prepared, _ = built
+    assert json.loads((folder / f"{KEY.name}.json").read_text())["repack"] == []
+    assert prepared.runner._packed == {}
+
+
+@pytest.mark.skipif(not torch.backends.mkldnn.is_available(), reason="oneDNN convolutions only")
+def test_conv_weights_are_repacked_at_load_and_reproduce_the_package(example, tmp_path):
+    model = Folded().eval()
+    assert C.load_or_build(model, example, FOLDED_KEY, cache_dir=tmp_path).state == "built"
+    pt2 = tmp_path / f"{FOLDED_KEY.name}.pt2"
+    plan = json.loads((tmp_path / f"{FOLDED_KEY.name}.json").read_text())["repack"]
+    assert sorted(e["weight"] for e in plan) == ["a.weight", "b.weight"]
+    assert all(e["input_size"][0] == 2 and e["padding"] == [1, 1] for e in plan)
+    loaded = C.load_or_build(model, example, FOLDED_KEY, cache_dir=tmp_path, build=False)
+    assert loaded.state == "loaded" and sorted(loaded.runner._packed) == sorted(e["constant"] for e in plan)
+    with torch.inference_mode():
+        assert torch.equal(loaded.runner(example), C.PackageRunner(pt2)(example))
+    assert _close(loaded.runner, model, example)
+    # a plan that does not reproduce the package (other weights) is dropped at build time
+    assert C._checked_plan(Folded(seed=1).eval(), (example,), pt2) == []
 
 
 def test_stale_torch_version_is_detected_and_bypassed(built, example, tmp_path):
