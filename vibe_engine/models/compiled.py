@@ -36,7 +36,6 @@ import logging
 import os
 import platform
 import re
-import tempfile
 import zipfile
 import time
 from collections.abc import Callable
@@ -46,6 +45,8 @@ from typing import Any
 
 import torch
 from torch import nn
+
+from vibe_blender.core.atomic import atomic_path, atomic_write
 
 log = logging.getLogger(__name__)
 
@@ -270,17 +271,6 @@ def check_artefact(pt2: Path, record_path: Path, expected: dict[str, Any]) -> st
     return ""
 
 
-def _write_atomic(path: Path, write: Callable[[Path], None]) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.stem}.", suffix=f".tmp{path.suffix}")
-    os.close(fd)
-    try:
-        write(Path(tmp))
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-
-
 def build_artefact(module: nn.Module, example: torch.Tensor | tuple[torch.Tensor, ...], pt2: Path,
                    record_path: Path, expected: dict[str, Any]) -> None:
     """Export ``module`` on ``example`` (one input tensor, or a tuple of them), compile it with
@@ -294,14 +284,13 @@ def build_artefact(module: nn.Module, example: torch.Tensor | tuple[torch.Tensor
     with torch.inference_mode(False), torch.no_grad():
         program = torch.export.export(module, example)
 
-        def package(tmp: Path) -> None:
-            tmp.unlink()  # the packager writes a fresh file
+        with atomic_path(pt2) as tmp:
             torch._inductor.aoti_compile_and_package(program, package_path=str(tmp),
                                                      inductor_configs=dict(INDUCTOR_CONFIGS))
-        _write_atomic(pt2, package)
     record = {**expected, "package_sha256": file_sha256(pt2), "repack": _checked_plan(module, example, pt2),
               "build_seconds": round(time.perf_counter() - start, 1)}
-    _write_atomic(record_path, lambda tmp: tmp.write_text(json.dumps(record, indent=1), encoding="utf-8"))
+    with atomic_write(record_path) as f:
+        f.write(json.dumps(record, indent=1).encode("utf-8"))
 
 
 def load_or_build(module: nn.Module, example: torch.Tensor | tuple[torch.Tensor, ...], key: ArtefactKey, *,
