@@ -31,17 +31,8 @@ def env(**extra: str) -> dict[str, str]:
 
 def cut_clips(folder: Path, starts=CLIP_STARTS, length: int = CLIP_FRAMES) -> list[Path]:
     """One small clip per start frame (``length`` frames of the demo at 1/CLIP_SCALE size)."""
-    import cv2
-
     folder.mkdir(parents=True, exist_ok=True)
-    cap = cv2.VideoCapture(str(media.DEMO_CLIP))
-    frames = []
-    while len(frames) < max(starts) + length:
-        ok, bgr = cap.read()
-        assert ok
-        h, w = bgr.shape[:2]
-        frames.append(cv2.cvtColor(cv2.resize(bgr, (w // CLIP_SCALE, h // CLIP_SCALE)), cv2.COLOR_BGR2RGB))
-    cap.release()
+    frames = media.demo_frames(max(starts) + length, CLIP_SCALE)
     return [media.write_cv2_clip(folder / f"clip{s:03d}.mp4", frames[s:s + length]) for s in starts]
 
 

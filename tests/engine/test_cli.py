@@ -110,18 +110,8 @@ def vibe_data(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def clips(tmp_path_factory) -> dict[str, Path]:
     """Small clips: the demo's first frames at half size, a blank clip, a non-video, etc."""
-    import cv2
-
     root = tmp_path_factory.mktemp("clips")
-    frames = []
-    cap = cv2.VideoCapture(str(media.DEMO_CLIP))
-    for _ in range(SHORT_FRAMES):
-        ok, bgr = cap.read()
-        assert ok
-        h, w = bgr.shape[:2]
-        frames.append(cv2.cvtColor(cv2.resize(bgr, (w // SHORT_SCALE, h // SHORT_SCALE)), cv2.COLOR_BGR2RGB))
-    cap.release()
-    out = {"short": media.write_cv2_clip(root / "short.mp4", frames)}
+    out = {"short": media.write_cv2_clip(root / "short.mp4", media.demo_frames(SHORT_FRAMES, SHORT_SCALE))}
     out["blank"] = media.write_cv2_clip(root / "blank.mp4", [np.full((240, 320, 3), 128, np.uint8)] * 12)
     out["text"] = root / "notes.mp4"
     out["text"].write_text("this is not a video\n" * 50)

@@ -13,17 +13,8 @@ FP32_TOLERANCE = 1e-5
 
 
 def test_run_stores_realism_of_the_final_poses(tmp_path):
-    import cv2
-
     data = synthetic.make_vibe_data(tmp_path / "vibe_data", 0)
-    cap = cv2.VideoCapture(str(media.DEMO_CLIP))
-    frames = []
-    for _ in range(12):
-        ok, bgr = cap.read()
-        assert ok
-        frames.append(cv2.cvtColor(cv2.resize(bgr, (bgr.shape[1] // 2, bgr.shape[0] // 2)), cv2.COLOR_BGR2RGB))
-    cap.release()
-    clip = media.write_cv2_clip(tmp_path / "short.mp4", frames)
+    clip = media.write_cv2_clip(tmp_path / "short.mp4", media.demo_frames(12, 2))
     out = tmp_path / "short.motion.npz"
     engine = run_engine(["run", str(clip), "--out", str(out), "--vibe-data", str(data), *COMMON])
     assert engine.rc == 0, engine.stderr[-3000:]

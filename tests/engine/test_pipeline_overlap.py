@@ -30,17 +30,7 @@ RUN_THREADS = ("video-prefetch", "vibe-landmarks")
 @pytest.fixture(scope="module")
 def two_people(tmp_path_factory) -> Path:
     """Demo frames MULTI_FIRST.. at half size: two people walking, a panning background."""
-    import cv2
-
-    cap = cv2.VideoCapture(str(media.DEMO_CLIP))
-    cap.set(cv2.CAP_PROP_POS_FRAMES, MULTI_FIRST)
-    frames = []
-    for _ in range(MULTI_FRAMES):
-        ok, bgr = cap.read()
-        assert ok
-        h, w = bgr.shape[:2]
-        frames.append(cv2.cvtColor(cv2.resize(bgr, (w // SCALE, h // SCALE)), cv2.COLOR_BGR2RGB))
-    cap.release()
+    frames = media.demo_frames(MULTI_FRAMES, SCALE, first=MULTI_FIRST)
     return media.write_cv2_clip(tmp_path_factory.mktemp("overlap") / "two.mp4", frames)
 
 

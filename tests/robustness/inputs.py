@@ -55,17 +55,7 @@ class Assets:
 
     @functools.cached_property
     def person_clip(self) -> Path:
-        import cv2
-
-        frames = []
-        cap = cv2.VideoCapture(str(media.DEMO_CLIP))
-        for _ in range(PERSON_FRAMES):
-            ok, bgr = cap.read()
-            assert ok, "demo clip unreadable"
-            h, w = bgr.shape[:2]
-            small = cv2.resize(bgr, (w // PERSON_SCALE, h // PERSON_SCALE), interpolation=cv2.INTER_AREA)
-            frames.append(cv2.cvtColor(small, cv2.COLOR_BGR2RGB))
-        cap.release()
+        frames = media.demo_frames(PERSON_FRAMES, PERSON_SCALE, area=True)
         return media.write_cv2_clip(self.root / "person.mp4", frames)
 
     @functools.cached_property
