@@ -91,13 +91,6 @@ class CameraPath:
     plane_normal: np.ndarray | None = None  # (3,) the floor's normal in the frame-0 camera (down)
 
 
-def kabsch(src: np.ndarray, dst: np.ndarray) -> np.ndarray:
-    """Rotation R (3,3) minimising Σ|dst − R src|² for unit rays src, dst (M,3)."""
-    u, _, vt = np.linalg.svd(dst.T @ src)
-    d = np.sign(np.linalg.det(u @ vt))
-    return u @ np.diag([1.0, 1.0, d]) @ vt
-
-
 def rotation_angle_deg(r: np.ndarray) -> np.ndarray:
     """Angle (deg) of rotation matrices (...,3,3)."""
     cos = (np.trace(r, axis1=-2, axis2=-1) - 1.0) / 2.0

@@ -17,12 +17,6 @@ from vibe_engine.world import camera_translation
 from vibe_engine.world.camera_motion import CameraPath, CameraTracker
 
 
-def _aa_to_matrix(aa: np.ndarray) -> np.ndarray:
-    from vibe_blender.core.rotations import aa_to_matrix
-
-    return aa_to_matrix(aa)
-
-
 def to_reference_frame(body: Any, track: Any, ref_from_camera: np.ndarray) -> None:
     """Rewrite a track's pose (global orientation) and transl in place from each frame's camera
     into the reference camera (frame 0) with ``ref_from_camera`` indexed by video frame: (N,3,3)
@@ -32,14 +26,14 @@ def to_reference_frame(body: Any, track: Any, ref_from_camera: np.ndarray) -> No
     with J0 the shaped rest pelvis (smplx convention).
     """
     from vibe_blender.core.body import shaped_rest
-    from vibe_blender.core.rotations import matrix_to_aa
+    from vibe_blender.core.rotations import aa_to_matrix, matrix_to_aa
 
     m = np.asarray(ref_from_camera, np.float64)[np.asarray(track.frames)]
     r, c = m[:, :3, :3], (m[:, :3, 3] if m.shape[-1] == 4 else np.zeros((len(m), 3)))
     _, rest = shaped_rest(body, track.betas_track)
     j0 = rest[0]
     pose = np.array(track.pose, np.float64)
-    pose[:, 0] = matrix_to_aa(r @ _aa_to_matrix(pose[:, 0]))
+    pose[:, 0] = matrix_to_aa(r @ aa_to_matrix(pose[:, 0]))
     transl = np.einsum("tij,tj->ti", r, j0 + np.asarray(track.transl, np.float64)) + c - j0
     track.pose, track.transl = pose.astype(np.float32), transl.astype(np.float32)
 
