@@ -5,7 +5,9 @@ SHELL := /bin/bash
 find_python = $(firstword $(foreach p,$(1),$(shell "$(p)" -c "import sys" >/dev/null 2>&1 && echo "$(p)")))
 PY311 ?= $(call find_python,$(shell command -v python3.11) $(wildcard $(HOME)/.pyenv/versions/3.11*/bin/python3.11))
 PY313 ?= $(call find_python,$(wildcard $(HOME)/.pyenv/versions/3.13*/bin/python3.13) $(shell command -v python3.13))
-PIP_FLAGS := -q --disable-pip-version-check
+PIP_FLAGS := -qq --disable-pip-version-check
+# Short tracebacks and a one-line summary per failure or error, so a CI log shows the cause early.
+PYTEST_CI := -rfE --tb=short
 # ffmpeg: test clips and the benchmark encoder; blender + python3-numpy: a real `blender -b` binary
 # (Debian's 3.4) for the batch script's --python-exit-code contract. assimp-utils: Assimp, one of
 # the independent readers of the export tests.
@@ -65,9 +67,9 @@ readers: $(READERS_DIR)/.stamp
 
 # Whole suite: every tier in the main venv, then the Blender tier on 4.2 and 5.2.
 test: venvs apt readers .venv/.ray-stamp
-	.venv/bin/python -m pytest -q tests
-	PYTHONPATH=$(CURDIR) .venv-bpy42/bin/python -m pytest -q -p no:cacheprovider tests/blender
-	PYTHONPATH=$(CURDIR) .venv-bpy52/bin/python -m pytest -q -p no:cacheprovider tests/blender
+	.venv/bin/python -m pytest -q $(PYTEST_CI) tests
+	PYTHONPATH=$(CURDIR) .venv-bpy42/bin/python -m pytest -q $(PYTEST_CI) -p no:cacheprovider tests/blender
+	PYTHONPATH=$(CURDIR) .venv-bpy52/bin/python -m pytest -q $(PYTEST_CI) -p no:cacheprovider tests/blender
 
 test-fast: .venv/.stamp
 	.venv/bin/python -m pytest -q -x tests/unit
