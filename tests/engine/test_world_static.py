@@ -181,3 +181,58 @@ def test_focal_35mm_option_is_a_user_focal_for_the_video_size(tmp_path):
     for bad in (["--focal-35mm", "26", "--focal", "500"], ["--focal-35mm", "2"], ["--focal-35mm", "nan"]):
         with pytest.raises(UsageError):
             build_parser().parse_args([*base, *bad])
+
+
+def _walk(direction, rot, centre, steps=12, frames_per_step=10):
+    """Camera-frame feet (T,4,3) and times of a person planting both feet every 0.4 m along the
+    world ``direction`` (3,) on the floor z = 0, 6 m in front of the camera (rot, centre)."""
+    d = np.asarray(direction, float) / np.linalg.norm(direction)
+    side = np.cross([0.0, 0.0, 1.0], d)
+    anchors = np.repeat(np.arange(steps) * 0.4 - steps * 0.2, frames_per_step)[:, None] * d
+    foot = [0.1 * side, 0.1 * side + 0.15 * d, -0.1 * side, -0.1 * side + 0.15 * d]
+    feet = anchors[:, None] + np.array(foot)[None] + [0.0, 0.0, 0.05]
+    return _to_camera(feet, rot, centre), np.arange(len(anchors)) / FPS
+
+
+def _tilted(normal, axis, deg):
+    return aa_to_matrix(np.asarray(axis, float) * np.radians(deg)) @ normal
+
+
+def _angle(a, b):
+    return float(np.degrees(np.arccos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b), -1, 1))))
+
+
+@pytest.mark.parametrize("travel, lean", [((0.0, 1.0, 0.0), 0.0), ((1.0, 0.0, 0.0), 1.0)])
+def test_body_vertical_decides_the_floor_tilt_across_the_image(travel, lean):
+    """Feet plane rolled 3° (across the image), people upright: the normal is the precision-weighted
+    mean, with the body's across-image spread widened by its lean when the walk crosses the image."""
+    from vibe_engine.postprocess import ground as G
+
+    rot, centre = _camera(pitch_deg=10.0, height=1.6)
+    feet, t = _walk(travel, rot, centre)
+    points = feet.reshape(-1, 3)
+    true_up = rot @ np.array([0, 0, 1.0])
+    ray = np.median(points, axis=0)
+    across = G._tilt_axes(true_up, ray / np.linalg.norm(ray))[1]
+    assert G._travel_across([(feet, t)], true_up, across) == pytest.approx(lean, abs=1e-3)
+    feet_normal = _tilted(true_up, np.cross(true_up, across), 3.0)  # tilts the normal along `across`
+    out = G.with_body_prior(points, feet_normal, true_up, [(feet, t)])
+    prior_var = G.BODY_ACROSS_SIGMA_DEG**2 + (G.BODY_LEAN_DEG * lean) ** 2
+    feet_var = G.FEET_TILT_MIN_DEG**2  # noiseless points: the bootstrap adds nothing
+    assert _angle(out, true_up) == pytest.approx(3.0 * prior_var / (feet_var + prior_var), abs=0.05)
+
+
+def test_body_vertical_barely_counts_toward_the_camera():
+    """People's vertical 10° off toward the camera (a monocular fit's weak direction), feet exact."""
+    from vibe_engine.postprocess import ground as G
+
+    rot, centre = _camera(pitch_deg=10.0, height=1.6)
+    feet, t = _walk((0.0, 1.0, 0.0), rot, centre)
+    points = feet.reshape(-1, 3)
+    true_up = rot @ np.array([0, 0, 1.0])
+    ray = np.median(points, axis=0)
+    depth = G._tilt_axes(true_up, ray / np.linalg.norm(ray))[0]
+    body = _tilted(true_up, np.cross(true_up, depth), 10.0)
+    out = G.with_body_prior(points, true_up, body, [(feet, t)])
+    feet_var = G.FEET_TILT_MIN_DEG**2
+    assert _angle(out, true_up) == pytest.approx(10.0 * feet_var / (feet_var + G.BODY_DEPTH_SIGMA_DEG**2), abs=0.02)

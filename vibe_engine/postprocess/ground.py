@@ -6,7 +6,9 @@ Input points are in the OpenCV camera frame (x right, y down, z forward), metres
 ground lie on one plane: per frame we take the slow foot points near the lowest one (along the
 current up estimate), find the best-supported plane among them (RANSAC: feet on a step or a
 platform lie on a second, parallel level, which a least-squares fit through both would tilt),
-refit it by least squares, and iterate with the plane's normal as the new up. When the stance
+refit it by least squares, combine its tilt with the people's mean vertical by their
+uncertainties (:func:`with_body_prior`: the feet fix the tilt along their walking line, the
+bodies' vertical across the image), and iterate with that normal as the new up. When the stance
 points do not span a plane (a person standing still), the body's own vertical axis gives the
 normal instead. Feet on a step or a platform for a while: the stance heights along the
 people's vertical then form separate levels (:func:`dominant_level`); only the dominant one (the
@@ -33,6 +35,16 @@ MIN_LEVEL_SHARE = 0.1  # a level needs this share of the stance points
 LEVEL_SLOPE_DEG = 10.0  # levels are looked for when one plane through all stance points is this far off
                         # the people's vertical (a slope from one level to the other)
 ITERATIONS = 3
+#: The people's mean vertical (pelvis → neck: leans ≈ 10° forward in walking and jumping, plus ≈ 8° of
+#: estimation noise) may differ this much from the feet's plane before that ground is refused
+#: (world/grounding.py); such a plane is not combined with the vertical either (with_body_prior).
+MAX_BODY_TILT_DEG = 18.0
+#: The people's mean vertical (pelvis → neck, median over the clip) as a measure of the floor's
+#: normal (with_body_prior): its spread (deg) across the image, toward the camera, and its lean
+#: along a travel across the image (reached at a path of TRAVEL_FULL_M).
+BODY_ACROSS_SIGMA_DEG, BODY_DEPTH_SIGMA_DEG, BODY_LEAN_DEG, TRAVEL_FULL_M = 1.5, 15.0, 5.0, 1.0
+FEET_TILT_MIN_DEG = 1.5  # least spread (deg) of the feet plane's tilt: its errors are mostly systematic
+TILT_BLOCKS, TILT_DRAWS = 12, 64  # block bootstrap of the feet plane's tilt (blocks of time, resamples)
 
 
 @dataclass(frozen=True)
@@ -92,10 +104,10 @@ def _ransac_normal(points: np.ndarray, prior_up: np.ndarray) -> np.ndarray | Non
     return normals[int(np.argmax(np.sum(dist <= RANSAC_INLIER_M, axis=1)))]
 
 
-def _robust_plane(points: np.ndarray, prior_up: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Plane (centroid (3,), normal (3,), spread (3,)) of the best-supported level of points (M,3):
-    RANSAC seed, then a least-squares refit of the points near it (OUTLIER_MADS median deviations)."""
-    centroid, normal, spread = _fit_plane(points)
+def _plane_inliers(points: np.ndarray, prior_up: np.ndarray) -> np.ndarray:
+    """The points (N,3) of points (M,3) on their best-supported level: those within OUTLIER_MADS
+    median deviations of the RANSAC plane (of the least-squares plane without a RANSAC seed)."""
+    centroid, normal, _ = _fit_plane(points)
     seed = _ransac_normal(points, prior_up)
     if seed is not None:
         level = _mode_level(points @ seed)
@@ -103,7 +115,67 @@ def _robust_plane(points: np.ndarray, prior_up: np.ndarray) -> tuple[np.ndarray,
     resid = np.abs((points - centroid) @ normal)
     mad = np.median(resid) + 1e-4
     inliers = points[resid <= max(OUTLIER_MADS * mad, RANSAC_INLIER_M)]
-    return _fit_plane(inliers) if len(inliers) >= 3 else (centroid, normal, spread)
+    return inliers if len(inliers) >= 3 else points
+
+
+def _robust_plane(points: np.ndarray, prior_up: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Plane (centroid (3,), normal (3,), spread (3,)) of the best-supported level of points (M,3):
+    RANSAC seed, then a least-squares refit of the points near it (:func:`_plane_inliers`)."""
+    return _fit_plane(_plane_inliers(points, prior_up))
+
+
+def _tilt_covariance(points: np.ndarray, normal: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    """Covariance (2,2) rad² of a least-squares plane's tilt about ``axes`` (2,3) (in-plane unit
+    vectors ⊥ ``normal``), by a block bootstrap of the time-ordered points (M,3): stance points of
+    one stance share its depth error, so blocks of time, not single points, are the samples."""
+    blocks = np.array_split(np.arange(len(points)), TILT_BLOCKS)
+    rng = np.random.default_rng(RANSAC_SEED)
+    draws = [_fit_plane(points[np.concatenate([blocks[i] for i in pick])])[1]
+             for pick in rng.integers(0, len(blocks), (TILT_DRAWS, len(blocks)))]
+    tilts = np.array([d * np.sign(d @ normal) for d in draws]) @ axes.T
+    return np.cov(tilts.T) + np.eye(2) * 1e-12
+
+
+def _tilt_axes(normal: np.ndarray, ray: np.ndarray) -> np.ndarray:
+    """Unit in-plane axes (2,3) ⊥ ``normal``: [toward the camera's viewing ``ray``, across the image]."""
+    depth = ray - (ray @ normal) * normal
+    depth /= np.linalg.norm(depth)
+    return np.stack([depth, np.cross(normal, depth)])
+
+
+def _travel_across(tracks: list[tuple[np.ndarray, np.ndarray]], normal: np.ndarray, across: np.ndarray) -> float:
+    """How much (0–1) the people travel across the image: |principal direction of their feet's path
+    on the floor · ``across``| × the path's extent (up to TRAVEL_FULL_M)."""
+    path = np.concatenate([f.mean(axis=1) for f, _ in tracks])
+    path = path - np.outer(path @ normal, normal)
+    centred = path - path.mean(axis=0)
+    _, sing, vt = np.linalg.svd(centred, full_matrices=False)
+    extent = float(np.ptp(centred @ vt[0]))
+    return abs(float(vt[0] @ across)) * min(1.0, extent / TRAVEL_FULL_M)
+
+
+def with_body_prior(points: np.ndarray, normal: np.ndarray, body_up: np.ndarray,
+                    tracks: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
+    """The floor's normal (3,) from the feet's plane ``normal`` (fitted to the time-ordered stance
+    points (M,3)) and the people's mean vertical ``body_up`` (3,), each weighted by its uncertainty;
+    ``tracks`` (per person: feet (T,K,3), times) give the viewing ray and the direction of travel.
+
+    Gaussian in two tilt angles of the normal: toward the camera and across the image. The feet's
+    plane is uncertain where they do not spread (block bootstrap, at least FEET_TILT_MIN_DEG: their
+    errors are mostly systematic). The people's vertical is seen in the image across it
+    (BODY_ACROSS_SIGMA_DEG) but hardly toward the camera (BODY_DEPTH_SIGMA_DEG: a monocular fit's
+    worst direction); across, it leans along the people's travel (up to BODY_LEAN_DEG when they
+    move across the image), so it counts for little there.
+    """
+    ray = np.median(points, axis=0)
+    axes = _tilt_axes(normal, ray / np.linalg.norm(ray))
+    feet_cov = _tilt_covariance(points, normal, axes) + np.eye(2) * np.radians(FEET_TILT_MIN_DEG) ** 2
+    lean = BODY_LEAN_DEG * _travel_across(tracks, normal, axes[1])
+    prior_sd = np.radians([BODY_DEPTH_SIGMA_DEG, np.hypot(BODY_ACROSS_SIGMA_DEG, lean)])
+    feet_info, prior_info = np.linalg.inv(feet_cov), np.diag(1.0 / prior_sd**2)
+    tilt = np.linalg.solve(feet_info + prior_info, prior_info @ (axes @ body_up))
+    out = normal + tilt @ axes
+    return out / np.linalg.norm(out)
 
 
 def _floor_level(tracks: list[tuple[np.ndarray, np.ndarray]], prior: np.ndarray) -> tuple[float, float] | None:
@@ -188,10 +260,13 @@ def estimate_ground_tracks(tracks: list[tuple[np.ndarray, np.ndarray]],
             stance = stance[(h >= floor[0]) & (h <= floor[1])]
         if len(stance) < 3:
             break
-        centroid, normal, spread = _robust_plane(stance[:: max(1, len(stance) // MAX_STANCE_POINTS)], up)
+        inliers = _plane_inliers(stance[:: max(1, len(stance) // MAX_STANCE_POINTS)], up)
+        _, normal, spread = _fit_plane(inliers)
         if spread[1] < MIN_SPREAD / 2:
             break  # a line or a point: the normal is not determined by the feet
         up = normal if normal @ up > 0 else -normal
+        if body_ups and len(inliers) >= TILT_BLOCKS * 3 and up @ prior >= np.cos(np.radians(MAX_BODY_TILT_DEG)):
+            up = with_body_prior(inliers, up, prior, tracks)  # a plane that will be refused is left as it is
     return plane_below(np.concatenate([f for f, _ in tracks]), up)
 
 

@@ -31,17 +31,14 @@ from vibe_blender.core.body import forward_kinematics, shaped_rest
 from vibe_blender.core.rotations import aa_to_matrix
 
 from vibe_engine.world import selfcal
-from vibe_engine.postprocess.ground import (GroundPlane, pooled_stance, estimate_ground_tracks, plane_below,
-                                             world_from_camera)
+from vibe_engine.postprocess.ground import (MAX_BODY_TILT_DEG, GroundPlane, pooled_stance, estimate_ground_tracks,
+                                             plane_below, world_from_camera)
 
 PELVIS, NECK = 0, 12
 FOOT_JOINTS = (7, 10, 8, 11)  # left ankle, left foot, right ankle, right foot (SMPL)
 MIN_GROUND_FRAMES = 10
 #: Fewer stance points than this (all people, all frames) and the ground is not trusted.
 MIN_STANCE_POINTS = 20
-#: The people's mean vertical (pelvis → neck: leans ≈ 10° forward in walking and jumping, plus ≈ 8° of
-#: estimation noise) may differ this much from the ground normal before the ground is refused.
-MAX_BODY_TILT_DEG = 18.0
 #: Camera heights (m above the ground) accepted: from a camera on the floor to a tall building.
 CAMERA_HEIGHT_RANGE = (0.02, 60.0)
 #: Camera sources whose focal the self-calibration may refine.
