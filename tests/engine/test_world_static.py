@@ -194,10 +194,6 @@ def _walk(direction, rot, centre, steps=12, frames_per_step=10):
     return _to_camera(feet, rot, centre), np.arange(len(anchors)) / FPS
 
 
-def _tilted(normal, axis, deg):
-    return aa_to_matrix(np.asarray(axis, float) * np.radians(deg)) @ normal
-
-
 def _angle(a, b):
     return float(np.degrees(np.arccos(np.clip(a @ b / np.linalg.norm(a) / np.linalg.norm(b), -1, 1))))
 
@@ -215,10 +211,14 @@ def test_body_vertical_decides_the_floor_tilt_across_the_image(travel, lean):
     ray = np.median(points, axis=0)
     across = G._tilt_axes(true_up, ray / np.linalg.norm(ray))[1]
     assert G._travel_across([(feet, t)], true_up, across) == pytest.approx(lean, abs=1e-3)
-    feet_normal = _tilted(true_up, np.cross(true_up, across), 3.0)  # tilts the normal along `across`
+    turn = aa_to_matrix(np.cross(true_up, across) * np.radians(3.0))  # tilts the normal along `across`
+    mid = points.mean(axis=0)
+    points = (points - mid) @ turn.T + mid
+    feet = (feet - mid) @ turn.T + mid
+    feet_normal = turn @ true_up
     out = G.with_body_prior(points, feet_normal, true_up, [(feet, t)])
     prior_var = G.BODY_ACROSS_SIGMA_DEG**2 + (G.BODY_LEAN_DEG * lean) ** 2
-    feet_var = G.FEET_TILT_MIN_DEG**2  # noiseless points: the bootstrap adds nothing
+    feet_var = G.FEET_TILT_MIN_DEG**2  # points exactly on their plane: no bootstrap or residual spread
     assert _angle(out, true_up) == pytest.approx(3.0 * prior_var / (feet_var + prior_var), abs=0.05)
 
 
@@ -232,7 +232,7 @@ def test_body_vertical_barely_counts_toward_the_camera():
     true_up = rot @ np.array([0, 0, 1.0])
     ray = np.median(points, axis=0)
     depth = G._tilt_axes(true_up, ray / np.linalg.norm(ray))[0]
-    body = _tilted(true_up, np.cross(true_up, depth), 10.0)
+    body = aa_to_matrix(np.cross(true_up, depth) * np.radians(10.0)) @ true_up
     out = G.with_body_prior(points, true_up, body, [(feet, t)])
     feet_var = G.FEET_TILT_MIN_DEG**2
     assert _angle(out, true_up) == pytest.approx(10.0 * feet_var / (feet_var + G.BODY_DEPTH_SIGMA_DEG**2), abs=0.02)

@@ -186,3 +186,34 @@ def test_two_single_stances_on_two_levels_give_the_floor_not_a_slope(seed):
     plane = estimate_ground(feet_c, t, body_up=np.repeat(0.5 * true_up[None], len(t), 0))
     assert np.degrees(np.arccos(np.clip(plane.normal @ true_up, -1, 1))) < 1.5
     assert abs(plane.offset - (1.8 - 0.03)) < 0.06
+
+
+def test_feet_on_a_box_then_on_the_floor_are_both_contacts():
+    """1.5 s standing on a 0.3 m box, a 0.5 s jump down, 1.5 s on the floor: with raised supports
+    (the ground saw several levels) both stances are contacts, the flight is not."""
+    t = np.arange(105) / FPS
+    z = np.where(t < 1.5, 0.33, 0.03)
+    flight = (t >= 1.5) & (t < 2.0)
+    z[flight] = 0.33 + 0.3 * np.sin(np.pi * (t[flight] - 1.5) / 0.5) - 0.3 * (t[flight] - 1.5) / 0.5
+    pts = np.zeros((len(t), 1, 3))
+    pts[:, 0, 0] = np.where(t < 1.5, 0.0, np.where(flight, 2.0 * (t - 1.5), 1.0))
+    pts[:, 0, 2] = z
+    found = detect_contacts(pts, t, raised_supports=True)[:, 0]
+    assert found[(t > 0.1) & (t < 1.4)].all() and found[t > 2.1].all()
+    assert not found[(t > 1.6) & (t < 1.9)].any()
+    assert not detect_contacts(pts, t)[(t > 0.1) & (t < 1.4), 0].any()  # one floor: the box is 30 cm up
+
+
+def test_a_person_on_a_box_then_the_floor_stands_on_levels_a_walker_does_not():
+    from vibe_engine.postprocess.ground import stands_on_levels
+
+    cam = _camera(pitch_deg=-20.0, roll_deg=4.0, height=1.8)
+    up = np.repeat((0.5 * cam[:3, :3] @ np.array([0, 0, 1.0]))[None], 100, 0)
+    t = np.arange(100) / FPS
+    stance = np.array([[0.0, 0.1, 0.03], [0.2, 0.1, 0.03], [0.0, -0.1, 0.03], [0.2, -0.1, 0.03]])
+    feet_w = np.repeat(stance[None], len(t), 0)
+    feet_w[:40, :, 2] += 0.3
+    feet_w[40:, :, 0] += 0.9
+    assert stands_on_levels(feet_w @ cam[:3, :3].T + cam[:3, 3], t, up)
+    t, walk_w, _ = _walk(num_frames=100)
+    assert not stands_on_levels(walk_w @ cam[:3, :3].T + cam[:3, 3], t, up)

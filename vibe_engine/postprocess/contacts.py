@@ -18,6 +18,7 @@ CONTACT_SPEED_MAX = 0.50  # m/s, the depth component weighted by DEPTH_WEIGHT
 HYSTERESIS = 1.5  # a started contact lasts while height and speed stay within this factor of the bounds
 DEPTH_WEIGHT = 0.3  # weight of the speed along the viewing direction (monocular depth is unreliable)
 FLOOR_PERCENTILE = 5  # the point's floor level: this percentile of its heights
+LEVEL_WINDOW_S = 0.5  # s: a support above the floor (a box, a step) is one held this long (_support_level)
 DEPTH_UNCERTAINTY = 0.1  # relative: a monocular distance is known to about 10 %
 MIN_CONTACT_FRAMES = 3
 MAX_GAP_FRAMES = 2
@@ -72,11 +73,29 @@ def _height_slack(points: np.ndarray, camera: np.ndarray) -> np.ndarray:
     return DEPTH_UNCERTAINTY * np.abs(points[..., 2] - camera[2])  # = uncertainty × distance × |ray_z|
 
 
+def _support_level(heights: np.ndarray, times: np.ndarray) -> np.ndarray:
+    """Support level (T,K) m under each point of heights (T,K) of one person's feet: the point's own
+    level over the clip (its FLOOR_PERCENTILE, at least the ground z = 0, which absorbs the joint's
+    height above the sole), raised where the person's lowest point stays higher than its own level
+    over the clip for a while (that percentile within ±LEVEL_WINDOW_S: standing on a box or a step).
+    A foot held up while the other one stands keeps the floor's level."""
+    from scipy.ndimage import percentile_filter
+
+    overall = np.maximum(np.percentile(heights, FLOOR_PERCENTILE, axis=0), 0.0)
+    lowest = heights.min(axis=1)
+    dt = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
+    size = 2 * int(round(LEVEL_WINDOW_S / max(dt, 1e-6))) + 1
+    local = percentile_filter(lowest, FLOOR_PERCENTILE, size=size, mode="nearest")
+    rise = np.maximum(local - max(float(np.percentile(lowest, FLOOR_PERCENTILE)), 0.0), 0.0)
+    return overall[None, :] + rise[:, None]
+
+
 def detect_contacts(points: np.ndarray, times: np.ndarray, *, view_dir: np.ndarray | None = None,
                     height_max: float = CONTACT_HEIGHT_MAX, speed_max: float = CONTACT_SPEED_MAX,
                     depth_weight: float = DEPTH_WEIGHT, hysteresis: float = HYSTERESIS,
                     min_frames: int = MIN_CONTACT_FRAMES, max_gap: int = MAX_GAP_FRAMES,
-                    flat_feet: bool = True, camera: np.ndarray | None = None) -> np.ndarray:
+                    flat_feet: bool = True, camera: np.ndarray | None = None,
+                    raised_supports: bool = False) -> np.ndarray:
     """Contact flags (T,K) bool for foot points (T,K,3) in a z-up world over times (T,) s.
 
     A point is in contact when it is low (≤ height_max above its own floor level, the
@@ -85,7 +104,9 @@ def detect_contacts(points: np.ndarray, times: np.ndarray, *, view_dir: np.ndarr
     these bounds. ``view_dir`` (3,), optional: the camera's viewing direction in the world; its
     horizontal component's speed counts with ``depth_weight``. ``camera`` (3,), optional: the
     camera centre in the world; the height bound then grows by the height uncertainty of each
-    point along its camera ray (_height_slack). With ``flat_feet`` and the four
+    point along its camera ray (_height_slack). ``raised_supports`` (the ground found the feet on
+    several levels): a point's level also rises where the person stands on something for a while
+    (_support_level). With ``flat_feet`` and the four
     points (heel, toe) × (left, right) of footlock.CONTACT_JOINTS, a toe that is slow while its
     heel is planted is planted too (a foot is rigid; its toe joint's estimated height is the
     noisier one). Short flickers are cleaned up.
@@ -93,7 +114,9 @@ def detect_contacts(points: np.ndarray, times: np.ndarray, *, view_dir: np.ndarr
     points = np.asarray(points, np.float64)
     times = np.asarray(times, np.float64)
     speed = _weighted_speed(points, times, view_dir, depth_weight)
-    height = points[..., 2] - np.maximum(np.percentile(points[..., 2], FLOOR_PERCENTILE, axis=0), 0.0)
+    z = points[..., 2]
+    level = _support_level(z, times) if raised_supports else np.maximum(np.percentile(z, FLOOR_PERCENTILE, axis=0), 0.0)
+    height = z - level
     bound = height_max + (0.0 if camera is None else _height_slack(points, camera))
     strong = (height <= bound) & (speed <= speed_max)
     weak = (height <= hysteresis * bound) & (speed <= hysteresis * speed_max)

@@ -154,6 +154,16 @@ def _travel_across(tracks: list[tuple[np.ndarray, np.ndarray]], normal: np.ndarr
     return abs(float(vt[0] @ across)) * min(1.0, extent / TRAVEL_FULL_M)
 
 
+def _systematic_tilt_var(points: np.ndarray, normal: np.ndarray, axes: np.ndarray) -> np.ndarray:
+    """Variance (2,) rad² of the feet plane's tilt about ``axes`` (2,3) from errors the whole clip
+    shares: the points' (M,3) rms distance from the plane over their spread along each axis (one
+    error for all of them: no 1/√M), at least FEET_TILT_MIN_DEG."""
+    centred = points - points.mean(axis=0)
+    rms = np.sqrt(np.mean(np.square(centred @ normal)))
+    spread = np.maximum(np.std(centred @ axes.T, axis=0), 1e-6)
+    return np.arctan(rms / spread) ** 2 + np.radians(FEET_TILT_MIN_DEG) ** 2
+
+
 def with_body_prior(points: np.ndarray, normal: np.ndarray, body_up: np.ndarray,
                     tracks: list[tuple[np.ndarray, np.ndarray]]) -> np.ndarray:
     """The floor's normal (3,) from the feet's plane ``normal`` (fitted to the time-ordered stance
@@ -169,7 +179,7 @@ def with_body_prior(points: np.ndarray, normal: np.ndarray, body_up: np.ndarray,
     """
     ray = np.median(points, axis=0)
     axes = _tilt_axes(normal, ray / np.linalg.norm(ray))
-    feet_cov = _tilt_covariance(points, normal, axes) + np.eye(2) * np.radians(FEET_TILT_MIN_DEG) ** 2
+    feet_cov = _tilt_covariance(points, normal, axes) + np.diag(_systematic_tilt_var(points, normal, axes))
     lean = BODY_LEAN_DEG * _travel_across(tracks, normal, axes[1])
     prior_sd = np.radians([BODY_DEPTH_SIGMA_DEG, np.hypot(BODY_ACROSS_SIGMA_DEG, lean)])
     feet_info, prior_info = np.linalg.inv(feet_cov), np.diag(1.0 / prior_sd**2)
@@ -209,6 +219,17 @@ def dominant_level(heights: np.ndarray) -> tuple[float, float] | None:
         return None
     main = max(groups, key=len)
     return float(main[0] - LEVEL_GAP / 2), float(main[-1] + LEVEL_GAP / 2)
+
+
+def stands_on_levels(feet: np.ndarray, times: np.ndarray, body_up: np.ndarray) -> bool:
+    """Whether one person stood on several levels (a box, steps): their stance heights along their
+    mean vertical split into levels (:func:`dominant_level`); ``feet`` (T,K,3) camera frame,
+    ``times`` (T,) s, ``body_up`` (T,3) their vertical axes."""
+    if len(feet) < 3:
+        return False
+    up = _mean_direction(np.asarray(body_up, np.float64))
+    stance = pooled_stance([(np.asarray(feet, np.float64), np.asarray(times, np.float64))], up)
+    return dominant_level(stance @ up) is not None
 
 
 def _mode_level(offsets: np.ndarray) -> float:

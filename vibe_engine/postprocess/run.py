@@ -28,8 +28,9 @@ from vibe_engine.world import camera_path
 from vibe_engine.postprocess import depth_prior, final_joints
 from vibe_engine.postprocess.contacts import detect_contacts
 from vibe_engine.postprocess.footlock import CONTACT_JOINTS, lock_feet
+from vibe_engine.postprocess.ground import stands_on_levels
 from vibe_engine.postprocess.smoothing import LocalFitParams, smooth_rotations, smooth_translation
-from vibe_engine.world.grounding import estimate_world, world_meta
+from vibe_engine.world.grounding import NECK, PELVIS, estimate_world, world_meta
 
 log = logging.getLogger(__name__)
 CAMERA_FORWARD = np.array([0.0, 0.0, 1.0])  # OpenCV camera: z looks forward
@@ -71,12 +72,15 @@ def _smooth_track(track: mf.Track) -> None:
 
 def _lock_track(body: mf.BodyModel, track: mf.Track, m: np.ndarray,
                 contacts: np.ndarray | None = None) -> None:
-    """Lock the feet of one track in place (contacts (T,4) detected first when not given)."""
+    """Lock the feet of one track in place (contacts (T,4) detected first when not given; on a
+    raised support too when the person's own stance shows several levels: a box, steps)."""
     if contacts is None:
-        joints = _camera_joints(body, track)[:, list(CONTACT_JOINTS)]
-        world = joints @ m[:3, :3].T + m[:3, 3]
-        contacts = detect_contacts(world, track.times, view_dir=m[:3, :3] @ CAMERA_FORWARD,
-                                   camera=m[:3, 3])
+        joints = _camera_joints(body, track)
+        feet = joints[:, list(CONTACT_JOINTS)]
+        world = feet @ m[:3, :3].T + m[:3, 3]
+        levels = stands_on_levels(feet, track.times, joints[:, NECK] - joints[:, PELVIS])
+        contacts = detect_contacts(world, track.times, view_dir=m[:3, :3] @ CAMERA_FORWARD, camera=m[:3, 3],
+                                   raised_supports=levels)
         track.extra["contacts"] = contacts
     pose, transl = lock_feet(body, track.betas_track, track.pose, track.transl, m, contacts, along_ray=True,
                              ground_depth=GROUND_DEPTH, times=np.asarray(track.times, np.float64))
