@@ -84,7 +84,7 @@ def _support_level(heights: np.ndarray, times: np.ndarray) -> np.ndarray:
     overall = np.maximum(np.percentile(heights, FLOOR_PERCENTILE, axis=0), 0.0)
     lowest = heights.min(axis=1)
     dt = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
-    size = 2 * int(round(LEVEL_WINDOW_S / max(dt, 1e-6))) + 1
+    size = 2 * round(LEVEL_WINDOW_S / max(dt, 1e-6)) + 1
     local = percentile_filter(lowest, FLOOR_PERCENTILE, size=size, mode="nearest")
     rise = np.maximum(local - max(float(np.percentile(lowest, FLOOR_PERCENTILE)), 0.0), 0.0)
     return overall[None, :] + rise[:, None]

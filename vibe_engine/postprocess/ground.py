@@ -149,7 +149,7 @@ def _travel_across(tracks: list[tuple[np.ndarray, np.ndarray]], normal: np.ndarr
     path = np.concatenate([f.mean(axis=1) for f, _ in tracks])
     path = path - np.outer(path @ normal, normal)
     centred = path - path.mean(axis=0)
-    _, sing, vt = np.linalg.svd(centred, full_matrices=False)
+    _, _, vt = np.linalg.svd(centred, full_matrices=False)
     extent = float(np.ptp(centred @ vt[0]))
     return abs(float(vt[0] @ across)) * min(1.0, extent / TRAVEL_FULL_M)
 
