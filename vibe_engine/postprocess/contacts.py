@@ -104,9 +104,9 @@ def detect_contacts(points: np.ndarray, times: np.ndarray, *, view_dir: np.ndarr
     these bounds. ``view_dir`` (3,), optional: the camera's viewing direction in the world; its
     horizontal component's speed counts with ``depth_weight``. ``camera`` (3,), optional: the
     camera centre in the world; the height bound then grows by the height uncertainty of each
-    point along its camera ray (_height_slack). ``raised_supports`` (the ground found the feet on
-    several levels): a point's level also rises where the person stands on something for a while
-    (_support_level). With ``flat_feet`` and the four
+    point along its camera ray (_height_slack). ``raised_supports`` (this person's stance shows
+    several levels: ground.stands_on_levels): a point's level also rises where the person stands
+    on something for a while (_support_level). With ``flat_feet`` and the four
     points (heel, toe) × (left, right) of footlock.CONTACT_JOINTS, a toe that is slow while its
     heel is planted is planted too (a foot is rigid; its toe joint's estimated height is the
     noisier one). Short flickers are cleaned up.

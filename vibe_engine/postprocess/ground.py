@@ -171,8 +171,9 @@ def with_body_prior(points: np.ndarray, normal: np.ndarray, body_up: np.ndarray,
     ``tracks`` (per person: feet (T,K,3), times) give the viewing ray and the direction of travel.
 
     Gaussian in two tilt angles of the normal: toward the camera and across the image. The feet's
-    plane is uncertain where they do not spread (block bootstrap, at least FEET_TILT_MIN_DEG: their
-    errors are mostly systematic). The people's vertical is seen in the image across it
+    plane is uncertain where they do not spread (a block bootstrap over time plus the plane's
+    residual over the points' spread, :func:`_systematic_tilt_var`: their errors are mostly
+    systematic). The people's vertical is seen in the image across it
     (BODY_ACROSS_SIGMA_DEG) but hardly toward the camera (BODY_DEPTH_SIGMA_DEG: a monocular fit's
     worst direction); across, it leans along the people's travel (up to BODY_LEAN_DEG when they
     move across the image), so it counts for little there.
