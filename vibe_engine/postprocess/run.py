@@ -20,8 +20,7 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from vibe_blender.core import motion_file as mf
-from vibe_blender.core.body import forward_kinematics, shaped_rest
-from vibe_blender.core.rotations import aa_to_matrix
+from vibe_blender.core.body import shaped_rest
 
 from vibe_engine.world import camera_path
 
@@ -30,7 +29,7 @@ from vibe_engine.postprocess.contacts import detect_contacts
 from vibe_engine.postprocess.footlock import CONTACT_JOINTS, lock_feet
 from vibe_engine.postprocess.ground import stands_on_levels
 from vibe_engine.postprocess.smoothing import LocalFitParams, smooth_rotations, smooth_translation
-from vibe_engine.world.grounding import NECK, PELVIS, estimate_world, world_meta
+from vibe_engine.world.grounding import NECK, PELVIS, camera_joints, estimate_world, world_meta
 
 log = logging.getLogger(__name__)
 CAMERA_FORWARD = np.array([0.0, 0.0, 1.0])  # OpenCV camera: z looks forward
@@ -57,13 +56,6 @@ class PostSettings:
         return asdict(self)
 
 
-def _camera_joints(body: mf.BodyModel, track: mf.Track) -> np.ndarray:
-    """SMPL joints (T,24,3) of a track in the camera frame (with transl), metres."""
-    _, rest = shaped_rest(body, track.betas_track)
-    g = forward_kinematics(aa_to_matrix(np.asarray(track.pose, np.float64)), rest, np.asarray(body.parents))
-    return g[:, :, :3, 3] + np.asarray(track.transl, np.float64)[:, None]
-
-
 def _smooth_track(track: mf.Track) -> None:
     """Smooth pose and translation in place (times from the track's timestamps)."""
     track.pose = smooth_rotations(track.pose, track.times).astype(np.float32)
@@ -75,7 +67,7 @@ def _lock_track(body: mf.BodyModel, track: mf.Track, m: np.ndarray,
     """Lock the feet of one track in place (contacts (T,4) detected first when not given; on a
     raised support too when the person's own stance shows several levels: a box, steps)."""
     if contacts is None:
-        joints = _camera_joints(body, track)
+        joints = camera_joints(body, track)
         feet = joints[:, list(CONTACT_JOINTS)]
         world = feet @ m[:3, :3].T + m[:3, 3]
         levels = stands_on_levels(feet, track.times, joints[:, NECK] - joints[:, PELVIS])
@@ -95,7 +87,7 @@ def _size_depth(motion: mf.Motion, track: mf.Track, ref: np.ndarray | None) -> N
     if landmarks is None or track.num_frames < 3:
         return
     frames = np.asarray(track.frames)
-    joints = _camera_joints(motion.body, track)
+    joints = camera_joints(motion.body, track)
     centres = None
     if ref is not None:  # joints into each frame's own camera; rays from its centre
         centres = ref[frames, :3, 3]
