@@ -73,6 +73,12 @@ def _height_slack(points: np.ndarray, camera: np.ndarray) -> np.ndarray:
     return DEPTH_UNCERTAINTY * np.abs(points[..., 2] - camera[2])  # = uncertainty × distance × |ray_z|
 
 
+def _floor_level(heights: np.ndarray) -> np.ndarray:
+    """Each point's own floor level (K,) m over the clip, heights (T,K): its FLOOR_PERCENTILE, at
+    least the ground (z = 0); it absorbs the joint's height above the sole."""
+    return np.maximum(np.percentile(heights, FLOOR_PERCENTILE, axis=0), 0.0)
+
+
 def _support_level(heights: np.ndarray, times: np.ndarray) -> np.ndarray:
     """Support level (T,K) m under each point of heights (T,K) of one person's feet: the point's own
     level over the clip (its FLOOR_PERCENTILE, at least the ground z = 0, which absorbs the joint's
@@ -81,12 +87,12 @@ def _support_level(heights: np.ndarray, times: np.ndarray) -> np.ndarray:
     A foot held up while the other one stands keeps the floor's level."""
     from scipy.ndimage import percentile_filter
 
-    overall = np.maximum(np.percentile(heights, FLOOR_PERCENTILE, axis=0), 0.0)
+    overall = _floor_level(heights)
     lowest = heights.min(axis=1)
     dt = float(np.median(np.diff(times))) if len(times) > 1 else 1.0
     size = 2 * round(LEVEL_WINDOW_S / max(dt, 1e-6)) + 1
     local = percentile_filter(lowest, FLOOR_PERCENTILE, size=size, mode="nearest")
-    rise = np.maximum(local - max(float(np.percentile(lowest, FLOOR_PERCENTILE)), 0.0), 0.0)
+    rise = np.maximum(local - _floor_level(lowest[:, None])[0], 0.0)
     return overall[None, :] + rise[:, None]
 
 
@@ -115,7 +121,7 @@ def detect_contacts(points: np.ndarray, times: np.ndarray, *, view_dir: np.ndarr
     times = np.asarray(times, np.float64)
     speed = _weighted_speed(points, times, view_dir, depth_weight)
     z = points[..., 2]
-    level = _support_level(z, times) if raised_supports else np.maximum(np.percentile(z, FLOOR_PERCENTILE, axis=0), 0.0)
+    level = _support_level(z, times) if raised_supports else _floor_level(z)
     height = z - level
     bound = height_max + (0.0 if camera is None else _height_slack(points, camera))
     strong = (height <= bound) & (speed <= speed_max)
