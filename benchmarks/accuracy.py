@@ -41,7 +41,7 @@ ROWS = [  # (key, label, unit)
     ("mpjpe_bc", "MPJPE root-aligned, bias-corrected", "mm"), ("accel", "acceleration error", "mm/f²"),
     ("swing", "swing amplitude kept", "%"), ("skate", "foot skate in contact", "mm/f"),
     ("penetration", "ground penetration", "cm"), ("root", "root trajectory error", "% dist"),
-    ("pck", "2D PCK@0.1 height", "%"), ("detected", "detection rate", "%"),
+    ("pck", "2D PCK@0.1 height", "%"), ("px2d", "2D joint error", "px"), ("detected", "detection rate", "%"),
 ]
 WORLD_ROWS = [  # (key, label, unit): the engine's own world (ground, camera, scale) vs the truth
     ("up_error", "ground up-axis error", "deg"), ("height_error", "camera height error", "%"),
@@ -131,13 +131,15 @@ def clip_metrics(motion: mf.Motion, gt: dict, raw: bool) -> dict[str, float]:
     height = gt["bbox"][frames, 3] - gt["bbox"][frames, 1]
     cam = dict(motion.meta["camera"])
     focal = np.asarray(motion.camera.get("focal_px", np.full(len(gt["times"]), cam["focal_px"])))[frames]
+    pred_px = project(pred, {**cam, "focal_px": focal[:, None, None]})
     return {
         "pa_mpjpe": M.pa_mpjpe(pred, truth), "mpjpe": M.mpjpe_root_aligned(pred, truth),
         "mpjpe_bc": M.mpjpe_root_aligned(pred, truth, bias_corrected=True),
         "accel": M.accel_error(pred, truth), "swing": M.swing_kept(pred, truth),
         "skate": M.foot_skate(pred_w, gt["contacts"][frames]), "penetration": M.ground_penetration(pred_w, truth_w),
         "root": M.root_trajectory_error(pred_w, truth_w),
-        "pck": M.pck_2d(project(pred, {**cam, "focal_px": focal[:, None, None]}), gt["joints_2d"][frames], height),
+        "pck": M.pck_2d(pred_px, gt["joints_2d"][frames], height),
+        "px2d": M.joint_error_2d(pred_px, gt["joints_2d"][frames]),
         "detected": M.detection_rate(frames, np.flatnonzero(gt["visible"])),
     }
 

@@ -107,6 +107,12 @@ def pck_2d(pred_px: np.ndarray, gt_px: np.ndarray, person_height_px: np.ndarray,
     return float((err <= alpha * person_height_px[:, None]).mean() * 100.0)
 
 
+def joint_error_2d(pred_px: np.ndarray, gt_px: np.ndarray) -> float:
+    """Mean distance (px) between predicted and GT 2D joints (T,J,2): how well the character
+    overlays the footage (includes the constant offsets between the two skeletons' joints)."""
+    return float(np.linalg.norm(pred_px - gt_px, axis=-1).mean())
+
+
 def detection_rate(pred_frames: np.ndarray, gt_frames: np.ndarray) -> float:
     """Share (%) of GT frames (where the person is visible) that the predicted track covers."""
     return float(np.isin(gt_frames, pred_frames).mean() * 100.0)

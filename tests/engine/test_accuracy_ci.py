@@ -28,7 +28,7 @@ def test_every_figure_is_reported_and_finite(figures):
     assert clip["backend"] == "blazepose"
     for kind in ("raw", "post"):
         assert set(clip[kind]) == {"pa_mpjpe", "mpjpe", "mpjpe_bc", "accel", "swing", "skate", "penetration",
-                                   "root", "pck", "detected"}
+                                   "root", "pck", "px2d", "detected"}
         assert all(math.isfinite(v) for v in clip[kind].values())
     assert figures["overall"]["post"] == clip["post"]  # one clip: the overall mean is that clip
 
