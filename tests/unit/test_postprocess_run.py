@@ -114,3 +114,45 @@ def test_depth_factors_fill_frames_without_landmarks_from_their_neighbours():
     settled = times > 1.0 + RATIO_SMOOTHING.reach * RATIO_SMOOTHING.sigma
     assert settled[44] and not settled[30]
     np.testing.assert_allclose((q * error)[settled], (q * error)[-1], rtol=1e-9)
+
+
+def test_size_depth_step_undoes_the_fits_depth_swing_on_a_body():
+    """The post-processing's size-depth step as wired (``run._size_depth``, on by default): a body
+    in a fixed pose walks 4 → 5 m deep; the fit's root is the truth pushed along each camera ray by a
+    slow ±5 % swing; the track's BlazePose image landmarks are the true trunk's projections. After the
+    step the root's distance from the camera follows the truth to the smoothing's bias (one
+    sinusoid of curvature 0.05·π²·(2/T)²: spread ≤ 0.05·π²·σ²·1.25, as in the depth-factor test),
+    down from 10 % (log range) — with its direction, the image position, unchanged (to float32
+    rounding: the step stores float32 translations)."""
+    from tests.fixtures.motion import make_body
+    from vibe_blender.core.body import forward_kinematics, shaped_rest
+    from vibe_blender.core.rotations import aa_to_matrix
+    from vibe_engine.postprocess import run
+    from vibe_engine.postprocess.depth_prior import RATIO_SMOOTHING
+
+    assert run.SIZE_DEPTH
+    motion = make_motion(num_tracks=1, num_frames=90, seed=7)
+    track = motion.tracks[0]
+    times = np.asarray(track.times, np.float64)
+    track.pose = np.zeros_like(track.pose)  # rest pose: the trunk faces the camera
+    _, rest = shaped_rest(motion.body, track.betas_track)
+    true_root = np.stack([0.2 * times, 0.1 + 0 * times, 4.0 + times / 3.0], axis=1)
+    swing = 1.0 + 0.05 * np.sin(np.pi * times / times[-1] * 2)
+    track.transl = true_root * swing[:, None] - rest[0]
+    joints = forward_kinematics(aa_to_matrix(np.asarray(track.pose, np.float64)), rest,
+                                np.asarray(motion.body.parents))[:, :, :3, 3] + (true_root - rest[0])[:, None]
+    landmarks = np.full((len(times), 33, 3), np.nan)
+    cam = motion.meta["camera"]
+    for smpl, blaze in ((16, 11), (17, 12), (1, 23), (2, 24)):
+        landmarks[:, blaze, :2] = joints[:, smpl, :2] / joints[:, smpl, 2:] * cam["focal_px"] + [cam["cx"], cam["cy"]]
+    track.extra["landmarks_image"] = landmarks
+    before = np.asarray(track.transl, np.float64) + rest[0]
+    run._size_depth(motion, track, None)
+    after = np.asarray(track.transl, np.float64) + rest[0]
+    ratio = np.linalg.norm(after, axis=1) / np.linalg.norm(true_root, axis=1)
+    assert np.ptp(np.log(swing)) > 0.095
+    curvature = 0.05 * (2 * np.pi / times[-1]) ** 2
+    assert np.ptp(np.log(ratio)) < 1.25 * curvature * RATIO_SMOOTHING.sigma ** 2 + 1e-3
+    unit = lambda v: v / np.linalg.norm(v, axis=1, keepdims=True)
+    # the step stores float32 metres: directions agree to a few float32 roundings
+    np.testing.assert_allclose(unit(after), unit(before), atol=16 * np.finfo(np.float32).eps)
