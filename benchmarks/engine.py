@@ -13,6 +13,8 @@ random-weight official-layout checkpoints, on clips made from the demo video:
   builds first with ``vibe_engine prepare`` when they are missing) and with the default
   BlazePose backend (no VIBE files).
 
+The default path's long clip also runs with ``--camera static``: next to the plain long row it shows
+what the moving-camera tracker of the default ``--camera auto`` costs end to end.
 The first row of each backend is the old behaviour (``--detect-every 1``, fp32) on the one-person
 clip: the ``ratio`` columns compare every row of that backend with it (same machine, same run).
 The plain default-path rows (1p-720p 80 frames, 1p-720p-long 240 frames, multi-720p 2 people) run
@@ -249,7 +251,7 @@ def cases(one: Path, multi: Path, long: Path, data: Path, quick: bool, backend: 
             ("1p-720p-long", long, data, "fp32", "")]
     blaze = [("1p-720p", one, None, "fp32", "--detect-every 1"), ("1p-720p", one, None, "fp32", ""),
              ("1p-720p", one, None, "fp32", "--landmark-model lite"), ("multi-720p", multi, None, "fp32", ""),
-             ("1p-720p-long", long, None, "fp32", "")]
+             ("1p-720p-long", long, None, "fp32", ""), ("1p-720p-long", long, None, "fp32", "--camera static")]
     if quick:
         vibe = [c for c in vibe if c[0] == "1p-720p"]
         blaze = [c for c in blaze if c[0] == "1p-720p"]
