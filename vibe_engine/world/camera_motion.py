@@ -4,8 +4,8 @@ camera, people masked out by their boxes (OpenCV feature tracking + robust homog
 Model: the camera turns about its centre (pans, tilts, handheld shake), so background pixels of
 a frame map to a reference frame by ``H = K R K⁻¹`` (field-notes §1). Frames are downscaled to
 WORK_WIDTH; corners (``cv2.goodFeaturesToTrack``) outside the dilated person boxes are tracked with
-pyramidal Lucas-Kanade (forward-backward checked) from a keyframe; per frame,
-``cv2.findHomography(..., cv2.USAC_MAGSAC)`` selects the inliers and the rotation is the
+pyramidal Lucas-Kanade from a keyframe; per frame, ``cv2.findHomography(..., cv2.USAC_MAGSAC)``
+selects the inliers and the rotation is the
 least-squares (Kabsch) rotation between their calibrated rays. The keyframe moves on when too
 few of its corners survive; rotations chain only at keyframe changes (little drift).
 
@@ -47,7 +47,6 @@ BOX_MARGIN = 0.2
 #: 9 costs 3.8 ms but root 8.42 %, skate 2.0 → 2.2 mm/frame.
 LK_WINDOW = (11, 11)
 LK_LEVELS = 3
-FB_MAX_PX = 1.0  # forward-backward tracking error accepted (px at WORK_WIDTH)
 HOMOGRAPHY_PX = 1.5  # MAGSAC threshold (px at WORK_WIDTH)
 #: A frame needs this many background inliers; a keyframe is renewed below RENEW_FRACTION survivors.
 MIN_INLIERS = 25
@@ -142,16 +141,19 @@ class CameraTracker:
         self._key, self._key_points, self._points = index, pts, pts.copy()
 
     def _track(self, grey: np.ndarray, index: int) -> tuple[np.ndarray, np.ndarray]:
-        """Keyframe and current positions (M,2) of corners tracked into ``grey``, off the people."""
+        """Keyframe and current positions (M,2) of corners tracked into ``grey``, off the people.
+
+        One forward Lucas-Kanade pass: a wrong track is an outlier of each frame's MAGSAC
+        homography (:meth:`_inliers`). A forward-backward check doubled the tracker's Lucas-Kanade
+        time for no measurable gain (moving suite with / without it: rotation error 0.17 / 0.17°,
+        position 1.36 / 1.35 cm, root 8.34 / 8.30 %; static decisions right either way)."""
         import cv2
 
         if len(self._points) == 0:
             return np.zeros((0, 2), np.float32), np.zeros((0, 2), np.float32)
         p0 = self._points.reshape(-1, 1, 2).astype(np.float32)
-        lk = dict(winSize=LK_WINDOW, maxLevel=LK_LEVELS)
-        p1, ok, _ = cv2.calcOpticalFlowPyrLK(self._prev, grey, p0, None, **lk)
-        back, ok2, _ = cv2.calcOpticalFlowPyrLK(grey, self._prev, p1, None, **lk)
-        good = (ok.ravel() == 1) & (ok2.ravel() == 1) & (np.linalg.norm(back - p0, axis=-1).ravel() < FB_MAX_PX)
+        p1, ok, _ = cv2.calcOpticalFlowPyrLK(self._prev, grey, p0, None, winSize=LK_WINDOW, maxLevel=LK_LEVELS)
+        good = ok.ravel() == 1
         p1 = p1.reshape(-1, 2)
         good &= (p1[:, 0] >= 0) & (p1[:, 1] >= 0) & (p1[:, 0] < grey.shape[1]) & (p1[:, 1] < grey.shape[0])
         mask = _box_mask(grey.shape, self.boxes.get(index, ()), self.scale)
