@@ -23,11 +23,12 @@ ROOT = Path(__file__).resolve().parents[1]
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
-from benchmarks.accuracy import repostprocess  # noqa: E402
+from benchmarks.accuracy import LIMB_LANDMARKS as LIMB_PAIRS, repostprocess  # noqa: E402
 from vibe_blender.core import motion_file as mf  # noqa: E402
 
-#: BlazePose landmarks of the limbs: shoulders, elbows, wrists, hips, knees, ankles.
-LIMB_LANDMARKS = [11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28]
+#: BlazePose landmarks of the limbs (shoulders, elbows, wrists, hips, knees, ankles): the accuracy
+#: benchmark's 12 limb joints.
+LIMB_LANDMARKS = list(LIMB_PAIRS)
 
 
 def overlay_errors(motion: mf.Motion) -> dict[int, tuple[float, float]]:

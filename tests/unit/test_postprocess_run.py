@@ -41,6 +41,15 @@ def _trunk(root: np.ndarray, half_shoulder: float, half_hip: float, torso: float
     return joints
 
 
+def _trunk_landmarks(joints: np.ndarray, focal: float, centre=(0.0, 0.0)) -> np.ndarray:
+    """BlazePose image landmarks (T,33,2) px: the shoulders and hips of camera-frame SMPL joints
+    (T,24,3) projected with a pinhole (``focal`` px, principal point ``centre``), NaN elsewhere."""
+    landmarks = np.full((joints.shape[0], 33, 2), np.nan)
+    for smpl, blaze in ((16, 11), (17, 12), (1, 23), (2, 24)):
+        landmarks[:, blaze] = joints[:, smpl, :2] / joints[:, smpl, 2:] * focal + np.asarray(centre)
+    return landmarks
+
+
 def test_depth_factors_undo_a_depth_swing_of_the_fit():
     """The true trunk walks 5.5 → 6.5 m deep; the fit's is the same body pushed along each ray by a
     slow ±6 % swing. The detector's landmarks (projections of the truth, its shoulders and hips
@@ -55,9 +64,7 @@ def test_depth_factors_undo_a_depth_swing_of_the_fit():
     fit = _trunk(root * swing[:, None], 0.18, 0.09, 0.5)
     detected = _trunk(root, 0.198, 0.099, 0.5)
     focal = np.full(len(times), 1000.0)
-    landmarks = np.full((len(times), 33, 2), np.nan)
-    for smpl, blaze in ((16, 11), (17, 12), (1, 23), (2, 24)):
-        landmarks[:, blaze] = detected[:, smpl, :2] / detected[:, smpl, 2:] * 1000.0 + [640.0, 360.0]
+    landmarks = _trunk_landmarks(detected, 1000.0, (640.0, 360.0))
     q = depth_factors(fit, landmarks, focal, None, times)
     assert abs(np.median(np.log(q))) < 1e-12
     assert np.ptp(np.log(swing)) > 0.11
@@ -106,9 +113,7 @@ def test_depth_factors_fill_frames_without_landmarks_from_their_neighbours():
     root = np.stack([0.2 * times, 0 * times, 6.0 + 0 * times], axis=1)
     error = np.where(times < 1.0, 1.0, 1.08)  # the fit jumps 8 % too far at 1 s and stays there
     fit, detected = _trunk(root * error[:, None], 0.18, 0.09, 0.5), _trunk(root, 0.18, 0.09, 0.5)
-    landmarks = np.full((60, 33, 2), np.nan)
-    for smpl, blaze in ((16, 11), (17, 12), (1, 23), (2, 24)):
-        landmarks[:, blaze] = detected[:, smpl, :2] / detected[:, smpl, 2:] * 1000.0
+    landmarks = _trunk_landmarks(detected, 1000.0)
     landmarks[45:55] = np.nan  # inside the minority (not the median) part of the clip
     q = depth_factors(fit, landmarks, np.full(60, 1000.0), None, times)
     settled = times > 1.0 + RATIO_SMOOTHING.reach * RATIO_SMOOTHING.sigma
@@ -124,7 +129,6 @@ def test_size_depth_step_undoes_the_fits_depth_swing_on_a_body():
     sinusoid of curvature 0.05·π²·(2/T)²: spread ≤ 0.05·π²·σ²·1.25, as in the depth-factor test),
     down from 10 % (log range) — with its direction, the image position, unchanged (to float32
     rounding: the step stores float32 translations)."""
-    from tests.fixtures.motion import make_body
     from vibe_blender.core.body import forward_kinematics, shaped_rest
     from vibe_blender.core.rotations import aa_to_matrix
     from vibe_engine.postprocess import run
@@ -141,11 +145,8 @@ def test_size_depth_step_undoes_the_fits_depth_swing_on_a_body():
     track.transl = true_root * swing[:, None] - rest[0]
     joints = forward_kinematics(aa_to_matrix(np.asarray(track.pose, np.float64)), rest,
                                 np.asarray(motion.body.parents))[:, :, :3, 3] + (true_root - rest[0])[:, None]
-    landmarks = np.full((len(times), 33, 3), np.nan)
     cam = motion.meta["camera"]
-    for smpl, blaze in ((16, 11), (17, 12), (1, 23), (2, 24)):
-        landmarks[:, blaze, :2] = joints[:, smpl, :2] / joints[:, smpl, 2:] * cam["focal_px"] + [cam["cx"], cam["cy"]]
-    track.extra["landmarks_image"] = landmarks
+    track.extra["landmarks_image"] = _trunk_landmarks(joints, cam["focal_px"], (cam["cx"], cam["cy"]))
     before = np.asarray(track.transl, np.float64) + rest[0]
     run._size_depth(motion, track, None)
     after = np.asarray(track.transl, np.float64) + rest[0]
