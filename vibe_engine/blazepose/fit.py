@@ -24,7 +24,7 @@ Steps:
    internally) is the sum of
    * 3D: ‖(marker − marker hip centre) − s·world‖², weighted by visibility·presence;
    * 2D: the reprojection error converted to metres at the person's depth (px · t_z / f), weighted
-     by visibility·presence;
+     by visibility·presence and ``FitConfig.w2d`` (3× the 3D term: the measured sweep is at the constant);
    * smoothness: squared acceleration of markers and translation (per frame²);
    * joint limits: knees are one-axis hinges about the body's lateral (x) axis with flexion in
      [0°, 150°] (0 = straight; never backwards), elbows hinges about the vertical (y) axis with
