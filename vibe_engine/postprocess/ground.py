@@ -9,8 +9,9 @@ on a step or a platform lie on a second, parallel level, which a least-squares f
 would tilt), refit it by least squares, combine its tilt with the people's mean vertical by their
 uncertainties (:func:`with_body_prior`: the feet fix the tilt along their walking line, the
 bodies' vertical across the image), and iterate with that normal as the new up. When the stance
-points do not span a plane (a person standing still), the body's own vertical axis gives the
-normal instead. Feet on a step or a platform for a while: the stance heights along the
+points do not span a plane, the body's own vertical axis gives the normal instead: all of it for
+a person standing still; for a walk along one line (:func:`contain_line`), only its tilt about
+that line, the floor holding the line's slope. Feet on a step or a platform for a while: the stance heights along the
 people's vertical then form separate levels (:func:`dominant_level`); only the dominant one (the
 most stance points: the main floor) is fitted, the others are outliers.
 """
@@ -302,12 +303,23 @@ def estimate_ground_tracks(tracks: list[tuple[np.ndarray, np.ndarray]],
             break
         inliers = _plane_inliers(stance[:: max(1, len(stance) // MAX_STANCE_POINTS)], up)
         _, normal, spread = _fit_plane(inliers)
-        if spread[1] < MIN_SPREAD / 2:
-            break  # a line or a point: the normal is not determined by the feet
+        if spread[1] < MIN_SPREAD / 2:  # a line or a point: the feet do not determine the normal
+            if spread[0] >= MIN_SPREAD:
+                up = contain_line(inliers, up)  # a walk along a line: the floor holds its slope
+            break
         up = normal if normal @ up > 0 else -normal
         if body_ups and len(inliers) >= TILT_BLOCKS * 3 and up @ prior >= np.cos(np.radians(MAX_BODY_TILT_DEG)):
             up = with_body_prior(inliers, up, prior, tracks)  # a plane that will be refused is left as it is
     return plane_below(np.concatenate([f for f, _ in tracks]), up)
+
+
+def contain_line(points: np.ndarray, up: np.ndarray) -> np.ndarray:
+    """``up`` (3,) turned by the least angle to lie ⊥ the principal direction of points (M,3) that
+    span a line (the stance points of a walk along one line): the floor then contains the feet's
+    line (their slope along it is seen); its tilt about the line stays ``up``'s."""
+    direction = np.linalg.svd(points - points.mean(axis=0), full_matrices=False)[2][0]
+    out = up - (up @ direction) * direction
+    return out / np.linalg.norm(out)
 
 
 def _mean_direction(vectors: np.ndarray) -> np.ndarray:
