@@ -8,9 +8,10 @@ backbone (``--compile``), at several batch sizes, with ratios against the fp32 e
 measured in the same run; then the joints' distance to fp32 in mm on the same fixed crops, the warm
 start of the AOTInductor path in a fresh process (``--aoti``), and the process' peak RSS.
 
-``--aoti`` rows: "bf16 aoti backbone" (only the backbone compiled) and "bf16 aoti" (backbone and
-head = regressor + SMPL compiled; the GRU stays eager, see models/head.py); ``--variants`` adds the
-backbone precision variants of VARIANTS. Usage:
+``--aoti`` rows: "bf16 aoti backbone" (only the backbone compiled), "bf16 aoti" (backbone and
+head = regressor + SMPL compiled; the GRU stays eager, see models/head.py) and "fp32 aoti" (the
+same in float32: the compiled path of a CPU without native bf16, where bf16 is emulated);
+``--variants`` adds the backbone precision variants of VARIANTS. Usage:
 
     .venv/bin/python benchmarks/generator.py [--device cpu|cuda] [--frames 16] [--batch-sizes 8,32]
         [--repeats 2] [--aoti [--variants]] [--cache DIR] [--compile]
@@ -114,10 +115,11 @@ VARIANTS = {
 }
 
 
-def _aoti(vibe: Path, device: torch.device, batch: int, cache: Path, head: bool = True, **options):
-    """bf16 channels_last model whose backbone (and, with ``head``, regressor + SMPL) run their
-    AOTInductor artefacts for ``batch`` crops/frames."""
-    model = load_generator(vibe, device=device, precision="bf16", **options)
+def _aoti(vibe: Path, device: torch.device, batch: int, cache: Path, head: bool = True, precision: str = "bf16",
+          **options):
+    """channels_last model of ``precision`` whose backbone (and, with ``head``, regressor + SMPL) run
+    their AOTInductor artefacts for ``batch`` crops/frames."""
+    model = load_generator(vibe, device=device, precision=precision, **options)
     # a variant's backbone: its own folder (the same file name, other weights); the head is the same
     variant = cache / "-".join(f"{k}={v}" for k, v in options.items()).translate(str.maketrans("(),' ", "_____"))
     parts = [("backbone", model.prepare_compiled_backbone, variant if options else cache)]
@@ -218,7 +220,8 @@ def _run_aoti(args: argparse.Namespace, vibe: Path, device: torch.device, models
     """Speed table with the AOTInductor row per batch size, joints in mm, warm start."""
     def models_for(b: int) -> dict:
         out = {**models, "bf16 aoti backbone": _aoti(vibe, device, b, args.cache, head=False),
-               "bf16 aoti": _aoti(vibe, device, b, args.cache)}
+               "bf16 aoti": _aoti(vibe, device, b, args.cache),
+               "fp32 aoti": _aoti(vibe, device, b, args.cache, precision="fp32")}
         if args.variants:
             out.update({name: _aoti(vibe, device, b, args.cache, **opts) for name, opts in VARIANTS.items()})
         return out

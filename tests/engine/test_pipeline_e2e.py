@@ -1,6 +1,7 @@
 """End to end on the real two-person clip: detector → tracker → VIBE (random weights) → motion file.
 
-One CLI run per session (bf16: the cheapest path on CPU; ~390 crops through ResNet-50).
+One CLI run per session (~390 crops through ResNet-50) with bf16: the cheapest path on a CPU with
+native bfloat16; on one without, the run warns SLOW_PRECISION (checked below).
 """
 from __future__ import annotations
 
@@ -87,3 +88,24 @@ def test_inspect_json_reads_the_demo_file(demo_run):
     assert {k: info["video"][k] for k in ("frames", "width", "height")} == {
         "frames": 230, "width": 1768, "height": 994}
     assert len(info["tracks"]) == 2 and all(t["last"] - t["first"] + 1 == t["frames"] for t in info["tracks"])
+
+
+def _cpu_flags() -> set[str]:
+    """The CPU feature flags of /proc/cpuinfo (empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            return set(next((ln.split(":", 1)[1].split() for ln in fh if ln.startswith("flags")), []))
+    except OSError:
+        return set()
+
+
+def test_bf16_warns_exactly_when_this_cpu_lacks_native_bf16(demo_run):
+    """The run used --precision bf16 on the CPU: SLOW_PRECISION is reported exactly when the CPU
+    flags (read independently from /proc/cpuinfo) show neither AVX512-BF16 nor AMX tiles."""
+    flags = _cpu_flags()
+    if not flags:
+        pytest.skip("no /proc/cpuinfo flags on this system")
+    engine, _ = demo_run
+    warned = [w for w in engine.of("warning") if w.get("code") == "SLOW_PRECISION"]
+    assert len(warned) == (0 if {"avx512_bf16", "amx_tile"} & flags else 1)
+    assert all("--precision fp32" in w["message"] for w in warned)

@@ -78,6 +78,23 @@ def cpu_signature() -> str:
     return f"{platform.machine()}|{torch.backends.cpu.get_cpu_capability()}|{model}"
 
 
+#: Warning for ``--precision bf16`` on a CPU without native bfloat16 (measured on such a CPU, a
+#: 2-core Xeon with AVX-512 but no AVX512-BF16/AMX, ``benchmarks/generator.py --aoti``: bf16 eager
+#: 0.68-0.92x and bf16 compiled 0.74-0.95x the fp32 NCHW forward, against fp32 channels-last 1.25-1.66x
+#: and fp32 compiled 1.65-2.89x).
+EMULATED_BF16 = ("--precision bf16: this CPU has no native bfloat16 (no AVX512-BF16 or AMX), so bf16 runs "
+                 "emulated and slower than fp32; use --precision fp32 (the default)")
+
+
+def bf16_is_emulated(device: str, precision: str) -> bool:
+    """Whether ``precision`` on ``device`` means bfloat16 without hardware support: bf16 on a CPU
+    without AVX512-BF16 or AMX tiles (as PyTorch detects them)."""
+    if precision != "bf16" or device != "cpu":
+        return False
+    cpu = torch.cpu
+    return not (cpu._is_avx512_bf16_supported() or cpu._is_amx_tile_supported())
+
+
 def weights_sha256(module: nn.Module) -> str:
     """SHA-256 over the module's state dict (names, dtypes, shapes, bytes), in key order."""
     h = hashlib.sha256()

@@ -23,6 +23,7 @@ from vibe_engine.errors import BadInputError, ModelError
 from vibe_engine.model_files import model_file_problem
 from vibe_engine.models import load_generator
 from vibe_engine.models.discriminator import add_realism
+from vibe_engine.models.compiled import EMULATED_BF16, bf16_is_emulated
 from vibe_engine.models.streaming import Backbone, Stream, Temporal, compile_backbone
 
 #: Frames whose detector score is at least this are "confident" for the per-track betas median.
@@ -127,6 +128,8 @@ class VibeBackend:
     def load(cls, ctx: RunContext, info: Any) -> VibeBackend:
         """Load the model files of ``ctx.cfg.models`` for a video of ``info``'s size."""
         cam = camera.camera_meta(info.width, info.height, ctx.cfg.focal_px, ctx.cfg.video)
+        if bf16_is_emulated(ctx.cfg.device, ctx.cfg.precision):
+            ctx.writer.warning("SLOW_PRECISION", EMULATED_BF16)
         return cls(ctx, load_model(ctx.cfg), cam)
 
     def start(self, tracks: list[Any]) -> None:
