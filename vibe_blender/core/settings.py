@@ -37,7 +37,8 @@ DEVICE_CHOICES = {
 #: The VIBE backend's compute precision (``vibe_engine.models.load_generator``).
 PRECISION_CHOICES = {
     "fp32": ("FP32", "Full precision"),
-    "bf16": ("BF16", "bfloat16 autocast: faster on recent CPUs/GPUs, tiny differences"),
+    "bf16": ("BF16", "bfloat16 backbone: faster on GPUs and CPUs with AMX or AVX512-BF16, slower on other "
+                     "CPUs (the engine warns); joints within about 2 mm of FP32"),
 }
 #: Where "Set Up Engine" installs from (``bl.prefs.setup_steps``).
 INSTALL_SOURCE_CHOICES = {
