@@ -8,6 +8,12 @@ down-weighted (``depth_weight``); lateral and vertical motion, which the image s
 count in full (run the detection on smoothed points: :mod:`run` passes the smoothed motion).
 Thresholds use hysteresis: a contact starts where a point is low and slow, and lasts while it
 stays within looser bounds.
+
+Known limit: both allowances together let a step toward the camera with the foot a few cm up
+pass for a stance. That motion is along the view (0.3× speed), and the height bound has grown
+with the depth uncertainty. On the synthetic zoom clip (benchmarks/accuracy.py), 44 % of the
+frames detected as contact are in the air or moving in the truth; across the suite the share is
+14-44 %. The foot lock then holds such a foot still, and its root correction moves the depth.
 """
 from __future__ import annotations
 
