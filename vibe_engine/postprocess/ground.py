@@ -11,9 +11,9 @@ uncertainties (:func:`with_body_prior`: the feet fix the tilt along their walkin
 bodies' vertical across the image), and iterate with that normal as the new up. When the stance
 points do not span a plane, the body's own vertical axis gives the normal instead: all of it for
 a person standing still; for a walk along one line (:func:`contain_line`), only its tilt about
-that line, the floor holding the line's slope. Feet on a step or a platform for a while: the stance heights along the
-people's vertical then form separate levels (:func:`dominant_level`); only the dominant one (the
-most stance points: the main floor) is fitted, the others are outliers.
+that line, the floor holding the line's slope. Feet on a step or a platform for a while: the
+stance heights along the people's vertical then form separate levels (:func:`dominant_level`);
+only the dominant one (the most stance points: the main floor) is fitted, the others are outliers.
 """
 from __future__ import annotations
 
