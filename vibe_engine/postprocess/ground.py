@@ -21,6 +21,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from vibe_blender.core.leg_ik import any_perpendicular
+
 CAMERA_UP = np.array([0.0, -1.0, 0.0])  # a level OpenCV camera: y points down
 STANCE_SPEED_MAX = 0.5  # m/s: faster foot points are not on the ground
 STANCE_BAND = 0.10  # m: foot points this far above the frame's lowest one still count as planted
@@ -90,9 +92,7 @@ def _fit_plane(points: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 def _in_plane_axes(up: np.ndarray) -> np.ndarray:
     """Two orthonormal axes (2,3) perpendicular to the unit vector ``up`` (3,)."""
-    helper = np.eye(3)[int(np.argmin(np.abs(up)))]
-    first = np.cross(up, helper)
-    first /= np.linalg.norm(first)
+    first = any_perpendicular(up[None])[0]
     return np.stack([first, np.cross(up, first)])
 
 
