@@ -249,7 +249,8 @@ def test_walk_along_one_line_fixes_the_floor_slope_along_it():
     1° of the true floor, where the body's vertical alone is 10° off."""
     t, feet_w, _ = _walk(num_frames=240, half_width=0.05)
     level = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], float)  # world (x across, y ahead, z up) → OpenCV
-    rot = aa_to_matrix(np.array([0.0, 0.0, np.radians(8.0)])) @ aa_to_matrix(np.array([np.radians(-12.0), 0, 0])) @ level
+    roll, pitch = aa_to_matrix(np.array([0.0, 0.0, np.radians(8.0)])), aa_to_matrix(np.array([np.radians(-12.0), 0, 0]))
+    rot = roll @ pitch @ level
     feet_c = (feet_w - [2.5, -6.0, 1.6]) @ rot.T  # camera 1.6 m up, 6 m back, the walk centred ahead
     true_up = rot @ np.array([0.0, 0.0, 1.0])
     lean = rot @ aa_to_matrix(np.array([0.0, np.radians(10.0), 0.0])) @ np.array([0.0, 0.0, 1.0])
