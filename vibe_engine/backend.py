@@ -61,6 +61,7 @@ class RunContext:
     token: CancelToken
     timings: Timings = field(default_factory=Timings)
     camera: Any = None  # camera_motion.CameraTracker fed in pass 2 (None: --camera static)
+    lines: Any = None  # vanishing.LineSampler fed in pass 2 (the floor's orientation from the background)
 
 
 class Backend(Protocol):

@@ -33,7 +33,7 @@ from vibe_blender.core import motion_file as mf
 from vibe_blender.core.atomic import DiskFullError
 from vibe_blender.core.vibe_data import sha256_file
 from vibe_engine import __version__
-from vibe_engine.world import camera, camera_motion, camera_path
+from vibe_engine.world import camera, camera_motion, camera_path, vanishing
 from vibe_engine.backend import Backend, RunContext, Timings
 from vibe_engine.backends import load_backend
 from vibe_engine.cancel import CancelToken
@@ -276,7 +276,8 @@ def select_tracks(run: RunContext, tracks: list[Any]) -> list[Any]:
 
 def _decoded(run: RunContext, reader: Any, last: float) -> Iterator[Any]:
     """The video's frames up to index ``last``, each fed first, in order, to the moving-camera
-    estimation (``run.camera``, from the background; timed ``camera_motion``)."""
+    estimation (``run.camera``, from the background; timed ``camera_motion``) and to the
+    background's lines (``run.lines``; timed ``vanishing``)."""
     frames = iter(reader)
     try:
         for frame in frames:
@@ -285,6 +286,9 @@ def _decoded(run: RunContext, reader: Any, last: float) -> Iterator[Any]:
             if run.camera is not None:
                 with run.timings("camera_motion"):
                     run.camera.add(frame.index, frame.image)
+            if run.lines is not None:
+                with run.timings("vanishing"):
+                    run.lines.add(frame.index, frame.image)
             yield frame
     finally:
         if hasattr(frames, "close"):  # the decoder ends here (a reader's iterator is a generator)
@@ -310,12 +314,17 @@ def _frames(run: RunContext, reader: Any, last: float = math.inf) -> Iterator[An
             yield frame
 
 
+def last_frame(tracks: list[Any]) -> int:
+    """The last video frame index any of ``tracks`` is in (pass 2 stops there)."""
+    return max(int(t.frames[-1]) for t in tracks)
+
+
 def pose_pass(run: RunContext, reader: Any, backend: Backend, tracks: list[Any]) -> None:
     """Pass 2 (``features``): stream the video again; every track present in a frame goes to the
     backend (``Backend.add_frame``)."""
     rows = [0] * len(tracks)
     backend.start(tracks)
-    total, last = sum(len(t.frames) for t in tracks), max(int(t.frames[-1]) for t in tracks)
+    total, last = sum(len(t.frames) for t in tracks), last_frame(tracks)
     for frame in _frames(run, reader, last):
         for k, t in enumerate(tracks):
             if rows[k] < len(t.frames) and t.frames[rows[k]] == frame.index:
@@ -420,14 +429,17 @@ def run_pipeline(cfg: EngineConfig, writer: ProtocolWriter, token: CancelToken) 
         token.check("track")
         tracks = select_tracks(run, all_tracks)
         writer.stage("features")
-        run.camera = camera_motion.start(cfg.camera, info.width, info.height, camera.camera_meta(
-            info.width, info.height, cfg.focal_px, cfg.video)["focal_px"], tracks)
+        focal = camera.camera_meta(info.width, info.height, cfg.focal_px, cfg.video)["focal_px"]
+        run.camera = camera_motion.start(cfg.camera, info.width, info.height, focal, tracks)
+        run.lines = vanishing.LineSampler(info.width, info.height, focal, min(len(times), last_frame(tracks) + 1),
+                                          camera_motion.boxes_by_frame(tracks))
         pose_pass(run, reader, backend, tracks)
         writer.stage("regress")
         motion_tracks = regress(run, backend, tracks, times)
         reader.verify_unchanged()
     writer.stage("write")
     motion = build_motion(run, backend, info, times, motion_tracks)
+    motion.meta["world"]["vanishing"] = run.lines.meta()
     if run.camera is not None:
         with run.timings("camera_motion"):  # the path solve (focal, zoom) counts with the tracking
             msg = camera_path.attach(motion, run.camera, cfg.camera)

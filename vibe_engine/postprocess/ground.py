@@ -277,13 +277,16 @@ def pooled_stance(tracks: list[tuple[np.ndarray, np.ndarray]], up: np.ndarray) -
 
 
 def estimate_ground_tracks(tracks: list[tuple[np.ndarray, np.ndarray]],
-                           body_ups: list[np.ndarray] | None = None) -> GroundPlane:
+                           body_ups: list[np.ndarray] | None = None,
+                           lines_up: np.ndarray | None = None) -> GroundPlane:
     """The ground plane from the feet of several people (one static camera, one floor).
 
     ``tracks``: per person (feet (T,K,3) camera frame, times (T,) s); ``body_ups``: per person (T,3)
     body vertical axes (the prior up and the fallback normal). Stance points of every person and
     frame are pooled; the plane offset is the typical lowest foot height over all of them.
-    Raises ValueError when no person has 3 frames.
+    ``lines_up`` (3,), optional: the floor's normal from the background's vanishing points
+    (:mod:`vibe_engine.world.vanishing`); within MAX_BODY_TILT_DEG of the people's vertical it is
+    the normal, and the feet give only the offset. Raises ValueError when no person has 3 frames.
     """
     tracks = [(np.asarray(f, np.float64), np.asarray(t, np.float64)) for f, t in tracks]
     keep = [i for i, (f, _) in enumerate(tracks) if f.shape[0] >= 3]
@@ -291,6 +294,8 @@ def estimate_ground_tracks(tracks: list[tuple[np.ndarray, np.ndarray]],
         raise ValueError("need at least 3 frames of feet to estimate the ground")
     tracks = [tracks[i] for i in keep]
     up = CAMERA_UP if not body_ups else _mean_direction(np.concatenate([body_ups[i] for i in keep]))
+    if lines_agree(lines_up, up):
+        return plane_below(np.concatenate([f for f, _ in tracks]), np.asarray(lines_up, np.float64))
     prior, floor = up, None
     if body_ups:
         floor = _floor_level(tracks, prior)
@@ -311,6 +316,15 @@ def estimate_ground_tracks(tracks: list[tuple[np.ndarray, np.ndarray]],
         if body_ups and len(inliers) >= TILT_BLOCKS * 3 and up @ prior >= np.cos(np.radians(MAX_BODY_TILT_DEG)):
             up = with_body_prior(inliers, up, prior, tracks)  # a plane that will be refused is left as it is
     return plane_below(np.concatenate([f for f, _ in tracks]), up)
+
+
+def lines_agree(lines_up: np.ndarray | None, body_up: np.ndarray) -> bool:
+    """Whether a floor normal from the background's lines (3,) or None is within MAX_BODY_TILT_DEG
+    of the people's vertical ``body_up`` (3,) (the same bound a feet plane must meet)."""
+    if lines_up is None:
+        return False
+    cos = float(np.asarray(lines_up, np.float64) @ body_up) / float(np.linalg.norm(lines_up) * np.linalg.norm(body_up))
+    return cos >= np.cos(np.radians(MAX_BODY_TILT_DEG))
 
 
 def contain_line(points: np.ndarray, up: np.ndarray) -> np.ndarray:

@@ -127,7 +127,7 @@ def _steps(motion: mf.Motion, settings: PostSettings) -> np.ndarray | None:
         motion.meta.setdefault("world", {})["world_from_camera"] = None
         camera_path.store_path(motion, ref)
         return ref
-    found = estimate_world(motion, calibrate=ref is None)  # ground of all people; focal (vibe_engine.world.grounding)
+    found = estimate_world(motion, calibrate=ref is None, ref=ref)  # ground of all people; focal (vibe_engine.world.grounding)
     found = camera_path.background_floor(motion, found)  # a translating camera: the floor it moved over
     motion.meta["world"] = {**motion.meta.get("world", {}), **world_meta(found)}
     camera_path.store_path(motion, ref)

@@ -134,6 +134,7 @@ def background_floor(motion: Any, found: Any) -> Any:
     found.plane = GroundPlane(normal=-np.asarray(stats["floor_normal"], np.float64),
                               offset=float(stats["floor_distance_m"]))
     found.matrix = world_from_camera(found.plane)
+    found.up_source = "background_floor"
     return found
 
 

@@ -2,11 +2,14 @@
 
 Called by the post-processing (:mod:`vibe_engine.postprocess.run`) on the smoothed motion:
 
-1. Ground from the feet of **every** person over the whole clip (:func:`ground.estimate_ground_tracks`).
-2. Self-calibration of the focal (:mod:`vibe_engine.world.selfcal`) when the run uses the default focal:
-   root translations are rescaled along the optical axis and ``meta["camera"]`` is updated
-   (``source: "self_calibrated"``, the default kept as ``focal_px_default``), then the ground is
-   fitted again.
+1. Ground from the feet of **every** person over the whole clip (:func:`ground.estimate_ground_tracks`);
+   its normal from the background's lines instead where their vanishing points pin it
+   (:mod:`vibe_engine.world.vanishing`, ``meta["world"]["up_source"]``).
+2. Self-calibration of the focal when the run uses the default focal: from perpendicular vanishing
+   points (:func:`lines_focal_scale`), else from the people's level axes
+   (:mod:`vibe_engine.world.selfcal`); root translations are rescaled along the optical axis and
+   ``meta["camera"]`` is updated (``source: "self_calibrated"``, the default kept as
+   ``focal_px_default``), then the ground is fitted again.
 3. Plausibility: a ground is refused (``world_from_camera: null`` plus a warning naming the
    reason, in ``meta["world"]["warnings"]``) when too few feet touch it, when the camera would be
    below it, or when it disagrees with the people's mean vertical by more than MAX_BODY_TILT_DEG.
@@ -30,9 +33,9 @@ from vibe_blender.core import motion_file as mf
 from vibe_blender.core.body import forward_kinematics, shaped_rest
 from vibe_blender.core.rotations import aa_to_matrix
 
-from vibe_engine.world import selfcal
+from vibe_engine.world import selfcal, vanishing
 from vibe_engine.postprocess.ground import (MAX_BODY_TILT_DEG, GroundPlane, pooled_stance, estimate_ground_tracks,
-                                             plane_below, world_from_camera)
+                                             lines_agree, plane_below, world_from_camera)
 
 PELVIS, NECK = 0, 12
 FOOT_JOINTS = (7, 10, 8, 11)  # left ankle, left foot, right ankle, right foot (SMPL)
@@ -56,6 +59,8 @@ class WorldResult:
     #: The frame the feet are locked in (4,4): ``matrix``, or the body-vertical frame when the ground was
     #: refused for its tilt (see the module docstring), or None (no foot locking).
     lock_matrix: np.ndarray | None = None
+    #: Where the ground's normal came from: "lines" (the background's vanishing points) or "feet".
+    up_source: str | None = None
 
 
 def camera_joints(body: mf.BodyModel, track: mf.Track) -> np.ndarray:
@@ -129,8 +134,45 @@ def rescale_focal(motion: mf.Motion, k: float) -> None:
                 track.extra[name] = arr
 
 
-def estimate_world(motion: mf.Motion, calibrate: bool = True) -> WorldResult:
-    """Ground, camera height and (when observable and allowed) the focal for a static camera.
+def lines_up(motion: mf.Motion, ups: list[np.ndarray], ref: np.ndarray | None = None) -> np.ndarray | None:
+    """The floor's normal (3,) in the (frame-0) camera from the background's vanishing points
+    (``meta["world"]["vanishing"]``, :mod:`vibe_engine.world.vanishing`) with the motion's current
+    focal (per frame when it zooms), or None (no lines stored, or they do not pin it). ``ref``
+    (N,4,4): a moving camera's ref_from_camera, or None."""
+    found = motion.meta.get("world", {}).get("vanishing")
+    if not found or not ups:
+        return None
+    cam = motion.meta["camera"]
+    focal = motion.camera.get("focal_px")
+    focal = float(cam["focal_px"]) if focal is None else np.asarray(focal, np.float64)
+    d, w = vanishing.directions(found, focal, (float(cam["cx"]), float(cam["cy"])),
+                                None if ref is None else np.asarray(ref, np.float64)[:, :3, :3])
+    return vanishing.floor_normal(d, w, _mean_up(ups)) if len(d) else None
+
+
+def lines_focal_scale(motion: mf.Motion) -> float | None:
+    """The focal correction k (new focal / current) from perpendicular vanishing points
+    (:func:`vanishing.focal_from_orthogonal`), recorded in ``meta["world"]["focal_vanishing"]``;
+    None when they do not give one."""
+    world = motion.meta.setdefault("world", {})
+    cam = motion.meta["camera"]
+    f, pairs = vanishing.focal_from_orthogonal(world.get("vanishing"), (float(cam["cx"]), float(cam["cy"])),
+                                               float(cam["focal_px"]))
+    world["focal_vanishing"] = {"focal_px": None if f is None else round(f, 3), "pairs": pairs, "used": f is not None}
+    return None if f is None else f / float(cam["focal_px"])
+
+
+def _ground(motion: mf.Motion, feet, ups, ref: np.ndarray | None) -> tuple[GroundPlane, str]:
+    """The ground plane and the source of its normal ("lines": the background's vanishing points;
+    "feet": the people's stance and vertical, :func:`ground.estimate_ground_tracks`)."""
+    up = lines_up(motion, ups, ref)
+    source = "lines" if lines_agree(up, _mean_up(ups)) else "feet"
+    return estimate_ground_tracks(feet, ups, up if source == "lines" else None), source
+
+
+def estimate_world(motion: mf.Motion, calibrate: bool = True, ref: np.ndarray | None = None) -> WorldResult:
+    """Ground, camera height and (when observable and allowed) the focal for a static camera
+    (a moving one: its tracks already in the frame-0 camera, ``ref`` (N,4,4) ref_from_camera).
 
     Updates ``motion`` in place when the focal is self-calibrated (see :func:`rescale_focal`).
     """
@@ -138,18 +180,21 @@ def estimate_world(motion: mf.Motion, calibrate: bool = True) -> WorldResult:
     if sum(len(t) for _, t in feet) < MIN_GROUND_FRAMES:
         return WorldResult(None, warnings=[("NO_GROUND", "too few frames to estimate the ground; no world "
                                                           "frame, no foot locking")])
-    plane = estimate_ground_tracks(feet, ups)
+    plane, source = _ground(motion, feet, ups, ref)
     focal = None
     if calibrate and motion.meta.get("camera", {}).get("source") in CALIBRATABLE_SOURCES:
-        focal = selfcal.estimate_focal_scale(plane.normal, np.concatenate([selfcal.level_axes(j) for j in joints]))
-        if focal.used and abs(focal.k - 1.0) > 1e-3:
-            rescale_focal(motion, focal.k)
+        k = lines_focal_scale(motion)
+        if k is None:
+            focal = selfcal.estimate_focal_scale(plane.normal, np.concatenate([selfcal.level_axes(j) for j in joints]))
+            k = focal.k if focal.used else None
+        if k is not None and abs(k - 1.0) > 1e-3:
+            rescale_focal(motion, k)
             feet, ups, joints = _inputs(motion.body, motion.tracks)
-            plane = estimate_ground_tracks(feet, ups)
+            plane, source = _ground(motion, feet, ups, ref)
     reason, tilt_only = check_ground(plane, feet, ups)
     if reason is None:
         m = world_from_camera(plane)
-        return WorldResult(m, plane, [], focal, m)
+        return WorldResult(m, plane, [], focal, m, source)
     lock = body_up_lock_frame(feet, ups) if tilt_only else None
     then = "feet locked on the people's vertical instead" if lock is not None else "no foot locking"
     return WorldResult(None, plane, [("NO_GROUND", f"the ground cannot be determined ({reason}); no world "
@@ -162,6 +207,7 @@ def world_meta(result: WorldResult) -> dict:
     if result.plane is not None and result.matrix is not None:
         out["camera_height_m"] = float(result.plane.offset)
         out["up_in_camera"] = [float(v) for v in result.plane.normal]
+        out["up_source"] = result.up_source
     if result.warnings:
         out["warnings"] = [{"code": c, "message": m} for c, m in result.warnings]
     if result.focal is not None:
