@@ -142,7 +142,9 @@ def test_rendered_checkerboard_through_opencvs_segment_detector():
     found = sampler.meta()
     assert found["frames"] == [0] and len(found["points"]) >= 2
     d, w = V.directions(found, F, CENTRE)
-    assert _angle(V.floor_normal(d, w, true_up), true_up) < 0.5  # pixel-quantised edges
+    # pixel-quantised, anti-aliased edges: each family's direction to ≈ 0.5 px over ≈ 100 px
+    # segments (0.3°), so the normal from two of them to within 1°
+    assert _angle(V.floor_normal(d, w, true_up), true_up) < 1.0
 
 
 def test_focal_from_perpendicular_floor_directions():

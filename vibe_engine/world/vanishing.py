@@ -16,8 +16,8 @@ Two halves:
 * post-processing (:func:`floor_normal`): each point's direction with the final focal (per frame
   for a zoom), turned into the frame-0 camera for a moving camera; classified against the people's
   mean vertical as horizontal (within CLASS_DEG of perpendicular) or vertical (within CLASS_DEG
-  of parallel); the normal is the least-squares direction perpendicular to the horizontal ones
-  and along the vertical ones, families disagreeing by more than RESIDUAL_DEG dropped. None
+  of parallel); the best-supported floor over the families (:func:`floor_normal`), refitted as
+  the least-squares direction perpendicular to its horizontal ones and along its vertical ones. None
   when the families do not pin it (fewer than two distinct horizontal directions and no
   vertical one).
 
@@ -35,24 +35,29 @@ import numpy as np
 
 #: Frames sampled per clip (evenly over its frames); a static background gives the same lines on each.
 LINE_FRAMES = 5
-#: Frames are searched at this width at most (px); exact halvings of the video frame.
-WORK_WIDTH = 960
+#: Frames are searched at this width at most (px; area-downscaled): a 720p frame at full size.
+#: The segment detector's time grows with the pixels (≈ 0.1 s for 1280×720 on one core).
+WORK_WIDTH = 1280
 #: Segments shorter than this share of the work image's diagonal are ignored (texture, noise).
 MIN_LENGTH_FRAC = 0.03
 #: Person boxes are grown by this share of their side before their segments are dropped.
 BOX_MARGIN = 0.2
 #: A segment supports a direction when its interpretation plane is within this angle of it (deg):
-#: about 5 px at a 1000 px focal.
+#: about 5 px at a 1000 px focal; for a short segment, within what its ends' error allows (a line
+#: through ends ENDPOINT_PX off turns by up to 2·ENDPOINT_PX / length rad).
 INLIER_DEG = 0.3
+ENDPOINT_PX = 1.0
 HYPOTHESIS_SEGMENTS = 80  # longest segments whose pairs propose directions
 MAX_POINTS = 4  # vanishing points kept per frame
 MIN_SEGMENTS = 6  # segments a vanishing point needs
 #: A direction within this angle of perpendicular to the people's vertical is horizontal, within
 #: this angle of it vertical (deg): the people's vertical is known to a few degrees.
 CLASS_DEG = 20.0
-#: Families farther than this (deg) from the floor the others give are dropped, the worst first
-#: (a ramp, a roof, a slanted line taken for a family).
-RESIDUAL_DEG = 3.0
+#: Families farther than this (deg) from the best-supported floor are left out (a ramp, a roof, a
+#: slanted line taken for a family); horizontal pairs closer than MIN_PAIR_DEG propose no floor
+#: (two families 20° apart give a normal a degree of error in either tilts toward a third).
+RESIDUAL_DEG = 2.0
+MIN_PAIR_DEG = 40.0
 #: The families must pin the normal: the middle eigenvalue of their normal matrix, each family
 #: weighing 1 (a family's precision does not grow with its length), over its trace (two
 #: horizontal families: sin²(angle between them) / 2; 0.1: at least 27° apart).
@@ -113,7 +118,7 @@ def vanishing_points(seg: np.ndarray, focal: float, centre: tuple[float, float])
     m = plane_normals(seg, focal, centre)
     length = seg[:, 4].copy()
     alive = np.ones(len(seg), bool)
-    tol = np.sin(np.radians(INLIER_DEG))
+    tol = np.maximum(np.sin(np.radians(INLIER_DEG)), 2.0 * ENDPOINT_PX / np.maximum(length, 1e-9))
     k = np.array([[focal, 0, centre[0]], [0, focal, centre[1]], [0, 0, 1]])
     out = []
     for _ in range(MAX_POINTS):
@@ -127,14 +132,14 @@ def vanishing_points(seg: np.ndarray, focal: float, centre: tuple[float, float])
         d = d[norm > 1e-9] / norm[norm > 1e-9, None]
         if not len(d):
             break
-        votes = (np.abs(m[idx] @ d.T) <= tol).T.astype(np.float64) @ length[idx]
+        votes = (np.abs(m[idx] @ d.T) <= tol[idx, None]).T.astype(np.float64) @ length[idx]
         best = d[int(np.argmax(votes))]
         for _ in range(2):
-            inl = idx[np.abs(m[idx] @ best) <= tol]
+            inl = idx[np.abs(m[idx] @ best) <= tol[idx]]
             if len(inl) < 2:
                 break
-            best = _refine(m[inl], length[inl])
-        inl = idx[np.abs(m[idx] @ best) <= tol]
+            best = _refine(m[inl], length[inl] ** 2)  # a segment's plane is known to ∝ 1/length
+        inl = idx[np.abs(m[idx] @ best) <= tol[idx]]
         if len(inl) < MIN_SEGMENTS:
             break
         v = k @ best
@@ -163,10 +168,9 @@ class LineSampler:
 
         if index not in self.wanted:
             return
-        small, scale = image, 1.0
-        while small.shape[1] > WORK_WIDTH:
-            small = cv2.resize(small, (small.shape[1] // 2, small.shape[0] // 2), interpolation=cv2.INTER_AREA)
-            scale = small.shape[1] / image.shape[1]
+        scale = min(1.0, WORK_WIDTH / image.shape[1])
+        small = image if scale == 1.0 else cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
+                                                       interpolation=cv2.INTER_AREA)
         grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
         seg = segments(grey, self.boxes.get(index, ()), scale)
         centre = (self.width / 2.0, self.height / 2.0)
@@ -251,23 +255,44 @@ def _solve(d: np.ndarray, w: np.ndarray, vertical: np.ndarray) -> tuple[np.ndarr
     return vecs[:, 0], float(vals[1] / max(vals.sum(), 1e-12))
 
 
+def _off_floor(d: np.ndarray, vertical: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """Sine of each family's angle (P,) from fitting a floor with normal n (3,): horizontal ones
+    from perpendicular, vertical ones from parallel."""
+    along = np.abs(d @ n)
+    return np.where(vertical, np.sqrt(np.maximum(1.0 - along ** 2, 0.0)), along)
+
+
+def _hypotheses(d: np.ndarray, vertical: np.ndarray) -> np.ndarray:
+    """Candidate normals (M,3): every vertical family, and the normal of every pair of horizontal
+    families at least MIN_PAIR_DEG apart."""
+    hor = d[~vertical]
+    i, j = np.triu_indices(len(hor), 1)
+    cross = np.cross(hor[i], hor[j])
+    norm = np.linalg.norm(cross, axis=1)
+    keep = norm >= np.sin(np.radians(MIN_PAIR_DEG))
+    return np.concatenate([d[vertical], cross[keep] / norm[keep, None]])
+
+
 def floor_normal(d: np.ndarray, w: np.ndarray, prior_up: np.ndarray) -> np.ndarray | None:
     """The floor's unit normal (3,) (camera frame, on ``prior_up``'s side) from vanishing
     directions d (P,3) with weights w (P,), or None when they do not pin it (module docstring).
-    ``prior_up`` (3,): the people's mean vertical, only to tell horizontal from vertical families."""
+    ``prior_up`` (3,): the people's mean vertical, only to tell horizontal from vertical families.
+
+    Consensus over the families: each vertical one and each pair of horizontal ones proposes a
+    normal; the one whose families within RESIDUAL_DEG weigh most wins, and the normal is refitted
+    to those by least squares."""
     up = np.asarray(prior_up, np.float64) / np.linalg.norm(prior_up)
     cos = np.abs(d @ up)
     vertical = cos >= np.cos(np.radians(CLASS_DEG))
     keep = vertical | (cos <= np.sin(np.radians(CLASS_DEG)))
-    while keep.any():
-        n, cond = _solve(d[keep], w[keep], vertical[keep])
-        off = np.where(vertical, np.sqrt(np.maximum(1 - (d @ n) ** 2, 0)), np.abs(d @ n))
-        off[~keep] = 0.0
-        if off.max() <= np.sin(np.radians(RESIDUAL_DEG)):
-            break
-        keep[int(np.argmax(off))] = False  # the worst family out, then solve again
-    else:
+    d, w, vertical = d[keep], w[keep], vertical[keep]
+    hyp = _hypotheses(d, vertical)
+    if not len(hyp):
         return None
+    tol = np.sin(np.radians(RESIDUAL_DEG))
+    scores = [w[_off_floor(d, vertical, n) <= tol].sum() for n in hyp]
+    agree = _off_floor(d, vertical, hyp[int(np.argmax(scores))]) <= tol
+    n, cond = _solve(d[agree], w[agree], vertical[agree])
     if cond < MIN_CONDITION:
         return None
     return n if n @ up > 0 else -n
