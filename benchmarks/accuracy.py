@@ -279,6 +279,7 @@ def evaluate(suite: str, extra: list[str], keep: Path | None = None, reuse: bool
                          "camera": camera_metrics(motion, gt, is_moving(name)), "moving": is_moving(name),
                          "focal_source": motion.meta["camera"].get("source"),
                          "camera_kind": motion.meta.get("world", {}).get("camera_motion", "static"),
+                         "up_source": motion.meta.get("world", {}).get("up_source"),
                          "backend": motion.meta.get("manifest", {}).get("backend"),
                          "landmarks": landmark_metrics(motion, gt)}
     return results
@@ -305,6 +306,7 @@ def print_world_table(results: dict) -> None:
                         for c in cols)
         print(f"{label + ' (' + unit + ')':38s}{cells}")
     print(f"{'focal source':38s}" + "".join(f"{str(results[c].get('focal_source')):>22s}" for c in results))
+    print(f"{'ground normal from':38s}" + "".join(f"{str(results[c].get('up_source')):>22s}" for c in results))
 
 
 def print_table(results: dict) -> None:

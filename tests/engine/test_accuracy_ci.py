@@ -45,3 +45,12 @@ def test_post_processing_improves_motion_quality(figures):
     assert post["skate"] < 0.5 * raw["skate"]
     assert post["penetration"] <= raw["penetration"]
     assert post["swing"] >= 85.0
+
+
+def test_floor_from_the_background_lines(figures):
+    """The CI clip's checkered floor gives two families of lines: the ground's normal is theirs,
+    within a sanity bound of the truth (the full suite measures ≈ 0.5° on this motion)."""
+    clip = figures["clips"]["jumps_front"]
+    assert clip["up_source"] == "lines"
+    assert clip["world"]["up_error"] < 2.0
+
