@@ -9,7 +9,7 @@ depend on the people's fitted depth or lean, only on the lines and the focal.
 
 Two halves:
 
-* engine (pass 2, :class:`LineSampler`): on up to LINE_FRAMES frames spread over the clip,
+* engine (pass 2, :class:`LineSampler`): on 2 to LINE_FRAMES frames spread over the clip,
   OpenCV's line segment detector (``cv2.createLineSegmentDetector``) off the people's grown boxes;
   the segments' dominant vanishing points by consensus (:func:`vanishing_points`); stored as
   homogeneous pixel points in ``meta["world"]["vanishing"]`` (so a later focal still applies).
@@ -33,11 +33,13 @@ from typing import Any, Iterable
 
 import numpy as np
 
-#: Frames sampled per clip (evenly over its frames); a static background gives the same lines on each.
-LINE_FRAMES = 5
-#: Frames are searched at this width at most (px; area-downscaled): a 720p frame at full size.
-#: The segment detector's time grows with the pixels (≈ 0.1 s for 1280×720 on one core).
-WORK_WIDTH = 1280
+#: Frames sampled per clip, evenly over its frames: one per LINE_FRAME_SPACING frames and one more,
+#: from MIN_LINE_FRAMES to LINE_FRAMES (a static background gives the same lines on each; a moving
+#: camera shows more of the scene; each costs the segment detector once).
+LINE_FRAMES, MIN_LINE_FRAMES, LINE_FRAME_SPACING = 5, 2, 30
+#: Frames are searched at this width at most (px; area-downscaled). The segment detector's time
+#: grows with the pixels: 99 / 54 / 24 ms for a 1280 / 960 / 640 px wide frame of the demo clip.
+WORK_WIDTH = 960
 #: Segments shorter than this share of the work image's diagonal are ignored (texture, noise).
 MIN_LENGTH_FRAC = 0.03
 #: Person boxes are grown by this share of their side before their segments are dropped.
@@ -158,7 +160,8 @@ class LineSampler:
     def __init__(self, width: int, height: int, focal_px: float, frame_count: int,
                  boxes: dict[int, list[np.ndarray]]) -> None:
         self.width, self.height, self.focal = width, height, float(focal_px)
-        self.wanted = set(np.unique(np.linspace(0, max(frame_count - 1, 0), LINE_FRAMES).round().astype(int)).tolist())
+        count = int(np.clip(1 + frame_count // LINE_FRAME_SPACING, MIN_LINE_FRAMES, LINE_FRAMES))
+        self.wanted = set(np.unique(np.linspace(0, max(frame_count - 1, 0), count).round().astype(int)).tolist())
         self.boxes = boxes
         self.found: list[dict[str, Any]] = []
 
