@@ -217,3 +217,25 @@ def test_ground_plane_takes_the_lines_normal_and_the_feet_offset():
     assert plane.offset == pytest.approx(CAMERA_HEIGHT - 0.08, abs=0.03)
     far = Rotation.from_rotvec([math.radians(MAX_BODY_TILT_DEG + 2), 0.0, 0.0]).as_matrix() @ lean
     assert _angle(estimate_ground_tracks([(feet, times)], ups, lines_up=far).normal, far) > 1.0
+
+
+def test_world_takes_the_lines_focal_and_normal_from_the_motion_file():
+    """grounding: a default focal 10 % short is replaced by the perpendicular families' focal
+    (recorded in meta.world.focal_vanishing) and the floor's normal then comes out exact."""
+    from tests.fixtures.motion import make_motion
+    from vibe_engine.world import grounding
+
+    rot = _camera_from_world(15.0, 1.0)
+    true_up = rot @ WORLD_UP
+    motion = make_motion(1)
+    motion.meta["camera"].update(focal_px=0.9 * F, cx=CENTRE[0], cy=CENTRE[1], source="default")
+    pts = _detect(_grid_segments(rot, 35.0), 0.9 * F)
+    motion.meta["world"]["vanishing"] = _found({0: pts, 30: pts})
+    k = grounding.lines_focal_scale(motion)
+    assert k == pytest.approx(1 / 0.9, rel=1e-9)
+    assert motion.meta["world"]["focal_vanishing"] == {"focal_px": round(F, 3), "pairs": 2, "used": True}
+    grounding.rescale_focal(motion, k)
+    ups = [np.repeat((Rotation.from_rotvec([0.1, 0.0, 0.0]).as_matrix() @ true_up)[None], 5, 0)]
+    assert _angle(grounding.lines_up(motion, ups), true_up) < 1e-6
+    motion.meta["world"].pop("vanishing")
+    assert grounding.lines_up(motion, ups) is None and grounding.lines_focal_scale(motion) is None
