@@ -140,8 +140,9 @@ def test_rendered_checkerboard_through_opencvs_segment_detector():
     sampler = V.LineSampler(W, H, F, 1, {})
     sampler.add(0, _checkerboard(rot, 30.0))
     found = sampler.meta()
-    assert found["frames"] == [0] and len(found["points"]) >= 2
-    d, w = V.directions(found, F, CENTRE)
+    assert found["frames"] == [0] and {p["tier"] for p in found["points"]} == set(V.TIERS)
+    d, w = V.directions(V.tier_points(found, "long"), F, CENTRE)
+    assert len(d) >= 2
     # pixel-quantised, anti-aliased edges: each family's direction to ≈ 0.5 px over ≈ 100 px
     # segments (0.3°), so the normal from two of them to within 1°
     assert _angle(V.floor_normal(d, w, true_up), true_up) < 1.0
@@ -237,5 +238,8 @@ def test_world_takes_the_lines_focal_and_normal_from_the_motion_file():
     grounding.rescale_focal(motion, k)
     ups = [np.repeat((Rotation.from_rotvec([0.1, 0.0, 0.0]).as_matrix() @ true_up)[None], 5, 0)]
     assert _angle(grounding.lines_up(motion, ups), true_up) < 1e-6
+    for p in motion.meta["world"]["vanishing"]["points"]:  # only short segments' points: the floor, no focal
+        p["tier"] = "short"
+    assert _angle(grounding.lines_up(motion, ups), true_up) < 1e-6 and grounding.lines_focal_scale(motion) is None
     motion.meta["world"].pop("vanishing")
     assert grounding.lines_up(motion, ups) is None and grounding.lines_focal_scale(motion) is None

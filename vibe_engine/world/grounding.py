@@ -145,19 +145,23 @@ def lines_up(motion: mf.Motion, ups: list[np.ndarray], ref: np.ndarray | None = 
     cam = motion.meta["camera"]
     focal = motion.camera.get("focal_px")
     focal = float(cam["focal_px"]) if focal is None else np.asarray(focal, np.float64)
-    d, w = vanishing.directions(found, focal, (float(cam["cx"]), float(cam["cy"])),
-                                None if ref is None else np.asarray(ref, np.float64)[:, :3, :3])
-    return vanishing.floor_normal(d, w, _mean_up(ups)) if len(d) else None
+    for tier in vanishing.TIERS:  # the long segments' points first; the short ones' only when those fail
+        d, w = vanishing.directions(vanishing.tier_points(found, tier), focal, (float(cam["cx"]), float(cam["cy"])),
+                                    None if ref is None else np.asarray(ref, np.float64)[:, :3, :3])
+        normal = vanishing.floor_normal(d, w, _mean_up(ups)) if len(d) else None
+        if normal is not None:
+            return normal
+    return None
 
 
 def lines_focal_scale(motion: mf.Motion) -> float | None:
-    """The focal correction k (new focal / current) from perpendicular vanishing points
-    (:func:`vanishing.focal_from_orthogonal`), recorded in ``meta["world"]["focal_vanishing"]``;
+    """The focal correction k (new focal / current) from perpendicular vanishing points of the long
+    segments (:func:`vanishing.focal_from_orthogonal`), recorded in ``meta["world"]["focal_vanishing"]``;
     None when they do not give one."""
     world = motion.meta.setdefault("world", {})
     cam = motion.meta["camera"]
-    f, pairs = vanishing.focal_from_orthogonal(world.get("vanishing"), (float(cam["cx"]), float(cam["cy"])),
-                                               float(cam["focal_px"]))
+    f, pairs = vanishing.focal_from_orthogonal(vanishing.tier_points(world.get("vanishing"), vanishing.TIERS[0]),
+                                               (float(cam["cx"]), float(cam["cy"])), float(cam["focal_px"]))
     world["focal_vanishing"] = {"focal_px": None if f is None else round(f, 3), "pairs": pairs, "used": f is not None}
     return None if f is None else f / float(cam["focal_px"])
 

@@ -40,8 +40,15 @@ LINE_FRAMES, MIN_LINE_FRAMES, LINE_FRAME_SPACING = 5, 2, 30
 #: Frames are searched at this width at most (px; area-downscaled). The segment detector's time
 #: grows with the pixels: 99 / 54 / 24 ms for a 1280 / 960 / 640 px wide frame of the demo clip.
 WORK_WIDTH = 960
-#: Segments shorter than this share of the work image's diagonal are ignored (texture, noise).
-MIN_LENGTH_FRAC = 0.03
+#: Segments shorter than this share of the work image's diagonal are ignored (texture, noise). The
+#: vanishing points are found twice per frame: from the segments of at least MIN_LENGTH_FRAC
+#: ("long", the precise ones) and from those of at least SHORT_LENGTH_FRAC ("short": a small or far
+#: floor's lines, a low-resolution clip), used only when the long ones do not pin the floor. On
+#: the synthetic suite's 640x360 handheld clip the long ones miss the floor's receding family
+#: (the short ones find it: up-axis 5.5 -> 0.3 deg); on a rendered 720p checkerboard the short
+#: ones' directions are 0.5 deg worse.
+MIN_LENGTH_FRAC, SHORT_LENGTH_FRAC = 0.03, 0.02
+TIERS = ("long", "short")
 #: Person boxes are grown by this share of their side before their segments are dropped.
 BOX_MARGIN = 0.2
 #: A segment supports a direction when its interpretation plane is within this angle of it (deg):
@@ -76,10 +83,11 @@ FOCAL_AGREEMENT = 0.1
 FOCAL_RANGE = (0.5, 2.0)
 
 
-def segments(grey: np.ndarray, boxes: Iterable[np.ndarray], scale: float) -> np.ndarray:
+def segments(grey: np.ndarray, boxes: Iterable[np.ndarray], scale: float,
+             min_frac: float = MIN_LENGTH_FRAC) -> np.ndarray:
     """Line segments (S,5) x1, y1, x2, y2 (full-image pixels), length (px) of a grey work image
     (H,W) uint8 at ``scale`` × the video size, without those touching the grown person ``boxes``
-    ((cx, cy, w, h) full-image pixels) or shorter than MIN_LENGTH_FRAC of the diagonal."""
+    ((cx, cy, w, h) full-image pixels) or shorter than ``min_frac`` of the diagonal."""
     import cv2
 
     found = cv2.createLineSegmentDetector().detect(grey)[0]
@@ -87,7 +95,7 @@ def segments(grey: np.ndarray, boxes: Iterable[np.ndarray], scale: float) -> np.
         return np.zeros((0, 5))
     seg = found.reshape(-1, 4).astype(np.float64) / scale
     length = np.hypot(seg[:, 2] - seg[:, 0], seg[:, 3] - seg[:, 1])
-    keep = length >= MIN_LENGTH_FRAC * np.hypot(*grey.shape) / scale
+    keep = length >= min_frac * np.hypot(*grey.shape) / scale
     for cx, cy, w, h in boxes:
         hw, hh = (1 + BOX_MARGIN) * w / 2, (1 + BOX_MARGIN) * h / 2
         for x, y in ((seg[:, 0], seg[:, 1]), (seg[:, 2], seg[:, 3]), ((seg[:, 0] + seg[:, 2]) / 2, (seg[:, 1] + seg[:, 3]) / 2)):
@@ -175,15 +183,23 @@ class LineSampler:
         small = image if scale == 1.0 else cv2.resize(image, (round(image.shape[1] * scale), round(image.shape[0] * scale)),
                                                        interpolation=cv2.INTER_AREA)
         grey = cv2.cvtColor(small, cv2.COLOR_RGB2GRAY)
-        seg = segments(grey, self.boxes.get(index, ()), scale)
+        seg = segments(grey, self.boxes.get(index, ()), scale, SHORT_LENGTH_FRAC)
         centre = (self.width / 2.0, self.height / 2.0)
-        for v, length, count in vanishing_points(seg, self.focal, centre):
-            self.found.append({"frame": int(index), "point": [float(x) for x in v],
-                               "length_px": round(length, 1), "segments": count})
+        long_enough = seg[:, 4] >= MIN_LENGTH_FRAC * np.hypot(*grey.shape) / scale
+        for tier, sub in zip(TIERS, (seg[long_enough], seg)):
+            for v, length, count in vanishing_points(sub, self.focal, centre):
+                self.found.append({"frame": int(index), "point": [float(x) for x in v],
+                                   "length_px": round(length, 1), "segments": count, "tier": tier})
 
     def meta(self) -> dict[str, Any]:
         """``meta["world"]["vanishing"]``: the frames searched and the points found."""
         return {"frames": sorted(self.wanted), "points": self.found}
+
+
+def tier_points(found: dict[str, Any] | None, tier: str) -> dict[str, Any]:
+    """``found`` with only the points of one tier (TIERS; a point without a tier is "long")."""
+    found = found or {}
+    return {**found, "points": [p for p in found.get("points", []) if p.get("tier", TIERS[0]) == tier]}
 
 
 def directions(found: dict[str, Any], focal: np.ndarray | float, centre: tuple[float, float],
