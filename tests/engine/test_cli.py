@@ -159,7 +159,7 @@ def test_run_writes_a_valid_motion_file_and_a_complete_transcript(ok_run):
     assert result["path"] == str(out) and result["schema"] == "vibe-mocap-motion/1"
     assert result["frames"] == SHORT_FRAMES and result["fps"] == pytest.approx(30.0, rel=1e-3)
     steps = {"load_model", "decode", "detect", "track", "crop", "compile", "generator_backbone",
-             "generator_temporal", "camera_motion", "postprocess", "realism", "write"}
+             "generator_temporal", "camera_motion", "vanishing", "postprocess", "realism", "write"}
     assert set(result["timings_s"]) == steps and all(v >= 0 for v in result["timings_s"].values())
     motion = mf.read_motion(out)
     mf.validate(motion)
