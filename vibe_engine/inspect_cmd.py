@@ -1,7 +1,8 @@
 """``python -m vibe_engine inspect FILE [--json]``: summarise a motion file.
 
 ``--json`` prints exactly one JSON object (``vibe_blender.core.motion_file.summary`` plus the
-camera, manifest summary and per-track value ranges); without it, a readable table.
+camera, the world in brief, manifest summary and per-track value ranges); without it, a readable
+table.
 Exit 4 with a one-line message on stderr when the file cannot be read.
 """
 from __future__ import annotations
@@ -24,6 +25,16 @@ def _track_extra(track: mf.Track) -> dict[str, Any]:
             "mean_box_px": float(np.mean(track.bbox[:, 2])) if track.num_frames else None}
 
 
+def _world_summary(motion: mf.Motion) -> dict[str, Any]:
+    """The world in brief: camera ``static``/``moving``, whether a ground was found, the camera's
+    height above it (m), where its normal came from (``up_source``) and the warnings' codes."""
+    world = motion.meta.get("world") or {}
+    return {"camera_motion": world.get("camera_motion", "static"),
+            "ground": world.get("world_from_camera") is not None,
+            "camera_height_m": world.get("camera_height_m"), "up_source": world.get("up_source"),
+            "warnings": [w.get("code") for w in world.get("warnings", [])]}
+
+
 def inspect_summary(motion: mf.Motion) -> dict[str, Any]:
     """The JSON summary: video {frames, fps, width, height, ...}, tracks [{id, frames, first, last, ...}]."""
     out = mf.summary(motion)
@@ -31,6 +42,7 @@ def inspect_summary(motion: mf.Motion) -> dict[str, Any]:
         entry.update(_track_extra(track))
     header = motion.header
     out["camera"] = motion.meta.get("camera")  # as written (the JSON object)
+    out["world"] = _world_summary(motion)
     out["joints"] = header.joints_set
     out["manifest"] = {k: getattr(header.manifest, k) for k in ("engine_version", "backend", "device", "precision")}
     return out
@@ -46,7 +58,17 @@ def format_table(info: dict[str, Any]) -> str:
         depth = "-" if t["mean_depth_m"] is None else f"{t['mean_depth_m']:.2f}"
         lines.append(f"{t['id']:>5} {t['frames']:>7} {t['first']!s:>6} {t['last']!s:>6} "
                      f"{t['mean_confidence']:>6.2f} {t['detected_fraction']:>9.0%} {depth:>8}")
-    return "\n".join(lines)
+    return "\n".join(lines + [_world_line(info)])
+
+
+def _world_line(info: dict[str, Any]) -> str:
+    """``world: camera static, 1.52 m above the ground (normal from lines), focal 1547 px (default)``."""
+    w, cam = info["world"], info.get("camera") or {}
+    where = "no ground" if not w["ground"] else \
+        f"{w['camera_height_m']:.2f} m above the ground (normal from {w['up_source'] or 'feet'})"
+    focal = f", focal {cam['focal_px']:.0f} px ({cam.get('source')})" if cam.get("focal_px") else ""
+    warn = f"; warnings: {', '.join(w['warnings'])}" if w["warnings"] else ""
+    return f"world: camera {w['camera_motion']}, {where}{focal}{warn}"
 
 
 def inspect_main(path: str, as_json: bool, out: TextIO) -> int:

@@ -216,6 +216,11 @@ def test_inspect_json_prints_exactly_one_object_and_the_table_reads(ok_run):
     table = subprocess.run([sys.executable, "-m", "vibe_engine", "inspect", str(out)],
                            capture_output=True, text=True, env=_env(None), timeout=120)
     assert table.returncode == 0 and f"{track['id']:>5} {track['frames']:>7}" in table.stdout
+    world = mf.read_motion(out).meta["world"]
+    assert info["world"]["ground"] == (world["world_from_camera"] is not None)
+    assert info["world"]["camera_height_m"] == world.get("camera_height_m")
+    assert info["world"]["up_source"] == world.get("up_source")
+    assert table.stdout.strip().splitlines()[-1].startswith(f"world: camera {info['world']['camera_motion']}, ")
 
 
 def test_inspect_of_a_bad_file_exits_4_with_one_line(tmp_path):
