@@ -33,6 +33,8 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from vibe_engine.world.camera_motion import BOX_MARGIN  # person boxes grown by this share of their side
+
 #: Frames sampled per clip, evenly over its frames: one per LINE_FRAME_SPACING frames and one more,
 #: from MIN_LINE_FRAMES to LINE_FRAMES (a static background gives the same lines on each; a moving
 #: camera shows more of the scene; each costs the segment detector once).
@@ -49,11 +51,10 @@ WORK_WIDTH = 960
 #: ones' directions are 0.5 deg worse.
 MIN_LENGTH_FRAC, SHORT_LENGTH_FRAC = 0.03, 0.02
 TIERS = ("long", "short")
-#: Person boxes are grown by this share of their side before their segments are dropped.
-BOX_MARGIN = 0.2
 #: A segment supports a direction when its interpretation plane is within this angle of it (deg):
 #: about 5 px at a 1000 px focal; for a short segment, within what its ends' error allows (a line
-#: through ends ENDPOINT_PX off turns by up to 2·ENDPOINT_PX / length rad).
+#: through ends ENDPOINT_PX off, in the searched image's pixels, turns by up to 2·ENDPOINT_PX /
+#: length rad).
 INLIER_DEG = 0.3
 ENDPOINT_PX = 1.0
 HYPOTHESIS_SEGMENTS = 80  # longest segments whose pairs propose directions
@@ -117,18 +118,21 @@ def _refine(m: np.ndarray, w: np.ndarray) -> np.ndarray:
     return np.linalg.svd(m * np.sqrt(w)[:, None], full_matrices=False)[2][-1]
 
 
-def vanishing_points(seg: np.ndarray, focal: float, centre: tuple[float, float]) -> list[tuple[np.ndarray, float, int]]:
-    """Dominant vanishing points of segments (S,5): per point (homogeneous pixel point (3,) unit,
-    supporting length (px), supporting segments), the best-supported first, at most MAX_POINTS.
+def vanishing_points(seg: np.ndarray, focal: float, centre: tuple[float, float],
+                     endpoint_px: float = ENDPOINT_PX) -> list[tuple[np.ndarray, float, int]]:
+    """Dominant vanishing points of segments (S,5) (full-image pixels): per point (homogeneous
+    pixel point (3,) unit, supporting length (px), supporting segments), the best-supported first,
+    at most MAX_POINTS. ``endpoint_px``: the segment ends' error in full-image pixels.
 
     Each round votes over the directions through every pair of the HYPOTHESIS_SEGMENTS longest
-    remaining segments (score: the length of the segments within INLIER_DEG), refines the winner
-    by least squares over its supporters (twice) and removes them.
+    remaining segments (score: the length of the segments within their tolerance: INLIER_DEG, or
+    what the ends' error allows a short one), refines the winner by least squares over its
+    supporters (twice, weights length²) and removes them.
     """
     m = plane_normals(seg, focal, centre)
     length = seg[:, 4].copy()
     alive = np.ones(len(seg), bool)
-    tol = np.maximum(np.sin(np.radians(INLIER_DEG)), 2.0 * ENDPOINT_PX / np.maximum(length, 1e-9))
+    tol = np.maximum(np.sin(np.radians(INLIER_DEG)), 2.0 * endpoint_px / np.maximum(length, 1e-9))
     k = np.array([[focal, 0, centre[0]], [0, focal, centre[1]], [0, 0, 1]])
     out = []
     for _ in range(MAX_POINTS):
@@ -187,7 +191,7 @@ class LineSampler:
         centre = (self.width / 2.0, self.height / 2.0)
         long_enough = seg[:, 4] >= MIN_LENGTH_FRAC * np.hypot(*grey.shape) / scale
         for tier, sub in zip(TIERS, (seg[long_enough], seg)):
-            for v, length, count in vanishing_points(sub, self.focal, centre):
+            for v, length, count in vanishing_points(sub, self.focal, centre, ENDPOINT_PX / scale):
                 self.found.append({"frame": int(index), "point": [float(x) for x in v],
                                    "length_px": round(length, 1), "segments": count, "tier": tier})
 
@@ -298,8 +302,10 @@ def floor_normal(d: np.ndarray, w: np.ndarray, prior_up: np.ndarray) -> np.ndarr
     ``prior_up`` (3,): the people's mean vertical, only to tell horizontal from vertical families.
 
     Consensus over the families: each vertical one and each pair of horizontal ones proposes a
-    normal; the one whose families within RESIDUAL_DEG weigh most wins, and the normal is refitted
-    to those by least squares."""
+    normal; the one whose families agree best wins: each family within RESIDUAL_DEG adds its
+    weight × (1 − (angle off / RESIDUAL_DEG)²) (a truncated quadratic, as MSAC scores) × the
+    constraints it puts on the normal (two for a vertical family, one for a horizontal one), and
+    the normal is refitted to the families within RESIDUAL_DEG by least squares."""
     up = np.asarray(prior_up, np.float64) / np.linalg.norm(prior_up)
     cos = np.abs(d @ up)
     vertical = cos >= np.cos(np.radians(CLASS_DEG))
@@ -309,7 +315,8 @@ def floor_normal(d: np.ndarray, w: np.ndarray, prior_up: np.ndarray) -> np.ndarr
     if not len(hyp):
         return None
     tol = np.sin(np.radians(RESIDUAL_DEG))
-    scores = [w[_off_floor(d, vertical, n) <= tol].sum() for n in hyp]
+    support = w * np.where(vertical, 2.0, 1.0)  # a vertical family pins two of the normal's degrees of freedom
+    scores = [support @ np.maximum(1.0 - (_off_floor(d, vertical, n) / tol) ** 2, 0.0) for n in hyp]
     agree = _off_floor(d, vertical, hyp[int(np.argmax(scores))]) <= tol
     n, cond = _solve(d[agree], w[agree], vertical[agree])
     if cond < MIN_CONDITION:
