@@ -35,7 +35,7 @@ from vibe_blender.core.rotations import aa_to_matrix
 
 from vibe_engine.world import selfcal, vanishing
 from vibe_engine.postprocess.ground import (MAX_BODY_TILT_DEG, GroundPlane, pooled_stance, estimate_ground_tracks,
-                                             lines_agree, plane_below, world_from_camera)
+                                             plane_below, world_from_camera)
 
 PELVIS, NECK = 0, 12
 FOOT_JOINTS = (7, 10, 8, 11)  # left ankle, left foot, right ankle, right foot (SMPL)
@@ -170,8 +170,9 @@ def _ground(motion: mf.Motion, feet, ups, ref: np.ndarray | None) -> tuple[Groun
     """The ground plane and the source of its normal ("lines": the background's vanishing points;
     "feet": the people's stance and vertical, :func:`ground.estimate_ground_tracks`)."""
     up = lines_up(motion, ups, ref)
-    source = "lines" if lines_agree(up, _mean_up(ups)) else "feet"
-    return estimate_ground_tracks(feet, ups, up if source == "lines" else None), source
+    plane = estimate_ground_tracks(feet, ups, up)  # takes the lines' normal when it agrees with the people
+    taken = up is not None and float(plane.normal @ up) >= 1.0 - 1e-12
+    return plane, "lines" if taken else "feet"
 
 
 def estimate_world(motion: mf.Motion, calibrate: bool = True, ref: np.ndarray | None = None) -> WorldResult:
