@@ -241,19 +241,21 @@ def test_ransac_seed_finds_the_floor_beside_a_platform_and_repeats():
     np.testing.assert_array_equal(_ransac_normal(points.copy(), prior), normal)
 
 
-def test_walk_along_one_line_fixes_the_floor_slope_along_it():
+@pytest.mark.parametrize("lean_deg", [6.0, 10.0, 14.0])  # below, at and beyond LEVEL_SLOPE_DEG
+def test_walk_along_one_line_fixes_the_floor_slope_along_it(lean_deg):
     """Stance points of a walk across the image along one line (feet 5 cm either side of it: too
-    narrow to span a plane) on a floor rolled 8° in the image, and a body vertical that leans 10°
-    along the walk (the lean of walking across the image). The floor keeps the feet's slope
-    along the line (the known roll) and the body's tilt about the line (here the truth): within
-    1° of the true floor, where the body's vertical alone is 10° off."""
+    narrow to span a plane) on a floor rolled 8° in the image, and a body vertical that leans
+    ``lean_deg`` along the walk (the lean of walking across the image). The floor keeps the feet's
+    slope along the line (the known roll) and the body's tilt about the line (here the truth):
+    within 1° of the true floor. (Successive stances along the leaning vertical differ in height
+    by the stride × the lean, more than LEVEL_GAP from 8°: they are one floor, not levels.)"""
     t, feet_w, _ = _walk(num_frames=240, half_width=0.05)
     level = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], float)  # world (x across, y ahead, z up) → OpenCV
     roll, pitch = aa_to_matrix(np.array([0.0, 0.0, np.radians(8.0)])), aa_to_matrix(np.array([np.radians(-12.0), 0, 0]))
     rot = roll @ pitch @ level
     feet_c = (feet_w - [2.5, -6.0, 1.6]) @ rot.T  # camera 1.6 m up, 6 m back, the walk centred ahead
     true_up = rot @ np.array([0.0, 0.0, 1.0])
-    lean = rot @ aa_to_matrix(np.array([0.0, np.radians(10.0), 0.0])) @ np.array([0.0, 0.0, 1.0])
+    lean = rot @ aa_to_matrix(np.array([0.0, np.radians(lean_deg), 0.0])) @ np.array([0.0, 0.0, 1.0])
     plane = estimate_ground(feet_c, t, body_up=np.repeat(lean[None], len(t), 0))
-    assert np.degrees(np.arccos(np.clip(lean @ true_up, -1, 1))) > 9.9
+    assert np.degrees(np.arccos(np.clip(lean @ true_up, -1, 1))) == pytest.approx(lean_deg, abs=1e-6)
     assert np.degrees(np.arccos(np.clip(plane.normal @ true_up, -1, 1))) < 1.0

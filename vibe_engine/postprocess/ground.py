@@ -211,14 +211,17 @@ def with_body_prior(points: np.ndarray, normal: np.ndarray, body_up: np.ndarray,
 def _floor_level(tracks: list[tuple[np.ndarray, np.ndarray]], prior: np.ndarray) -> tuple[float, float] | None:
     """Height bounds (m, along the people's vertical ``prior``) of the main floor's stance points when
     the feet stand on several levels and one plane through all of them would be a slope (more than
-    LEVEL_SLOPE_DEG off the people's vertical); None otherwise (one floor: every stance point counts)."""
+    LEVEL_SLOPE_DEG off the people's vertical); None otherwise (one floor: every stance point counts).
+    Stance points along one line (a walk: :func:`contain_line` takes its slope) are one floor: the
+    heights of successive stances along a leaning vertical step by the stride × the lean, which
+    would pass for levels."""
     stance = pooled_stance(tracks, prior)
     bounds = dominant_level(stance @ prior)
     if bounds is None or len(stance) < 3:
         return None
-    _, normal, _ = _robust_plane(stance[:: max(1, len(stance) // MAX_STANCE_POINTS)], prior)
+    _, normal, spread = _robust_plane(stance[:: max(1, len(stance) // MAX_STANCE_POINTS)], prior)
     slope = np.degrees(np.arccos(np.clip(abs(normal @ prior), -1.0, 1.0)))
-    return bounds if slope > LEVEL_SLOPE_DEG else None
+    return bounds if slope > LEVEL_SLOPE_DEG and spread[1] >= MIN_SPREAD / 2 else None
 
 
 def dominant_level(heights: np.ndarray) -> tuple[float, float] | None:
