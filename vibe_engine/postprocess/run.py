@@ -1,7 +1,8 @@
 """Apply the post-processing steps to every track of a Motion (each step switchable).
 
 Order: smoothing (rotations on quaternions, root translation) → ground plane and world frame
-(from every track's feet: one static camera, one ground) → foot contacts → foot locking → the
+(from every track's feet: one static camera, one ground; each person's lean toward the camera
+taken out against it, with its depth: :mod:`vibe_engine.postprocess.upright`) → foot contacts → foot locking → the
 root depth from body-size consistency (:mod:`vibe_engine.postprocess.depth_prior`: each frame's
 body along its camera ray so its trunk projects to the detected size; BlazePose tracks;
 SIZE_DEPTH) → a

@@ -10,11 +10,14 @@ Called by the post-processing (:mod:`vibe_engine.postprocess.run`) on the smooth
    (:mod:`vibe_engine.world.selfcal`); root translations are rescaled along the optical axis and
    ``meta["camera"]`` is updated (``source: "self_calibrated"``, the default kept as
    ``focal_px_default``), then the ground is fitted again.
-3. Plausibility: a ground is refused (``world_from_camera: null`` plus a warning naming the
+3. Upright (``UPRIGHT``): every person turned upright on average against the found ground and
+   moved to the depth of its image size (:mod:`vibe_engine.postprocess.upright`), then the ground
+   is fitted again (``meta["world"]["upright"]``).
+4. Plausibility: a ground is refused (``world_from_camera: null`` plus a warning naming the
    reason, in ``meta["world"]["warnings"]``) when too few feet touch it, when the camera would be
    below it, or when it disagrees with the people's mean vertical by more than MAX_BODY_TILT_DEG.
    A refused ground is never replaced by a guess.
-4. Foot locking frame: the ground when found. When the ground is refused only because the feet's
+5. Foot locking frame: the ground when found. When the ground is refused only because the feet's
    plane disagrees with the people's vertical (a camera grazing the floor: monocular depth noise
    tilts the feet's plane), the feet are still locked in a frame whose up is the people's mean
    vertical (:func:`body_up_lock_frame`): that removes the foot skate and the depth drift of the
@@ -33,6 +36,7 @@ from vibe_blender.core import motion_file as mf
 from vibe_blender.core.body import forward_kinematics, shaped_rest
 from vibe_blender.core.rotations import aa_to_matrix
 
+from vibe_engine.postprocess import upright
 from vibe_engine.world import selfcal, vanishing
 from vibe_engine.postprocess.ground import (MAX_BODY_TILT_DEG, GroundPlane, pooled_stance, estimate_ground_tracks,
                                              plane_below, world_from_camera)
@@ -46,6 +50,9 @@ MIN_STANCE_POINTS = 20
 CAMERA_HEIGHT_RANGE = (0.02, 60.0)
 #: Camera sources whose focal the self-calibration may refine.
 CALIBRATABLE_SOURCES = ("default",)
+#: Turn each person upright on average against the found ground and re-derive the depth from the
+#: image size (:mod:`vibe_engine.postprocess.upright`), then fit the ground again.
+UPRIGHT = True
 
 
 @dataclass
@@ -197,6 +204,10 @@ def estimate_world(motion: mf.Motion, calibrate: bool = True, ref: np.ndarray | 
             feet, ups, joints = _inputs(motion.body, motion.tracks)
             plane, source = _ground(motion, feet, ups, ref)
     reason, tilt_only = check_ground(plane, feet, ups)
+    if reason is None and UPRIGHT and _straighten_all(motion, plane.normal, ref):
+        feet, ups, joints = _inputs(motion.body, motion.tracks)
+        plane, source = _ground(motion, feet, ups, ref)
+        reason, tilt_only = check_ground(plane, feet, ups)
     if reason is None:
         m = world_from_camera(plane)
         return WorldResult(m, plane, [], focal, m, source)
@@ -204,6 +215,20 @@ def estimate_world(motion: mf.Motion, calibrate: bool = True, ref: np.ndarray | 
     then = "feet locked on the people's vertical instead" if lock is not None else "no foot locking"
     return WorldResult(None, plane, [("NO_GROUND", f"the ground cannot be determined ({reason}); no world "
                                                    f"frame, {then}")], focal, lock)
+
+
+def _straighten_all(motion: mf.Motion, up: np.ndarray, ref: np.ndarray | None) -> bool:
+    """Every track of >= 3 frames turned upright on average against the ground's normal ``up``
+    (camera frame) and moved to its image size's depth (:func:`upright.straighten`), recorded per
+    track in ``meta["world"]["upright"]``; whether any track changed."""
+    done = []
+    for i, track in enumerate(motion.tracks):
+        if track.num_frames >= 3:
+            out = upright.straighten(motion.body, track, camera_joints(motion.body, track), up, ref)
+            if out is not None:
+                done.append({"track": i, "pitch_removed_deg": round(out[0], 3), "depth_factor": round(out[1], 5)})
+    motion.meta.setdefault("world", {})["upright"] = done
+    return bool(done)
 
 
 def world_meta(result: WorldResult) -> dict:
