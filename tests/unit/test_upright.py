@@ -93,3 +93,13 @@ def test_a_body_lying_down_is_left_alone(body):
     track = _track(pose, transl)
     assert upright.straighten(body, track, _joints(pose, transl), up) is None
     np.testing.assert_array_equal(track.pose, pose.astype(np.float32))
+
+
+def test_a_body_reaching_behind_the_camera_is_left_alone(body):
+    pose, transl, up = _scene(height=0.9)
+    transl = transl.copy()
+    transl[:, 2] = 0.05  # the pelvis 5 cm in front of the camera: the toes reach behind it
+    track = _track(pose, transl)
+    joints = _joints(pose, transl)
+    assert (joints[..., 2] <= 0).any()
+    assert upright.straighten(body, track, joints, up) is None

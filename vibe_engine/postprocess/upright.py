@@ -66,7 +66,8 @@ def _project(points: np.ndarray, centres: np.ndarray, cam_from_ref: np.ndarray |
     p = points - centres[:, None]
     if cam_from_ref is not None:
         p = np.einsum("tij,tnj->tni", cam_from_ref, p)
-    return p[..., :2] / p[..., 2:3]
+    z = p[..., 2:3]
+    return np.where(z > 0, p[..., :2] / np.where(z > 0, z, 1.0), np.inf)  # behind a camera: not seen
 
 
 def _depth_factor(turned: np.ndarray, pivots: np.ndarray, target: np.ndarray, centres: np.ndarray,
@@ -86,12 +87,13 @@ def straighten(body: mf.BodyModel, track: mf.Track, joints: np.ndarray, up: np.n
     joints (T,24,3): the track's camera-frame joints; up (3,): the ground's normal in that frame;
     ref (N,4,4) or None: a moving camera's ref_from_camera per video frame. Returns (the mean pitch
     removed (deg), the depth factor), or None when the track is left alone (too few standing
-    frames, a bias beyond MAX_BIAS_DEG)."""
+    frames, a bias beyond MAX_BIAS_DEG, a joint behind its camera)."""
     frames = np.asarray(track.frames)
     centres = np.zeros((len(frames), 3)) if ref is None else ref[frames, :3, 3]
     cam_from_ref = None if ref is None else np.transpose(ref[frames, :3, :3], (0, 2, 1))
+    target = _project(joints, centres, cam_from_ref)
     standing = _standing(joints, up)
-    if standing.mean() < MIN_STANDING:
+    if standing.mean() < MIN_STANDING or not np.all(np.isfinite(target)):
         return None
     axes, pitch = pitch_axes(joints, up, centres)
     bias = float(np.mean(pitch[standing]))
@@ -100,7 +102,7 @@ def straighten(body: mf.BodyModel, track: mf.Track, joints: np.ndarray, up: np.n
     turn = Rotation.from_rotvec(np.radians(bias) * axes).as_matrix()  # a turn by θ about e lowers the pitch by θ
     pivots = joints.mean(axis=1)  # the body's centroid (about its pelvis: jumps_down depth 3.0 -> 5.3 %)
     turned = pivots[:, None] + np.einsum("tij,tnj->tni", turn, joints - pivots[:, None])
-    s = _depth_factor(turned, pivots, _project(joints, centres, cam_from_ref), centres, cam_from_ref)
+    s = _depth_factor(turned, pivots, target, centres, cam_from_ref)
     new_root = turned[:, PELVIS] + (s - 1.0) * (pivots - centres)
     pose = np.asarray(track.pose, np.float64).copy()
     pose[:, PELVIS] = matrix_to_aa(turn @ aa_to_matrix(pose[:, PELVIS]))  # (T,24,3): the root joint first
