@@ -1,7 +1,8 @@
 """The fit's lean toward the camera taken out against the ground's normal, with known answers: a
 body standing upright, seen from a camera looking down, fitted leaning away from the camera and
 (as a monocular fit does) too far away to keep its image size, comes back upright at its true
-distance; a level camera barely changes; a body lying down is left alone."""
+distance; a level camera barely changes; a body lying down or reaching behind the camera is left
+alone."""
 from types import SimpleNamespace
 
 import numpy as np

@@ -213,7 +213,7 @@ def _floor_level(tracks: list[tuple[np.ndarray, np.ndarray]], prior: np.ndarray)
     the feet stand on several levels and one plane through all of them would be a slope (more than
     LEVEL_SLOPE_DEG off the people's vertical); None otherwise (one floor: every stance point counts).
     Stance points along one line (a walk: :func:`contain_line` takes its slope) are one floor: the
-    heights of successive stances along a leaning vertical step by the stride × the lean, which
+    heights of successive stances along a leaning vertical step by about the stride × sin(lean), which
     would pass for levels."""
     stance = pooled_stance(tracks, prior)
     bounds = dominant_level(stance @ prior)

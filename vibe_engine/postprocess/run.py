@@ -1,17 +1,16 @@
 """Apply the post-processing steps to every track of a Motion (each step switchable).
 
-Order: smoothing (rotations on quaternions, root translation) → ground plane and world frame
-(from every track's feet: one static camera, one ground; each person's lean toward the camera
-taken out against it, with its depth: :mod:`vibe_engine.postprocess.upright`) → foot contacts → foot locking → the
-root depth from body-size consistency (:mod:`vibe_engine.postprocess.depth_prior`: each frame's
-body along its camera ray so its trunk projects to the detected size; BlazePose tracks;
-SIZE_DEPTH) → a
-light final smoothing of the rotations (the leg IK pins the feet exactly and passes the hips'
-remaining jitter on to the knees; the final pass takes that out) → foot locking again with the
-same contacts (re-pins the feet that the final smoothing moved by a millimetre or two). The raw
-network output stays in the file as ``pose_raw``/``transl_raw``; ``contacts`` and
-``meta["world"]`` (``world_from_camera``, camera height, warnings: :mod:`vibe_engine.world.grounding`) are
-added; with the default focal the world step may self-calibrate it (``meta["camera"]``).
+Order: smoothing (rotations on quaternions, root translation) → ground plane and world frame (from
+every track's feet: one static camera, one ground; each person's lean toward the camera taken out
+against it, with its depth: :mod:`vibe_engine.postprocess.upright`) → foot contacts → foot locking →
+the root depth from body-size consistency (:mod:`vibe_engine.postprocess.depth_prior`: each frame's
+body along its camera ray so its trunk projects to the detected size; BlazePose tracks; SIZE_DEPTH)
+→ a light final smoothing of the rotations (the leg IK pins the feet exactly and passes the hips'
+remaining jitter on to the knees; the final pass takes that out) → foot locking again with the same
+contacts (re-pins the feet that the final smoothing moved by a millimetre or two). The raw network
+output stays in the file as ``pose_raw``/``transl_raw``; ``contacts`` and ``meta["world"]``
+(``world_from_camera``, camera height, warnings: :mod:`vibe_engine.world.grounding`) are added; with
+the default focal the world step may self-calibrate it (``meta["camera"]``).
 """
 from __future__ import annotations
 

@@ -99,7 +99,7 @@ def straighten(body: mf.BodyModel, track: mf.Track, joints: np.ndarray, up: np.n
     bias = float(np.mean(pitch[standing]))
     if abs(bias) > MAX_BIAS_DEG:
         return None
-    turn = Rotation.from_rotvec(np.radians(bias) * axes).as_matrix()  # a turn by θ about e lowers the pitch by θ
+    turn = Rotation.from_rotvec(np.radians(bias) * axes).as_matrix()  # by θ about e: the pitch drops by θ
     pivots = joints.mean(axis=1)  # the body's centroid (about its pelvis: jumps_down depth 3.0 -> 5.3 %)
     turned = pivots[:, None] + np.einsum("tij,tnj->tni", turn, joints - pivots[:, None])
     s = _depth_factor(turned, pivots, target, centres, cam_from_ref)

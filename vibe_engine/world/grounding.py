@@ -226,7 +226,8 @@ def _straighten_all(motion: mf.Motion, up: np.ndarray, ref: np.ndarray | None) -
         if track.num_frames >= 3:
             out = upright.straighten(motion.body, track, camera_joints(motion.body, track), up, ref)
             if out is not None:
-                done.append({"track": i, "pitch_removed_deg": round(out[0], 3), "depth_factor": round(out[1], 5)})
+                done.append({"track": i, "pitch_removed_deg": round(out[0], 3),
+                             "depth_factor": round(out[1], 5)})
     motion.meta.setdefault("world", {})["upright"] = done
     return bool(done)
 
