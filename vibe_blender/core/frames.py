@@ -62,6 +62,13 @@ def transform_points(m: np.ndarray, points: np.ndarray) -> np.ndarray:
     return np.asarray(points, dtype=np.float64) @ m[:3, :3].T + m[:3, 3]
 
 
+def into_cameras(points: np.ndarray, ref_from_camera: np.ndarray) -> np.ndarray:
+    """Points (T,J,3) in a reference camera's frame (a moving camera's frame-0 camera) → each row's
+    own camera: ``ref_from_camera`` (T,4,4) rigid, one per row of points. (T,J,3) float64."""
+    r = np.asarray(ref_from_camera, dtype=np.float64)
+    return np.einsum("tji,tnj->tni", r[:, :3, :3], np.asarray(points, dtype=np.float64) - r[:, None, :3, 3])
+
+
 def invert_rigid(m: np.ndarray) -> np.ndarray:
     """Inverse of a rigid 4×4 transform (rotation + translation), float64."""
     m = np.asarray(m, dtype=np.float64)

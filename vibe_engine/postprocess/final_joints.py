@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from vibe_blender.core.body import forward_kinematics, shaped_rest
+from vibe_blender.core.frames import into_cameras
 from vibe_blender.core.rotations import aa_to_matrix
 
 
@@ -49,8 +50,7 @@ def _project(points: np.ndarray, camera: dict, ref: np.ndarray | None, frames: n
              focal: np.ndarray | None) -> np.ndarray:
     """Pixels (T,J,2) of points (T,J,3) in the pose frame (turned into each frame's camera by ``ref``)."""
     if ref is not None:
-        r = ref[frames]
-        points = np.einsum("tji,tnj->tni", r[:, :3, :3], points - r[:, None, :3, 3])
+        points = into_cameras(points, ref[frames])
     f = camera["focal_px"] if focal is None else np.asarray(focal, np.float64)[frames][:, None, None]
     return points[..., :2] / points[..., 2:3] * f + np.array([camera["cx"], camera["cy"]])
 

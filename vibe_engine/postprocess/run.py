@@ -21,6 +21,7 @@ import numpy as np
 
 from vibe_blender.core import motion_file as mf
 from vibe_blender.core.body import shaped_rest
+from vibe_blender.core.frames import into_cameras
 
 from vibe_engine.world import camera_path
 
@@ -95,7 +96,7 @@ def _size_depth(motion: mf.Motion, track: mf.Track, ref: np.ndarray | None) -> N
     centres = None
     if ref is not None:  # joints into each frame's own camera; rays from its centre
         centres = ref[frames, :3, 3]
-        joints = np.einsum("tji,tnj->tni", ref[frames, :3, :3], joints - centres[:, None])
+        joints = into_cameras(joints, ref[frames])
     focal = motion.camera.get("focal_px")
     focal = np.asarray(focal, np.float64)[frames] if focal is not None else \
         np.full(track.num_frames, float(motion.meta["camera"]["focal_px"]))

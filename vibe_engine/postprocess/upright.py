@@ -33,6 +33,7 @@ from scipy.spatial.transform import Rotation
 
 from vibe_blender.core import motion_file as mf
 from vibe_blender.core.body import shaped_rest
+from vibe_blender.core.frames import into_cameras
 from vibe_blender.core.rotations import aa_to_matrix, matrix_to_aa
 
 PELVIS, NECK = 0, 12  # SMPL joints of the trunk axis
@@ -61,22 +62,22 @@ def _standing(joints: np.ndarray, up: np.ndarray) -> np.ndarray:
     return cos >= np.cos(np.radians(STAND_DEG))
 
 
-def _project(points: np.ndarray, centres: np.ndarray, cam_from_ref: np.ndarray | None) -> np.ndarray:
-    """Normalised image coordinates (T,J,2) of points (T,J,3) seen from each frame's camera."""
-    p = points - centres[:, None]
-    if cam_from_ref is not None:
-        p = np.einsum("tij,tnj->tni", cam_from_ref, p)
+def _project(points: np.ndarray, ref: np.ndarray | None) -> np.ndarray:
+    """Normalised image coordinates (T,J,2) of points (T,J,3) seen from each frame's camera
+    (``ref`` (T,4,4): ref_from_camera of the points' frames, or None: one static camera)."""
+    p = points if ref is None else into_cameras(points, ref)
     z = p[..., 2:3]
     return np.where(z > 0, p[..., :2] / np.where(z > 0, z, 1.0), np.inf)  # behind a camera: not seen
 
 
 def _depth_factor(turned: np.ndarray, pivots: np.ndarray, target: np.ndarray, centres: np.ndarray,
-                  cam_from_ref: np.ndarray | None) -> float:
-    """The factor s on the pivots' distances from their cameras that makes ``turned`` (T,J,3, about
-    ``pivots`` (T,3)) project closest to ``target`` (T,J,2) in the least-squares sense."""
+                  ref: np.ndarray | None) -> float:
+    """The factor s on the pivots' distances from their cameras (centres (T,3)) that makes
+    ``turned`` (T,J,3, about ``pivots`` (T,3)) project closest to ``target`` (T,J,2) in the
+    least-squares sense; ``ref`` as for :func:`_project`."""
     def cost(s: float) -> float:
         moved = turned + (s - 1.0) * (pivots - centres)[:, None]
-        return float(np.sum((_project(moved, centres, cam_from_ref) - target) ** 2))
+        return float(np.sum((_project(moved, ref) - target) ** 2))
     return float(minimize_scalar(cost, bounds=DEPTH_BOUNDS, method="bounded", options={"xatol": 1e-6}).x)
 
 
@@ -89,9 +90,9 @@ def straighten(body: mf.BodyModel, track: mf.Track, joints: np.ndarray, up: np.n
     removed (deg), the depth factor), or None when the track is left alone (too few standing
     frames, a bias beyond MAX_BIAS_DEG, a joint behind its camera)."""
     frames = np.asarray(track.frames)
-    centres = np.zeros((len(frames), 3)) if ref is None else ref[frames, :3, 3]
-    cam_from_ref = None if ref is None else np.transpose(ref[frames, :3, :3], (0, 2, 1))
-    target = _project(joints, centres, cam_from_ref)
+    ref = None if ref is None else ref[frames]
+    centres = np.zeros((len(frames), 3)) if ref is None else ref[:, :3, 3]
+    target = _project(joints, ref)
     standing = _standing(joints, up)
     if standing.mean() < MIN_STANDING or not np.all(np.isfinite(target)):
         return None
@@ -102,7 +103,7 @@ def straighten(body: mf.BodyModel, track: mf.Track, joints: np.ndarray, up: np.n
     turn = Rotation.from_rotvec(np.radians(bias) * axes).as_matrix()  # by θ about e: the pitch drops by θ
     pivots = joints.mean(axis=1)  # the body's centroid (about its pelvis: jumps_down depth 3.0 -> 5.3 %)
     turned = pivots[:, None] + np.einsum("tij,tnj->tni", turn, joints - pivots[:, None])
-    s = _depth_factor(turned, pivots, target, centres, cam_from_ref)
+    s = _depth_factor(turned, pivots, target, centres, ref)
     new_root = turned[:, PELVIS] + (s - 1.0) * (pivots - centres)
     pose = np.asarray(track.pose, np.float64).copy()
     pose[:, PELVIS] = matrix_to_aa(turn @ aa_to_matrix(pose[:, PELVIS]))  # (T,24,3): the root joint first
