@@ -34,6 +34,7 @@ from benchmarks.synthetic import metrics as M  # noqa: E402
 from benchmarks.synthetic.suite import SUITES, clip_dir, clips, is_moving  # noqa: E402
 from vibe_blender.core import motion_file as mf  # noqa: E402
 from vibe_blender.core.body import forward_kinematics, shaped_rest  # noqa: E402
+from vibe_blender.core.frames import into_cameras  # noqa: E402
 from vibe_blender.core.rotations import aa_to_matrix  # noqa: E402
 
 ROWS = [  # (key, label, unit)
@@ -106,8 +107,7 @@ def camera_joints(motion: mf.Motion, track: mf.Track, raw: bool) -> np.ndarray:
     ref = est_ref_path(motion)
     if raw or ref is None:
         return joints
-    r = ref[np.asarray(track.frames)]
-    return np.einsum("tji,tnj->tni", r[:, :3, :3], joints - r[:, None, :3, 3])
+    return into_cameras(joints, ref[np.asarray(track.frames)])
 
 
 def world_joints(motion: mf.Motion, track: mf.Track, raw: bool, gt: dict) -> np.ndarray:
