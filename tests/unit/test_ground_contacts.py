@@ -248,7 +248,8 @@ def test_walk_along_one_line_fixes_the_floor_slope_along_it(lean_deg):
     ``lean_deg`` along the walk (the lean of walking across the image). The floor keeps the feet's
     slope along the line (the known roll) and the body's tilt about the line (here the truth):
     within 1° of the true floor. (Successive stances along the leaning vertical differ in height
-    by the stride × the lean, more than LEVEL_GAP from 8°: they are one floor, not levels.)"""
+    by about the stride × sin(lean), more than LEVEL_GAP here from about 9°: they are one floor,
+    not levels.)"""
     t, feet_w, _ = _walk(num_frames=240, half_width=0.05)
     level = np.array([[1, 0, 0], [0, 0, -1], [0, 1, 0]], float)  # world (x across, y ahead, z up) → OpenCV
     roll, pitch = aa_to_matrix(np.array([0.0, 0.0, np.radians(8.0)])), aa_to_matrix(np.array([np.radians(-12.0), 0, 0]))

@@ -41,7 +41,7 @@ from vibe_engine.world import selfcal, vanishing
 from vibe_engine.postprocess.ground import (MAX_BODY_TILT_DEG, GroundPlane, pooled_stance, estimate_ground_tracks,
                                              plane_below, world_from_camera)
 
-PELVIS, NECK = 0, 12
+PELVIS, NECK = upright.PELVIS, upright.NECK  # SMPL joints of the trunk axis
 FOOT_JOINTS = (7, 10, 8, 11)  # left ankle, left foot, right ankle, right foot (SMPL)
 MIN_GROUND_FRAMES = 10
 #: Fewer stance points than this (all people, all frames) and the ground is not trusted.
