@@ -71,7 +71,8 @@ def test_the_post_processing_step_works_in_the_ground_frame_and_keeps_the_camera
     shift back in the camera frame; the standing skeleton jumps with a wrong depth in the air."""
     frames = 16
     world_from_camera = np.eye(4)
-    world_from_camera[:3, :3] = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])  # OpenCV → z up
+    # a level camera: OpenCV x right, y down, z forward → world x, −z, y (z up)
+    world_from_camera[:3, :3] = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
     world_from_camera[:3, 3] = CAMERA
     share = np.arange(frames) / (frames - 1)
     root_world = np.stack([0.6 * share, 5.0 - 0.8 * share, 1.0 + 0.3 * np.sin(np.pi * share)], axis=1)

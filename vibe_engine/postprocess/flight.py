@@ -9,18 +9,20 @@ it, each frame's body moves along its camera ray (its image position kept, as in
 :mod:`vibe_engine.postprocess.depth_prior`) by the amount that puts its centre of mass, over the
 ground, on the straight line from the take-off centre to the landing centre at the frame's share of
 the flight's time. Frames ``a`` and ``b`` are planted by the lock and do not move, so the path stays
-continuous. The centre of mass is taken as the mean of the 24 joints: on the synthetic suite it does
-better than de Leva's segment masses (world root trajectory 7.93 against 8.01 % of path, 8 static
-clips; 8.05 against 8.10 %, 5 moving): the fitted thighs and trunk that those masses weight most
-are the parts whose depth the fit gets least right.
+continuous. The centre of mass is taken as the mean of the 24 joints: on the synthetic suite it did
+a little better than de Leva's segment masses at their midpoints (world root trajectory 7.93
+against 8.01 % of path, 8 static clips; 8.05 against 8.10 %, 5 moving; with the truth's flights the
+order was the other way, 7.96 against 7.86 % over all 13), and better than the pelvis alone (8.15 %
+static).
 """
 from __future__ import annotations
 
 import numpy as np
 
+from vibe_engine.postprocess.footlock import RAY_HORIZONTAL_MIN  # a near-vertical ray moves nothing sideways
+
 MAX_FLIGHT_S = 1.0  # s from take-off to landing (a long jump's flight is under 1 s)
 MAX_SHIFT = 0.15  # relative: a shift beyond 15 % of the camera distance is a wrong contact, not depth
-RAY_HORIZONTAL_MIN = 0.05  # squared horizontal length of a unit ray below which depth moves nothing sideways
 
 
 def flights(contacts: np.ndarray, times: np.ndarray) -> list[tuple[int, int]]:
