@@ -50,20 +50,19 @@ def test_a_flight_fitted_at_wrong_depths_comes_back_to_the_straight_path():
     joints, contacts, t = _jump()
     factors = 1.0 + 0.08 * np.sin(np.linspace(0.0, np.pi, len(t)))  # ≤ 8 % too far in the air
     fitted = _off_in_depth(joints, factors)
-    shifts = flight.flight_shifts(fitted, np.tile(CAMERA, (len(t), 1)), contacts, t)
-    np.testing.assert_allclose(fitted + shifts[:, None], joints, atol=1e-12)
-    np.testing.assert_array_equal(shifts[[0, -1]], 0.0)  # take-off and landing stay where the lock put them
-    # along the ray only: the root's direction from the camera is unchanged
-    before, after = fitted[:, 0] - CAMERA, fitted[:, 0] + shifts - CAMERA
-    np.testing.assert_allclose(np.cross(before, after), 0.0, atol=1e-12)
+    q = flight.flight_factors(fitted, np.tile(CAMERA, (len(t), 1)), contacts, t)
+    np.testing.assert_allclose(q * factors, 1.0, atol=1e-12)  # each distance back to the truth's
+    np.testing.assert_allclose(_off_in_depth(fitted, q), joints, atol=1e-12)  # all joints back
+    np.testing.assert_array_equal(q[[0, -1]], 1.0)  # take-off and landing stay where the lock put them
 
 
 def test_no_shift_where_depth_cannot_say_or_would_move_too_far():
     joints, contacts, t = _jump()
     above = joints[:, 0] + np.array([0.0, 0.0, 8.0])  # a camera straight above the root every frame
-    assert not flight.flight_shifts(_off_in_depth(joints, np.full(len(t), 1.05)), above, contacts, t).any()
+    np.testing.assert_array_equal(
+        flight.flight_factors(_off_in_depth(joints, np.full(len(t), 1.05)), above, contacts, t), 1.0)
     far = _off_in_depth(joints, np.r_[1.0, np.full(len(t) - 2, 1.3), 1.0])  # 30 % off: a wrong contact
-    assert not flight.flight_shifts(far, np.tile(CAMERA, (len(t), 1)), contacts, t).any()
+    np.testing.assert_array_equal(flight.flight_factors(far, np.tile(CAMERA, (len(t), 1)), contacts, t), 1.0)
 
 
 def test_the_post_processing_step_works_in_the_ground_frame_and_keeps_the_camera_frame(body):

@@ -34,14 +34,16 @@ def flights(contacts: np.ndarray, times: np.ndarray) -> list[tuple[int, int]]:
     return [(int(idx[g]), int(idx[g + 1])) for g in gaps if times[idx[g + 1]] - times[idx[g]] <= MAX_FLIGHT_S]
 
 
-def flight_shifts(joints: np.ndarray, centres: np.ndarray, contacts: np.ndarray,
-                  times: np.ndarray) -> np.ndarray:
-    """Per-frame shifts (T,3) of the whole body along its root's camera ray that straighten every flight.
+def flight_factors(joints: np.ndarray, centres: np.ndarray, contacts: np.ndarray,
+                   times: np.ndarray) -> np.ndarray:
+    """Per-frame factors q (T,) for the root's distance from the camera that straighten every flight
+    (apply with :func:`vibe_engine.postprocess.depth_prior.move_along_rays`: the body moves along
+    its root's camera ray).
 
     joints (T,J,3): the body's joints in a z-up world (metres; joint 0 = the root); centres (T,3):
-    each frame's camera centre in that world; contacts (T,K) bool; times (T,) s. Zero outside the
-    flights, where the ray is near vertical, and where the shift would exceed MAX_SHIFT of the
-    root's distance from the camera.
+    each frame's camera centre in that world; contacts (T,K) bool; times (T,) s. 1 outside the
+    flights, where the ray is near vertical, and where the move would exceed MAX_SHIFT of the
+    root's distance.
     """
     joints = np.asarray(joints, np.float64)
     times = np.asarray(times, np.float64)
@@ -49,13 +51,13 @@ def flight_shifts(joints: np.ndarray, centres: np.ndarray, contacts: np.ndarray,
     rays = joints[:, 0] - np.asarray(centres, np.float64)
     dist = np.linalg.norm(rays, axis=-1)
     rays = rays / np.maximum(dist, 1e-12)[:, None]
-    out = np.zeros_like(rays)
+    q = np.ones(len(rays))
     for a, b in flights(contacts, times):
         t = np.arange(a + 1, b)
         share = ((times[t] - times[a]) / (times[b] - times[a]))[:, None]
         target = com[a] + share * (com[b] - com[a])
         horiz = np.sum(rays[t, :2] ** 2, axis=-1)
-        lam = np.sum((target - com[t]) * rays[t, :2], axis=-1) / np.maximum(horiz, 1e-12)
-        ok = (horiz >= RAY_HORIZONTAL_MIN) & (np.abs(lam) <= MAX_SHIFT * dist[t])
-        out[t[ok]] = lam[ok, None] * rays[t[ok]]
-    return out
+        move = np.sum((target - com[t]) * rays[t, :2], axis=-1) / np.maximum(horiz, 1e-12)  # m along the ray
+        ok = (horiz >= RAY_HORIZONTAL_MIN) & (np.abs(move) <= MAX_SHIFT * dist[t])
+        q[t[ok]] = 1.0 + move[ok] / dist[t[ok]]
+    return q

@@ -120,9 +120,11 @@ def _straighten_flights(body: mf.BodyModel, track: mf.Track, m: np.ndarray, ref:
     if contacts is None or track.num_frames < 3:
         return
     world = camera_joints(body, track) @ m[:3, :3].T + m[:3, 3]
-    centres = np.zeros((track.num_frames, 3)) if ref is None else ref[np.asarray(track.frames), :3, 3]
-    shifts = flight.flight_shifts(world, centres @ m[:3, :3].T + m[:3, 3], contacts, track.times)
-    track.transl = (np.asarray(track.transl, np.float64) + shifts @ m[:3, :3]).astype(np.float32)
+    centres = None if ref is None else ref[np.asarray(track.frames), :3, 3]  # None: the camera at the origin
+    centres_world = (np.zeros((track.num_frames, 3)) if centres is None else centres) @ m[:3, :3].T + m[:3, 3]
+    q = flight.flight_factors(world, centres_world, contacts, track.times)
+    _, rest = shaped_rest(body, track.betas_track)
+    track.transl = depth_prior.move_along_rays(track.transl, rest[0], q, centres).astype(np.float32)
 
 
 def postprocess(motion: mf.Motion, settings: PostSettings = PostSettings()) -> mf.Motion:
