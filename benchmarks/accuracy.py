@@ -13,15 +13,22 @@ demand with benchmarks/synthetic/make_clip.py.
 ``--motions DIR`` keeps the engine's motion files (``DIR/NAME.motion.npz``); with ``--reuse`` a
 file already there is not recomputed: the current post-processing (default settings) is run
 again on its raw output instead, to measure post-processing changes without the network.
+
+The camera-motion cost (issue 10's speed row) is measured on the moving720 clip (1280×720) each
+time its engine run is not reused: the run end to end with ``--camera auto`` against ``--camera
+static``, median of COST_REPEATS each (:func:`camera_cost`).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
+import statistics
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +38,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.synthetic import metrics as M  # noqa: E402
-from benchmarks.synthetic.suite import SUITES, clip_dir, clips, is_moving  # noqa: E402
+from benchmarks.synthetic.suite import MOVING_720P, SUITES, clip_dir, clips, is_moving  # noqa: E402
 from vibe_blender.core import motion_file as mf  # noqa: E402
 from vibe_blender.core.body import forward_kinematics, shaped_rest  # noqa: E402
 from vibe_blender.core.frames import into_cameras  # noqa: E402
@@ -59,16 +66,41 @@ def ensure_clip(suite: str, name: str, args: list[str]) -> Path:
     return base.with_suffix(".mp4")
 
 
-def run_engine(video: Path, out: Path, focal: float | None, extra: list[str]) -> None:
+def run_engine(video: Path, out: Path, focal: float | None, extra: list[str]) -> tuple[float, float]:
     """Run the engine CLI (``--focal`` only when ``focal`` is given); exit with its last error
-    message when it fails."""
+    message when it fails. Returns the process's (wall s, CPU s: user + system, all its threads)."""
     cmd = [sys.executable, "-m", "vibe_engine", "run", str(video), "--out", str(out), "--ignore-stdin",
            *(["--focal", f"{focal:.6f}"] if focal is not None else []), *extra]
+    before, start = resource.getrusage(resource.RUSAGE_CHILDREN), time.perf_counter()
     proc = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT)})
+    wall, after = time.perf_counter() - start, resource.getrusage(resource.RUSAGE_CHILDREN)
     if proc.returncode != 0:
         errors = [json.loads(line) for line in proc.stdout.splitlines() if '"error"' in line]
         msg = errors[-1].get("message") if errors else proc.stderr.strip()[-500:]
         raise SystemExit(f"engine failed on {video.name} (exit {proc.returncode}): {msg}")
+    return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+
+
+#: Runs per camera mode for the camera-motion cost (MOVING_720P clips; medians).
+COST_REPEATS = 5
+
+
+def camera_cost(video: Path, extra: list[str]) -> dict[str, float]:
+    """What the camera-motion stage adds to a run: the engine run end to end (start-up included)
+    COST_REPEATS times with ``--camera auto`` and with ``--camera static`` alternately (the only
+    difference: no background tracking and no path solve); (median auto − median static) / median
+    auto, in % of wall time and of process CPU time. The stage itself runs in the decode thread,
+    overlapped with the pose models, so its own timer also counts its waits for the CPU; this
+    difference is its cost to the user."""
+    extra = [a for i, a in enumerate(extra) if a != "--camera" and (i == 0 or extra[i - 1] != "--camera")]
+    runs: dict[str, list[tuple[float, float]]] = {"auto": [], "static": []}
+    with tempfile.TemporaryDirectory() as tmp:
+        for _ in range(COST_REPEATS):
+            for mode in runs:
+                runs[mode].append(run_engine(video, Path(tmp) / "cost.motion.npz", None, [*extra, "--camera", mode]))
+    med = {m: [statistics.median(r[i] for r in runs[m]) for i in (0, 1)] for m in runs}
+    return {f"cost_{kind}": 100.0 * (med["auto"][i] - med["static"][i]) / med["auto"][i]
+            for i, kind in enumerate(("wall", "cpu"))}
 
 
 def track_joints(motion: mf.Motion, track: mf.Track, raw: bool) -> np.ndarray:
@@ -158,7 +190,8 @@ def camera_metrics(motion: mf.Motion, gt: dict, moving: bool) -> dict[str, float
     timings = motion.meta.get("manifest", {}).get("timings_s", {})
     share = 100.0 * timings.get("camera_motion", 0.0) / max(sum(timings.values()), 1e-9)
     return {"rot_error": float(rot.mean()), "rot_max": float(rot.max()), "pos_error": float(pos.mean() * 100.0),
-            "detect_ok": float((kind == "moving") == moving), "time_share": float(share)}
+            "detect_ok": float((kind == "moving") == moving), "time_share": float(share),
+            "cost_wall": float("nan"), "cost_cpu": float("nan")}
 
 
 def world_metrics(motion: mf.Motion, gt: dict) -> dict[str, float]:
@@ -272,11 +305,14 @@ def evaluate(suite: str, extra: list[str], keep: Path | None = None, reuse: bool
         video = ensure_clip(suite, name, args)
         with np.load(video.with_suffix("").with_suffix(".gt.npz"), allow_pickle=False) as z:
             gt = {k: z[k] for k in z.files}
+        ran = not (reuse and keep is not None and (keep / f"{name}.motion.npz").exists())
         motion = clip_motion(video, gt, extra, keep, reuse, gt_focal)
+        cost = camera_cost(video, extra) if ran and name in MOVING_720P else {}
         results[name] = {"raw": clip_metrics(motion, gt, raw=True),
                          "post": clip_metrics(motion, gt, raw=False),
                          "world": world_metrics(motion, gt),
-                         "camera": camera_metrics(motion, gt, is_moving(name)), "moving": is_moving(name),
+                         "camera": {**camera_metrics(motion, gt, is_moving(name)), **cost},
+                         "moving": is_moving(name),
                          "focal_source": motion.meta["camera"].get("source"),
                          "camera_kind": motion.meta.get("world", {}).get("camera_motion", "static"),
                          "up_source": motion.meta.get("world", {}).get("up_source"),
@@ -325,19 +361,29 @@ def print_table(results: dict) -> None:
 
 CAMERA_ROWS = [("rot_error", "camera rotation error, mean", "deg"), ("rot_max", "camera rotation error, max", "deg"),
                ("pos_error", "camera position error", "cm"), ("detect_ok", "static/moving decision right", "1/0"),
-               ("time_share", "camera-motion stage / engine time", "%")]
+               ("time_share", "camera-motion stage timer / all timers", "%"),
+               ("cost_wall", "camera-motion cost, wall (auto vs static)", "%"),
+               ("cost_cpu", "camera-motion cost, CPU (auto vs static)", "%")]
+
+
+def _nanmean(values: list[float]) -> float:
+    """Mean of the finite values (NaN when there is none)."""
+    finite = [v for v in values if np.isfinite(v)]
+    return float(np.mean(finite)) if finite else float("nan")
 
 
 def print_camera_table(results: dict) -> None:
     """The camera path vs the truth per clip and overall."""
     cols = list(results) + ["overall"]
     data = {**{c: r["camera"] for c, r in results.items()},
-            "overall": {k: float(np.mean([r["camera"][k] for r in results.values()])) for k, _, _ in CAMERA_ROWS}}
-    print("\nCamera path (engine vs truth, every frame)")
-    print(f"{'metric':38s}" + "".join(f"{c[:20]:>22s}" for c in cols))
+            "overall": {k: _nanmean([r["camera"][k] for r in results.values()]) for k, _, _ in CAMERA_ROWS}}
+    print("\nCamera path (engine vs truth, every frame; cost rows: --camera auto vs static end to end, "
+          f"median of {COST_REPEATS} runs each, on the {', '.join(MOVING_720P)} clip only)")
+    print(f"{'metric':44s}" + "".join(f"{c[:20]:>22s}" for c in cols))
     for key, label, unit in CAMERA_ROWS:
-        print(f"{label + ' (' + unit + ')':38s}" + "".join(f"{data[c][key]:22.2f}" for c in cols))
-    print(f"{'decision':38s}" + "".join(f"{str(r.get('camera_kind')):>22s}" for r in results.values()))
+        print(f"{label + ' (' + unit + ')':44s}" + "".join(f"{data[c][key]:22.2f}" if np.isfinite(data[c][key])
+                                                            else f"{'-':>22s}" for c in cols))
+    print(f"{'decision':44s}" + "".join(f"{str(r.get('camera_kind')):>22s}" for r in results.values()))
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -31,7 +31,7 @@ STEPS = (
     ("detector", "vibe_engine.people.detect", "PersonDetector.detect"),
     ("tracker", "vibe_engine.people.track", "Tracker.update"),
     ("camera motion: per frame", "vibe_engine.world.camera_motion", "CameraTracker.add"),
-    ("camera motion: solve", "vibe_engine.world.camera_motion", "attach"),
+    ("camera motion: solve", "vibe_engine.world.camera_path", "attach"),
     ("landmarks: crop", "vibe_engine.blazepose.landmarks", "LandmarkModel.crop"),
     ("landmarks: network", "vibe_engine.blazepose.landmarks", "LandmarkModel.infer"),
     ("landmarks: decode", "vibe_engine.blazepose.landmarks", "decode"),
