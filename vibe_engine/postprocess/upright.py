@@ -22,7 +22,11 @@ the suite's level clips 0.98-1.0): the depth is corrected where the foreshorteni
 Figures: docs/motion-file.md ("Upright lean and its depth").
 
 Applied only when the person mostly stands (the trunk within STAND_DEG of the normal in at least
-MIN_STANDING of the frames) and the bias is at most MAX_BIAS_DEG. Frames: the motion's camera frame
+MIN_STANDING of the frames) and the bias is at most MAX_BIAS_DEG, or, leaning away from the camera,
+at most the depression of the camera's rays to the body (:func:`bias_limit`): a fit that stands the
+body across its ray leans it away by that angle, so from a camera high above the bias can reach it
+(down_b of the held-out suite: 33° from 4.2 m up), while a larger lean seen from a level camera is a
+posture (a climb). Frames: the motion's camera frame
 (OpenCV, metres; a moving camera's frame-0 camera, each frame's ray from its own centre).
 """
 from __future__ import annotations
@@ -53,6 +57,20 @@ def pitch_axes(joints: np.ndarray, up: np.ndarray, centres: np.ndarray) -> tuple
     trunk = joints[:, NECK] - joints[:, PELVIS]
     pitch = np.degrees(np.arctan2(-np.sum(trunk * away, axis=-1), trunk @ up))
     return np.cross(up, away), pitch
+
+
+def ray_depression_deg(points: np.ndarray, up: np.ndarray, centres: np.ndarray | None = None) -> float:
+    """Median angle (deg) below the horizontal of the camera rays to ``points`` (T,3) (one frame:
+    the camera at ``centres`` (T,3), or the origin), for the ground's normal ``up`` (3,)."""
+    ray = np.asarray(points, np.float64) - (0.0 if centres is None else np.asarray(centres, np.float64))
+    sine = -(ray @ np.asarray(up, np.float64)) / np.maximum(np.linalg.norm(ray, axis=-1), 1e-12)
+    return float(np.degrees(np.arcsin(np.clip(np.median(sine), -1.0, 1.0))))
+
+
+def bias_limit(depression_deg: float) -> float:
+    """The largest lean away from the camera (deg) taken for the fit's bias: MAX_BIAS_DEG, or the
+    rays' depression when larger (see the module docstring)."""
+    return max(MAX_BIAS_DEG, depression_deg)
 
 
 def _standing(joints: np.ndarray, up: np.ndarray) -> np.ndarray:
@@ -98,7 +116,7 @@ def straighten(body: mf.BodyModel, track: mf.Track, joints: np.ndarray, up: np.n
         return None
     axes, pitch = pitch_axes(joints, up, centres)
     bias = float(np.mean(pitch[standing]))
-    if abs(bias) > MAX_BIAS_DEG:
+    if bias > MAX_BIAS_DEG or bias < -bias_limit(ray_depression_deg(joints[:, PELVIS], up, centres)):
         return None
     turn = Rotation.from_rotvec(np.radians(bias) * axes).as_matrix()  # by θ about e: the pitch drops by θ
     pivots = joints.mean(axis=1)  # the body's centroid (about its pelvis: jumps_down depth 3.0 -> 5.3 %)

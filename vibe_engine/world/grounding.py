@@ -15,13 +15,17 @@ Called by the post-processing (:mod:`vibe_engine.postprocess.run`) on the smooth
    is fitted again (``meta["world"]["upright"]``).
 4. Plausibility: a ground is refused (``world_from_camera: null`` plus a warning naming the
    reason, in ``meta["world"]["warnings"]``) when too few feet touch it, when the camera would be
-   below it, or when it disagrees with the people's mean vertical by more than MAX_BODY_TILT_DEG.
-   A refused ground is never replaced by a guess.
+   below it, or when it disagrees with the people's mean vertical by more than MAX_BODY_TILT_DEG
+   (a floor from the background's lines: by more than the fit's possible lean bias,
+   upright.bias_limit, since the lines do not depend on the fit). A refused ground is never
+   replaced by a guess.
 5. Foot locking frame: the ground when found. When the ground is refused only because the feet's
    plane disagrees with the people's vertical (a camera grazing the floor: monocular depth noise
    tilts the feet's plane), the feet are still locked in a frame whose up is the people's mean
    vertical (:func:`body_up_lock_frame`): that removes the foot skate and the depth drift of the
-   root without claiming a ground (``world_from_camera`` stays null; the warning says so).
+   root without claiming a ground (``world_from_camera`` stays null; the warning says so). Not when
+   the lines show the floor and the people lean against it (a climb: their feet are on rungs or
+   holds, not on a floor, and locking them made the held-out climb_b's root 21 → 70 %).
 
 ``meta["world"]`` also gets ``camera_height_m`` and ``up_in_camera`` (the ground normal, OpenCV
 camera frame) for a found ground.
@@ -38,7 +42,8 @@ from vibe_blender.core.rotations import aa_to_matrix
 
 from vibe_engine.postprocess import upright
 from vibe_engine.world import selfcal, vanishing
-from vibe_engine.postprocess.ground import (MAX_BODY_TILT_DEG, GroundPlane, pooled_stance, estimate_ground_tracks,
+from vibe_engine.postprocess.ground import (MAX_BODY_TILT_DEG, GroundPlane, estimate_ground_tracks, lines_agree,
+                                             pooled_stance,
                                              plane_below, world_from_camera)
 
 PELVIS, NECK = upright.PELVIS, upright.NECK  # SMPL joints of the trunk axis
@@ -96,17 +101,18 @@ def _mean_up(ups: list[np.ndarray]) -> np.ndarray:
     return v / np.linalg.norm(v)
 
 
-def check_ground(plane: GroundPlane, feet, ups) -> tuple[str | None, bool]:
+def check_ground(plane: GroundPlane, feet, ups, max_tilt: float = MAX_BODY_TILT_DEG) -> tuple[str | None, bool]:
     """(why this ground is not credible, or None when it is; whether its only fault is its tilt off
-    the people's vertical). feet: per person (feet (T,K,3), times (T,)); ups: per person (T,3)."""
+    the people's vertical, more than ``max_tilt`` deg). feet: per person (feet (T,K,3), times (T,));
+    ups: per person (T,3)."""
     stance = pooled_stance(feet, plane.normal)
     if len(stance) < MIN_STANCE_POINTS:
         return f"only {len(stance)} foot points touch the floor", False
     if not CAMERA_HEIGHT_RANGE[0] <= plane.offset <= CAMERA_HEIGHT_RANGE[1]:
         return f"the camera would be {plane.offset:.2f} m above the floor", False
     tilt = float(np.degrees(np.arccos(np.clip(plane.normal @ _mean_up(ups), -1.0, 1.0))))
-    if tilt > MAX_BODY_TILT_DEG:
-        return f"the feet's plane is {tilt:.0f}° off the people's vertical", True
+    if tilt > max_tilt:
+        return f"the floor is {tilt:.0f}° off the people's vertical", True
     return None, False
 
 
@@ -141,24 +147,41 @@ def rescale_focal(motion: mf.Motion, k: float) -> None:
                 track.extra[name] = arr
 
 
-def lines_up(motion: mf.Motion, ups: list[np.ndarray], ref: np.ndarray | None = None) -> np.ndarray | None:
+def lines_up(motion: mf.Motion, ups: list[np.ndarray], ref: np.ndarray | None = None,
+             feet: list | None = None) -> np.ndarray | None:
     """The floor's normal (3,) in the (frame-0) camera from the background's vanishing points
     (``meta["world"]["vanishing"]``, :mod:`vibe_engine.world.vanishing`) with the motion's current
     focal (per frame when it zooms), or None (no lines stored, or they do not pin it). ``ref``
-    (N,4,4): a moving camera's ref_from_camera, or None."""
+    (N,4,4): a moving camera's ref_from_camera, or None.
+
+    The families are told horizontal or vertical against the people's mean vertical, within
+    vanishing.CLASS_DEG; when that finds no floor, within vanishing.LOOSE_CLASS_DEG, and such a
+    floor counts only when it puts the people's ``feet`` (per person (feet (T,K,3), times), camera
+    frame) below the camera by at least the lowest camera height (:func:`_feet_below`)."""
     found = motion.meta.get("world", {}).get("vanishing")
     if not found or not ups:
         return None
     cam = motion.meta["camera"]
     focal = motion.camera.get("focal_px")
     focal = float(cam["focal_px"]) if focal is None else np.asarray(focal, np.float64)
-    for tier in vanishing.TIERS:  # the long segments' points first; the short ones' only when those fail
-        d, w = vanishing.directions(vanishing.tier_points(found, tier), focal, (float(cam["cx"]), float(cam["cy"])),
-                                    None if ref is None else np.asarray(ref, np.float64)[:, :3, :3])
-        normal = vanishing.floor_normal(d, w, _mean_up(ups)) if len(d) else None
-        if normal is not None:
-            return normal
+    rotations = None if ref is None else np.asarray(ref, np.float64)[:, :3, :3]
+    for class_deg in (vanishing.CLASS_DEG, vanishing.LOOSE_CLASS_DEG):
+        for tier in vanishing.TIERS:  # the long segments' points first; the short ones' only when those fail
+            d, w = vanishing.directions(vanishing.tier_points(found, tier), focal, (float(cam["cx"]), float(cam["cy"])),
+                                        rotations)
+            normal = vanishing.floor_normal(d, w, _mean_up(ups), class_deg) if len(d) else None
+            if normal is not None and (class_deg == vanishing.CLASS_DEG or _feet_below(normal, feet)):
+                return normal
     return None
+
+
+def _feet_below(normal: np.ndarray, feet: list | None) -> bool:
+    """Whether the median foot point of ``feet`` (per person (feet (T,K,3), times), camera frame)
+    lies at least CAMERA_HEIGHT_RANGE[0] below the camera along ``normal`` (3,, up)."""
+    if not feet:
+        return False
+    points = np.concatenate([np.asarray(f, np.float64).reshape(-1, 3) for f, _ in feet])
+    return float(np.median(points @ normal)) <= -CAMERA_HEIGHT_RANGE[0]
 
 
 def lines_focal_scale(motion: mf.Motion) -> float | None:
@@ -175,8 +198,15 @@ def lines_focal_scale(motion: mf.Motion) -> float | None:
 
 def _ground(motion: mf.Motion, feet, ups, ref: np.ndarray | None) -> tuple[GroundPlane, str]:
     """The ground plane and the source of its normal ("lines": the background's vanishing points;
-    "feet": the people's stance and vertical, :func:`ground.estimate_ground_tracks`)."""
-    up = lines_up(motion, ups, ref)
+    "feet": the people's stance and vertical, :func:`ground.estimate_ground_tracks`).
+
+    Lines within MAX_BODY_TILT_DEG of the people's vertical give the normal (the feet the offset);
+    lines farther off do too: they do not depend on the fit's lean, which a camera high above can
+    get 30° wrong (:func:`check_ground` then refuses a floor more than upright.MAX_BIAS_DEG off the
+    people: a climb, or lines that are not the floor's)."""
+    up = lines_up(motion, ups, ref, feet)
+    if up is not None and not lines_agree(up, _mean_up(ups)):
+        return plane_below(np.concatenate([f for f, _ in feet]), up), "lines"
     plane = estimate_ground_tracks(feet, ups, up)  # takes the lines' normal when it agrees with the people
     taken = up is not None and float(plane.normal @ up) >= 1.0 - 1e-12
     return plane, "lines" if taken else "feet"
@@ -203,18 +233,32 @@ def estimate_world(motion: mf.Motion, calibrate: bool = True, ref: np.ndarray | 
             rescale_focal(motion, k)
             feet, ups, joints = _inputs(motion.body, motion.tracks)
             plane, source = _ground(motion, feet, ups, ref)
-    reason, tilt_only = check_ground(plane, feet, ups)
+    reason, tilt_only = check_ground(plane, feet, ups, _max_tilt(source, plane, joints))
     if reason is None and UPRIGHT and _straighten_all(motion, plane.normal, ref):
         feet, ups, joints = _inputs(motion.body, motion.tracks)
         plane, source = _ground(motion, feet, ups, ref)
-        reason, tilt_only = check_ground(plane, feet, ups)
+        reason, tilt_only = check_ground(plane, feet, ups, _max_tilt(source, plane, joints))
     if reason is None:
         m = world_from_camera(plane)
         return WorldResult(m, plane, [], focal, m, source)
-    lock = body_up_lock_frame(feet, ups) if tilt_only else None
+    lines_conflict = tilt_only and source == "lines"  # the people lean against a floor the lines show: a climb
+    if lines_conflict:
+        reason += " by the background's lines: a climb, a slope or a fit far off"
+    lock = body_up_lock_frame(feet, ups) if tilt_only and not lines_conflict else None
     then = "feet locked on the people's vertical instead" if lock is not None else "no foot locking"
     return WorldResult(None, plane, [("NO_GROUND", f"the ground cannot be determined ({reason}); no world "
                                                    f"frame, {then}")], focal, lock)
+
+
+def _max_tilt(source: str, plane: GroundPlane, joints: list[np.ndarray]) -> float:
+    """The largest angle (deg) between a ground's normal and the people's mean vertical that
+    :func:`check_ground` accepts: a floor from the lines may differ by the fit's lean bias, which
+    the upright step then takes out (upright.bias_limit of the rays' depression to the people's
+    pelvises, joints (T,24,3) per person, camera frame); one from the feet by MAX_BODY_TILT_DEG."""
+    if source != "lines" or not joints:
+        return MAX_BODY_TILT_DEG
+    pelvis = np.concatenate([j[:, PELVIS] for j in joints])
+    return max(MAX_BODY_TILT_DEG, upright.bias_limit(upright.ray_depression_deg(pelvis, plane.normal)))
 
 
 def _straighten_all(motion: mf.Motion, up: np.ndarray, ref: np.ndarray | None) -> bool:

@@ -63,6 +63,11 @@ MIN_SEGMENTS = 6  # segments a vanishing point needs
 #: A direction within this angle of perpendicular to the people's vertical is horizontal, within
 #: this angle of it vertical (deg): the people's vertical is known to a few degrees.
 CLASS_DEG = 20.0
+#: The second try when CLASS_DEG finds no floor (:func:`vibe_engine.world.grounding.lines_up`): a
+#: fit seen from high above can lean 30° off the truth (the floor's receding lines are then
+#: neither horizontal nor vertical against it); each floor found this way must put the people's
+#: feet below the camera (a family of vertical edges taken for the floor's would not).
+LOOSE_CLASS_DEG = 45.0
 #: Families farther than this (deg) from the best-supported floor are left out (a ramp, a roof, a
 #: slanted line taken for a family); horizontal pairs closer than MIN_PAIR_DEG propose no floor
 #: (two families 20° apart give a normal a degree of error in either tilts toward a third).
@@ -296,10 +301,12 @@ def _hypotheses(d: np.ndarray, vertical: np.ndarray) -> np.ndarray:
     return np.concatenate([d[vertical], cross[keep] / norm[keep, None]])
 
 
-def floor_normal(d: np.ndarray, w: np.ndarray, prior_up: np.ndarray) -> np.ndarray | None:
+def floor_normal(d: np.ndarray, w: np.ndarray, prior_up: np.ndarray,
+                 class_deg: float = CLASS_DEG) -> np.ndarray | None:
     """The floor's unit normal (3,) (camera frame, on ``prior_up``'s side) from vanishing
     directions d (P,3) with weights w (P,), or None when they do not pin it (module docstring).
-    ``prior_up`` (3,): the people's mean vertical, only to tell horizontal from vertical families.
+    ``prior_up`` (3,): the people's mean vertical, only to tell horizontal from vertical families
+    (within ``class_deg`` of perpendicular / parallel to it).
 
     Consensus over the families: each vertical one and each pair of horizontal ones proposes a
     normal; the one whose families agree best wins: each family within RESIDUAL_DEG adds its
@@ -308,8 +315,8 @@ def floor_normal(d: np.ndarray, w: np.ndarray, prior_up: np.ndarray) -> np.ndarr
     the normal is refitted to the families within RESIDUAL_DEG by least squares."""
     up = np.asarray(prior_up, np.float64) / np.linalg.norm(prior_up)
     cos = np.abs(d @ up)
-    vertical = cos >= np.cos(np.radians(CLASS_DEG))
-    keep = vertical | (cos <= np.sin(np.radians(CLASS_DEG)))
+    vertical = cos >= np.cos(np.radians(class_deg))
+    keep = vertical | (cos <= np.sin(np.radians(class_deg)))
     d, w, vertical = d[keep], w[keep], vertical[keep]
     hyp = _hypotheses(d, vertical)
     if not len(hyp):
