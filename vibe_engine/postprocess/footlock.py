@@ -36,8 +36,9 @@ LEGS = ((1, 4, 7, 10), (2, 5, 8, 11))  # (hip, knee, ankle, foot) left, right
 MIN_RAY_DROP = 0.3  # m: points less far below the camera give no usable ray-ground intersection
 RAY_HORIZONTAL_MIN = 0.05  # squared horizontal length of a root ray below which depth is not corrected
 # The root offsets follow the planted feet, jitter included; smoothed (with timestamps), they stop
-# passing that jitter on to the legs (the leg IK pins the feet exactly anyway).
-ROOT_OFFSET_SMOOTHING = LocalFitParams(sigma=0.1, order=1)
+# passing that jitter on to the legs (the leg IK pins the feet exactly anyway). 0.07 s: chosen with
+# depth_prior.RATIO_SMOOTHING (the figures are there).
+ROOT_OFFSET_SMOOTHING = LocalFitParams(sigma=0.07, order=1)
 OFFSET_HOLD_S = 0.5  # s: a root correction is held this long without contacts (a jump's flight) ...
 OFFSET_FADE_S = 0.5  # s: ... then fades out over this long
 
