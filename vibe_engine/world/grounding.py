@@ -43,8 +43,7 @@ from vibe_blender.core.rotations import aa_to_matrix
 from vibe_engine.postprocess import upright
 from vibe_engine.world import selfcal, vanishing
 from vibe_engine.postprocess.ground import (MAX_BODY_TILT_DEG, GroundPlane, estimate_ground_tracks, lines_agree,
-                                             pooled_stance,
-                                             plane_below, world_from_camera)
+                                             plane_below, pooled_stance, world_from_camera)
 
 PELVIS, NECK = upright.PELVIS, upright.NECK  # SMPL joints of the trunk axis
 FOOT_JOINTS = (7, 10, 8, 11)  # left ankle, left foot, right ankle, right foot (SMPL)
@@ -202,7 +201,7 @@ def _ground(motion: mf.Motion, feet, ups, ref: np.ndarray | None) -> tuple[Groun
 
     Lines within MAX_BODY_TILT_DEG of the people's vertical give the normal (the feet the offset);
     lines farther off do too: they do not depend on the fit's lean, which a camera high above can
-    get 30° wrong (:func:`check_ground` then refuses a floor more than upright.MAX_BIAS_DEG off the
+    get 30° wrong (:func:`check_ground` then refuses a floor more than :func:`_max_tilt` off the
     people: a climb, or lines that are not the floor's)."""
     up = lines_up(motion, ups, ref, feet)
     if up is not None and not lines_agree(up, _mean_up(ups)):
@@ -254,7 +253,8 @@ def _max_tilt(source: str, plane: GroundPlane, joints: list[np.ndarray]) -> floa
     """The largest angle (deg) between a ground's normal and the people's mean vertical that
     :func:`check_ground` accepts: a floor from the lines may differ by the fit's lean bias, which
     the upright step then takes out (upright.bias_limit of the rays' depression to the people's
-    pelvises, joints (T,24,3) per person, camera frame); one from the feet by MAX_BODY_TILT_DEG."""
+    pelvises, joints (T,24,3) per person, camera frame; a moving camera's rays taken from its
+    frame-0 centre); one from the feet by MAX_BODY_TILT_DEG."""
     if source != "lines" or not joints:
         return MAX_BODY_TILT_DEG
     pelvis = np.concatenate([j[:, PELVIS] for j in joints])
