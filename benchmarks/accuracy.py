@@ -231,12 +231,20 @@ def repostprocess(motion: mf.Motion) -> mf.Motion:
     return postprocess(motion)
 
 
+def reused_motion(keep: Path | None, reuse: bool, name: str) -> Path | None:
+    """The kept motion file of clip ``name`` that ``--reuse`` post-processes again, or None (the
+    engine runs)."""
+    path = None if keep is None else keep / f"{name}.motion.npz"
+    return path if reuse and path is not None and path.exists() else None
+
+
 def clip_motion(video: Path, gt: dict, extra: list[str], keep: Path | None, reuse: bool,
                 gt_focal: bool = False) -> mf.Motion:
     """The engine's motion for one clip (kept in / reused from ``keep`` when given)."""
     name = video.with_suffix("").name
-    if keep is not None and reuse and (keep / f"{name}.motion.npz").exists():
-        return repostprocess(mf.read_motion(keep / f"{name}.motion.npz"))
+    kept = reused_motion(keep, reuse, name)
+    if kept is not None:
+        return repostprocess(mf.read_motion(kept))
     with tempfile.TemporaryDirectory() as tmp:
         out = (keep or Path(tmp)) / f"{name}.motion.npz"
         run_engine(video, out, float(gt["K"][0, 0]) if gt_focal else None, extra)
@@ -305,7 +313,7 @@ def evaluate(suite: str, extra: list[str], keep: Path | None = None, reuse: bool
         video = ensure_clip(suite, name, args)
         with np.load(video.with_suffix("").with_suffix(".gt.npz"), allow_pickle=False) as z:
             gt = {k: z[k] for k in z.files}
-        ran = not (reuse and keep is not None and (keep / f"{name}.motion.npz").exists())
+        ran = reused_motion(keep, reuse, name) is None
         motion = clip_motion(video, gt, extra, keep, reuse, gt_focal)
         cost = camera_cost(video, extra) if ran and name in MOVING_720P else {}
         results[name] = {"raw": clip_metrics(motion, gt, raw=True),
@@ -325,9 +333,7 @@ def overall(results: dict) -> dict[str, dict[str, float]]:
     """Mean of each metric over the clips, for raw and post (world: over the clips with a ground)."""
     out = {kind: {k: float(np.mean([r[kind][k] for r in results.values()])) for k, _, _ in ROWS}
            for kind in ("raw", "post")}
-    out["world"] = {k: float(np.nanmean([r["world"][k] for r in results.values()]))
-                    if any(np.isfinite(r["world"][k]) for r in results.values()) else float("nan")
-                    for k, _, _ in WORLD_ROWS}
+    out["world"] = {k: _nanmean([r["world"][k] for r in results.values()]) for k, _, _ in WORLD_ROWS}
     return out
 
 

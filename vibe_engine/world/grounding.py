@@ -164,11 +164,12 @@ def lines_up(motion: mf.Motion, ups: list[np.ndarray], ref: np.ndarray | None = 
     focal = motion.camera.get("focal_px")
     focal = float(cam["focal_px"]) if focal is None else np.asarray(focal, np.float64)
     rotations = None if ref is None else np.asarray(ref, np.float64)[:, :3, :3]
+    people_up = _mean_up(ups)
     for class_deg in (vanishing.CLASS_DEG, vanishing.LOOSE_CLASS_DEG):
         for tier in vanishing.TIERS:  # the long segments' points first; the short ones' only when those fail
             d, w = vanishing.directions(vanishing.tier_points(found, tier), focal, (float(cam["cx"]), float(cam["cy"])),
                                         rotations)
-            normal = vanishing.floor_normal(d, w, _mean_up(ups), class_deg) if len(d) else None
+            normal = vanishing.floor_normal(d, w, people_up, class_deg) if len(d) else None
             if normal is not None and (class_deg == vanishing.CLASS_DEG or _feet_below(normal, feet)):
                 return normal
     return None
@@ -258,7 +259,7 @@ def _max_tilt(source: str, plane: GroundPlane, joints: list[np.ndarray]) -> floa
     if source != "lines" or not joints:
         return MAX_BODY_TILT_DEG
     pelvis = np.concatenate([j[:, PELVIS] for j in joints])
-    return max(MAX_BODY_TILT_DEG, upright.bias_limit(upright.ray_depression_deg(pelvis, plane.normal)))
+    return upright.bias_limit(upright.ray_depression_deg(pelvis, plane.normal))  # ≥ MAX_BIAS_DEG > MAX_BODY_TILT_DEG
 
 
 def _straighten_all(motion: mf.Motion, up: np.ndarray, ref: np.ndarray | None) -> bool:
