@@ -58,8 +58,8 @@ HOLDOUT = {
                 "--betas=-1,0.5,0", *_SMALL],
 }
 
-# The camera-motion stage's share of the engine time at 720p (issue 10: ≤ 15 %): the translating
-# camera (the costliest path) at 1280×720.
+# The camera-motion stage's cost at 720p (issue 10: ≤ 15 % of the engine's time; benchmarks/accuracy.py
+# camera_cost): the translating camera (the costliest path) at 1280×720.
 MOVING_720P = {"dolly_jumps_720p": [*MOVING["dolly_jumps"][: -len(_SMALL)], "--width", "1280", "--height", "720",
                                     "--render-aa", "FXAA"]}
 

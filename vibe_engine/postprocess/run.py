@@ -109,8 +109,7 @@ def _size_depth(motion: mf.Motion, track: mf.Track, ref: np.ndarray | None) -> N
         np.full(track.num_frames, float(motion.meta["camera"]["focal_px"]))
     q = depth_prior.depth_factors(joints, np.asarray(landmarks)[..., :2], focal, track.extra.get("visibility"),
                                   np.asarray(track.times, np.float64))
-    _, rest = shaped_rest(motion.body, track.betas_track)
-    track.transl = depth_prior.move_along_rays(track.transl, rest[0], q, centres).astype(np.float32)
+    _move_along_rays(motion.body, track, q, centres)
 
 
 def _straighten_flights(body: mf.BodyModel, track: mf.Track, m: np.ndarray, ref: np.ndarray | None) -> None:
@@ -122,7 +121,12 @@ def _straighten_flights(body: mf.BodyModel, track: mf.Track, m: np.ndarray, ref:
     world = camera_joints(body, track) @ m[:3, :3].T + m[:3, 3]
     centres = None if ref is None else ref[np.asarray(track.frames), :3, 3]  # None: the camera at the origin
     centres_world = (np.zeros((track.num_frames, 3)) if centres is None else centres) @ m[:3, :3].T + m[:3, 3]
-    q = flight.flight_factors(world, centres_world, contacts, track.times)
+    _move_along_rays(body, track, flight.flight_factors(world, centres_world, contacts, track.times), centres)
+
+
+def _move_along_rays(body: mf.BodyModel, track: mf.Track, q: np.ndarray, centres: np.ndarray | None) -> None:
+    """Each frame's body moved along its root's camera ray to q (T,) times its distance from the
+    camera centre ``centres`` (T,3) (None: the origin) (:func:`depth_prior.move_along_rays`); in place."""
     _, rest = shaped_rest(body, track.betas_track)
     track.transl = depth_prior.move_along_rays(track.transl, rest[0], q, centres).astype(np.float32)
 

@@ -165,10 +165,10 @@ def lines_up(motion: mf.Motion, ups: list[np.ndarray], ref: np.ndarray | None = 
     focal = float(cam["focal_px"]) if focal is None else np.asarray(focal, np.float64)
     rotations = None if ref is None else np.asarray(ref, np.float64)[:, :3, :3]
     people_up = _mean_up(ups)
+    tiers = [vanishing.directions(vanishing.tier_points(found, tier), focal, (float(cam["cx"]), float(cam["cy"])),
+                                  rotations) for tier in vanishing.TIERS]  # long segments' points first
     for class_deg in (vanishing.CLASS_DEG, vanishing.LOOSE_CLASS_DEG):
-        for tier in vanishing.TIERS:  # the long segments' points first; the short ones' only when those fail
-            d, w = vanishing.directions(vanishing.tier_points(found, tier), focal, (float(cam["cx"]), float(cam["cy"])),
-                                        rotations)
+        for d, w in tiers:  # the short segments' points only when the long ones fail
             normal = vanishing.floor_normal(d, w, people_up, class_deg) if len(d) else None
             if normal is not None and (class_deg == vanishing.CLASS_DEG or _feet_below(normal, feet)):
                 return normal
