@@ -160,6 +160,31 @@ def test_ledger_finished_needs_done_and_the_recorded_output(tmp_path):
     assert not ledger.finished("k", out)
 
 
+def test_a_task_interrupted_after_its_done_record_is_reported_done(tmp_path):
+    """Ctrl-C (or ray.cancel) between the task's own ``done`` record and its return: the clip is done
+    in the report too; only this run's record of the same output counts."""
+    import hashlib
+
+    from vibe_engine.batch.main import _finished_anyway
+    from vibe_engine.batch.task import TaskSpec
+
+    ledger, out = Ledger(tmp_path / "batch.jsonl"), tmp_path / "a.motion.npz"
+    out.write_bytes(b"motion")
+    spec = TaskSpec(key="k", name="a", video="a.mp4", out=str(out), run_argv=(), ledger=str(ledger.path),
+                    lock=str(tmp_path / "k.lock"), run_id="run1")
+    cancelled = {"key": "k", "status": "cancelled", "seconds": 0.0, "frames": None, "people": [],
+                 "error": {"code": "CANCELLED"}, "exports": [], "output_sha256": None}
+    assert _finished_anyway(ledger, spec, cancelled) is cancelled  # nothing recorded: still cancelled
+    ledger.append("done", "k", run_id="run2", output_sha256=hashlib.sha256(b"motion").hexdigest(), frames=7)
+    assert _finished_anyway(ledger, spec, cancelled)["status"] == "cancelled"  # another run's record
+    ledger.append("done", "k", run_id="run1", output_sha256=hashlib.sha256(b"motion").hexdigest(), frames=9,
+                  seconds=1.5, people=[0], exports=[])
+    done = _finished_anyway(ledger, spec, cancelled)
+    assert (done["status"], done["frames"], done["seconds"], done["error"]) == ("done", 9, 1.5, None)
+    out.write_bytes(b"changed")  # the output is no longer the one recorded
+    assert _finished_anyway(ledger, spec, cancelled)["status"] == "cancelled"
+
+
 def test_missing_manifest_video_is_named(tmp_path):
     manifest = tmp_path / "list.csv"
     manifest.write_text("video\nnot_here.mp4\n")

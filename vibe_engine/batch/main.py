@@ -252,6 +252,20 @@ def _clip_entry(spec: TaskSpec, result: dict[str, Any]) -> dict[str, Any]:
             "error": result.get("error"), "exports": result.get("exports", [])}
 
 
+def _finished_anyway(ledger: Ledger, spec: TaskSpec, result: dict[str, Any]) -> dict[str, Any]:
+    """``result``, or ``done`` from the ledger when the task recorded its own ``done`` in this run
+    (same run id, the output still has the recorded sha256) and was then interrupted before it
+    returned (Ctrl-C or ``ray.cancel`` in that moment): the clip did finish, and the report and the
+    ledger must agree (no ``cancelled`` after its ``done``, so ``--resume`` skips it)."""
+    if result["status"] not in ("cancelled", "failed") or not ledger.finished(spec.key, Path(spec.out)):
+        return result
+    record = ledger.last()[spec.key]
+    if record.get("run_id") != spec.run_id:
+        return result
+    return {**result, **{k: record.get(k) for k in ("seconds", "frames", "people", "exports", "output_sha256")},
+            "status": "done", "error": None}
+
+
 def _end_event(ledger: Ledger, spec: TaskSpec, result: dict[str, Any]) -> None:
     """Record a task's end that the task could not record itself (it writes ``done``)."""
     if result["status"] in ("failed", "cancelled"):
@@ -276,6 +290,7 @@ def execute(ns: argparse.Namespace, plan: Plan, out: Path, run_id: str, chosen: 
     started, cancelled = time.perf_counter(), False
 
     def record(spec: TaskSpec, result: dict[str, Any]) -> None:
+        result = _finished_anyway(ledger, spec, result)
         _end_event(ledger, spec, result)
         entries[spec.key] = _clip_entry(spec, result)
         progress.update(result["status"], len(getattr(executor, "inflight", getattr(executor, "running", []))))
