@@ -260,3 +260,28 @@ def test_walk_along_one_line_fixes_the_floor_slope_along_it(lean_deg):
     plane = estimate_ground(feet_c, t, body_up=np.repeat(lean[None], len(t), 0))
     assert np.degrees(np.arccos(np.clip(lean @ true_up, -1, 1))) == pytest.approx(lean_deg, abs=1e-6)
     assert np.degrees(np.arccos(np.clip(plane.normal @ true_up, -1, 1))) < 1.0
+
+
+def test_a_feet_floor_seen_from_near_its_height_gets_a_camera_height_warning():
+    """The same walk, 1 cm foot noise, seen by a level camera 0.35 m and 1.6 m up: the floor's tilt
+    toward the camera moves the low camera's height by far more (its rays meet the floor a few
+    degrees down), so only that one is flagged; a floor from the lines never is."""
+    from vibe_engine.world.grounding import CAMERA_HEIGHT_MAX_REL, _height_warnings, height_uncertainty
+
+    rng = np.random.default_rng(3)
+    t, feet_w, planted = _walk()
+    found = {}
+    for height in (0.35, 1.6):
+        cam = _camera(pitch_deg=0.0, roll_deg=0.0, height=height)
+        feet = [(feet_w @ cam[:3, :3].T + cam[:3, 3] + rng.normal(0, 0.01, feet_w.shape), t)]
+        plane = estimate_ground(*feet[0])
+        rel, depression = height_uncertainty(plane, feet)
+        rays = feet_w[planted] - [-4.0, 0.5, height]  # from the camera to the planted points
+        true_depression = np.degrees(np.arcsin(np.median(-rays[:, 2] / np.linalg.norm(rays, axis=-1))))
+        assert abs(depression - true_depression) < 0.2  # 1 cm noise at 4-10 m: < 0.15°
+        found[height] = (rel, _height_warnings(plane, feet, "feet"), _height_warnings(plane, feet, "lines"))
+    rel_low, warn_low, lines_low = found[0.35]
+    rel_high, warn_high, _ = found[1.6]
+    assert rel_low > CAMERA_HEIGHT_MAX_REL > rel_high and rel_low > 3 * rel_high
+    assert [c for c, _ in warn_low] == ["CAMERA_HEIGHT_UNCERTAIN"] and "0.3" in warn_low[0][1]
+    assert warn_high == [] and lines_low == []

@@ -197,15 +197,30 @@ def with_body_prior(points: np.ndarray, normal: np.ndarray, body_up: np.ndarray,
     worst direction); across, it leans along the people's travel (up to BODY_LEAN_DEG when they
     move across the image), so it counts for little there.
     """
+    axes, feet_info, prior_info = _tilt_information(points, normal, tracks)
+    tilt = np.linalg.solve(feet_info + prior_info, prior_info @ (axes @ body_up))
+    out = normal + tilt @ axes
+    return out / np.linalg.norm(out)
+
+
+def _tilt_information(points: np.ndarray, normal: np.ndarray,
+                      tracks: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(tilt axes (2,3): toward the camera, across the image; the feet plane's information (2,2)
+    rad⁻²; the people's vertical's (2,2) rad⁻²) for the combination in :func:`with_body_prior`."""
     ray = np.median(points, axis=0)
     axes = _tilt_axes(normal, ray / np.linalg.norm(ray))
     feet_cov = _tilt_covariance(points, normal, axes) + np.diag(_systematic_tilt_var(points, normal, axes))
     lean = BODY_LEAN_DEG * _travel_across(tracks, normal, axes[1])
     prior_sd = np.radians([BODY_DEPTH_SIGMA_DEG, np.hypot(BODY_ACROSS_SIGMA_DEG, lean)])
-    feet_info, prior_info = np.linalg.inv(feet_cov), np.diag(1.0 / prior_sd**2)
-    tilt = np.linalg.solve(feet_info + prior_info, prior_info @ (axes @ body_up))
-    out = normal + tilt @ axes
-    return out / np.linalg.norm(out)
+    return axes, np.linalg.inv(feet_cov), np.diag(1.0 / prior_sd**2)
+
+
+def tilt_sd_toward_camera(points: np.ndarray, normal: np.ndarray, tracks: list[tuple[np.ndarray, np.ndarray]]) -> float:
+    """Standard deviation (deg) of a feet-and-people floor's tilt toward the camera (the uncertainty
+    :func:`with_body_prior` combines; same arguments): what a camera's height above that floor is
+    only as good as, when the camera is near the floor's height (:mod:`vibe_engine.world.grounding`)."""
+    _, feet_info, prior_info = _tilt_information(points, normal, tracks)
+    return float(np.degrees(np.sqrt(np.linalg.inv(feet_info + prior_info)[0, 0])))
 
 
 def _floor_level(tracks: list[tuple[np.ndarray, np.ndarray]], prior: np.ndarray) -> tuple[float, float] | None:

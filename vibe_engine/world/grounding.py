@@ -28,7 +28,8 @@ Called by the post-processing (:mod:`vibe_engine.postprocess.run`) on the smooth
    holds, not on a floor, and locking them made the held-out climb_b's root 21 → 70 %).
 
 ``meta["world"]`` also gets ``camera_height_m`` and ``up_in_camera`` (the ground normal, OpenCV
-camera frame) for a found ground.
+camera frame) for a found ground. A floor from the feet seen from near its own height keeps a
+``CAMERA_HEIGHT_UNCERTAIN`` warning (:func:`height_uncertainty`).
 """
 from __future__ import annotations
 
@@ -42,8 +43,9 @@ from vibe_blender.core.rotations import aa_to_matrix
 
 from vibe_engine.postprocess import upright
 from vibe_engine.world import selfcal, vanishing
-from vibe_engine.postprocess.ground import (MAX_BODY_TILT_DEG, GroundPlane, estimate_ground_tracks, lines_agree,
-                                             plane_below, pooled_stance, world_from_camera)
+from vibe_engine.postprocess.ground import (MAX_BODY_TILT_DEG, MAX_STANCE_POINTS, GroundPlane,
+                                            estimate_ground_tracks, lines_agree, tilt_sd_toward_camera,
+                                            plane_below, pooled_stance, world_from_camera)
 
 PELVIS, NECK = upright.PELVIS, upright.NECK  # SMPL joints of the trunk axis
 FOOT_JOINTS = (7, 10, 8, 11)  # left ankle, left foot, right ankle, right foot (SMPL)
@@ -52,6 +54,9 @@ MIN_GROUND_FRAMES = 10
 MIN_STANCE_POINTS = 20
 #: Camera heights (m above the ground) accepted: from a camera on the floor to a tall building.
 CAMERA_HEIGHT_RANGE = (0.02, 60.0)
+#: A floor from the feet whose camera height is uncertain by more than this share (a camera near the
+#: floor's height: :func:`height_uncertainty`) is kept with a CAMERA_HEIGHT_UNCERTAIN warning.
+CAMERA_HEIGHT_MAX_REL = 0.25
 #: Camera sources whose focal the self-calibration may refine.
 CALIBRATABLE_SOURCES = ("default",)
 #: Turn each person upright on average against the found ground and re-derive the depth from the
@@ -240,7 +245,7 @@ def estimate_world(motion: mf.Motion, calibrate: bool = True, ref: np.ndarray | 
         reason, tilt_only = check_ground(plane, feet, ups, _max_tilt(source, plane, joints))
     if reason is None:
         m = world_from_camera(plane)
-        return WorldResult(m, plane, [], focal, m, source)
+        return WorldResult(m, plane, _height_warnings(plane, feet, source), focal, m, source)
     lines_conflict = tilt_only and source == "lines"  # the people lean against a floor the lines show: a climb
     if lines_conflict:
         reason += " by the background's lines: a climb, a slope or a fit far off"
@@ -248,6 +253,39 @@ def estimate_world(motion: mf.Motion, calibrate: bool = True, ref: np.ndarray | 
     then = "feet locked on the people's vertical instead" if lock is not None else "no foot locking"
     return WorldResult(None, plane, [("NO_GROUND", f"the ground cannot be determined ({reason}); no world "
                                                    f"frame, {then}")], focal, lock)
+
+
+def height_uncertainty(plane: GroundPlane, feet) -> tuple[float, float] | None:
+    """(relative uncertainty of the camera height, depression (deg) of the camera's rays to the
+    stance points) for a floor from the people's feet (per person (feet (T,K,3), times), camera
+    frame), or None with fewer than MIN_STANCE_POINTS stance points (no floor then). The floor passes through the feet; tilted
+    toward the camera by its standard deviation σ (:func:`ground.tilt_sd_toward_camera`) about them,
+    it takes the camera's height from d·sin δ to d·sin(δ + σ): a camera near the floor's height
+    (small δ) has a height as uncertain as that tilt, however well the feet are seen."""
+    stance = pooled_stance(feet, plane.normal)
+    if len(stance) < MIN_STANCE_POINTS:
+        return None
+    stance = stance[:: max(1, len(stance) // MAX_STANCE_POINTS)]
+    sd = tilt_sd_toward_camera(stance, plane.normal, feet)
+    depression = upright.ray_depression_deg(stance, plane.normal)
+    if depression <= 0.0:
+        return None  # the camera below the feet: check_ground refuses such a floor
+    rel = np.sin(np.radians(min(depression + sd, 90.0))) / np.sin(np.radians(depression)) - 1.0
+    return float(rel), depression
+
+
+def _height_warnings(plane: GroundPlane, feet, source: str) -> list[tuple[str, str]]:
+    """A CAMERA_HEIGHT_UNCERTAIN warning for a floor whose normal came from the feet (no lines)
+    when its camera height is uncertain by more than CAMERA_HEIGHT_MAX_REL (:func:`height_uncertainty`);
+    the floor itself is kept (it passes through the feet, which locking and root motion need)."""
+    found = height_uncertainty(plane, feet) if source == "feet" else None
+    if found is None or found[0] <= CAMERA_HEIGHT_MAX_REL:
+        return []
+    rel, depression = found
+    return [("CAMERA_HEIGHT_UNCERTAIN",
+             f"the camera height ({plane.offset:.2f} m) and the floor's tilt toward the camera are uncertain "
+             f"(height about ±{100 * rel:.0f} %): the camera sees the floor under the people only {depression:.1f}° "
+             "below its level and no floor lines fix the tilt; film from higher up or with the floor's edges in view")]
 
 
 def _max_tilt(source: str, plane: GroundPlane, joints: list[np.ndarray]) -> float:
