@@ -58,27 +58,46 @@ HOLDOUT = {
                 "--betas=-1,0.5,0", *_SMALL],
 }
 
+# A second held-out set, made after the first had been used to choose settings: it checks a setting
+# chosen on "all" + "holdout" (benchmarks/accuracy.py --suite holdout2). Other windows, cameras, seeds.
+HOLDOUT2 = {
+    "side_c": ["--bvh", "01_03.bvh", "--start", "9.0", "--seconds", "3", "--camera", "side", "--seed", "40", *_SMALL],
+    "pan_c": ["--bvh", "01_03.bvh", "--start", "21.0", "--seconds", "3", "--camera", "diagonal",
+              "--camera-motion", "pan", "--seed", "41", *_SMALL],
+    "low_c": ["--bvh", "01_03.bvh", "--start", "31.0", "--seconds", "3", "--camera", "low", "--seed", "42", *_SMALL],
+    "shake_d": ["--bvh", "01_01.bvh", "--start", "0.5", "--seconds", "3", "--camera", "down",
+                "--camera-motion", "shake", "--seed", "43", *_SMALL],
+    "high_b": ["--bvh", "01_01.bvh", "--start", "11.0", "--seconds", "3", "--camera", "high", "--seed", "44", *_SMALL],
+    "dolly_c": ["--bvh", "01_01.bvh", "--start", "19.5", "--seconds", "3", "--camera", "side",
+                "--camera-motion", "dolly", "--seed", "45", *_SMALL],
+    "pan_d": ["--bvh", "01_01.bvh", "--start", "4.5", "--seconds", "3", "--camera", "low",
+              "--camera-motion", "pan", "--seed", "46", *_SMALL],
+    "diag_c": ["--bvh", "01_01.bvh", "--start", "13.0", "--seconds", "3", "--camera", "diagonal", "--seed", "47",
+               "--betas", "0.5,-1,1", *_SMALL],
+}
+
 # The camera-motion stage's cost at 720p (issue 10: ≤ 15 % of the engine's time; benchmarks/accuracy.py
 # camera_cost): the translating camera (the costliest path) at 1280×720.
 MOVING_720P = {"dolly_jumps_720p": [*MOVING["dolly_jumps"][: -len(_SMALL)], "--width", "1280", "--height", "720",
                                     "--render-aa", "FXAA"]}
 
 
-SUITES = ("ci", "full", "world", "moving", "moving720", "all", "holdout")
+SUITES = ("ci", "full", "world", "moving", "moving720", "all", "holdout", "holdout2")
 
 
 def clips(suite: str) -> dict[str, list[str]]:
     """Name → make_clip arguments of a suite: "ci", "full" (static), "world" (the static clips of
     issue 10: looking down, low, a platform), "moving" (moving cameras), "moving720" (a moving camera at
     1280×720, for the camera-motion cost), "all" (full + world + moving) or "holdout" (static and
-    moving clips outside "all", to check settings chosen on it)."""
+    moving clips outside "all", to check settings chosen on it) or "holdout2" (a second such set, made after
+    "holdout" had been used to choose settings)."""
     return {"ci": CI, "full": FULL, "world": WORLD, "moving": MOVING, "moving720": MOVING_720P,
-            "all": {**FULL, **WORLD, **MOVING}, "holdout": HOLDOUT}[suite]
+            "all": {**FULL, **WORLD, **MOVING}, "holdout": HOLDOUT, "holdout2": HOLDOUT2}[suite]
 
 
 def is_moving(name: str) -> bool:
     """Whether a clip of the suites has a moving camera (the truth for static/moving detection)."""
-    args = {**MOVING, **MOVING_720P, **HOLDOUT}.get(name, [])
+    args = {**MOVING, **MOVING_720P, **HOLDOUT, **HOLDOUT2}.get(name, [])
     return "--camera-motion" in args
 
 
