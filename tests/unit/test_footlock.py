@@ -96,16 +96,18 @@ def test_only_the_planted_foot_is_pinned(body):
     assert np.ptp(feet[:, 0, 0]) < 1e-3
 
 
-def test_depth_drift_corrected_along_the_camera_ray(body):
+@pytest.mark.parametrize("floor_check", [False, True])
+def test_depth_drift_corrected_along_the_camera_ray(body, floor_check):
     # A monocular depth error: the body drifts 30 cm away from the camera while standing. Along its
     # camera ray, the root goes back so the feet stay put, and the root's image position is kept.
+    # The floor check keeps these contacts: the feet's floor points hardly move.
     rng = np.random.default_rng(4)
     pose, transl = _standing(30, rng)
     transl[:, 0] += 0.3
     transl *= np.linspace(1.0, 1.075, 30)[:, None]  # scaled along the ray through the origin
     times = np.arange(30) / 30.0
     new_pose, new_transl = lock_feet(body, np.zeros(10), pose, transl, M, np.ones((30, 4), bool),
-                                     along_ray=True, times=times)
+                                     along_ray=True, times=times, floor_check=floor_check)
     pts = _camera_points(new_pose, new_transl)
     feet = _world(pts)[:, CONTACT_JOINTS]
     assert np.linalg.norm(feet - feet[0], axis=-1).max() < 1e-3
@@ -163,3 +165,32 @@ def test_root_correction_held_through_a_flight_then_released(body):
     shift = new_transl[:, 0] - transl[:, 0]
     np.testing.assert_allclose(shift[13:22], -0.1, atol=2e-3)  # held
     np.testing.assert_allclose(shift[50:], 0.0, atol=1e-6)  # released (after the smoothing's reach)
+
+
+def test_floor_check_keeps_depth_jitter_and_drops_a_step_along_the_view():
+    # A camera 1.5 m up; a foot 5 cm up, 4 m away, planted throughout, 5 mm height noise. Moved along
+    # its own camera ray by ±10 % (a fit's depth jitter) its floor point stays put: kept. Stepping away
+    # along the view at 1.2 m/s for 0.5 s (still flagged): dropped there. Seen from 0.2 m up
+    # (less than MIN_RAY_DROP above it): no floor point, kept.
+    from vibe_engine.postprocess.footlock import _floor_slow
+
+    rng = np.random.default_rng(8)
+    times = np.arange(60) / 30.0
+    camera = np.array([0.0, 0.0, 1.5])
+    foot = np.array([0.0, 4.0, 0.05])
+    floor = np.array([0.05])
+    flags = np.ones((60, 1), bool)
+    jitter = 1.0 + 0.1 * np.sin(2 * np.pi * 2.0 * times)  # 2 Hz, up to 2.5 m/s along the ray
+    points = camera + jitter[:, None, None] * (foot - camera)[None, None]
+    points[..., 2] += rng.normal(0, 0.005, (60, 1))
+    assert _floor_slow(points, flags, camera, floor, times).all()
+
+    step = np.clip(times - 0.75, 0.0, 0.5) * 1.2  # metres walked away along the view
+    stepping = foot + step[:, None, None] * np.array([0.0, 1.0, 0.0])
+    stepping[..., 2] += rng.normal(0, 0.005, (60, 1))
+    kept = _floor_slow(stepping, flags, camera, floor, times)[:, 0]
+    mid = (times > 0.85) & (times < 1.15)
+    assert not kept[mid].any() and kept[times < 0.5].all() and kept[times > 1.5].all()
+
+    low = np.array([0.0, 0.0, 0.2])
+    assert _floor_slow(stepping, flags, low, floor, times).all()

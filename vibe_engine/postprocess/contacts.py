@@ -13,7 +13,8 @@ Known limit: both allowances together let a step toward the camera with the foot
 pass for a stance. That motion is along the view (0.3× speed), and the height bound has grown
 with the depth uncertainty. On the synthetic zoom clip (benchmarks/accuracy.py), 44 % of the
 frames detected as contact are in the air or moving in the truth; across the suite the share is
-14-44 %. The foot lock then holds such a foot still, and its root correction moves the depth.
+14-44 %. The foot lock then holds such a foot still; its root correction, which would move the
+depth back by the step, follows only the contacts whose floor point stays put (footlock._floor_slow).
 """
 from __future__ import annotations
 

@@ -12,7 +12,11 @@ Steps:
    correction, for a monocular estimate whose depth is its weak part: the image position is
    kept); with ``ground_depth`` too, each stance is also placed where the camera rays through
    its planted points meet the ground. Feet below the ground lift the root; the offsets are
-   smoothed over time (with ``times``).
+   smoothed over time (with ``times``). With ``floor_check`` the correction follows only the
+   contacts whose floor point (where the point's camera ray meets its floor) stays put
+   (:func:`_floor_slow`): a depth jitter slides a planted point along its own ray and leaves that
+   point alone, a step along the view moves it, and such a step, which the contacts' down-weighted
+   along-view speed lets pass for a stance, then no longer pulls the body back to where it started.
 2. Legs: an analytic two-bone IK (hip, knee) per planted ankle puts it exactly on its anchor
    (its mean position over the contact), keeping the knee in its bending plane and the ankle's
    world orientation; around each contact the correction fades in and out (raised cosine over
@@ -24,11 +28,13 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+from scipy.ndimage import gaussian_filter1d
 
 from vibe_blender.core.body import forward_kinematics, shaped_rest
 from vibe_blender.core.leg_ik import BLEND_FRAMES, ankle_targets, leg_turns, reach_drop, rotations_between  # noqa: F401
 from vibe_blender.core.rotations import aa_to_matrix, matrix_to_aa
 
+from vibe_engine.postprocess.contacts import CONTACT_SPEED_MAX, HYSTERESIS, _runs
 from vibe_engine.postprocess.smoothing import LocalFitParams, smooth_vectors
 
 CONTACT_JOINTS = (7, 10, 8, 11)  # left ankle, left foot, right ankle, right foot
@@ -39,6 +45,11 @@ RAY_HORIZONTAL_MIN = 0.05  # squared horizontal length of a root ray below which
 # passing that jitter on to the legs (the leg IK pins the feet exactly anyway). 0.07 s: chosen with
 # depth_prior.RATIO_SMOOTHING (the figures are there).
 ROOT_OFFSET_SMOOTHING = LocalFitParams(sigma=0.07, order=1)
+# Root contacts (floor_check): where a planted point's camera ray meets its floor, that floor point
+# must move slower than the contacts' weak speed bound plus FLOOR_NOISE_SDS standard deviations of
+# its speed noise, smoothed over FLOOR_SMOOTHING_S (_floor_slow); figures in the module docstring.
+FLOOR_SMOOTHING_S = 0.1
+FLOOR_NOISE_SDS = 1.0
 OFFSET_HOLD_S = 0.5  # s: a root correction is held this long without contacts (a jump's flight) ...
 OFFSET_FADE_S = 0.5  # s: ... then fades out over this long
 
@@ -97,10 +108,8 @@ def _ground_depth_shift(points: np.ndarray, contacts: np.ndarray, rays: np.ndarr
     ray that moves the planted points there horizontally; linear in between, constant beyond.
     points (T,K,3) world (after the slide correction); contacts (T,K); rays (T,3); camera (3,).
     """
-    drop = camera[2] - points[..., 2]
-    ok = contacts & (drop > MIN_RAY_DROP) & (camera[2] - floor[None] > MIN_RAY_DROP)
-    scale = (camera[2] - floor[None]) / np.where(ok, drop, 1.0)
-    target = camera + scale[..., None] * (points - camera)
+    target, usable = _floor_points(points, camera, floor)
+    ok = contacts & usable & (camera[2] - floor[None] > MIN_RAY_DROP)
     knots, values = [], []
     for start, end in _runs(ok.any(axis=1)):
         lam = [_along_ray(np.mean((target[t] - points[t])[ok[t], :2], axis=0), rays[t]) @ rays[t]
@@ -112,18 +121,66 @@ def _ground_depth_shift(points: np.ndarray, contacts: np.ndarray, rays: np.ndarr
     return np.interp(np.arange(len(rays)), knots, values)[:, None] * rays
 
 
-def _runs(mask: np.ndarray) -> list[tuple[int, int]]:
-    """Half-open [start, end) runs of True in a 1-D bool array."""
-    edges = np.flatnonzero(np.diff(np.concatenate([[0], mask.astype(np.int8), [0]])))
-    return list(zip(edges[::2], edges[1::2]))
-
-
 def _along_ray(slide: np.ndarray, ray: np.ndarray) -> np.ndarray:
     """Offset (3,) along ``ray`` (3,) whose horizontal part best matches ``slide`` (2,) (least squares)."""
     horiz = ray[:2] @ ray[:2]
     if horiz < RAY_HORIZONTAL_MIN:
         return np.zeros(3)  # a camera looking straight down: depth does not move the root sideways
     return (slide @ ray[:2]) / horiz * ray
+
+
+def _floor_points(points: np.ndarray, camera: np.ndarray, floor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Where each camera ray through points (T,K,3) (world, z up) meets the plane at its point's
+    floor height ``floor`` (K,) m: (floor points (T,K,3), usable (T,K) bool: the point at least
+    MIN_RAY_DROP below the camera centre ``camera`` (3,))."""
+    drop = camera[2] - points[..., 2]
+    ok = drop > MIN_RAY_DROP
+    scale = (camera[2] - floor[None]) / np.where(ok, drop, 1.0)
+    return camera + scale[..., None] * (points - camera), ok
+
+
+def _height_noise(points: np.ndarray, contacts: np.ndarray) -> float | None:
+    """Robust standard deviation (m) of the planted points' heights about each contact run's mean
+    (points (T,K,3), contacts (T,K)): what the pose's foot heights jitter by; None without a run of
+    at least 3 frames."""
+    res = [points[a:b, k, 2] - points[a:b, k, 2].mean()
+           for k in range(points.shape[1]) for a, b in _runs(contacts[:, k]) if b - a >= 3]
+    if not res:
+        return None
+    return float(1.4826 * np.median(np.abs(np.concatenate(res))))
+
+
+def _speed_gain(sigma_frames: float, dt: float) -> float:
+    """Standard deviation (1/s) of the speed that white noise of unit standard deviation gets
+    after a Gaussian smoothing of ``sigma_frames`` and central differences over ``dt`` s."""
+    n = int(np.ceil(4 * sigma_frames)) + 2
+    impulse = np.zeros(2 * n + 1)
+    impulse[n] = 1.0
+    return float(np.linalg.norm(np.gradient(gaussian_filter1d(impulse, sigma_frames, mode="constant")))) / dt
+
+
+def _floor_slow(points: np.ndarray, contacts: np.ndarray, camera: np.ndarray, floor: np.ndarray,
+                times: np.ndarray) -> np.ndarray:
+    """``contacts`` (T,K) less the frames whose floor point (:func:`_floor_points`) moves faster
+    than the contacts' weak bound (CONTACT_SPEED_MAX × HYSTERESIS) plus FLOOR_NOISE_SDS × its speed
+    noise; points (T,K,3) world, camera (3,), floor (K,), times (T,) s.
+
+    A floor point does not move when the fit's depth jitters (the point slides along its own ray),
+    so a step along the view — which the contacts' down-weighted along-view speed lets pass for a
+    stance — shows in it. Its noise: a foot height error δh moves it by δh × horizontal distance /
+    drop (a camera near the floor's height amplifies it), δh the planted points' own height jitter
+    (:func:`_height_noise`). Points too close to the camera's height keep their contact."""
+    sigma_h = _height_noise(points, contacts)
+    if sigma_h is None or len(times) < 3:
+        return contacts
+    dt = float(np.median(np.diff(times)))
+    sigma_frames = FLOOR_SMOOTHING_S / dt
+    ground, ok = _floor_points(points, camera, floor)
+    speed = np.linalg.norm(np.gradient(gaussian_filter1d(ground[..., :2], sigma_frames, axis=0, mode="nearest"),
+                                       times, axis=0), axis=-1)
+    horizontal = np.linalg.norm((points - camera)[..., :2], axis=-1)
+    noise = sigma_h * horizontal / np.maximum(camera[2] - points[..., 2], MIN_RAY_DROP) * _speed_gain(sigma_frames, dt)
+    return contacts & (~ok | (speed <= CONTACT_SPEED_MAX * HYSTERESIS + FLOOR_NOISE_SDS * noise))
 
 
 def _contact_proximity(any_contact: np.ndarray, times: np.ndarray) -> np.ndarray:
@@ -219,14 +276,17 @@ def _solve_legs(rot: np.ndarray, rest: np.ndarray, parents: np.ndarray, root: np
 
 def lock_feet(body: Any, betas: np.ndarray, pose_aa: np.ndarray, transl: np.ndarray,
               world_from_camera: np.ndarray, contacts: np.ndarray, *, along_ray: bool = False,
-              ground_depth: bool = False, times: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+              ground_depth: bool = False, times: np.ndarray | None = None,
+              floor_check: bool = False) -> tuple[np.ndarray, np.ndarray]:
     """Pin planted feet. Returns (pose (T,24,3) axis-angle, transl (T,3)) in the camera frame.
 
     body: SMPL-layout body (motion_file.BodyModel); betas (B,); pose_aa (T,24,3) and transl (T,3)
     in the OpenCV camera frame (smplx conventions); world_from_camera (4,4) to a z-up world with
     the ground at z = 0; contacts (T,4) bool for CONTACT_JOINTS. ``along_ray``: correct the root
     only along its camera ray; ``ground_depth`` (with along_ray): place stances by the ground
-    plane; ``times`` (T,) s: smooth the root offsets.
+    plane; ``times`` (T,) s: smooth the root offsets; ``floor_check`` (with times; one camera
+    centre, world_from_camera's): the root's correction follows only the contacts whose floor
+    point stays put (:func:`_floor_slow`), the legs all of them.
     """
     m = np.asarray(world_from_camera, np.float64)
     parents = np.asarray(body.parents)
@@ -236,12 +296,16 @@ def lock_feet(body: Any, betas: np.ndarray, pose_aa: np.ndarray, transl: np.ndar
     root = _root_world(rest, transl, m)
     points = _joints(rot, rest, parents, root)[:, list(CONTACT_JOINTS)][..., :3, 3]
     rays, ground = None, None
+    feet_y = rest[list(CONTACT_JOINTS), 1]  # SMPL rest pose, y up: heights above the lowest foot joint
+    floor = feet_y - feet_y.min()
     if along_ray:
         rays = ((rest[0] + transl) / np.linalg.norm(rest[0] + transl, axis=-1, keepdims=True)) @ m[:3, :3].T
     if along_ray and ground_depth:
-        feet_y = rest[list(CONTACT_JOINTS), 1]  # SMPL rest pose, y up: heights above the lowest foot joint
-        ground = (m[:3, 3], feet_y - feet_y.min())
-    root = root + _root_offsets(points, contacts, rays, ground, times)
+        ground = (m[:3, 3], floor)
+    root_contacts = contacts
+    if floor_check and times is not None:
+        root_contacts = _floor_slow(points, contacts, m[:3, 3], floor, np.asarray(times, np.float64))
+    root = root + _root_offsets(points, root_contacts, rays, ground, times)
     g = _joints(rot, rest, parents, root)
     legs = _leg_targets(g, contacts)
     root = root + _reach_drop(g, [lg[0] for lg in legs], [lg[1] for lg in legs])

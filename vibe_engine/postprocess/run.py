@@ -2,7 +2,8 @@
 
 Order: smoothing (rotations on quaternions, root translation) → ground plane and world frame (from
 every track's feet: one static camera, one ground; each person's lean toward the camera taken out
-against it, with its depth: :mod:`vibe_engine.postprocess.upright`) → foot contacts → foot locking →
+against it, with its depth: :mod:`vibe_engine.postprocess.upright`) → foot contacts → foot locking (its
+root correction from the contacts whose floor point stays put: FLOOR_CHECK) →
 the root depth from body-size consistency (:mod:`vibe_engine.postprocess.depth_prior`: each frame's
 body along its camera ray so its trunk projects to the detected size; BlazePose tracks; SIZE_DEPTH)
 → a light final smoothing of the rotations (the leg IK pins the feet exactly and passes the hips'
@@ -53,6 +54,12 @@ SIZE_DEPTH = True
 # foot skate in contact 3.12 → 3.19 and 2.15 → 2.20 mm/frame, PA-MPJPE unchanged.
 FLIGHT = True
 FINAL_SMOOTHING = LocalFitParams(sigma=0.06, order=2)  # after foot locking (see the module docstring)
+# The root's depth correction follows only the contacts whose floor point (where the foot's camera
+# ray meets its floor) stays put (footlock._floor_slow): a step along the view, which the contacts
+# let pass for a stance, no longer pulls the body back toward its start. Off for a translating
+# camera (each frame's floor point would carry that frame's centre error; the rays are taken from
+# the frame-0 centre). Figures: docs/motion-file.md ("Root contacts: the floor check").
+FLOOR_CHECK = True
 
 
 @dataclass(frozen=True)
@@ -74,10 +81,11 @@ def _smooth_track(track: mf.Track) -> None:
     track.transl = smooth_translation(track.transl, track.times).astype(np.float32)
 
 
-def _lock_track(body: mf.BodyModel, track: mf.Track, m: np.ndarray,
-                contacts: np.ndarray | None = None) -> None:
+def _lock_track(body: mf.BodyModel, track: mf.Track, m: np.ndarray, contacts: np.ndarray | None = None,
+                floor_check: bool = False) -> None:
     """Lock the feet of one track in place (contacts (T,4) detected first when not given; on a
-    raised support too when the person's own stance shows several levels: a box, steps)."""
+    raised support too when the person's own stance shows several levels: a box, steps);
+    ``floor_check``: the root's correction from the contacts whose floor point stays put (FLOOR_CHECK)."""
     if contacts is None:
         joints = camera_joints(body, track)
         feet = joints[:, list(CONTACT_JOINTS)]
@@ -87,7 +95,8 @@ def _lock_track(body: mf.BodyModel, track: mf.Track, m: np.ndarray,
                                    raised_supports=levels)
         track.extra["contacts"] = contacts
     pose, transl = lock_feet(body, track.betas_track, track.pose, track.transl, m, contacts, along_ray=True,
-                             ground_depth=GROUND_DEPTH, times=np.asarray(track.times, np.float64))
+                             ground_depth=GROUND_DEPTH, times=np.asarray(track.times, np.float64),
+                             floor_check=floor_check)
     track.pose, track.transl = pose.astype(np.float32), transl.astype(np.float32)
 
 
@@ -163,13 +172,14 @@ def _steps(motion: mf.Motion, settings: PostSettings) -> np.ndarray | None:
     if m is None:
         return ref
     if settings.foot_lock:
+        check = FLOOR_CHECK and not motion.meta["world"].get("camera_motion_stats", {}).get("translating", False)
         for track in motion.tracks:
-            _lock_track(motion.body, track, m)
+            _lock_track(motion.body, track, m, floor_check=check)
             if settings.smooth and track.num_frames > 2:
                 if SIZE_DEPTH:
                     _size_depth(motion, track, ref)  # moves the planted feet a little: re-pinned below
                 track.pose = smooth_rotations(track.pose, track.times, FINAL_SMOOTHING).astype(np.float32)
-                _lock_track(motion.body, track, m, track.extra["contacts"])  # re-pin: millimetres
+                _lock_track(motion.body, track, m, track.extra["contacts"], check)  # re-pin: millimetres
             if FLIGHT:
                 _straighten_flights(motion.body, track, m, ref)
     return ref
