@@ -262,8 +262,8 @@ def _finished_anyway(ledger: Ledger, spec: TaskSpec, result: dict[str, Any]) -> 
     record = ledger.last()[spec.key]
     if record.get("run_id") != spec.run_id:
         return result
-    return {**result, **{k: record.get(k) for k in ("seconds", "frames", "people", "exports", "output_sha256")},
-            "status": "done", "error": None}
+    fields = ("seconds", "frames", "people", "exports", "output_sha256")
+    return {**result, **{k: record.get(k) for k in fields}, "status": "done", "error": None}
 
 
 def _end_event(ledger: Ledger, spec: TaskSpec, result: dict[str, Any]) -> None:

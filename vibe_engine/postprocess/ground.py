@@ -204,7 +204,7 @@ def with_body_prior(points: np.ndarray, normal: np.ndarray, body_up: np.ndarray,
 
 
 def _tilt_information(points: np.ndarray, normal: np.ndarray,
-                      tracks: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                      tracks: list[tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, ...]:
     """(tilt axes (2,3): toward the camera, across the image; the feet plane's information (2,2)
     rad⁻²; the people's vertical's (2,2) rad⁻²) for the combination in :func:`with_body_prior`."""
     ray = np.median(points, axis=0)
@@ -215,7 +215,8 @@ def _tilt_information(points: np.ndarray, normal: np.ndarray,
     return axes, np.linalg.inv(feet_cov), np.diag(1.0 / prior_sd**2)
 
 
-def tilt_sd_toward_camera(points: np.ndarray, normal: np.ndarray, tracks: list[tuple[np.ndarray, np.ndarray]]) -> float:
+def tilt_sd_toward_camera(points: np.ndarray, normal: np.ndarray,
+                          tracks: list[tuple[np.ndarray, np.ndarray]]) -> float:
     """Standard deviation (deg) of a feet-and-people floor's tilt toward the camera (the uncertainty
     :func:`with_body_prior` combines; same arguments): what a camera's height above that floor is
     only as good as, when the camera is near the floor's height (:mod:`vibe_engine.world.grounding`)."""

@@ -172,7 +172,8 @@ def _steps(motion: mf.Motion, settings: PostSettings) -> np.ndarray | None:
     if m is None:
         return ref
     if settings.foot_lock:
-        check = FLOOR_CHECK and not motion.meta["world"].get("camera_motion_stats", {}).get("translating", False)
+        translating = motion.meta["world"].get("camera_motion_stats", {}).get("translating", False)
+        check = FLOOR_CHECK and not translating
         for track in motion.tracks:
             _lock_track(motion.body, track, m, floor_check=check)
             if settings.smooth and track.num_frames > 2:

@@ -258,10 +258,12 @@ def estimate_world(motion: mf.Motion, calibrate: bool = True, ref: np.ndarray | 
 def height_uncertainty(plane: GroundPlane, feet) -> tuple[float, float] | None:
     """(relative uncertainty of the camera height, depression (deg) of the camera's rays to the
     stance points) for a floor from the people's feet (per person (feet (T,K,3), times), camera
-    frame), or None with fewer than MIN_STANCE_POINTS stance points (no floor then). The floor passes through the feet; tilted
-    toward the camera by its standard deviation σ (:func:`ground.tilt_sd_toward_camera`) about them,
-    it takes the camera's height from d·sin δ to d·sin(δ + σ): a camera near the floor's height
-    (small δ) has a height as uncertain as that tilt, however well the feet are seen."""
+    frame), or None with fewer than MIN_STANCE_POINTS stance points (no floor then).
+
+    The floor passes through the feet; tilted toward the camera by its standard deviation σ
+    (:func:`ground.tilt_sd_toward_camera`) about them, it takes the camera's height from d·sin δ
+    to d·sin(δ + σ): a camera near the floor's height (small δ) has a height as uncertain as that
+    tilt, however well the feet are seen."""
     stance = pooled_stance(feet, plane.normal)
     if len(stance) < MIN_STANCE_POINTS:
         return None
@@ -283,9 +285,10 @@ def _height_warnings(plane: GroundPlane, feet, source: str) -> list[tuple[str, s
         return []
     rel, depression = found
     return [("CAMERA_HEIGHT_UNCERTAIN",
-             f"the camera height ({plane.offset:.2f} m) and the floor's tilt toward the camera are uncertain "
-             f"(height about ±{100 * rel:.0f} %): the camera sees the floor under the people only {depression:.1f}° "
-             "below its level and no floor lines fix the tilt; film from higher up or with the floor's edges in view")]
+             f"the camera height ({plane.offset:.2f} m) and the floor's tilt toward the camera are "
+             f"uncertain (height about ±{100 * rel:.0f} %): the camera sees the floor under the people "
+             f"only {depression:.1f}° below its level and no floor lines fix the tilt; film from higher "
+             "up or with the floor's edges in view")]
 
 
 def _max_tilt(source: str, plane: GroundPlane, joints: list[np.ndarray]) -> float:
