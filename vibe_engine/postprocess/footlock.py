@@ -29,6 +29,7 @@ from typing import Any
 
 import numpy as np
 from scipy.ndimage import gaussian_filter1d
+from scipy.stats import median_abs_deviation
 
 from vibe_blender.core.body import forward_kinematics, shaped_rest
 from vibe_blender.core.leg_ik import BLEND_FRAMES, ankle_targets, leg_turns, reach_drop, rotations_between  # noqa: F401
@@ -150,7 +151,12 @@ def _height_noise(points: np.ndarray, contacts: np.ndarray) -> float | None:
            for k in range(points.shape[1]) for a, b in _runs(contacts[:, k]) if b - a >= 3]
     if not res:
         return None
-    return float(1.4826 * np.median(np.abs(np.concatenate(res))))
+    return float(median_abs_deviation(np.concatenate(res), center=_zero, scale="normal"))
+
+
+def _zero(values: np.ndarray, axis: int | None = None) -> float:
+    """The centre of residuals already taken about their run's mean (for median_abs_deviation)."""
+    return 0.0
 
 
 def _speed_gain(sigma_frames: float, dt: float) -> float:
