@@ -257,11 +257,12 @@ def _finished_anyway(ledger: Ledger, spec: TaskSpec, result: dict[str, Any]) -> 
     (same run id, the output still has the recorded sha256) and was then interrupted before it
     returned (Ctrl-C or ``ray.cancel`` in that moment): the clip did finish, and the report and the
     ledger must agree (no ``cancelled`` after its ``done``, so ``--resume`` skips it)."""
-    if result["status"] not in ("cancelled", "failed") or not ledger.finished(spec.key, Path(spec.out)):
+    if result["status"] not in ("cancelled", "failed"):
         return result
-    record = ledger.last()[spec.key]
-    if record.get("run_id") != spec.run_id:
+    last = ledger.last()
+    if not ledger.finished(spec.key, Path(spec.out), last) or last[spec.key].get("run_id") != spec.run_id:
         return result
+    record = last[spec.key]
     fields = ("seconds", "frames", "people", "exports", "output_sha256")
     return {**result, **{k: record.get(k) for k in fields}, "status": "done", "error": None}
 
