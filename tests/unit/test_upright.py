@@ -120,3 +120,23 @@ def test_a_lean_beyond_max_bias_is_the_fit_s_bias_only_under_rays_that_steep(bod
     pose, transl, up = _scene(height=2.0)
     fpose, ftransl, _ = _fitted(pose, transl, up, bias_deg=33.0)
     assert upright.straighten(body, _track(fpose, ftransl), _joints(fpose, ftransl), up) is None
+
+
+def test_a_lean_toward_the_camera_is_taken_out_only_under_rays_that_rise_to_the_body(body):
+    """A fit stands a body across its camera ray: it leans it away from a camera above it, and
+    toward one below it by at most the rays' elevation. From 2 m up (rays 10° down) a 10° lean
+    toward the camera is the person's posture and is left alone; from 0.3 m up (rays about 6°
+    up) a 4° lean toward it is taken out, an 8° one left alone."""
+    pose, transl, up = _scene(height=2.0)
+    fpose, ftransl, _ = _fitted(pose, transl, up, bias_deg=-10.0)
+    track = _track(fpose, ftransl)
+    assert upright.straighten(body, track, _joints(fpose, ftransl), up) is None
+    np.testing.assert_array_equal(track.pose, fpose.astype(np.float32))
+    pose, transl, up = _scene(height=0.3)
+    elevation = -upright.ray_depression_deg(_joints(pose, transl)[:, 0], up)
+    assert 4.0 < elevation < 8.0 and upright.toward_limit(-elevation) == pytest.approx(elevation)
+    fpose, ftransl, _ = _fitted(pose, transl, up, bias_deg=-4.0)
+    removed, _ = upright.straighten(body, _track(fpose, ftransl), _joints(fpose, ftransl), up)
+    assert removed == pytest.approx(4.0, abs=0.3)
+    fpose, ftransl, _ = _fitted(pose, transl, up, bias_deg=-8.0)
+    assert upright.straighten(body, _track(fpose, ftransl), _joints(fpose, ftransl), up) is None
