@@ -194,3 +194,22 @@ def test_floor_check_keeps_depth_jitter_and_drops_a_step_along_the_view():
 
     low = np.array([0.0, 0.0, 0.2])
     assert _floor_slow(stepping, flags, low, floor, times).all()
+
+
+def test_height_noise_is_the_robust_sd_of_the_planted_heights() -> None:
+    """The planted points' height jitter about each run's mean: scipy.stats' normal-scale median
+    absolute deviation (the constant without importing scipy.stats in the engine); 1 cm of normal
+    jitter reads as 1 cm."""
+    from scipy.stats import median_abs_deviation, norm
+
+    from vibe_engine.postprocess import footlock
+
+    assert footlock.NORMAL_MAD_SCALE == pytest.approx(1.0 / norm.ppf(0.75), rel=1e-12)
+    rng = np.random.default_rng(5)
+    points = np.zeros((400, 4, 3))
+    points[..., 2] = 0.05 + 0.01 * rng.standard_normal((400, 4))
+    contacts = np.ones((400, 4), bool)
+    res = np.concatenate([points[:, k, 2] - points[:, k, 2].mean() for k in range(4)])
+    got = footlock._height_noise(points, contacts)
+    assert got == pytest.approx(median_abs_deviation(res, center=lambda x, axis=None: 0.0, scale="normal"), rel=1e-12)
+    assert got == pytest.approx(0.01, rel=0.1)
