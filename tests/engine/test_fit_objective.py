@@ -95,6 +95,7 @@ def test_default_backend_never_imports_torch() -> None:
         "from vibe_engine.blazepose import backend, fit\n"
         "gt, obs = make_sequence(seed=1, keys=2, step=10)\n"
         "res = fit.fit_track(obs, fit.Skeleton.from_body(synthetic_body()), fit.FitConfig(iterations=5))\n"
-        "print(res.pose.shape, 'torch' in sys.modules, 'scipy.stats' in sys.modules)\n")
+        "print(res.pose.shape, 'torch' in sys.modules,\n"
+        "      'scipy.stats' in sys.modules)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=True)
     assert out.stdout.split()[-2:] == ["False", "False"], out.stdout

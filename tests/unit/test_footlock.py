@@ -211,5 +211,6 @@ def test_height_noise_is_the_robust_sd_of_the_planted_heights() -> None:
     contacts = np.ones((400, 4), bool)
     res = np.concatenate([points[:, k, 2] - points[:, k, 2].mean() for k in range(4)])
     got = footlock._height_noise(points, contacts)
-    assert got == pytest.approx(median_abs_deviation(res, center=lambda x, axis=None: 0.0, scale="normal"), rel=1e-12)
+    want = median_abs_deviation(res, center=lambda x, axis=None: 0.0, scale="normal")
+    assert got == pytest.approx(want, rel=1e-12)
     assert got == pytest.approx(0.01, rel=0.1)

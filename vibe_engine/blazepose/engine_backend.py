@@ -29,10 +29,11 @@ from vibe_engine.blazepose.standin_body import DEFAULT_PATH, load_standin_body, 
 
 log = logging.getLogger(__name__)
 
-#: Modules the fit and the post-processing need, imported in a background thread while the video is processed (SciPy:
-#: ~0.5 CPU s that would otherwise delay the first frames; the GIL is free most of that time, in
-#: the decoder, the detector and the landmark network). Third-party only: they never import this
-#: package, so the main thread can only wait for them, never deadlock on a module lock.
+#: Modules the fit and the post-processing need, imported in a background thread while the video
+#: is processed (SciPy: ~0.5 CPU s that would otherwise delay the first frames; the GIL is free
+#: most of that time, in the decoder, the detector and the landmark network). Third-party only:
+#: they never import this package, so the main thread can only wait for them, never deadlock on a
+#: module lock.
 PRELOAD_MODULES = ("scipy.optimize", "scipy.spatial.transform", "scipy.ndimage")
 #: Environment variable: landmark threads for frames with several people (each runs its own
 #: one-thread interpreter; default ``LANDMARK_WORKERS``; ignored with ``VIBE_ENGINE_OVERLAP=0``).

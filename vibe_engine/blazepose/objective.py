@@ -287,7 +287,8 @@ def optimise(loc: np.ndarray, transl0: np.ndarray, skeleton: Skeleton, obs: Obse
                    options={"maxiter": cfg.iterations, "maxfun": int(cfg.iterations * 1.25), "maxcor": 20,
                             "ftol": 1e-12, "gtol": 1e-9})
     if log.isEnabledFor(logging.DEBUG):  # one more evaluation, only for the log
-        log.debug("fit: %d iterations, %s", res.nit, {k: round(v, 8) for k, v in evaluate(res.x, prob)[0].items()})
+        losses = evaluate(res.x, prob)[0]
+        log.debug("fit: %d iterations, %s", res.nit, {k: round(v, 8) for k, v in losses.items()})
     _, _, transl, log_scale = prob.split(res.x)
     return (prob.rotations(res.x, clip=True).astype(np.float32), transl.astype(np.float32).copy(),
             float(np.exp(log_scale)))
