@@ -220,3 +220,26 @@ def test_stdin_watcher_cancels_on_the_cancel_line_or_eof(payload, reason):
     thread.join(5)
     os.close(r)
     assert token.cancelled and token.reason == reason
+
+
+def test_start_hashes_hashes_off_the_main_thread_and_raises_where_read(tmp_path: Path) -> None:
+    """The video's and the model files' sha256 come from a background thread (hashlib's own
+    digests); a file gone before it is read raises there, when the result is asked for."""
+    import hashlib
+
+    video, model = tmp_path / "clip.mp4", tmp_path / "m.tflite"
+    video.write_bytes(os.urandom(3 << 20))
+    model.write_bytes(b"model")
+    seen = []
+    real = PL.sha256_file
+    PL.sha256_file = lambda p: (seen.append(threading.current_thread().name), real(p))[1]
+    try:
+        digest, files = PL.start_hashes(video, {"m.tflite": model}).result(timeout=30)
+        missing = PL.start_hashes(tmp_path / "gone.mp4", {})
+        with pytest.raises(FileNotFoundError):
+            missing.result(timeout=30)
+    finally:
+        PL.sha256_file = real
+    assert digest == hashlib.sha256(video.read_bytes()).hexdigest()
+    assert files == {"m.tflite": hashlib.sha256(b"model").hexdigest()}
+    assert seen and all(name.startswith("vibe-hash") for name in seen)
