@@ -61,3 +61,20 @@ def test_disk_full_names_the_free_space_and_leaves_nothing(tmp_path, monkeypatch
     assert info.value.errno == errno.ENOSPC
     assert "disk is full" in str(info.value) and "MiB free" in str(info.value)
     assert target.read_bytes() == b"old" and len(list(tmp_path.iterdir())) == 1
+
+
+def test_discard_pending_removes_the_open_blocks_temporary_files_only(tmp_path) -> None:
+    """What a process ending at once from a signal handler calls: the temporary file of the open
+    block goes, the final file stays as it was, a finished block's file is not touched."""
+    done, target = tmp_path / "done.bin", tmp_path / "artefact.pt2"
+    with atomic.atomic_write(done) as fh:
+        fh.write(b"finished")
+    target.write_bytes(b"old")
+    with pytest.raises(OSError):
+        with atomic.atomic_path(target) as tmp:
+            tmp.write_bytes(b"half")
+            atomic.discard_pending()
+            assert not tmp.exists()
+    assert target.read_bytes() == b"old" and done.read_bytes() == b"finished"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["artefact.pt2", "done.bin"]
+    assert atomic._PENDING == set()

@@ -28,6 +28,8 @@ DISK_FULL_ERRNOS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EFBIG})
 #: the temporary file was created (as a full disk would).
 FAULT_ENOSPC_ENV = "VIBE_ENGINE_FAULT_ENOSPC"
 _TEMP_RE = r"^(?:\.{name}\.tmp-(\d+){suffix}|{name}\.tmp-(\d+))$"
+#: Temporary files of this process's open ``atomic_path`` blocks (``discard_pending``).
+_PENDING: set[Path] = set()
 
 
 class DiskFullError(OSError):
@@ -111,6 +113,7 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     """
     remove_stale_temps(path)
     tmp = temp_path(path)
+    _PENDING.add(tmp)
     try:
         yield tmp
         if not tmp.is_file() or tmp.stat().st_size == 0:
@@ -124,6 +127,15 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     except BaseException:
         _discard(tmp)
         raise
+    finally:
+        _PENDING.discard(tmp)
+
+
+def discard_pending() -> None:
+    """Remove the temporary files of every ``atomic_path`` block still open in this process: for a
+    process about to end at once (``os._exit`` from a signal handler) without unwinding them."""
+    for tmp in list(_PENDING):
+        _discard(tmp)
 
 
 @contextlib.contextmanager

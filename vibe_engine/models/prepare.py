@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import signal
 import sys
 from typing import TextIO
@@ -26,12 +27,21 @@ from vibe_engine.errors import EXIT_CANCELLED, EXIT_INTERNAL, EXIT_OK, BadInputE
 log = logging.getLogger(__name__)
 
 
-class _Terminated(BaseException):
-    """SIGTERM during ``prepare`` (the set-up's Cancel): unwinds so half-written files are removed."""
+#: Printed on stderr when ``prepare`` is cancelled.
+CANCELLED_MESSAGE = "prepare cancelled; no compiled artefact was left half-written"
 
 
 def _on_sigterm(signum: int, frame: object) -> None:
-    raise _Terminated()
+    """SIGTERM during ``prepare`` (the set-up's Cancel): the half-written files removed and exit 3
+    at once. Unwinding through the compiler instead could wait for its parallel C++ compile jobs
+    (a CI run once took more than the set-up's 3 s before SIGKILL)."""
+    from vibe_blender.core.atomic import discard_pending
+
+    discard_pending()
+    sys.stderr.write(CANCELLED_MESSAGE + "\n")
+    sys.stderr.flush()
+    sys.stdout.flush()
+    os._exit(EXIT_CANCELLED)
 
 
 def prepare_main(args: argparse.Namespace, out: TextIO) -> int:
@@ -40,8 +50,8 @@ def prepare_main(args: argparse.Namespace, out: TextIO) -> int:
     previous = signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         return _prepare(args, out)
-    except (_Terminated, KeyboardInterrupt):
-        sys.stderr.write("prepare cancelled; no compiled artefact was left half-written\n")
+    except KeyboardInterrupt:
+        sys.stderr.write(CANCELLED_MESSAGE + "\n")
         return EXIT_CANCELLED
     finally:
         signal.signal(signal.SIGTERM, previous)
