@@ -235,7 +235,7 @@ def _floor_level(tracks: list[tuple[np.ndarray, np.ndarray]], prior: np.ndarray)
     bounds = dominant_level(stance @ prior)
     if bounds is None or len(stance) < 3:
         return None
-    _, normal, spread = _robust_plane(stance[:: max(1, len(stance) // MAX_STANCE_POINTS)], prior)
+    _, normal, spread = _robust_plane(fit_subset(stance), prior)
     slope = np.degrees(np.arccos(np.clip(abs(normal @ prior), -1.0, 1.0)))
     return bounds if slope > LEVEL_SLOPE_DEG and spread[1] >= MIN_SPREAD / 2 else None
 
@@ -289,6 +289,11 @@ def estimate_ground(feet: np.ndarray, times: np.ndarray, body_up: np.ndarray | N
     return estimate_ground_tracks([(feet, times)], None if body_up is None else [body_up])
 
 
+def fit_subset(stance: np.ndarray) -> np.ndarray:
+    """Stance points (M,3) evenly subsampled to about MAX_STANCE_POINTS (all of them when fewer)."""
+    return stance[:: max(1, len(stance) // MAX_STANCE_POINTS)]
+
+
 def pooled_stance(tracks: list[tuple[np.ndarray, np.ndarray]], up: np.ndarray) -> np.ndarray:
     """Stance points (M,3) of every track (feet (T,K,3), times (T,)) along the current ``up``."""
     points = [_stance_points(f, _speeds(f, t), up) for f, t in tracks]
@@ -325,7 +330,7 @@ def estimate_ground_tracks(tracks: list[tuple[np.ndarray, np.ndarray]],
             stance = stance[(h >= floor[0]) & (h <= floor[1])]
         if len(stance) < 3:
             break
-        inliers = _plane_inliers(stance[:: max(1, len(stance) // MAX_STANCE_POINTS)], up)
+        inliers = _plane_inliers(fit_subset(stance), up)
         _, normal, spread = _fit_plane(inliers)
         if spread[1] < MIN_SPREAD / 2:  # a line or a point: the feet do not determine the normal
             if spread[0] >= MIN_SPREAD:

@@ -43,9 +43,9 @@ from vibe_blender.core.rotations import aa_to_matrix
 
 from vibe_engine.postprocess import upright
 from vibe_engine.world import selfcal, vanishing
-from vibe_engine.postprocess.ground import (MAX_BODY_TILT_DEG, MAX_STANCE_POINTS, GroundPlane,
-                                            estimate_ground_tracks, lines_agree, tilt_sd_toward_camera,
-                                            plane_below, pooled_stance, world_from_camera)
+from vibe_engine.postprocess.ground import (MAX_BODY_TILT_DEG, GroundPlane, estimate_ground_tracks,
+                                            fit_subset, lines_agree, plane_below, pooled_stance,
+                                            tilt_sd_toward_camera, world_from_camera)
 
 PELVIS, NECK = upright.PELVIS, upright.NECK  # SMPL joints of the trunk axis
 FOOT_JOINTS = (7, 10, 8, 11)  # left ankle, left foot, right ankle, right foot (SMPL)
@@ -267,7 +267,7 @@ def height_uncertainty(plane: GroundPlane, feet) -> tuple[float, float] | None:
     stance = pooled_stance(feet, plane.normal)
     if len(stance) < MIN_STANCE_POINTS:
         return None
-    stance = stance[:: max(1, len(stance) // MAX_STANCE_POINTS)]
+    stance = fit_subset(stance)
     sd = tilt_sd_toward_camera(stance, plane.normal, feet)
     depression = upright.ray_depression_deg(stance, plane.normal)
     if depression <= 0.0:
