@@ -157,3 +157,18 @@ def test_size_depth_step_undoes_the_fits_depth_swing_on_a_body():
     unit = lambda v: v / np.linalg.norm(v, axis=1, keepdims=True)
     # the step stores float32 metres: directions agree to a few float32 roundings
     np.testing.assert_allclose(unit(after), unit(before), atol=16 * np.finfo(np.float32).eps)
+
+
+def test_the_ground_sets_stance_depths_only_where_it_can():
+    """GROUND_DEPTH's gate: a found ground seen from a static camera with a certain height; not the
+    people's vertical standing in for a refused ground, a moving camera or an uncertain height."""
+    from vibe_engine.postprocess.run import _ground_fixes_depth
+    from vibe_engine.world.grounding import WorldResult
+
+    found = WorldResult(matrix=np.eye(4), lock_matrix=np.eye(4))
+    assert _ground_fixes_depth(found, None)
+    assert not _ground_fixes_depth(found, np.repeat(np.eye(4)[None], 3, 0))
+    assert not _ground_fixes_depth(WorldResult(matrix=None, lock_matrix=np.eye(4)), None)
+    uncertain = WorldResult(matrix=np.eye(4), lock_matrix=np.eye(4),
+                            warnings=[("CAMERA_HEIGHT_UNCERTAIN", "the camera height (0.34 m) ...")])
+    assert not _ground_fixes_depth(uncertain, None)

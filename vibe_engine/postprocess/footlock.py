@@ -10,8 +10,9 @@ Steps:
    the planted points from where their contact began. This removes root sliding instead of
    hiding it in the legs. With ``along_ray`` the root moves only along its camera ray (a depth
    correction, for a monocular estimate whose depth is its weak part: the image position is
-   kept); with ``ground_depth`` too, each stance is also placed where the camera rays through
-   its planted points meet the ground. Feet below the ground lift the root; the offsets are
+   kept); with ``ground_depth`` too, each stance is also moved toward where the camera rays
+   through its planted points meet the ground, relative to the other stances (a weighted share:
+   :func:`_ground_depth_shift`). Feet below the ground lift the root; the offsets are
    smoothed over time (with ``times``). With ``floor_check`` the correction follows only the
    contacts whose floor point (where the point's camera ray meets its floor) stays put
    (:func:`_floor_slow`): a depth jitter slides a planted point along its own ray and leaves that
@@ -41,6 +42,10 @@ from vibe_engine.postprocess.smoothing import LocalFitParams, smooth_vectors
 CONTACT_JOINTS = (7, 10, 8, 11)  # left ankle, left foot, right ankle, right foot
 LEGS = ((1, 4, 7, 10), (2, 5, 8, 11))  # (hip, knee, ankle, foot) left, right
 MIN_RAY_DROP = 0.3  # m: points less far below the camera give no usable ray-ground intersection
+# Ground depth (_ground_depth_shift): a planted point's height error (m) and the body size's relative
+# depth error that weigh the ground's depth of a stance against the fit's.
+GROUND_HEIGHT_SD = 0.03
+SIZE_DEPTH_SD = 0.05
 RAY_HORIZONTAL_MIN = 0.05  # squared horizontal length of a root ray below which depth is not corrected
 # The root offsets follow the planted feet, jitter included; smoothed (with timestamps), they stop
 # passing that jitter on to the legs (the leg IK pins the feet exactly anyway). 0.07 s: chosen with
@@ -107,24 +112,41 @@ def _root_correction(points: np.ndarray, contacts: np.ndarray, rays: np.ndarray 
 
 def _ground_depth_shift(points: np.ndarray, contacts: np.ndarray, rays: np.ndarray, camera: np.ndarray,
                         floor: np.ndarray) -> np.ndarray:
-    """Root offsets (T,3) along the root rays that put each stance on the ground where the image sees it.
+    """Root offsets (T,3) along the root rays that move each stance toward where the image sees it
+    on the ground, weighted by how well the ground fixes its depth.
 
     The camera ray through a planted point meets the plane at that point's floor height
-    (``floor`` (K,) m) at a metric distance set by the ground plane alone, not by the body's
-    apparent size; per stance (run of frames with any contact) the median shift along the root
-    ray that moves the planted points there horizontally; linear in between, constant beyond.
-    points (T,K,3) world (after the slide correction); contacts (T,K); rays (T,3); camera (3,).
+    (``floor`` (K,) m) at a distance set by the ground plane, not by the body's apparent size.
+    Per stance (run of frames with any contact) the median shift along the root ray that moves
+    the planted points there horizontally, as a fraction of the distance, less the median of
+    that fraction over all stances (the plane's height above the camera is only as well known as
+    the body's depth it was fitted with, so only the stances' depths *relative to each other*
+    are taken from it), times the weight σ_s² / (σ_s² + σ_g²): σ_s =
+    SIZE_DEPTH_SD, the relative depth error of the body's size; σ_g = GROUND_HEIGHT_SD / H, the
+    relative depth error that a planted point's height error gives: along a ray δ below the
+    camera's level it moves the crossing by GROUND_HEIGHT_SD / sin δ of the distance d, and
+    d · sin δ = H, the camera's height above the point's floor (a low camera fixes little). Linear in
+    between stances, constant beyond. points (T,K,3) world (after the slide correction);
+    contacts (T,K); rays (T,3) unit; camera (3,).
     """
     target, usable = _floor_points(points, camera, floor)
     ok = contacts & usable & (camera[2] - floor[None] > MIN_RAY_DROP)
-    knots, values = [], []
-    for start, end in _runs(ok.any(axis=1)):
+    runs = _runs(ok.any(axis=1))
+    if not runs:
+        return np.zeros_like(rays)
+    rel, weights, dists = [], [], []
+    for start, end in runs:
         lam = [_along_ray(np.mean((target[t] - points[t])[ok[t], :2], axis=0), rays[t]) @ rays[t]
                for t in range(start, end)]
-        knots += [start, end - 1]
-        values += [float(np.median(lam))] * 2
-    if not knots:
-        return np.zeros_like(rays)
+        dist = float(np.median(np.linalg.norm(points[start:end, 0] - camera, axis=-1)))
+        drop = (camera[2] - np.broadcast_to(floor, ok.shape))[start:end][ok[start:end]]
+        sd_ground = GROUND_HEIGHT_SD / float(np.median(drop))
+        rel.append(float(np.median(lam)) / dist)
+        weights.append(SIZE_DEPTH_SD ** 2 / (SIZE_DEPTH_SD ** 2 + sd_ground ** 2))
+        dists.append(dist)
+    ref = float(np.median(np.repeat(rel, [end - start for start, end in runs])))
+    knots = np.ravel(runs) - np.tile([0, 1], len(runs))
+    values = np.repeat([w * (r - ref) * d for r, w, d in zip(rel, weights, dists)], 2)
     return np.interp(np.arange(len(rays)), knots, values)[:, None] * rays
 
 

@@ -3,7 +3,8 @@
 Order: smoothing (rotations on quaternions, root translation) → ground plane and world frame (from
 every track's feet: one static camera, one ground; each person's lean toward the camera taken out
 against it, with its depth: :mod:`vibe_engine.postprocess.upright`) → foot contacts → foot locking (its
-root correction from the contacts whose floor point stays put: FLOOR_CHECK) →
+root correction from the contacts whose floor point stays put: FLOOR_CHECK; the stances' depths
+relative to each other from the ground: GROUND_DEPTH) →
 the root depth from body-size consistency (:mod:`vibe_engine.postprocess.depth_prior`: each frame's
 body along its camera ray so its trunk projects to the detected size; BlazePose tracks; SIZE_DEPTH)
 → a light final smoothing of the rotations (the leg IK pins the feet exactly and passes the hips'
@@ -33,11 +34,18 @@ from vibe_engine.postprocess.contacts import detect_contacts
 from vibe_engine.postprocess.footlock import CONTACT_JOINTS, lock_feet
 from vibe_engine.postprocess.ground import stands_on_levels
 from vibe_engine.postprocess.smoothing import LocalFitParams, smooth_rotations, smooth_translation
-from vibe_engine.world.grounding import NECK, PELVIS, camera_joints, estimate_world, world_meta
+from vibe_engine.world.grounding import (NECK, PELVIS, WorldResult, camera_joints, estimate_world,
+                                        world_meta)
 
 log = logging.getLogger(__name__)
 CAMERA_FORWARD = np.array([0.0, 0.0, 1.0])  # OpenCV camera: z looks forward
-GROUND_DEPTH = False  # place stances where the camera rays through the planted feet meet the ground
+# Stances' depths relative to each other from the ground (footlock._ground_depth_shift): each stance
+# moved along its camera ray toward where the rays through its planted feet meet the ground, less the
+# clip's median such move, weighted by the camera's height above the floor; only with a found ground,
+# a static camera, a certain camera height and no raised support (_ground_fixes_depth, _on_levels).
+# `benchmarks/accuracy.py --motions DIR --reuse`, off → on, static root trajectory error (% of path):
+# suite 8.00 → 7.91, holdout 14.52 → 11.28, holdout2 12.30 → 10.24; figures in docs/motion-file.md.
+GROUND_DEPTH = True
 # The body-size depth prior (postprocess/depth_prior.py) after the foot lock: on. It moves the root along
 # the camera ray without refitting the limbs, so the body's image matches the footage a little less well:
 # against the detector's landmarks (the image evidence) +0.8 px on the demo clip's people (14.9 → 15.7
@@ -81,21 +89,34 @@ def _smooth_track(track: mf.Track) -> None:
     track.transl = smooth_translation(track.transl, track.times).astype(np.float32)
 
 
+def _on_levels(body: mf.BodyModel, track: mf.Track) -> bool:
+    """Whether the person's own stance shows several levels (a box, steps): ground.stands_on_levels."""
+    joints = camera_joints(body, track)
+    return stands_on_levels(joints[:, list(CONTACT_JOINTS)], track.times, joints[:, NECK] - joints[:, PELVIS])
+
+
+def _ground_fixes_depth(found: WorldResult, ref: np.ndarray | None) -> bool:
+    """Whether the ground may set the stances' relative depths (GROUND_DEPTH): a ground that was
+    found (not the people's vertical in its place), seen from a static camera (``ref`` None), with a
+    camera height that is not uncertain (no CAMERA_HEIGHT_UNCERTAIN)."""
+    uncertain = any(code == "CAMERA_HEIGHT_UNCERTAIN" for code, _ in found.warnings)
+    return found.matrix is not None and ref is None and not uncertain
+
+
 def _lock_track(body: mf.BodyModel, track: mf.Track, m: np.ndarray, contacts: np.ndarray | None = None,
-                floor_check: bool = False) -> None:
+                floor_check: bool = False, levels: bool = False, ground_depth: bool = False) -> None:
     """Lock the feet of one track in place (contacts (T,4) detected first when not given; on a
-    raised support too when the person's own stance shows several levels: a box, steps);
-    ``floor_check``: the root's correction from the contacts whose floor point stays put (FLOOR_CHECK)."""
+    raised support too with ``levels``, the person's stance on several levels: :func:`_on_levels`);
+    ``floor_check``: the root's correction from the contacts whose floor point stays put
+    (FLOOR_CHECK); ``ground_depth``: stances moved toward the ground's depth (GROUND_DEPTH)."""
     if contacts is None:
-        joints = camera_joints(body, track)
-        feet = joints[:, list(CONTACT_JOINTS)]
+        feet = camera_joints(body, track)[:, list(CONTACT_JOINTS)]
         world = feet @ m[:3, :3].T + m[:3, 3]
-        levels = stands_on_levels(feet, track.times, joints[:, NECK] - joints[:, PELVIS])
         contacts = detect_contacts(world, track.times, view_dir=m[:3, :3] @ CAMERA_FORWARD, camera=m[:3, 3],
                                    raised_supports=levels)
         track.extra["contacts"] = contacts
     pose, transl = lock_feet(body, track.betas_track, track.pose, track.transl, m, contacts, along_ray=True,
-                             ground_depth=GROUND_DEPTH, times=np.asarray(track.times, np.float64),
+                             ground_depth=ground_depth, times=np.asarray(track.times, np.float64),
                              floor_check=floor_check)
     track.pose, track.transl = pose.astype(np.float32), transl.astype(np.float32)
 
@@ -175,12 +196,14 @@ def _steps(motion: mf.Motion, settings: PostSettings) -> np.ndarray | None:
         translating = motion.meta["world"].get("camera_motion_stats", {}).get("translating", False)
         check = FLOOR_CHECK and not translating
         for track in motion.tracks:
-            _lock_track(motion.body, track, m, floor_check=check)
+            levels = _on_levels(motion.body, track)
+            depth = GROUND_DEPTH and _ground_fixes_depth(found, ref) and not levels
+            _lock_track(motion.body, track, m, floor_check=check, levels=levels, ground_depth=depth)
             if settings.smooth and track.num_frames > 2:
                 if SIZE_DEPTH:
                     _size_depth(motion, track, ref)  # moves the planted feet a little: re-pinned below
                 track.pose = smooth_rotations(track.pose, track.times, FINAL_SMOOTHING).astype(np.float32)
-                _lock_track(motion.body, track, m, track.extra["contacts"], check)  # re-pin: millimetres
+                _lock_track(motion.body, track, m, track.extra["contacts"], check, ground_depth=depth)
             if FLIGHT:
                 _straighten_flights(motion.body, track, m, ref)
     return ref
