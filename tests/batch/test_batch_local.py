@@ -190,3 +190,20 @@ def test_missing_manifest_video_is_named(tmp_path):
     manifest.write_text("video\nnot_here.mp4\n")
     with pytest.raises(InputError, match="not_here.mp4"):
         expand_inputs([str(manifest)])
+
+
+def test_ctrl_c_inside_deferred_interrupt_only_sets_the_flag():
+    """A real SIGINT to this process inside the block raises nothing there and is read by the flag;
+    the previous handler (Python's default, KeyboardInterrupt) is back after it."""
+    import signal
+
+    from vibe_engine.batch.executors import deferred_interrupt
+
+    before = signal.getsignal(signal.SIGINT)
+    with deferred_interrupt() as interrupted:
+        assert not interrupted()
+        signal.raise_signal(signal.SIGINT)  # delivered in this thread, now
+        assert interrupted()
+    assert signal.getsignal(signal.SIGINT) is before
+    with pytest.raises(KeyboardInterrupt):
+        signal.raise_signal(signal.SIGINT)

@@ -126,3 +126,38 @@ def test_unreachable_cluster_is_a_usage_error_and_writes_nothing(clips, tmp_path
     assert rc == 2 and report == {}
     assert "cannot reach the Ray cluster 127.0.0.1:1" in err
     assert not out.exists()
+
+
+def test_ctrl_c_right_after_a_submission_still_cancels_that_task(clips, tmp_path):
+    """The window of the flaky Ctrl-C test: SIGINT between Ray's submission of a task and the
+    driver's note of it. A real local Ray cluster and the real task; the submission call sends the
+    signal itself once the task is submitted. The task is still cancelled (or ends) and reported."""
+    from vibe_engine.batch.executors import RayExecutor, init_ray
+    from vibe_engine.batch.ledger import Ledger
+    from vibe_engine.batch.task import TaskSpec
+
+    ray = init_ray("local", 1, 0)
+    executor = RayExecutor(ray, 1, 0, max_retries=0)
+    submit = executor.remote
+
+    class SignalAfterSubmit:
+        def remote(self, spec):
+            ref = submit.remote(spec)
+            signal.raise_signal(signal.SIGINT)  # Ctrl-C, delivered in this (the driver's) thread
+            return ref
+
+    executor.remote = SignalAfterSubmit()
+    ledger = tmp_path / "batch.jsonl"
+    spec = TaskSpec(key="k", name=clips[0].stem, video=str(clips[0]), out=str(tmp_path / "a.motion.npz"),
+                    run_argv=tuple(h.RUN_OPTIONS), ledger=str(ledger), lock=str(tmp_path / "k.lock"), run_id="r")
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            for _ in executor.run([spec]):
+                pass
+        assert list(executor.inflight.values()) == [spec]  # known to the driver, so cancel() reaches it
+        (outcome,) = list(executor.cancel())
+        assert outcome[0] == spec and outcome[1]["status"] in ("cancelled", "done")
+    finally:
+        executor.shutdown()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert not list(tmp_path.glob("*.tmp*"))

@@ -7,11 +7,14 @@ killed by a signal (``EngineCrashed``), is retried up to ``max_retries`` times.
 """
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import socket
+import threading
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Callable, Iterable, Iterator
 
 from vibe_engine.batch.task import EngineCrashed, TaskSpec, run_task
 
@@ -108,6 +111,26 @@ def init_ray(address: str, workers: int, gpus: float) -> Any:
     return ray
 
 
+@contextlib.contextmanager
+def deferred_interrupt() -> Iterator[Callable[[], bool]]:
+    """Within the block, Ctrl-C (SIGINT) only sets a flag; yields the function that reads it.
+
+    The Ray driver raises KeyboardInterrupt itself at a safe point, so a Ctrl-C can never land
+    between a task's submission and its entry in ``inflight`` (a task that ``cancel()`` would miss,
+    leaving its ``start`` without an end event). Outside the main thread, where signal handlers
+    cannot be set, the default behaviour stays and the flag is never set.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        yield lambda: False
+        return
+    came = threading.Event()
+    previous = signal.signal(signal.SIGINT, lambda *_: came.set())
+    try:
+        yield came.is_set
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
 class RayExecutor:
     """One Ray task per clip, at most ``workers`` in flight (1 CPU and ``gpus`` GPUs each)."""
 
@@ -135,9 +158,16 @@ class RayExecutor:
             return spec, _crash_result(spec, "RAY_ERROR", f"{type(exc).__name__}: {str(exc)[:300]}")
 
     def run(self, specs: Iterable[TaskSpec]) -> Iterator[Outcome]:
-        pending = iter(specs)
+        """Yields each finished task's outcome (None between them); raises KeyboardInterrupt at
+        the top of the loop after a Ctrl-C, with every submitted task in ``inflight``."""
+        with deferred_interrupt() as interrupted:
+            yield from self._run(iter(specs), interrupted)
+
+    def _run(self, pending: Iterator[TaskSpec], interrupted: Callable[[], bool]) -> Iterator[Outcome]:
         exhausted = False
         while True:
+            if interrupted():
+                raise KeyboardInterrupt
             while not exhausted and len(self.inflight) < self.workers:
                 spec = next(pending, None)
                 if spec is None:
