@@ -98,7 +98,7 @@ def test_resume_after_ctrl_c_runs_only_the_unfinished_clips(clips, references, t
     assert rc == 3, err[-3000:]
     assert report["cancelled"] and report["counts"].get("done", 0) >= 2
     last = {r["key"]: r for r in h.ledger(out)}
-    assert all(r["event"] in ("done", "cancelled") for r in last.values())  # nothing left "running"
+    assert all(r["event"] in ("done", "cancelled") for r in last.values()), last  # nothing left "running"
     finished = {r["name"] for r in last.values() if r["event"] == "done"}
     unfinished = {c.stem for c in clips} - finished
     assert unfinished, "the interrupt came after the last clip"
