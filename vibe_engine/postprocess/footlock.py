@@ -26,6 +26,7 @@ Steps:
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -304,10 +305,42 @@ def _solve_legs(rot: np.ndarray, rest: np.ndarray, parents: np.ndarray, root: np
         g = _joints(rot, rest, parents, root)
 
 
+@dataclass(frozen=True)
+class Planted:
+    """A track's contact points and root rays in the lock's z-up world (ground at z = 0).
+
+    rot (T,24,3,3) local rotations with the root's in the world; rest (24,3) shaped rest joints;
+    root (T,3) world root joint; points (T,K,3) world CONTACT_JOINTS; rays (T,3) unit world
+    directions of the camera rays through the root (from the camera centre ``m[:3, 3]``); floor (K,)
+    m: each contact joint's height above the lowest one in the rest pose (its height when planted).
+    """
+
+    rot: np.ndarray
+    rest: np.ndarray
+    root: np.ndarray
+    points: np.ndarray
+    rays: np.ndarray
+    floor: np.ndarray
+
+    @classmethod
+    def of(cls, body: Any, betas: np.ndarray, pose_aa: np.ndarray, transl: np.ndarray,
+           world_from_camera: np.ndarray) -> Planted:
+        """From smplx pose (T,24,3) and transl (T,3) in the OpenCV camera frame; world_from_camera (4,4)."""
+        m = np.asarray(world_from_camera, np.float64)
+        _, rest = shaped_rest(body, betas)
+        transl = np.asarray(transl, np.float64)
+        rot = _world_rotations(pose_aa, m)
+        root = _root_world(rest, transl, m)
+        points = _joints(rot, rest, np.asarray(body.parents), root)[:, list(CONTACT_JOINTS)][..., :3, 3]
+        rays = ((rest[0] + transl) / np.linalg.norm(rest[0] + transl, axis=-1, keepdims=True)) @ m[:3, :3].T
+        feet_y = rest[list(CONTACT_JOINTS), 1]  # SMPL rest pose, y up: heights above the lowest foot joint
+        return cls(rot, rest, root, points, rays, feet_y - feet_y.min())
+
+
 def lock_feet(body: Any, betas: np.ndarray, pose_aa: np.ndarray, transl: np.ndarray,
               world_from_camera: np.ndarray, contacts: np.ndarray, *, along_ray: bool = False,
               ground_depth: bool = False, times: np.ndarray | None = None,
-              floor_check: bool = False) -> tuple[np.ndarray, np.ndarray]:
+              floor_check: bool = False, slide: bool = True) -> tuple[np.ndarray, np.ndarray]:
     """Pin planted feet. Returns (pose (T,24,3) axis-angle, transl (T,3)) in the camera frame.
 
     body: SMPL-layout body (motion_file.BodyModel); betas (B,); pose_aa (T,24,3) and transl (T,3)
@@ -316,26 +349,20 @@ def lock_feet(body: Any, betas: np.ndarray, pose_aa: np.ndarray, transl: np.ndar
     only along its camera ray; ``ground_depth`` (with along_ray): place stances by the ground
     plane; ``times`` (T,) s: smooth the root offsets; ``floor_check`` (with times; one camera
     centre, world_from_camera's): the root's correction follows only the contacts whose floor
-    point stays put (:func:`_floor_slow`), the legs all of them.
+    point stays put (:func:`_floor_slow`), the legs all of them. ``slide`` False: no root slide
+    correction (nor ground depth) — the root keeps its depth (set by :mod:`depth_fusion`), only
+    lifted out of the ground and brought within the legs' reach, and the legs pin the feet.
     """
     m = np.asarray(world_from_camera, np.float64)
     parents = np.asarray(body.parents)
-    _, rest = shaped_rest(body, betas)
-    transl = np.asarray(transl, np.float64)
-    rot = _world_rotations(pose_aa, m)
-    root = _root_world(rest, transl, m)
-    points = _joints(rot, rest, parents, root)[:, list(CONTACT_JOINTS)][..., :3, 3]
-    rays, ground = None, None
-    feet_y = rest[list(CONTACT_JOINTS), 1]  # SMPL rest pose, y up: heights above the lowest foot joint
-    floor = feet_y - feet_y.min()
-    if along_ray:
-        rays = ((rest[0] + transl) / np.linalg.norm(rest[0] + transl, axis=-1, keepdims=True)) @ m[:3, :3].T
-    if along_ray and ground_depth:
-        ground = (m[:3, 3], floor)
-    root_contacts = contacts
-    if floor_check and times is not None:
-        root_contacts = _floor_slow(points, contacts, m[:3, 3], floor, np.asarray(times, np.float64))
-    root = root + _root_offsets(points, root_contacts, rays, ground, times)
+    geo = Planted.of(body, betas, pose_aa, transl, m)
+    rot, rest, points = geo.rot, geo.rest, geo.points
+    rays = geo.rays if along_ray else None
+    ground = (m[:3, 3], geo.floor) if along_ray and ground_depth and slide else None
+    root_contacts = contacts if slide else np.zeros_like(contacts)
+    if floor_check and times is not None and slide:
+        root_contacts = _floor_slow(points, contacts, m[:3, 3], geo.floor, np.asarray(times, np.float64))
+    root = geo.root + _root_offsets(points, root_contacts, rays, ground, times)
     g = _joints(rot, rest, parents, root)
     legs = _leg_targets(g, contacts)
     root = root + _reach_drop(g, [lg[0] for lg in legs], [lg[1] for lg in legs])

@@ -29,7 +29,7 @@ from vibe_blender.core.frames import into_cameras
 
 from vibe_engine.world import camera_path
 
-from vibe_engine.postprocess import depth_prior, final_joints, flight
+from vibe_engine.postprocess import depth_fusion, depth_prior, final_joints, flight
 from vibe_engine.postprocess.contacts import detect_contacts
 from vibe_engine.postprocess.footlock import CONTACT_JOINTS, lock_feet
 from vibe_engine.postprocess.ground import stands_on_levels
@@ -68,6 +68,12 @@ FINAL_SMOOTHING = LocalFitParams(sigma=0.06, order=2)  # after foot locking (see
 # camera (each frame's floor point would carry that frame's centre error; the rays are taken from
 # the frame-0 centre). Figures: docs/motion-file.md ("Root contacts: the floor check").
 FLOOR_CHECK = True
+# Static camera, a track with image landmarks: after the first foot lock, the root's depth from the
+# body's size, the stances, the ground and the lock's own depth weighed together in one least-squares
+# solve (postprocess/depth_fusion.py), in place of the size prior (SIZE_DEPTH) and of the second lock's
+# root correction (which chained every stride's error back in). Figures: docs/motion-file.md
+# ("Root depth fusion").
+DEPTH_FUSION = True
 
 
 @dataclass(frozen=True)
@@ -104,11 +110,13 @@ def _ground_fixes_depth(found: WorldResult, ref: np.ndarray | None) -> bool:
 
 
 def _lock_track(body: mf.BodyModel, track: mf.Track, m: np.ndarray, contacts: np.ndarray | None = None,
-                floor_check: bool = False, levels: bool = False, ground_depth: bool = False) -> None:
+                floor_check: bool = False, levels: bool = False, ground_depth: bool = False,
+                slide: bool = True) -> None:
     """Lock the feet of one track in place (contacts (T,4) detected first when not given; on a
     raised support too with ``levels``, the person's stance on several levels: :func:`_on_levels`);
     ``floor_check``: the root's correction from the contacts whose floor point stays put
-    (FLOOR_CHECK); ``ground_depth``: stances moved toward the ground's depth (GROUND_DEPTH)."""
+    (FLOOR_CHECK); ``ground_depth``: stances moved toward the ground's depth (GROUND_DEPTH);
+    ``slide`` False: the root's depth is kept (DEPTH_FUSION set it), only the legs pin the feet."""
     if contacts is None:
         feet = camera_joints(body, track)[:, list(CONTACT_JOINTS)]
         world = feet @ m[:3, :3].T + m[:3, 3]
@@ -117,7 +125,7 @@ def _lock_track(body: mf.BodyModel, track: mf.Track, m: np.ndarray, contacts: np
         track.extra["contacts"] = contacts
     pose, transl = lock_feet(body, track.betas_track, track.pose, track.transl, m, contacts, along_ray=True,
                              ground_depth=ground_depth, times=np.asarray(track.times, np.float64),
-                             floor_check=floor_check)
+                             floor_check=floor_check, slide=slide)
     track.pose, track.transl = pose.astype(np.float32), transl.astype(np.float32)
 
 
@@ -134,12 +142,28 @@ def _size_depth(motion: mf.Motion, track: mf.Track, ref: np.ndarray | None) -> N
     if ref is not None:  # joints into each frame's own camera; rays from its centre
         centres = ref[frames, :3, 3]
         joints = into_cameras(joints, ref[frames])
-    focal = motion.camera.get("focal_px")
-    focal = np.asarray(focal, np.float64)[frames] if focal is not None else \
-        np.full(track.num_frames, float(motion.meta["camera"]["focal_px"]))
-    q = depth_prior.depth_factors(joints, np.asarray(landmarks)[..., :2], focal, track.extra.get("visibility"),
-                                  np.asarray(track.times, np.float64))
+    q = depth_prior.depth_factors(joints, np.asarray(landmarks)[..., :2], _focal(motion, track),
+                                  track.extra.get("visibility"), np.asarray(track.times, np.float64))
     _move_along_rays(motion.body, track, q, centres)
+
+
+def _focal(motion: mf.Motion, track: mf.Track) -> np.ndarray:
+    """The focal length (T,) in pixels at each of the track's frames (per-frame when zoom was estimated)."""
+    focal = motion.camera.get("focal_px")
+    if focal is not None:
+        return np.asarray(focal, np.float64)[np.asarray(track.frames)]
+    return np.full(track.num_frames, float(motion.meta["camera"]["focal_px"]))
+
+
+def _fuse_depth(motion: mf.Motion, track: mf.Track, m: np.ndarray, floor_check: bool, ground: bool) -> bool:
+    """Move a static camera's track along its rays to the fused depth (:mod:`depth_fusion`; in place);
+    False when the track has no size cue (no image landmarks) and nothing moved."""
+    q = depth_fusion.fuse_depth(motion.body, track, m, _focal(motion, track), floor_check=floor_check,
+                                ground=ground)
+    if q is None:
+        return False
+    _move_along_rays(motion.body, track, q, None)
+    return True
 
 
 def _straighten_flights(body: mf.BodyModel, track: mf.Track, m: np.ndarray, ref: np.ndarray | None) -> None:
@@ -200,10 +224,12 @@ def _steps(motion: mf.Motion, settings: PostSettings) -> np.ndarray | None:
             depth = GROUND_DEPTH and _ground_fixes_depth(found, ref) and not levels
             _lock_track(motion.body, track, m, floor_check=check, levels=levels, ground_depth=depth)
             if settings.smooth and track.num_frames > 2:
-                if SIZE_DEPTH:
+                fused = DEPTH_FUSION and ref is None and _fuse_depth(motion, track, m, check, depth)
+                if SIZE_DEPTH and not fused:
                     _size_depth(motion, track, ref)  # moves the planted feet a little: re-pinned below
                 track.pose = smooth_rotations(track.pose, track.times, FINAL_SMOOTHING).astype(np.float32)
-                _lock_track(motion.body, track, m, track.extra["contacts"], check, ground_depth=depth)
+                _lock_track(motion.body, track, m, track.extra["contacts"], check, ground_depth=depth,
+                            slide=not fused)
             if FLIGHT:
                 _straighten_flights(motion.body, track, m, ref)
     return ref
