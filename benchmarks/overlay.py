@@ -1,12 +1,13 @@
 """How well the post-processed characters overlay the footage: 2D error of each person's final
 joints against the detector's image landmarks and against the raw fit's own 2D joints.
 
-    python benchmarks/overlay.py MOTION_FILE [MOTION_FILE ...] [--size-depth on|off|both]
+    python benchmarks/overlay.py MOTION_FILE [MOTION_FILE ...] [--depth-fusion on|off|both]
 
 Works on a real clip (no ground truth): the BlazePose backend keeps the landmarks it saw
 (``landmarks_image``). The file's raw output is post-processed again with the current code
-(``benchmarks.accuracy.repostprocess``), the body-size depth prior
-(``vibe_engine.postprocess.run.SIZE_DEPTH``) on, off or both, and the final 33 markers
+(``benchmarks.accuracy.repostprocess``), with the root depth fusion
+(``vibe_engine.postprocess.run.DEPTH_FUSION``; off: the body-size depth prior alone) on, off or
+both, and the final 33 markers
 (``joints2d``) are compared, on the 12 limb landmarks (shoulders to ankles), with the landmarks
 (the image evidence) and with ``joints2d_raw`` (the raw fit: any change from it counts). Mean
 pixels per person.
@@ -52,19 +53,19 @@ def main(argv: list[str] | None = None) -> int:
 
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("files", nargs="+", type=Path)
-    p.add_argument("--size-depth", choices=("on", "off", "both"), default="both")
+    p.add_argument("--depth-fusion", choices=("on", "off", "both"), default="both")
     args = p.parse_args(argv)
-    settings = {"on": [True], "off": [False], "both": [False, True]}[args.size_depth]
+    settings = {"on": [True], "off": [False], "both": [False, True]}[args.depth_fusion]
     for path in args.files:
         for on in settings:
-            post.SIZE_DEPTH = on
+            post.DEPTH_FUSION = on
             errors = overlay_errors(repostprocess(mf.read_motion(path)))
             if not errors:
                 print(f"{path.name}: no landmarks in the file (not the BlazePose backend)")
                 break
             cells = "  ".join(f"person {k}: {lm:.2f} px vs landmarks, {raw:.2f} px vs raw fit"
                               for k, (lm, raw) in errors.items())
-            print(f"{path.name} size depth {'on ' if on else 'off'}  {cells}")
+            print(f"{path.name} depth fusion {'on ' if on else 'off'}  {cells}")
     return 0
 
 

@@ -3,6 +3,7 @@ import numpy as np
 
 from tests.fixtures.motion import make_motion
 from vibe_blender.core.body import forward_kinematics, shaped_rest
+from vibe_blender.core.frames import into_cameras
 from vibe_blender.core.rotations import aa_to_matrix
 from vibe_engine.postprocess import depth_fusion as fusion
 
@@ -12,11 +13,20 @@ TRUE_ROOT = np.array([0.1, 0.3, 5.0])  # m, camera frame: the person stands stil
 STANCE_ERROR = np.log(1.06)  # the fit's second stance 6 % too far
 
 
-def _scene(fps: float, seconds: float = 70 / 30):
+def _pan(n: int, degrees: float) -> np.ndarray:
+    """ref_from_camera (n,4,4): a camera turning about its own vertical axis from 0 to ``degrees``."""
+    ref = np.repeat(np.eye(4)[None], n, 0)
+    a = np.radians(np.linspace(0.0, degrees, n))
+    ref[:, 0, 0], ref[:, 0, 2], ref[:, 2, 0], ref[:, 2, 2] = np.cos(a), np.sin(a), -np.sin(a), np.cos(a)
+    return ref
+
+
+def _scene(fps: float, seconds: float = 70 / 30, ref: np.ndarray | None = None):
     """A body standing still at TRUE_ROOT (rest pose, its four contact points planted) except for a
     gap of 1/3 s in the contacts; the fit's root is the truth in the first stance, pushed along its ray
     to 6 % too far over the gap and kept there in the second stance. The BlazePose image landmarks
-    (shoulders, hips) are the true body's projections. Returns (motion, track, log error of the fit (T,))."""
+    (shoulders, hips) are the true body's projections, into each frame's own camera when ``ref``
+    (ref_from_camera per frame) moves it. Returns (motion, track, log error of the fit (T,))."""
     n = int(round(seconds * fps))
     motion = make_motion(num_tracks=1, num_frames=n, seed=7)
     track = motion.tracks[0]
@@ -29,6 +39,8 @@ def _scene(fps: float, seconds: float = 70 / 30):
     track.transl = (TRUE_ROOT[None] * np.exp(error)[:, None] - rest[0]).astype(np.float32)
     joints = forward_kinematics(aa_to_matrix(np.zeros((n, 24, 3))), rest, np.asarray(motion.body.parents))
     joints = joints[:, :, :3, 3] + (TRUE_ROOT - rest[0])[None, None]
+    if ref is not None:
+        joints = into_cameras(joints, ref)
     cam = motion.meta["camera"]
     landmarks = np.full((n, 33, 2), np.nan)
     for smpl, blaze in ((16, 11), (17, 12), (1, 23), (2, 24)):
@@ -38,10 +50,12 @@ def _scene(fps: float, seconds: float = 70 / 30):
     return motion, track, error
 
 
-def _fused_log_error(fps: float) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    motion, track, error = _scene(fps)
+def _fused_log_error(fps: float, pan_degrees: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    n = int(round(70 / 30 * fps))
+    ref = None if pan_degrees is None else _pan(n, pan_degrees)
+    motion, track, error = _scene(fps, ref=ref)
     focal = np.full(track.num_frames, float(motion.meta["camera"]["focal_px"]))
-    q = fusion.fuse_depth(motion.body, track, WORLD_FROM_CAMERA, focal, floor_check=False, ground=False)
+    q = fusion.fuse_depth(motion.body, track, WORLD_FROM_CAMERA, focal, floor_check=False, ground=False, ref=ref)
     return np.asarray(track.times, np.float64), error + np.log(q), error
 
 
@@ -72,6 +86,17 @@ def test_the_solution_does_not_depend_on_the_frame_rate():
     t60, fused60, _ = _fused_log_error(60.0)
     inside = (t30 < 0.9) | (t30 > 4 / 3 + 0.1)
     np.testing.assert_allclose(np.interp(t30, t60, fused60)[inside], fused30[inside], atol=0.01 * STANCE_ERROR)
+
+
+def test_a_turning_camera_gives_the_static_answer():
+    """The same scene filmed by a camera panning 10° (its landmarks in each frame's own camera, the
+    track in the frame-0 camera): the size cue is read in each frame's camera, so the fused depth
+    agrees with the static camera's to 1 % of the stance error (perspective across the image plane
+    changes the pixel lengths a little); read in the frame-0 camera instead it is off by the pan's
+    whole shift of the landmarks."""
+    _, static, _ = _fused_log_error(30.0)
+    _, panned, _ = _fused_log_error(30.0, pan_degrees=10.0)
+    np.testing.assert_allclose(panned, static, atol=0.01 * STANCE_ERROR)
 
 
 def test_no_size_cue_no_fusion():

@@ -122,7 +122,8 @@ def test_depth_factors_fill_frames_without_landmarks_from_their_neighbours():
 
 
 def test_size_depth_step_undoes_the_fits_depth_swing_on_a_body():
-    """The post-processing's size-depth step as wired (``run._size_depth``, on by default): a body
+    """The post-processing's size-depth step as wired (``run._size_depth``: the root depth with
+    DEPTH_FUSION off; the fusion's size cue is the same depth factors): a body
     in a fixed pose walks 4 → 5 m deep; the fit's root is the truth pushed along each camera ray by a
     slow ±5 % swing; the track's BlazePose image landmarks are the true trunk's projections. After the
     step the root's distance from the camera follows the truth to the smoothing's bias (one

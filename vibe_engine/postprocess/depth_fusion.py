@@ -1,4 +1,4 @@
-"""Root depth from every cue at once: one sparse least-squares solve per track (static camera).
+"""Root depth from every cue at once: one sparse least-squares solve per track.
 
 After the first foot lock, each frame's body may still sit at the wrong distance along its camera
 ray. Four cues say where it should be, each wrong in its own way:
@@ -10,7 +10,7 @@ ray. Four cues say where it should be, each wrong in its own way:
   along-ray shift must cancel the planted point's horizontal step (the lock's own cue; chained over a
   walk it drifts with every stride the fit gets wrong, e.g. a frontal walker whose legs the fit
   compresses in depth);
-* the **ground** (static camera, found floor): the camera ray through a planted point meets the floor
+* the **ground** (static camera, found floor; not for a moving camera): the camera ray through a planted point meets the floor
   at a distance set by the plane, not by the body's size; relative too (the plane's height is only as
   well known as the body's depth it was fitted with), and as precise as the camera is high above it
   (GROUND_HEIGHT_SD / camera height, :func:`footlock._ground_depth_shift`);
@@ -37,6 +37,8 @@ from typing import Any
 import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import spsolve
+
+from vibe_blender.core.frames import into_cameras
 
 from vibe_engine.postprocess import depth_prior
 from vibe_engine.postprocess.footlock import (GROUND_HEIGHT_SD, MIN_RAY_DROP, RAY_HORIZONTAL_MIN, Planted,
@@ -74,12 +76,12 @@ class _Rows:
         return spsolve((a.T @ a).tocsc(), a.T @ b)
 
 
-def _stance_rows(rows: _Rows, geo: Planted, planted: np.ndarray, dist: np.ndarray, scale: np.ndarray) -> None:
-    """Horizontal steps of points planted in two consecutive frames, cancelled by the depth shifts."""
+def _stance_rows(rows: _Rows, points: np.ndarray, planted: np.ndarray, lever: np.ndarray, scale: np.ndarray) -> None:
+    """Horizontal steps of points (T,K,3) planted (T,K) in two consecutive frames, cancelled by the
+    depth shifts: lever (T,3) the body's world shift per unit λ; scale (T−1,) the rows' weight factors."""
     t, k = np.nonzero(planted[:-1] & planted[1:])
-    lever = dist[:, None] * geo.rays  # (T,3) world shift of the body per unit λ
     for axis in (0, 1):
-        step = geo.points[t + 1, k, axis] - geo.points[t, k, axis]
+        step = points[t + 1, k, axis] - points[t, k, axis]
         cols = np.stack([t + 1, t], 1)
         coefs = np.stack([lever[t + 1, axis], -lever[t, axis]], 1)
         rows.add(cols, coefs, -step, scale[t] / STANCE_STEP_SD)
@@ -106,14 +108,16 @@ def _ground_rows(rows: _Rows, geo: Planted, contacts: np.ndarray, camera: np.nda
 
 
 def fuse_depth(body: Any, track: Any, world_from_camera: np.ndarray, focal_px: np.ndarray, *,
-               floor_check: bool, ground: bool) -> np.ndarray | None:
-    """Depth factors q (T,) for the track's root (move along the camera rays: depth_prior.move_along_rays),
-    or None without the detector's image landmarks (no size cue: the lock's depth stays) or < 3 frames.
+               floor_check: bool, ground: bool, ref: np.ndarray | None = None) -> np.ndarray | None:
+    """Depth factors q (T,) for the track's root (move along the camera rays from each frame's centre:
+    depth_prior.move_along_rays), or None without the detector's image landmarks (no size cue: the
+    lock's depth stays) or with < 3 frames.
 
-    track: mf.Track after the first foot lock (pose, transl in the static camera's frame, times,
+    track: mf.Track after the first foot lock (pose, transl in the frame-0 camera, times,
     extra["contacts"], extra["landmarks_image"], optional extra["visibility"]); world_from_camera (4,4)
-    the lock's world (z up, ground z = 0); focal_px (T,) pixels. ``floor_check``: stance rows only
-    for contacts whose floor point stays put (footlock._floor_slow); ``ground``: ground rows.
+    the lock's world (z up, ground z = 0); focal_px (T,) pixels; ref (N,4,4): a moving camera's
+    ref_from_camera per video frame (None: static). ``floor_check``: stance rows only for contacts
+    whose floor point stays put (footlock._floor_slow; static centre); ``ground``: ground rows.
     """
     landmarks = track.extra.get("landmarks_image")
     if landmarks is None or track.num_frames < 3:
@@ -123,15 +127,20 @@ def fuse_depth(body: Any, track: Any, world_from_camera: np.ndarray, focal_px: n
     contacts = np.asarray(track.extra["contacts"], bool)
     geo = Planted.of(body, track.betas_track, track.pose, track.transl, m)
     camera = m[:3, 3]
+    centres = camera if ref is None else ref[np.asarray(track.frames), :3, 3] @ m[:3, :3].T + camera
+    lever = geo.root - centres  # (T,3) world shift of the body per unit λ (from each frame's centre)
     dist = np.linalg.norm(geo.root - camera, axis=-1)
     n = len(times)
     dt = np.diff(times)
     density = float(np.sqrt(np.median(dt) / DT_REF))
     rows = _Rows(n + 2)
     planted = _floor_slow(geo.points, contacts, camera, geo.floor, times) if floor_check else contacts
-    _stance_rows(rows, geo, planted, dist, density * DT_REF / dt)
-    size = np.log(depth_prior.depth_factors(camera_joints(body, track), np.asarray(landmarks)[..., :2],
-                                            focal_px, track.extra.get("visibility"), times))
+    _stance_rows(rows, geo.points, planted, lever, density * DT_REF / dt)
+    joints = camera_joints(body, track)
+    if ref is not None:  # each frame's own camera, for the pixel lengths
+        joints = into_cameras(joints, ref[np.asarray(track.frames)])
+    size = np.log(depth_prior.depth_factors(joints, np.asarray(landmarks)[..., :2], focal_px,
+                                            track.extra.get("visibility"), times))
     frames = np.arange(n)
     ones = np.ones(n)
     rows.add(np.stack([frames, np.full(n, n)], 1), np.stack([ones, -ones], 1), size, ones * density / SIZE_SD)

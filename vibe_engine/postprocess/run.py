@@ -5,11 +5,13 @@ every track's feet: one static camera, one ground; each person's lean toward the
 against it, with its depth: :mod:`vibe_engine.postprocess.upright`) → foot contacts → foot locking (its
 root correction from the contacts whose floor point stays put: FLOOR_CHECK; the stances' depths
 relative to each other from the ground: GROUND_DEPTH) →
-the root depth from body-size consistency (:mod:`vibe_engine.postprocess.depth_prior`: each frame's
-body along its camera ray so its trunk projects to the detected size; BlazePose tracks; SIZE_DEPTH)
+the root depth fused from the body's size, the stances, the ground and the lock's depth
+(:mod:`vibe_engine.postprocess.depth_fusion`; BlazePose tracks; DEPTH_FUSION; off: the body-size
+prior alone, :mod:`vibe_engine.postprocess.depth_prior`, SIZE_DEPTH)
 → a light final smoothing of the rotations (the leg IK pins the feet exactly and passes the hips'
 remaining jitter on to the knees; the final pass takes that out) → foot locking again with the same
-contacts (re-pins the feet that the final smoothing moved by a millimetre or two) → each flight (a
+contacts (re-pins the feet that the final smoothing moved by a millimetre or two; after the fusion
+only with the legs, the root keeping its fused depth) → each flight (a
 jump's frames without contact) moved along the camera rays so the body crosses the ground in a
 straight line (:mod:`vibe_engine.postprocess.flight`; FLIGHT). The raw network
 output stays in the file as ``pose_raw``/``transl_raw``; ``contacts`` and ``meta["world"]``
@@ -46,7 +48,8 @@ CAMERA_FORWARD = np.array([0.0, 0.0, 1.0])  # OpenCV camera: z looks forward
 # `benchmarks/accuracy.py --motions DIR --reuse`, off → on, static root trajectory error (% of path):
 # suite 8.00 → 7.91, holdout 14.52 → 11.28, holdout2 12.30 → 10.24; figures in docs/motion-file.md.
 GROUND_DEPTH = True
-# The body-size depth prior (postprocess/depth_prior.py) after the foot lock: on. It moves the root along
+# The body-size depth prior (postprocess/depth_prior.py) after the foot lock, where DEPTH_FUSION is off (the
+# fusion has the same cue among its four and runs on the same tracks). It moves the root along
 # the camera ray without refitting the limbs, so the body's image matches the footage a little less well:
 # against the detector's landmarks (the image evidence) +0.8 px on the demo clip's people (14.9 → 15.7
 # and 15.8 → 16.7 px mean), against the truth on the synthetic suite +0.35 px (5.9 → 6.2 px); the world
@@ -68,10 +71,12 @@ FINAL_SMOOTHING = LocalFitParams(sigma=0.06, order=2)  # after foot locking (see
 # camera (each frame's floor point would carry that frame's centre error; the rays are taken from
 # the frame-0 centre). Figures: docs/motion-file.md ("Root contacts: the floor check").
 FLOOR_CHECK = True
-# Static camera, a track with image landmarks: after the first foot lock, the root's depth from the
-# body's size, the stances, the ground and the lock's own depth weighed together in one least-squares
-# solve (postprocess/depth_fusion.py), in place of the size prior (SIZE_DEPTH) and of the second lock's
-# root correction (which chained every stride's error back in). Figures: docs/motion-file.md
+# A track with image landmarks (BlazePose), static or moving camera: after the first foot lock, the root's
+# depth from the body's size, the stances, the ground (static camera, GROUND_DEPTH's gate) and the lock's
+# own depth weighed together in one least-squares solve (postprocess/depth_fusion.py), in place of the
+# size prior (SIZE_DEPTH) and of the second lock's root correction (which chained every stride's error
+# back in). World root trajectory error (% of path), off → on: suite 7.91 → 7.43 static, 7.02 → 7.98
+# moving; the fourth held-out set 30.85 → 27.57 and 30.31 → 17.97. Figures: docs/motion-file.md
 # ("Root depth fusion").
 DEPTH_FUSION = True
 
@@ -155,14 +160,15 @@ def _focal(motion: mf.Motion, track: mf.Track) -> np.ndarray:
     return np.full(track.num_frames, float(motion.meta["camera"]["focal_px"]))
 
 
-def _fuse_depth(motion: mf.Motion, track: mf.Track, m: np.ndarray, floor_check: bool, ground: bool) -> bool:
-    """Move a static camera's track along its rays to the fused depth (:mod:`depth_fusion`; in place);
-    False when the track has no size cue (no image landmarks) and nothing moved."""
+def _fuse_depth(motion: mf.Motion, track: mf.Track, m: np.ndarray, floor_check: bool, ground: bool,
+                ref: np.ndarray | None) -> bool:
+    """Move the track along its rays to the fused depth (:mod:`depth_fusion`; in place); False when the
+    track has no size cue (no image landmarks) and nothing moved. ``ref``: as in :func:`_size_depth`."""
     q = depth_fusion.fuse_depth(motion.body, track, m, _focal(motion, track), floor_check=floor_check,
-                                ground=ground)
+                                ground=ground, ref=ref)
     if q is None:
         return False
-    _move_along_rays(motion.body, track, q, None)
+    _move_along_rays(motion.body, track, q, None if ref is None else ref[np.asarray(track.frames), :3, 3])
     return True
 
 
@@ -224,7 +230,7 @@ def _steps(motion: mf.Motion, settings: PostSettings) -> np.ndarray | None:
             depth = GROUND_DEPTH and _ground_fixes_depth(found, ref) and not levels
             _lock_track(motion.body, track, m, floor_check=check, levels=levels, ground_depth=depth)
             if settings.smooth and track.num_frames > 2:
-                fused = DEPTH_FUSION and ref is None and _fuse_depth(motion, track, m, check, depth)
+                fused = DEPTH_FUSION and _fuse_depth(motion, track, m, check, depth, ref)
                 if SIZE_DEPTH and not fused:
                     _size_depth(motion, track, ref)  # moves the planted feet a little: re-pinned below
                 track.pose = smooth_rotations(track.pose, track.times, FINAL_SMOOTHING).astype(np.float32)
