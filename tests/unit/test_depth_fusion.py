@@ -105,3 +105,14 @@ def test_no_size_cue_no_fusion():
     del track.extra["landmarks_image"]
     focal = np.full(track.num_frames, float(motion.meta["camera"]["focal_px"]))
     assert fusion.fuse_depth(motion.body, track, WORLD_FROM_CAMERA, focal, floor_check=False, ground=False) is None
+
+
+def test_repeated_timestamps_leave_the_depth_alone():
+    """Times that do not increase (a broken container's duplicate stamps) give no frame interval to
+    scale the rows with: None, never a division by zero."""
+    motion, track, _ = _scene(30.0)
+    times = np.asarray(track.times, np.float64)
+    times[5] = times[4]
+    track.times = times
+    focal = np.full(track.num_frames, float(motion.meta["camera"]["focal_px"]))
+    assert fusion.fuse_depth(motion.body, track, WORLD_FROM_CAMERA, focal, floor_check=False, ground=False) is None

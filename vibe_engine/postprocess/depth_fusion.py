@@ -38,6 +38,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.sparse.linalg import spsolve
 
+from vibe_blender.core import motion_file as mf
 from vibe_blender.core.frames import into_cameras
 
 from vibe_engine.postprocess import depth_prior
@@ -101,17 +102,38 @@ def _ground_rows(rows: _Rows, geo: Planted, contacts: np.ndarray, camera: np.nda
     slide = ((target - geo.points)[frames, :, :2] * sub).sum(1) / sub.sum(1)  # (F,2) mean horizontal move
     rays, horiz = geo.rays[frames], horiz[frames]
     frac = np.sum(slide * rays[:, :2], -1) / horiz / dist[frames]  # along-ray move / distance
-    drop = np.array([np.median(camera[2] - geo.floor[row]) for row in ok[frames]])
+    drop = np.nanmedian(np.where(ok[frames], camera[2] - geo.floor[None], np.nan), axis=1)
     g = np.log1p(np.maximum(frac, MAX_GROUND_SHIFT))
     cols = np.stack([frames, np.full_like(frames, col)], 1)
     rows.add(cols, np.tile([1.0, -1.0], (len(frames), 1)), g, density * drop / GROUND_HEIGHT_SD)
 
 
-def fuse_depth(body: Any, track: Any, world_from_camera: np.ndarray, focal_px: np.ndarray, *,
+def _size_cue(body: Any, track: mf.Track, focal_px: np.ndarray, ref: np.ndarray | None) -> np.ndarray:
+    """Log depth factors (T,) of the body's size (depth_prior.depth_factors), read in each frame's own
+    camera (``ref``: a moving camera's ref_from_camera, or None)."""
+    joints = camera_joints(body, track)
+    if ref is not None:
+        joints = into_cameras(joints, ref[np.asarray(track.frames)])
+    return np.log(depth_prior.depth_factors(joints, np.asarray(track.extra["landmarks_image"])[..., :2], focal_px,
+                                            track.extra.get("visibility"), np.asarray(track.times, np.float64)))
+
+
+def _prior_rows(rows: _Rows, dt: np.ndarray, density: float) -> None:
+    """The anchor (λ_t = 0) and the smoothness (second differences) rows of T = len(dt) + 1 frames."""
+    n = len(dt) + 1
+    frames, ones = np.arange(n), np.ones(n)
+    rows.add(frames[:, None], ones[:, None], np.zeros(n), ones * density / ANCHOR_SD)
+    mid = frames[1:-1]
+    accel_scale = density * (DT_REF ** 2 / (0.5 * (dt[1:] + dt[:-1])) ** 2)
+    rows.add(np.stack([mid - 1, mid, mid + 1], 1), np.tile([1.0, -2.0, 1.0], (n - 2, 1)), np.zeros(n - 2),
+             accel_scale / ACCEL_SD)
+
+
+def fuse_depth(body: Any, track: mf.Track, world_from_camera: np.ndarray, focal_px: np.ndarray, *,
                floor_check: bool, ground: bool, ref: np.ndarray | None = None) -> np.ndarray | None:
     """Depth factors q (T,) for the track's root (move along the camera rays from each frame's centre:
     depth_prior.move_along_rays), or None without the detector's image landmarks (no size cue: the
-    lock's depth stays) or with < 3 frames.
+    lock's depth stays), with < 3 frames or with times that do not increase.
 
     track: mf.Track after the first foot lock (pose, transl in the frame-0 camera, times,
     extra["contacts"], extra["landmarks_image"], optional extra["visibility"]); world_from_camera (4,4)
@@ -119,11 +141,10 @@ def fuse_depth(body: Any, track: Any, world_from_camera: np.ndarray, focal_px: n
     ref_from_camera per video frame (None: static). ``floor_check``: stance rows only for contacts
     whose floor point stays put (footlock._floor_slow; static centre); ``ground``: ground rows.
     """
-    landmarks = track.extra.get("landmarks_image")
-    if landmarks is None or track.num_frames < 3:
+    times = np.asarray(track.times, np.float64)
+    if track.extra.get("landmarks_image") is None or track.num_frames < 3 or not np.all(np.diff(times) > 0):
         return None
     m = np.asarray(world_from_camera, np.float64)
-    times = np.asarray(track.times, np.float64)
     contacts = np.asarray(track.extra["contacts"], bool)
     geo = Planted.of(body, track.betas_track, track.pose, track.transl, m)
     camera = m[:3, 3]
@@ -136,19 +157,10 @@ def fuse_depth(body: Any, track: Any, world_from_camera: np.ndarray, focal_px: n
     rows = _Rows(n + 2)
     planted = _floor_slow(geo.points, contacts, camera, geo.floor, times) if floor_check else contacts
     _stance_rows(rows, geo.points, planted, lever, density * DT_REF / dt)
-    joints = camera_joints(body, track)
-    if ref is not None:  # each frame's own camera, for the pixel lengths
-        joints = into_cameras(joints, ref[np.asarray(track.frames)])
-    size = np.log(depth_prior.depth_factors(joints, np.asarray(landmarks)[..., :2], focal_px,
-                                            track.extra.get("visibility"), times))
-    frames = np.arange(n)
-    ones = np.ones(n)
+    size = _size_cue(body, track, focal_px, ref)
+    frames, ones = np.arange(n), np.ones(n)
     rows.add(np.stack([frames, np.full(n, n)], 1), np.stack([ones, -ones], 1), size, ones * density / SIZE_SD)
-    rows.add(frames[:, None], ones[:, None], np.zeros(n), ones * density / ANCHOR_SD)
-    mid = frames[1:-1]
-    accel_scale = density * (DT_REF ** 2 / (0.5 * (dt[1:] + dt[:-1])) ** 2)
-    rows.add(np.stack([mid - 1, mid, mid + 1], 1), np.tile([1.0, -2.0, 1.0], (n - 2, 1)), np.zeros(n - 2),
-             accel_scale / ACCEL_SD)
+    _prior_rows(rows, dt, density)
     if ground:
         _ground_rows(rows, geo, contacts, camera, dist, density, n + 1)
     rows.add(np.array([[n], [n + 1]]), np.ones((2, 1)), np.zeros(2), np.full(2, 1.0 / OFFSET_SD))
