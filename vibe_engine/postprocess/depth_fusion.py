@@ -42,8 +42,7 @@ from vibe_blender.core import motion_file as mf
 from vibe_blender.core.frames import into_cameras
 
 from vibe_engine.postprocess import depth_prior
-from vibe_engine.postprocess.footlock import (GROUND_HEIGHT_SD, MIN_RAY_DROP, RAY_HORIZONTAL_MIN, Planted,
-                                              _floor_points, _floor_slow)
+from vibe_engine.postprocess.footlock import GROUND_HEIGHT_SD, Planted, _floor_slow, ground_moves
 from vibe_engine.world.grounding import camera_joints
 
 REF_FPS = 30.0
@@ -92,16 +91,11 @@ def _ground_rows(rows: _Rows, geo: Planted, contacts: np.ndarray, camera: np.nda
                  density: float, col: int) -> None:
     """λ_t − c_g = g_t where planted points see the floor: g_t the log of the along-ray move that
     puts them (mean horizontal position) where their camera rays meet it."""
-    target, usable = _floor_points(geo.points, camera, geo.floor)
-    ok = contacts & usable & (camera[2] - geo.floor[None] > MIN_RAY_DROP)
-    horiz = np.sum(geo.rays[:, :2] ** 2, -1)
-    frames = np.flatnonzero(ok.any(axis=1) & (horiz >= RAY_HORIZONTAL_MIN))  # a ray straight down: no depth
+    move, ok = ground_moves(geo.points, contacts, geo.rays, camera, geo.floor)
+    frames = np.flatnonzero(np.isfinite(move))
     if frames.size == 0:
         return
-    sub = ok[frames][..., None]
-    slide = ((target - geo.points)[frames, :, :2] * sub).sum(1) / sub.sum(1)  # (F,2) mean horizontal move
-    rays, horiz = geo.rays[frames], horiz[frames]
-    frac = np.sum(slide * rays[:, :2], -1) / horiz / dist[frames]  # along-ray move / distance
+    frac = move[frames] / dist[frames]  # along-ray move / distance
     drop = np.nanmedian(np.where(ok[frames], camera[2] - geo.floor[None], np.nan), axis=1)
     g = np.log1p(np.maximum(frac, MAX_GROUND_SHIFT))
     cols = np.stack([frames, np.full_like(frames, col)], 1)

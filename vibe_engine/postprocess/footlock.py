@@ -130,15 +130,14 @@ def _ground_depth_shift(points: np.ndarray, contacts: np.ndarray, rays: np.ndarr
     between stances, constant beyond. points (T,K,3) world (after the slide correction);
     contacts (T,K); rays (T,3) unit; camera (3,).
     """
-    target, usable = _floor_points(points, camera, floor)
-    ok = contacts & usable & (camera[2] - floor[None] > MIN_RAY_DROP)
+    move, ok = ground_moves(points, contacts, rays, camera, floor)
     runs = _runs(ok.any(axis=1))
     if not runs:
         return np.zeros_like(rays)
+    lams = np.nan_to_num(move)  # a ray too near vertical: no move (its frame still counts in the run)
     rel, weights, dists = [], [], []
     for start, end in runs:
-        lam = [_along_ray(np.mean((target[t] - points[t])[ok[t], :2], axis=0), rays[t]) @ rays[t]
-               for t in range(start, end)]
+        lam = lams[start:end]
         dist = float(np.median(np.linalg.norm(points[start:end, 0] - camera, axis=-1)))
         drop = (camera[2] - np.broadcast_to(floor, ok.shape))[start:end][ok[start:end]]
         sd_ground = GROUND_HEIGHT_SD / float(np.median(drop))
@@ -149,6 +148,23 @@ def _ground_depth_shift(points: np.ndarray, contacts: np.ndarray, rays: np.ndarr
     knots = np.ravel(runs) - np.tile([0, 1], len(runs))
     values = np.repeat([w * (r - ref) * d for r, w, d in zip(rel, weights, dists)], 2)
     return np.interp(np.arange(len(rays)), knots, values)[:, None] * rays
+
+
+def ground_moves(points: np.ndarray, contacts: np.ndarray, rays: np.ndarray, camera: np.ndarray,
+                 floor: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per frame, the shift (T,) in metres along the root ray ``rays`` (T,3, unit) that moves the
+    planted points (their mean horizontal position) to where their camera rays meet their floors
+    (:func:`_floor_points`), and ok (T,K): the points that count (planted, usable, their floor at
+    least MIN_RAY_DROP below the camera centre ``camera`` (3,)). NaN for frames without such a
+    point and for root rays too near vertical (RAY_HORIZONTAL_MIN: depth does not move the root
+    sideways). points (T,K,3) world; contacts (T,K); floor (K,) m."""
+    target, usable = _floor_points(points, camera, floor)
+    ok = contacts & usable & (camera[2] - floor[None] > MIN_RAY_DROP)
+    count = ok.sum(axis=1)
+    slide = ((target - points)[..., :2] * ok[..., None]).sum(axis=1) / np.maximum(count, 1)[:, None]
+    horiz = np.sum(rays[:, :2] ** 2, axis=-1)
+    move = np.sum(slide * rays[:, :2], axis=-1) / np.maximum(horiz, RAY_HORIZONTAL_MIN)
+    return np.where((count > 0) & (horiz >= RAY_HORIZONTAL_MIN), move, np.nan), ok
 
 
 def _along_ray(slide: np.ndarray, ray: np.ndarray) -> np.ndarray:
